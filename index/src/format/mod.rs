@@ -1,0 +1,2 @@
+//! The on-disk index format.
+pub mod reader;

@@ -1,0 +1,2 @@
+//! reader
+pub struct Index;

@@ -1,0 +1,23 @@
+//! The bmp index: sparse vectors, quantization, input readers (JSONL, CIFF, Anserini TSV), CIFF
+//! export, and the single-file, memory-mapped block-max index format.
+//!
+//! Build an index from a [`Collection`] with [`build::build_index`], open it with [`Index::open`].
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the bmp index format is little-endian and is read in place: a little-endian target is required");
+
+pub mod atomic;
+pub mod build;
+pub mod collection;
+pub mod error;
+pub mod format;
+pub mod postings;
+pub mod quantize;
+pub mod readers;
+pub mod synth;
+
+pub use collection::Collection;
+pub use error::{Error, Result};
+pub use format::reader::Index;
+pub use quantize::{quantize_query_weights, Quantizer};
+pub use readers::SparseRecord;

@@ -1,0 +1,1 @@
+//! CIFF v1 (Common Index File Format) import and export.

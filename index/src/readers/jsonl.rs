@@ -1,0 +1,1 @@
+//! JSONL sparse vectors: `{"id": <string or int>, "vector": {"term": weight, ...}}` per line.

@@ -1,0 +1,43 @@
+//! Input readers: JSONL sparse vectors, CIFF v1, and Anserini query TSV; CIFF export.
+//!
+//! Every reader streams its input (memory grows with what is kept, not with the file), reads gzip
+//! transparently, and reports malformed input with the file, line (or record) and what is wrong.
+
+pub mod ciff;
+pub mod jsonl;
+pub mod tsv;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// One sparse vector read from a file: an external id and `(term, weight)` entries.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SparseRecord {
+    /// The external id (document or query id), as a string.
+    pub id: String,
+    /// Term strings with their weights, in input order.
+    pub entries: Vec<(String, f32)>,
+}
+
+/// Opens `path` for buffered reading, decompressing gzip when the file starts with the gzip magic.
+pub fn open_maybe_gzip(path: &Path) -> Result<Box<dyn BufRead + Send>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    wrap_maybe_gzip(Box::new(file), path)
+}
+
+/// Wraps a reader, decompressing gzip when the stream starts with the gzip magic bytes.
+pub fn wrap_maybe_gzip(inner: Box<dyn Read + Send>, path: &Path) -> Result<Box<dyn BufRead + Send>> {
+    let mut reader = BufReader::with_capacity(1 << 20, inner);
+    let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
+    if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(reader),
+        )))
+    } else {
+        Ok(Box::new(reader))
+    }
+}

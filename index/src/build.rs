@@ -1,1 +1,324 @@
-//! build
+//! Builds an index file from a [`Collection`].
+//!
+//! Terms are renumbered in lexicographic order, weights quantized with one global scale
+//! ([`Quantizer::for_weights`]), and the sections of [`crate::format`] written in one pass into an
+//! [`crate::atomic::AtomicFile`].
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::collection::Collection;
+use crate::error::{Error, Result};
+use crate::format::writer::{HeaderFields, SectionWriter};
+use crate::format::{
+    num_blocks, validate_block_size, BlockMaxEntry, SectionKind, TermStats, DEFAULT_BLOCK_SIZE,
+    ROW_DENSE, ROW_SPARSE,
+};
+use crate::postings::encode_postings;
+use crate::quantize::Quantizer;
+
+/// Parameters of a build.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    /// Documents per block (8..=256).
+    pub block_size: u32,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            block_size: DEFAULT_BLOCK_SIZE,
+        }
+    }
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildSummary {
+    /// Number of documents.
+    pub num_docs: u64,
+    /// Number of terms with at least one posting.
+    pub num_terms: u64,
+    /// Number of postings.
+    pub num_postings: u64,
+    /// Size of the index file.
+    pub bytes: u64,
+    /// Seconds spent writing the index (not reading the input).
+    pub seconds: f64,
+}
+
+/// Progress callback: `(stage, done, total)`.
+pub type Progress<'a> = &'a mut dyn FnMut(&'static str, u64, u64);
+
+/// The collection renumbered and quantized, in both orientations.
+struct Postings {
+    /// Final term id -> temporary term id.
+    terms: Vec<u32>,
+    doc_offsets: Vec<u64>,
+    doc_terms: Vec<u32>,
+    doc_impacts: Vec<u8>,
+    term_offsets: Vec<u64>,
+    term_docs: Vec<u32>,
+    term_impacts: Vec<u8>,
+}
+
+fn invert(collection: &Collection, quantizer: Quantizer, progress: Progress) -> Postings {
+    let num_tmp = collection.num_terms();
+    let mut df = vec![0u64; num_tmp];
+    for doc in 0..collection.num_docs() {
+        for &t in collection.doc(doc).0 {
+            df[t as usize] += 1;
+        }
+    }
+    let mut terms: Vec<u32> = (0..num_tmp as u32)
+        .filter(|&t| df[t as usize] > 0)
+        .collect();
+    terms.sort_unstable_by(|&a, &b| collection.term(a).cmp(collection.term(b)));
+    let mut remap = vec![u32::MAX; num_tmp];
+    for (new, &old) in terms.iter().enumerate() {
+        remap[old as usize] = new as u32;
+    }
+
+    let num_docs = collection.num_docs();
+    let mut doc_offsets = Vec::with_capacity(num_docs + 1);
+    doc_offsets.push(0u64);
+    let mut doc_terms = Vec::with_capacity(collection.num_postings());
+    let mut doc_impacts = Vec::with_capacity(collection.num_postings());
+    let mut scratch: Vec<(u32, u8)> = Vec::new();
+    for doc in 0..num_docs {
+        let (ts, ws) = collection.doc(doc);
+        scratch.clear();
+        scratch.extend(
+            ts.iter()
+                .zip(ws)
+                .map(|(&t, &w)| (remap[t as usize], quantizer.quantize(w))),
+        );
+        scratch.sort_unstable_by_key(|&(t, _)| t);
+        doc_terms.extend(scratch.iter().map(|&(t, _)| t));
+        doc_impacts.extend(scratch.iter().map(|&(_, s)| s));
+        doc_offsets.push(doc_terms.len() as u64);
+        if doc % 65536 == 0 {
+            progress("quantizing", doc as u64, num_docs as u64);
+        }
+    }
+
+    let mut term_offsets = Vec::with_capacity(terms.len() + 1);
+    term_offsets.push(0u64);
+    for &old in &terms {
+        let last = term_offsets[term_offsets.len() - 1];
+        term_offsets.push(last + df[old as usize]);
+    }
+    let mut cursor: Vec<u64> = term_offsets[..terms.len()].to_vec();
+    let mut term_docs = vec![0u32; doc_terms.len()];
+    let mut term_impacts = vec![0u8; doc_terms.len()];
+    for doc in 0..num_docs {
+        let (a, b) = (doc_offsets[doc] as usize, doc_offsets[doc + 1] as usize);
+        for (&t, &s) in doc_terms[a..b].iter().zip(&doc_impacts[a..b]) {
+            let c = &mut cursor[t as usize];
+            term_docs[*c as usize] = doc as u32;
+            term_impacts[*c as usize] = s;
+            *c += 1;
+        }
+        if doc % 65536 == 0 {
+            progress("inverting", doc as u64, num_docs as u64);
+        }
+    }
+    Postings {
+        terms,
+        doc_offsets,
+        doc_terms,
+        doc_impacts,
+        term_offsets,
+        term_docs,
+        term_impacts,
+    }
+}
+
+/// Builds the index of `collection` into `output` (atomically replacing any existing file).
+pub fn build_index(
+    collection: &Collection,
+    output: &Path,
+    options: &BuildOptions,
+    progress: Progress,
+) -> Result<BuildSummary> {
+    validate_block_size(options.block_size)?;
+    if collection.num_docs() == 0 {
+        return Err(Error::Invalid("no documents to index".into()));
+    }
+    let start = Instant::now();
+    let block_size = options.block_size;
+    let nblocks = num_blocks(collection.num_docs() as u64, block_size);
+    let nblocks = u32::try_from(nblocks)
+        .map_err(|_| Error::Invalid("too many blocks for one index".into()))?;
+    let quantizer = Quantizer::for_weights(collection.max_weight(), collection.all_integral());
+    let p = invert(collection, quantizer, progress);
+    let num_docs = collection.num_docs();
+    let num_terms = p.terms.len();
+
+    let mut w = SectionWriter::create(output)?;
+
+    // Vocabulary.
+    let mut offsets = Vec::with_capacity(num_terms + 1);
+    let mut bytes = Vec::new();
+    offsets.push(0u64);
+    for &old in &p.terms {
+        bytes.extend_from_slice(collection.term(old).as_bytes());
+        offsets.push(bytes.len() as u64);
+    }
+    w.section(SectionKind::VocabOffsets, bytemuck::cast_slice(&offsets))?;
+    w.section(SectionKind::VocabBytes, &bytes)?;
+
+    // External doc ids.
+    offsets.clear();
+    bytes.clear();
+    offsets.push(0);
+    for doc in 0..num_docs {
+        bytes.extend_from_slice(collection.doc_id(doc).as_bytes());
+        offsets.push(bytes.len() as u64);
+    }
+    w.section(SectionKind::DocIdOffsets, bytemuck::cast_slice(&offsets))?;
+    w.section(SectionKind::DocIdBytes, &bytes)?;
+    drop(bytes);
+
+    // Term statistics.
+    let stats: Vec<TermStats> = (0..num_terms)
+        .map(|t| {
+            let (a, b) = (p.term_offsets[t] as usize, p.term_offsets[t + 1] as usize);
+            TermStats {
+                df: (b - a) as u32,
+                max_impact: p.term_impacts[a..b].iter().copied().max().unwrap_or(0),
+                reserved: [0; 3],
+            }
+        })
+        .collect();
+    w.section(SectionKind::TermStats, bytemuck::cast_slice(&stats))?;
+
+    // Inverted index.
+    w.begin(SectionKind::Postings)?;
+    offsets.clear();
+    let mut buf = Vec::new();
+    for t in 0..num_terms {
+        w.align(4)?;
+        offsets.push(w.section_pos());
+        let (a, b) = (p.term_offsets[t] as usize, p.term_offsets[t + 1] as usize);
+        buf.clear();
+        encode_postings(&p.term_docs[a..b], &p.term_impacts[a..b], &mut buf);
+        w.write(&buf)?;
+        if t % 4096 == 0 {
+            progress("writing postings", t as u64, num_terms as u64);
+        }
+    }
+    offsets.push(w.section_pos());
+    w.end()?;
+    w.section(SectionKind::PostingsOffsets, bytemuck::cast_slice(&offsets))?;
+
+    // Block-max rows.
+    w.begin(SectionKind::BlockMaxData)?;
+    let mut dir = Vec::with_capacity(num_terms);
+    let mut dense = vec![0u8; nblocks as usize];
+    let mut ids: Vec<u32> = Vec::new();
+    let mut maxes: Vec<u8> = Vec::new();
+    for t in 0..num_terms {
+        let (a, b) = (p.term_offsets[t] as usize, p.term_offsets[t + 1] as usize);
+        ids.clear();
+        maxes.clear();
+        for (&d, &s) in p.term_docs[a..b].iter().zip(&p.term_impacts[a..b]) {
+            let block = d / block_size;
+            if ids.last() == Some(&block) {
+                let m = maxes.last_mut().expect("parallel to ids");
+                *m = (*m).max(s);
+            } else {
+                ids.push(block);
+                maxes.push(s);
+            }
+        }
+        w.align(4)?;
+        let offset = w.section_pos();
+        let nnz = ids.len() as u32;
+        let kind = if (nblocks as usize) <= ids.len() * 5 {
+            dense.fill(0);
+            for (&i, &m) in ids.iter().zip(&maxes) {
+                dense[i as usize] = m;
+            }
+            w.write(&dense)?;
+            ROW_DENSE
+        } else {
+            w.write(bytemuck::cast_slice(&ids))?;
+            w.write(&maxes)?;
+            ROW_SPARSE
+        };
+        dir.push(BlockMaxEntry { offset, nnz, kind });
+    }
+    w.end()?;
+    w.section(SectionKind::BlockMaxDir, bytemuck::cast_slice(&dir))?;
+    drop(dir);
+
+    // Forward index grouped by block.
+    w.begin(SectionKind::Forward)?;
+    offsets.clear();
+    let mut entries: Vec<(u32, u8, u8)> = Vec::new();
+    let mut block_terms: Vec<u32> = Vec::new();
+    let mut ends: Vec<u32> = Vec::new();
+    let mut pairs: Vec<u8> = Vec::new();
+    for block in 0..nblocks as usize {
+        let first = block * block_size as usize;
+        let last = (first + block_size as usize).min(num_docs);
+        entries.clear();
+        for doc in first..last {
+            let (a, b) = (p.doc_offsets[doc] as usize, p.doc_offsets[doc + 1] as usize);
+            let off = (doc - first) as u8;
+            entries.extend(
+                p.doc_terms[a..b]
+                    .iter()
+                    .zip(&p.doc_impacts[a..b])
+                    .map(|(&t, &s)| (t, off, s)),
+            );
+        }
+        entries.sort_unstable();
+        block_terms.clear();
+        ends.clear();
+        pairs.clear();
+        for (i, &(t, off, s)) in entries.iter().enumerate() {
+            if block_terms.last() != Some(&t) {
+                if i > 0 {
+                    ends.push(i as u32);
+                }
+                block_terms.push(t);
+            }
+            pairs.push(off);
+            pairs.push(s);
+        }
+        if !entries.is_empty() {
+            ends.push(entries.len() as u32);
+        }
+        w.align(4)?;
+        offsets.push(w.section_pos());
+        w.write(&(block_terms.len() as u32).to_le_bytes())?;
+        w.write(bytemuck::cast_slice(&block_terms))?;
+        w.write(bytemuck::cast_slice(&ends))?;
+        w.write(&pairs)?;
+        if block % 16384 == 0 {
+            progress("writing forward index", block as u64, u64::from(nblocks));
+        }
+    }
+    offsets.push(w.section_pos());
+    w.end()?;
+    w.section(SectionKind::ForwardOffsets, bytemuck::cast_slice(&offsets))?;
+
+    let num_postings = p.doc_terms.len() as u64;
+    let bytes = w.finish(HeaderFields {
+        num_docs: num_docs as u64,
+        num_terms: num_terms as u64,
+        num_postings,
+        block_size,
+        num_blocks: nblocks,
+        quant_scale: quantizer.scale(),
+    })?;
+    Ok(BuildSummary {
+        num_docs: num_docs as u64,
+        num_terms: num_terms as u64,
+        num_postings,
+        bytes,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

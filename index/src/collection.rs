@@ -153,7 +153,10 @@ impl Collection {
 
     /// The external id of document `doc`.
     pub fn doc_id(&self, doc: usize) -> &str {
-        let (a, b) = (self.id_offsets[doc] as usize, self.id_offsets[doc + 1] as usize);
+        let (a, b) = (
+            self.id_offsets[doc] as usize,
+            self.id_offsets[doc + 1] as usize,
+        );
         // Ids are only ever appended from `&str`, so each range is valid UTF-8.
         std::str::from_utf8(&self.id_bytes[a..b]).unwrap_or_default()
     }
@@ -202,11 +205,23 @@ mod tests {
     fn rejects_bad_documents() {
         let mut c = Collection::new();
         let a = c.intern_term("a");
-        assert!(c.add_document("x", &[(a, f32::NAN)]).unwrap_err().contains("non-finite"));
-        assert!(c.add_document("x", &[(a, -1.0)]).unwrap_err().contains("negative"));
-        assert!(c.add_document("x", &[(a, 1.0), (a, 2.0)]).unwrap_err().contains("more than once"));
+        assert!(c
+            .add_document("x", &[(a, f32::NAN)])
+            .unwrap_err()
+            .contains("non-finite"));
+        assert!(c
+            .add_document("x", &[(a, -1.0)])
+            .unwrap_err()
+            .contains("negative"));
+        assert!(c
+            .add_document("x", &[(a, 1.0), (a, 2.0)])
+            .unwrap_err()
+            .contains("more than once"));
         c.add_document("x", &[(a, 1.0)]).unwrap();
-        assert!(c.add_document("x", &[]).unwrap_err().contains("duplicate document id"));
+        assert!(c
+            .add_document("x", &[])
+            .unwrap_err()
+            .contains("duplicate document id"));
         assert_eq!(c.num_docs(), 1);
     }
 

@@ -10,6 +10,7 @@ pub mod atomic;
 pub mod build;
 pub mod collection;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod postings;
 pub mod quantize;

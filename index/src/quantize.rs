@@ -53,7 +53,9 @@ impl Quantizer {
     /// The impact of a weight: 0 for weights that are not positive, otherwise 1..=255.
     pub fn quantize(&self, weight: f32) -> u8 {
         if weight > 0.0 {
-            (weight / self.scale).round().clamp(1.0, f32::from(MAX_IMPACT)) as u8
+            (weight / self.scale)
+                .round()
+                .clamp(1.0, f32::from(MAX_IMPACT)) as u8
         } else {
             0
         }
@@ -95,7 +97,9 @@ pub fn quantize_query_weights(weights: &[f32]) -> Vec<u32> {
             *v = (*v as f64 * factor).floor() as u64;
         }
     }
-    q.into_iter().map(|v| v.min(u64::from(u32::MAX)) as u32).collect()
+    q.into_iter()
+        .map(|v| v.min(u64::from(u32::MAX)) as u32)
+        .collect()
 }
 
 #[cfg(test)]
@@ -129,7 +133,10 @@ mod tests {
 
     #[test]
     fn query_integral_weights_kept() {
-        assert_eq!(quantize_query_weights(&[3.0, 3574.0, 1.0]), vec![3, 3574, 1]);
+        assert_eq!(
+            quantize_query_weights(&[3.0, 3574.0, 1.0]),
+            vec![3, 3574, 1]
+        );
     }
 
     #[test]

@@ -1,1 +1,75 @@
-//! query
+//! Top-k query processors over a bmp index.
+//!
+//! Every processor implements [`Searcher`] and returns the same top-k when run rank-safe: hits in
+//! descending score, ties broken by ascending internal doc id, only documents with a score above
+//! zero. [`exhaustive`] is the ground truth the others are tested against. Scores are integer sums
+//! of quantized query weight times `u8` impact (see [`bmp_index::quantize`]), computed in `u32`.
+
+pub mod exhaustive;
+pub mod query;
+pub mod topk;
+
+use std::fmt;
+use std::str::FromStr;
+
+use bmp_index::Index;
+
+pub use query::{Query, QueryTerm};
+pub use topk::{Hit, TopK};
+
+/// A top-k query processor bound to one index. Processors keep their scratch buffers between
+/// queries, so one instance per thread answers queries without reallocating.
+pub trait Searcher: Send {
+    /// The algorithm's name.
+    fn name(&self) -> &'static str;
+
+    /// The top `k` documents for `query`: score descending, doc id ascending on ties, score > 0.
+    fn search(&mut self, query: &Query, k: usize) -> bmp_index::Result<Vec<Hit>>;
+}
+
+/// The available query processors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// Term-at-a-time scoring of every posting of every query term.
+    Exhaustive,
+}
+
+impl Algorithm {
+    /// Every algorithm.
+    pub const ALL: [Algorithm; 1] = [Algorithm::Exhaustive];
+
+    /// The algorithm's name, as accepted by [`FromStr`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Exhaustive => "exhaustive",
+        }
+    }
+
+    /// A searcher for this algorithm over `index`.
+    pub fn searcher(self, index: &Index) -> Box<dyn Searcher + '_> {
+        match self {
+            Algorithm::Exhaustive => Box::new(exhaustive::Exhaustive::new(index)),
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Algorithm::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+                format!("unknown algorithm {s:?} (available: {})", names.join(", "))
+            })
+    }
+}

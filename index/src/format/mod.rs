@@ -1,2 +1,237 @@
-//! The on-disk index format.
+//! The on-disk index format (version 1).
+//!
+//! One little-endian file:
+//!
+//! ```text
+//! [Header: 128 bytes][section table: num_sections x 32 bytes][sections, each 64-byte aligned]
+//! ```
+//!
+//! The header holds the magic bytes, the format version, the counts, the block size, the
+//! quantization scale, the file length and an xxh3-64 checksum over the header and the section
+//! table. Each section-table entry holds the section kind, its offset and length, and an xxh3-64
+//! checksum of its bytes. The sections are listed in [`SectionKind`] (data sections are written
+//! before the offsets that point into them, so the writer streams); their layouts:
+//!
+//! - `VocabOffsets` (`u64` x terms+1) and `VocabBytes`: term strings in lexicographic order; the
+//!   term id is the rank, so lookup is a binary search over the mapped strings.
+//! - `DocIdOffsets` (`u64` x docs+1) and `DocIdBytes`: the external id of each internal doc id.
+//! - `TermStats` ([`TermStats`] x terms): document frequency and maximum impact per term.
+//! - `PostingsOffsets` (`u64` x terms+1) and `Postings`: per term, at a 4-aligned offset,
+//!   `ceil(df/128)` [`ChunkHeader`]s, then the chunks' doc-id deltas packed with bitpacking's
+//!   `BitPacker4x` (128 ids per chunk, the last chunk padded with its last id), then `df` `u8`
+//!   impacts.
+//! - `BlockMaxDir` ([`BlockMaxEntry`] x terms) and `BlockMaxData`: per term, the maximum impact in
+//!   each block of `block_size` consecutive doc ids, either dense (`num_blocks` bytes) or sparse
+//!   (`nnz` `u32` block ids in increasing order, then `nnz` `u8` maxima), whichever is smaller.
+//! - `ForwardOffsets` (`u64` x blocks+1) and `Forward`: per block, at a 4-aligned offset,
+//!   `n: u32`, `n` term ids (`u32`, increasing), `n` cumulative entry ends (`u32`), then the
+//!   entries as `(doc offset in block: u8, impact: u8)` pairs grouped by term.
+
 pub mod reader;
+pub mod writer;
+
+use bytemuck::{Pod, Zeroable};
+
+/// The first eight bytes of every index file.
+pub const MAGIC: [u8; 8] = *b"BMPINDEX";
+/// The format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Alignment of every section's offset.
+pub const SECTION_ALIGN: u64 = 64;
+/// Smallest allowed block size.
+pub const MIN_BLOCK_SIZE: u32 = 8;
+/// Largest allowed block size (doc offsets within a block fit in a `u8`).
+pub const MAX_BLOCK_SIZE: u32 = 256;
+/// The default block size.
+pub const DEFAULT_BLOCK_SIZE: u32 = 32;
+/// Number of doc ids in one bitpacked posting chunk.
+pub const CHUNK_LEN: usize = 128;
+
+/// The fixed-size file header.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Size of this header in bytes (128).
+    pub header_size: u32,
+    /// Number of documents.
+    pub num_docs: u64,
+    /// Number of distinct terms.
+    pub num_terms: u64,
+    /// Number of postings.
+    pub num_postings: u64,
+    /// Documents per block.
+    pub block_size: u32,
+    /// `ceil(num_docs / block_size)`.
+    pub num_blocks: u32,
+    /// Weight units per impact unit (see [`crate::quantize`]).
+    pub quant_scale: f32,
+    /// Number of entries in the section table.
+    pub num_sections: u32,
+    /// Length of the whole file in bytes.
+    pub file_len: u64,
+    /// xxh3-64 of the header (with this field zero) followed by the section table.
+    pub checksum: u64,
+    /// Zero.
+    pub reserved: [u8; 56],
+}
+
+/// Size of [`Header`] in bytes.
+pub const HEADER_SIZE: usize = std::mem::size_of::<Header>();
+const _: () = assert!(HEADER_SIZE == 128);
+
+/// One entry of the section table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq)]
+pub struct SectionEntry {
+    /// A [`SectionKind`] as `u32`.
+    pub kind: u32,
+    /// Zero.
+    pub reserved: u32,
+    /// Byte offset of the section in the file.
+    pub offset: u64,
+    /// Length of the section in bytes.
+    pub len: u64,
+    /// xxh3-64 of the section's bytes.
+    pub checksum: u64,
+}
+
+/// Size of [`SectionEntry`] in bytes.
+pub const SECTION_ENTRY_SIZE: usize = std::mem::size_of::<SectionEntry>();
+const _: () = assert!(SECTION_ENTRY_SIZE == 32);
+
+/// Per-term statistics.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq, Default)]
+pub struct TermStats {
+    /// Number of documents containing the term.
+    pub df: u32,
+    /// Largest impact of the term.
+    pub max_impact: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+}
+
+/// The header of one 128-id posting chunk.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq, Default)]
+pub struct ChunkHeader {
+    /// The last doc id of the chunk.
+    pub last_doc: u32,
+    /// Offset of the packed ids, relative to the start of the term's postings.
+    pub packed_offset: u32,
+    /// Bits per delta.
+    pub num_bits: u8,
+    /// Largest impact in the chunk.
+    pub max_impact: u8,
+    /// Zero.
+    pub reserved: [u8; 2],
+}
+
+/// Where a term's block-max row is.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq, Default)]
+pub struct BlockMaxEntry {
+    /// Offset in the `BlockMaxData` section.
+    pub offset: u64,
+    /// Number of blocks where the term occurs.
+    pub nnz: u32,
+    /// [`ROW_DENSE`] or [`ROW_SPARSE`].
+    pub kind: u32,
+}
+
+/// A block-max row stored as one byte per block.
+pub const ROW_DENSE: u32 = 0;
+/// A block-max row stored as (block id, max) pairs for the blocks where the term occurs.
+pub const ROW_SPARSE: u32 = 1;
+
+/// The sections of a version-1 index, in file order.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionKind {
+    /// Offsets of the term strings.
+    VocabOffsets = 1,
+    /// The term strings.
+    VocabBytes = 2,
+    /// Offsets of the external doc ids.
+    DocIdOffsets = 3,
+    /// The external doc ids.
+    DocIdBytes = 4,
+    /// [`TermStats`] per term.
+    TermStats = 5,
+    /// Offsets of each term's postings.
+    PostingsOffsets = 6,
+    /// The compressed postings.
+    Postings = 7,
+    /// [`BlockMaxEntry`] per term.
+    BlockMaxDir = 8,
+    /// The block-max rows.
+    BlockMaxData = 9,
+    /// Offsets of each block in the forward index.
+    ForwardOffsets = 10,
+    /// The block-grouped forward index.
+    Forward = 11,
+}
+
+impl SectionKind {
+    /// Every section kind, in file order.
+    pub const ALL: [SectionKind; 11] = [
+        SectionKind::VocabOffsets,
+        SectionKind::VocabBytes,
+        SectionKind::DocIdOffsets,
+        SectionKind::DocIdBytes,
+        SectionKind::TermStats,
+        SectionKind::Postings,
+        SectionKind::PostingsOffsets,
+        SectionKind::BlockMaxData,
+        SectionKind::BlockMaxDir,
+        SectionKind::Forward,
+        SectionKind::ForwardOffsets,
+    ];
+
+    /// The kind for a table value.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| *k as u32 == v)
+    }
+
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            SectionKind::VocabOffsets => "vocab offsets",
+            SectionKind::VocabBytes => "vocab strings",
+            SectionKind::DocIdOffsets => "doc id offsets",
+            SectionKind::DocIdBytes => "doc id strings",
+            SectionKind::TermStats => "term stats",
+            SectionKind::PostingsOffsets => "postings offsets",
+            SectionKind::Postings => "postings",
+            SectionKind::BlockMaxDir => "block-max directory",
+            SectionKind::BlockMaxData => "block-max rows",
+            SectionKind::ForwardOffsets => "forward offsets",
+            SectionKind::Forward => "forward index",
+        }
+    }
+
+    /// Position in [`SectionKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize - 1
+    }
+}
+
+/// Checks a block size against the allowed range.
+pub fn validate_block_size(block_size: u32) -> crate::Result<()> {
+    if (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid(format!(
+            "block size {block_size} is out of range {MIN_BLOCK_SIZE}..={MAX_BLOCK_SIZE}"
+        )))
+    }
+}
+
+/// Number of blocks for `num_docs` documents.
+pub fn num_blocks(num_docs: u64, block_size: u32) -> u64 {
+    num_docs.div_ceil(u64::from(block_size))
+}

@@ -1,2 +1,458 @@
-//! reader
-pub struct Index;
+//! Opens an index file with memmap2 and reads it in place.
+//!
+//! Opening checks the header (magic, version, checksum, file length, counts) and the section table
+//! (every kind present once, aligned, inside the file, sized for the counts); it does not walk the
+//! postings. Every offset read later from the file is checked against its section before use, so a
+//! corrupted file yields [`Error::Corrupt`], never an out-of-bounds read. [`Index::verify_checksums`]
+//! checks every section's checksum.
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::writer::header_checksum;
+use super::{
+    num_blocks, BlockMaxEntry, Header, SectionEntry, SectionKind, TermStats, FORMAT_VERSION,
+    HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROW_DENSE, ROW_SPARSE, SECTION_ALIGN,
+    SECTION_ENTRY_SIZE,
+};
+use crate::error::{Error, Result};
+use crate::postings::PostingList;
+use crate::quantize::Quantizer;
+
+/// An open, memory-mapped index.
+pub struct Index {
+    path: PathBuf,
+    mmap: Mmap,
+    header: Header,
+    table: Vec<SectionEntry>,
+    ranges: [Range<usize>; SectionKind::ALL.len()],
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("path", &self.path)
+            .field("header", &self.header)
+            .finish()
+    }
+}
+
+/// A term's block-max row: the maximum impact of the term in each block.
+#[derive(Debug, Clone, Copy)]
+pub enum BlockMaxRow<'a> {
+    /// One byte per block.
+    Dense(&'a [u8]),
+    /// The blocks where the term occurs (increasing) and their maxima.
+    Sparse {
+        /// Block ids.
+        blocks: &'a [u32],
+        /// Maximum impact in each of those blocks.
+        maxes: &'a [u8],
+    },
+}
+
+impl BlockMaxRow<'_> {
+    /// The maximum impact of the term in `block` (0 when absent).
+    pub fn get(&self, block: u32) -> u8 {
+        match self {
+            BlockMaxRow::Dense(row) => row.get(block as usize).copied().unwrap_or(0),
+            BlockMaxRow::Sparse { blocks, maxes } => {
+                blocks.binary_search(&block).map(|i| maxes[i]).unwrap_or(0)
+            }
+        }
+    }
+}
+
+/// One block of the forward index: its terms, and for each term the (doc offset, impact) pairs.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardBlock<'a> {
+    /// Term ids in increasing order.
+    pub terms: &'a [u32],
+    /// `ends[i]` is the end (exclusive) of term `i`'s pairs in `entries`.
+    pub ends: &'a [u32],
+    /// `(doc offset within the block, impact)` pairs, grouped by term.
+    pub entries: &'a [[u8; 2]],
+}
+
+impl<'a> ForwardBlock<'a> {
+    /// The pairs of the `i`-th term of the block.
+    pub fn term_entries(&self, i: usize) -> &'a [[u8; 2]] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.entries[start..self.ends[i] as usize]
+    }
+}
+
+fn read_pod<T: bytemuck::Pod>(bytes: &[u8]) -> T {
+    bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<T>()])
+}
+
+impl Index {
+    /// Opens and validates the index at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Index> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        // SAFETY: the file is opened read-only and treated as immutable; indexes are only ever
+        // replaced by rename, never modified in place, so the mapping does not change underneath.
+        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+        Self::from_mmap(path, mmap)
+    }
+
+    fn from_mmap(path: PathBuf, mmap: Mmap) -> Result<Index> {
+        let corrupt = |m: String| Error::corrupt(&path, m);
+        let len = mmap.len();
+        if len < 8 || mmap[..8] != MAGIC {
+            return Err(corrupt("not a bmp index (bad magic bytes)".into()));
+        }
+        if len < HEADER_SIZE {
+            return Err(corrupt(format!(
+                "file of {len} bytes is shorter than the header"
+            )));
+        }
+        let header: Header = read_pod(&mmap[..HEADER_SIZE]);
+        if header.version != FORMAT_VERSION {
+            return Err(Error::Version {
+                path,
+                found: header.version,
+                expected: FORMAT_VERSION,
+            });
+        }
+        if header.header_size as usize != HEADER_SIZE {
+            return Err(corrupt(format!("header size {}", header.header_size)));
+        }
+        if header.file_len != len as u64 {
+            return Err(corrupt(format!(
+                "file is {len} bytes, header says {} (truncated or extended)",
+                header.file_len
+            )));
+        }
+        if header.num_sections as usize != SectionKind::ALL.len() {
+            return Err(corrupt(format!(
+                "{} sections, expected {}",
+                header.num_sections,
+                SectionKind::ALL.len()
+            )));
+        }
+        let table_end = HEADER_SIZE + SectionKind::ALL.len() * SECTION_ENTRY_SIZE;
+        if len < table_end {
+            return Err(corrupt("file ends inside the section table".into()));
+        }
+        let table: Vec<SectionEntry> = mmap[HEADER_SIZE..table_end]
+            .chunks_exact(SECTION_ENTRY_SIZE)
+            .map(read_pod)
+            .collect();
+        if header_checksum(&header, &table) != header.checksum {
+            return Err(corrupt("header checksum mismatch".into()));
+        }
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&header.block_size) {
+            return Err(corrupt(format!("block size {}", header.block_size)));
+        }
+        if header.num_docs >= u64::from(u32::MAX) || header.num_terms >= u64::from(u32::MAX) {
+            return Err(corrupt("document or term count out of range".into()));
+        }
+        if u64::from(header.num_blocks) != num_blocks(header.num_docs, header.block_size) {
+            return Err(corrupt(format!("block count {}", header.num_blocks)));
+        }
+        if Quantizer::from_scale(header.quant_scale).is_none() {
+            return Err(corrupt(format!(
+                "quantization scale {}",
+                header.quant_scale
+            )));
+        }
+        let mut ranges: [Range<usize>; SectionKind::ALL.len()] = Default::default();
+        let mut seen = [false; SectionKind::ALL.len()];
+        let mut previous_end = table_end as u64;
+        for entry in &table {
+            let kind = SectionKind::from_u32(entry.kind)
+                .ok_or_else(|| corrupt(format!("unknown section kind {}", entry.kind)))?;
+            if std::mem::replace(&mut seen[kind.index()], true) {
+                return Err(corrupt(format!("section {} appears twice", kind.name())));
+            }
+            let end = entry.offset.checked_add(entry.len);
+            if entry.offset % SECTION_ALIGN != 0
+                || entry.offset < previous_end
+                || end.is_none_or(|e| e > len as u64)
+            {
+                return Err(corrupt(format!(
+                    "section {} at {}+{} lies outside the file or overlaps another",
+                    kind.name(),
+                    entry.offset,
+                    entry.len
+                )));
+            }
+            previous_end = entry.offset + entry.len;
+            ranges[kind.index()] = entry.offset as usize..(entry.offset + entry.len) as usize;
+        }
+        let index = Index {
+            path,
+            mmap,
+            header,
+            table,
+            ranges,
+        };
+        index.check_section_sizes()?;
+        Ok(index)
+    }
+
+    fn check_section_sizes(&self) -> Result<()> {
+        let h = &self.header;
+        let (t, n, b) = (
+            h.num_terms as usize,
+            h.num_docs as usize,
+            h.num_blocks as usize,
+        );
+        let expect = [
+            (SectionKind::VocabOffsets, (t + 1) * 8),
+            (SectionKind::DocIdOffsets, (n + 1) * 8),
+            (SectionKind::TermStats, t * std::mem::size_of::<TermStats>()),
+            (SectionKind::PostingsOffsets, (t + 1) * 8),
+            (
+                SectionKind::BlockMaxDir,
+                t * std::mem::size_of::<BlockMaxEntry>(),
+            ),
+            (SectionKind::ForwardOffsets, (b + 1) * 8),
+        ];
+        for (kind, size) in expect {
+            if self.section(kind).len() != size {
+                return Err(self.corrupt(format!(
+                    "section {} is {} bytes, expected {size}",
+                    kind.name(),
+                    self.section(kind).len()
+                )));
+            }
+        }
+        let pairs = [
+            (SectionKind::VocabOffsets, SectionKind::VocabBytes),
+            (SectionKind::DocIdOffsets, SectionKind::DocIdBytes),
+            (SectionKind::PostingsOffsets, SectionKind::Postings),
+            (SectionKind::ForwardOffsets, SectionKind::Forward),
+        ];
+        for (offsets, data) in pairs {
+            let o = self.u64s(offsets);
+            if o.first() != Some(&0) || o.last() != Some(&(self.section(data).len() as u64)) {
+                return Err(self.corrupt(format!(
+                    "section {} does not span {}",
+                    offsets.name(),
+                    data.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, message: String) -> Error {
+        Error::corrupt(&self.path, message)
+    }
+
+    fn section(&self, kind: SectionKind) -> &[u8] {
+        &self.mmap[self.ranges[kind.index()].clone()]
+    }
+
+    fn u64s(&self, kind: SectionKind) -> &[u64] {
+        // Sections are 64-byte aligned in a page-aligned mapping and sized by check_section_sizes.
+        bytemuck::try_cast_slice(self.section(kind)).unwrap_or(&[])
+    }
+
+    /// The byte range `[offsets[i], offsets[i+1])` of `data`, checked.
+    fn range(&self, offsets: SectionKind, data: SectionKind, i: usize) -> Result<Range<usize>> {
+        let o = self.u64s(offsets);
+        let (Some(&a), Some(&b)) = (o.get(i), o.get(i + 1)) else {
+            return Err(self.corrupt(format!("{} index {i} out of range", offsets.name())));
+        };
+        if a > b || b > self.section(data).len() as u64 {
+            return Err(self.corrupt(format!("{} entry {i} is out of bounds", offsets.name())));
+        }
+        Ok(a as usize..b as usize)
+    }
+
+    /// The path the index was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Number of documents.
+    pub fn num_docs(&self) -> u32 {
+        self.header.num_docs as u32
+    }
+
+    /// Number of terms.
+    pub fn num_terms(&self) -> u32 {
+        self.header.num_terms as u32
+    }
+
+    /// Number of postings.
+    pub fn num_postings(&self) -> u64 {
+        self.header.num_postings
+    }
+
+    /// Documents per block.
+    pub fn block_size(&self) -> u32 {
+        self.header.block_size
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> u32 {
+        self.header.num_blocks
+    }
+
+    /// The document quantizer (its scale converts impacts back to weights).
+    pub fn quantizer(&self) -> Quantizer {
+        Quantizer::from_scale(self.header.quant_scale).unwrap_or(Quantizer::for_weights(0.0, true))
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.mmap.len() as u64
+    }
+
+    /// Section kinds with their sizes in bytes, in file order.
+    pub fn section_sizes(&self) -> Vec<(SectionKind, u64)> {
+        self.table
+            .iter()
+            .filter_map(|e| SectionKind::from_u32(e.kind).map(|k| (k, e.len)))
+            .collect()
+    }
+
+    /// Checks the checksum of every section.
+    pub fn verify_checksums(&self) -> Result<()> {
+        for entry in &self.table {
+            let kind = SectionKind::from_u32(entry.kind).expect("validated at open");
+            if xxh3_64(self.section(kind)) != entry.checksum {
+                return Err(self.corrupt(format!("checksum mismatch in section {}", kind.name())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The string of term `id`.
+    pub fn term(&self, id: u32) -> Result<&str> {
+        let r = self.range(
+            SectionKind::VocabOffsets,
+            SectionKind::VocabBytes,
+            id as usize,
+        )?;
+        std::str::from_utf8(&self.section(SectionKind::VocabBytes)[r])
+            .map_err(|_| self.corrupt(format!("term {id} is not valid UTF-8")))
+    }
+
+    /// The id of `term`, if it is in the vocabulary (binary search over the sorted strings).
+    pub fn term_id(&self, term: &str) -> Result<Option<u32>> {
+        let (mut lo, mut hi) = (0u32, self.num_terms());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.term(mid)?.cmp(term) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(mid)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The external id of document `doc`.
+    pub fn doc_id(&self, doc: u32) -> Result<&str> {
+        let r = self.range(
+            SectionKind::DocIdOffsets,
+            SectionKind::DocIdBytes,
+            doc as usize,
+        )?;
+        std::str::from_utf8(&self.section(SectionKind::DocIdBytes)[r])
+            .map_err(|_| self.corrupt(format!("doc id {doc} is not valid UTF-8")))
+    }
+
+    /// Statistics of term `id`.
+    pub fn term_stats(&self, id: u32) -> Result<TermStats> {
+        let all: &[TermStats] = bytemuck::try_cast_slice(self.section(SectionKind::TermStats))
+            .map_err(|_| self.corrupt("misaligned term stats".into()))?;
+        all.get(id as usize)
+            .copied()
+            .ok_or_else(|| self.corrupt(format!("term {id} out of range")))
+    }
+
+    /// The posting list of term `id`.
+    pub fn postings(&self, id: u32) -> Result<PostingList<'_>> {
+        let df = self.term_stats(id)?.df as usize;
+        let r = self.range(
+            SectionKind::PostingsOffsets,
+            SectionKind::Postings,
+            id as usize,
+        )?;
+        if r.start % 4 != 0 {
+            return Err(self.corrupt(format!("postings of term {id} are misaligned")));
+        }
+        PostingList::new(&self.section(SectionKind::Postings)[r], df, self.num_docs())
+            .map_err(|e| self.corrupt(format!("term {id}: {}", e.0)))
+    }
+
+    /// The block-max row of term `id`.
+    pub fn block_max(&self, id: u32) -> Result<BlockMaxRow<'_>> {
+        let dir: &[BlockMaxEntry] =
+            bytemuck::try_cast_slice(self.section(SectionKind::BlockMaxDir))
+                .map_err(|_| self.corrupt("misaligned block-max directory".into()))?;
+        let e = dir
+            .get(id as usize)
+            .ok_or_else(|| self.corrupt(format!("term {id} out of range")))?;
+        let data = self.section(SectionKind::BlockMaxData);
+        let nblocks = self.num_blocks() as usize;
+        let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
+        let nnz = e.nnz as usize;
+        let bad = || self.corrupt(format!("block-max row of term {id} is out of bounds"));
+        match e.kind {
+            ROW_DENSE => {
+                let end = start.checked_add(nblocks).ok_or_else(bad)?;
+                data.get(start..end).map(BlockMaxRow::Dense).ok_or_else(bad)
+            }
+            ROW_SPARSE if nnz <= nblocks && start % 4 == 0 => {
+                let mid = start.checked_add(nnz * 4).ok_or_else(bad)?;
+                let ids = data.get(start..mid).ok_or_else(bad)?;
+                let maxes = data.get(mid..mid + nnz).ok_or_else(bad)?;
+                let blocks: &[u32] = bytemuck::try_cast_slice(ids).map_err(|_| bad())?;
+                Ok(BlockMaxRow::Sparse { blocks, maxes })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// Block `block` of the forward index.
+    pub fn forward_block(&self, block: u32) -> Result<ForwardBlock<'_>> {
+        let r = self.range(
+            SectionKind::ForwardOffsets,
+            SectionKind::Forward,
+            block as usize,
+        )?;
+        let bytes = &self.section(SectionKind::Forward)[r];
+        let bad = || self.corrupt(format!("forward block {block} is malformed"));
+        if bytes.len() < 4 || bytes.as_ptr() as usize % 4 != 0 {
+            return Err(bad());
+        }
+        let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let ids_end = n
+            .checked_mul(4)
+            .and_then(|x| x.checked_add(4))
+            .ok_or_else(bad)?;
+        let ends_end = ids_end.checked_add(n * 4).ok_or_else(bad)?;
+        let terms: &[u32] =
+            bytemuck::try_cast_slice(bytes.get(4..ids_end).ok_or_else(bad)?).map_err(|_| bad())?;
+        let ends: &[u32] = bytemuck::try_cast_slice(bytes.get(ids_end..ends_end).ok_or_else(bad)?)
+            .map_err(|_| bad())?;
+        let total = ends.last().copied().unwrap_or(0) as usize;
+        let pair_bytes = bytes.get(ends_end..ends_end + total * 2).ok_or_else(bad)?;
+        if ends.windows(2).any(|w| w[0] > w[1]) {
+            return Err(bad());
+        }
+        let entries: &[[u8; 2]] = bytemuck::cast_slice(pair_bytes);
+        Ok(ForwardBlock {
+            terms,
+            ends,
+            entries,
+        })
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod ciff;
 pub mod jsonl;
+pub mod queries;
 pub mod tsv;
 
 use std::fs::File;
@@ -29,7 +30,10 @@ pub fn open_maybe_gzip(path: &Path) -> Result<Box<dyn BufRead + Send>> {
 }
 
 /// Wraps a reader, decompressing gzip when the stream starts with the gzip magic bytes.
-pub fn wrap_maybe_gzip(inner: Box<dyn Read + Send>, path: &Path) -> Result<Box<dyn BufRead + Send>> {
+pub fn wrap_maybe_gzip(
+    inner: Box<dyn Read + Send>,
+    path: &Path,
+) -> Result<Box<dyn BufRead + Send>> {
     let mut reader = BufReader::with_capacity(1 << 20, inner);
     let head = reader.fill_buf().map_err(|e| Error::io(path, e))?;
     if head.len() >= 2 && head[0] == 0x1f && head[1] == 0x8b {

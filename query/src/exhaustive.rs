@@ -1,0 +1,64 @@
+//! Exhaustive term-at-a-time scoring: the ground truth for every other processor.
+
+use bmp_index::{Error, Index, Result};
+
+use crate::{Hit, Query, Searcher, TopK};
+
+/// Scores every posting of every query term into a dense accumulator.
+pub struct Exhaustive<'a> {
+    index: &'a Index,
+    scores: Vec<u32>,
+    topk: TopK,
+}
+
+impl<'a> Exhaustive<'a> {
+    /// An exhaustive searcher over `index`.
+    pub fn new(index: &'a Index) -> Self {
+        Exhaustive {
+            index,
+            scores: Vec::new(),
+            topk: TopK::new(0),
+        }
+    }
+}
+
+impl Searcher for Exhaustive<'_> {
+    fn name(&self) -> &'static str {
+        "exhaustive"
+    }
+
+    fn search(&mut self, query: &Query, k: usize) -> Result<Vec<Hit>> {
+        let num_docs = self.index.num_docs() as usize;
+        if self.scores.len() != num_docs {
+            self.scores = vec![0; num_docs];
+        }
+        let scores = &mut self.scores;
+        let mut out_of_range = false;
+        for qt in &query.terms {
+            let postings = self.index.postings(qt.term)?;
+            let weight = qt.weight;
+            postings
+                .for_each(|doc, impact| match scores.get_mut(doc as usize) {
+                    Some(s) => *s = s.saturating_add(weight * u32::from(impact)),
+                    None => out_of_range = true,
+                })
+                .map_err(|e| {
+                    Error::corrupt(self.index.path(), format!("term {}: {}", qt.term, e.0))
+                })?;
+        }
+        self.topk.reset(k);
+        for (doc, s) in scores.iter_mut().enumerate() {
+            if *s > 0 {
+                self.topk.push(doc as u32, *s);
+                *s = 0;
+            }
+        }
+        if out_of_range {
+            return Err(Error::corrupt(
+                self.index.path(),
+                "a posting refers to a document beyond the index",
+            ));
+        }
+        Ok(self.topk.drain_sorted())
+    }
+}

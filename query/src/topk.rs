@@ -1,0 +1,142 @@
+//! The top-k collector shared by every processor: score descending, doc id ascending on ties.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+/// One result: an internal doc id and its integer score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hit {
+    /// Internal doc id (position in the index).
+    pub doc: u32,
+    /// Sum of quantized query weight times impact.
+    pub score: u32,
+}
+
+impl Hit {
+    /// Result order: higher score first, then lower doc id.
+    pub fn rank_cmp(&self, other: &Hit) -> Ordering {
+        other
+            .score
+            .cmp(&self.score)
+            .then_with(|| self.doc.cmp(&other.doc))
+    }
+}
+
+/// Keeps the best `k` hits seen so far.
+#[derive(Debug, Clone)]
+pub struct TopK {
+    k: usize,
+    // Min-heap by "goodness" (score, then lower doc id is better): the top is the worst hit kept.
+    heap: BinaryHeap<Reverse<(u32, Reverse<u32>)>>,
+}
+
+impl TopK {
+    /// A collector for the best `k` hits.
+    pub fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(1 << 20) + 1),
+        }
+    }
+
+    /// Empties the collector and sets a new `k`.
+    pub fn reset(&mut self, k: usize) {
+        self.k = k;
+        self.heap.clear();
+    }
+
+    /// Offers a hit; returns whether it was kept. Hits with score 0 are never kept.
+    #[inline]
+    pub fn push(&mut self, doc: u32, score: u32) -> bool {
+        if score == 0 || self.k == 0 {
+            return false;
+        }
+        let item = Reverse((score, Reverse(doc)));
+        if self.heap.len() < self.k {
+            self.heap.push(item);
+            return true;
+        }
+        let mut worst = self.heap.peek_mut().expect("heap is full");
+        if item < *worst {
+            *worst = item;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The score a new hit must reach to enter once the collector is full (it enters with an
+    /// equal score only with a lower doc id); `None` while fewer than `k` hits are kept.
+    pub fn threshold(&self) -> Option<u32> {
+        if self.heap.len() < self.k {
+            None
+        } else {
+            self.heap.peek().map(|Reverse((s, _))| *s)
+        }
+    }
+
+    /// Number of hits kept.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether no hit is kept.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The kept hits in result order, leaving the collector empty.
+    pub fn drain_sorted(&mut self) -> Vec<Hit> {
+        let mut hits: Vec<Hit> = self
+            .heap
+            .drain()
+            .map(|Reverse((score, Reverse(doc)))| Hit { doc, score })
+            .collect();
+        hits.sort_unstable_by(Hit::rank_cmp);
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ties_keep_lower_doc_ids() {
+        let mut t = TopK::new(2);
+        for doc in [5, 3, 9, 1] {
+            t.push(doc, 10);
+        }
+        assert_eq!(
+            t.drain_sorted(),
+            vec![Hit { doc: 1, score: 10 }, Hit { doc: 3, score: 10 }]
+        );
+    }
+
+    #[test]
+    fn zero_scores_and_k_zero() {
+        let mut t = TopK::new(3);
+        assert!(!t.push(1, 0));
+        assert!(t.is_empty());
+        let mut t = TopK::new(0);
+        assert!(!t.push(1, 5));
+        assert_eq!(t.threshold(), None.or(Some(0)).filter(|_| false));
+    }
+
+    proptest! {
+        #[test]
+        fn matches_full_sort(scores in proptest::collection::vec(0u32..20, 0..200), k in 1usize..50) {
+            let mut t = TopK::new(k);
+            for (d, &s) in scores.iter().enumerate() {
+                t.push(d as u32, s);
+            }
+            let mut all: Vec<Hit> = scores.iter().enumerate()
+                .filter(|(_, &s)| s > 0)
+                .map(|(d, &s)| Hit { doc: d as u32, score: s }).collect();
+            all.sort_by(Hit::rank_cmp);
+            all.truncate(k);
+            prop_assert_eq!(t.drain_sorted(), all);
+        }
+    }
+}

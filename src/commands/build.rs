@@ -1,0 +1,126 @@
+//! `bmp-index build`: read sparse vectors, write an index.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use bmp_index::build::{build_index, BuildOptions, BuildSummary};
+use bmp_index::format::DEFAULT_BLOCK_SIZE;
+use bmp_index::readers::{ciff, jsonl, wrap_maybe_gzip};
+use bmp_index::Collection;
+use clap::{Args, ValueEnum};
+
+use super::progress::{bytes_bar, count_bar, stage_reporter};
+
+/// Input formats of `build`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// From the file name: `.ciff` or `.ciff.gz` is CIFF, anything else JSONL.
+    Auto,
+    /// One JSON object per line: {"id": ..., "vector": {"term": weight, ...}}.
+    Jsonl,
+    /// CIFF v1 protobuf (plain or gzip).
+    Ciff,
+}
+
+/// Build an index from sparse document vectors.
+///
+/// Reads JSONL ({"id": <string or int>, "vector": {"term": weight}}, optional "content") or CIFF v1,
+/// plain or gzip; quantizes weights to u8 impacts with one global scale; writes one memory-mapped
+/// index file atomically (an existing index is replaced only when the new one is complete).
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Input file of document vectors (JSONL or CIFF, optionally gzip).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Input format.
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    pub format: InputFormat,
+    /// Index file to write.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Documents per block for the block-max table and forward index (8..=256).
+    #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
+    pub block_size: u32,
+}
+
+fn detect_format(path: &Path) -> InputFormat {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if name.ends_with(".ciff") || name.ends_with(".ciff.gz") {
+        InputFormat::Ciff
+    } else {
+        InputFormat::Jsonl
+    }
+}
+
+/// Reads a collection from a JSONL or CIFF file with a progress bar on the bytes read.
+pub fn read_collection(input: &Path, format: InputFormat) -> anyhow::Result<Collection> {
+    let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = bytes_bar(len, "reading");
+    let reader = wrap_maybe_gzip(Box::new(bar.wrap_read(file)), input)?;
+    let mut collection = Collection::new();
+    let format = match format {
+        InputFormat::Auto => detect_format(input),
+        f => f,
+    };
+    match format {
+        InputFormat::Ciff => {
+            ciff::read_ciff_into(reader, input, &mut collection)?;
+        }
+        _ => {
+            jsonl::read_jsonl_into(reader, input, &mut collection)?;
+        }
+    }
+    bar.finish_and_clear();
+    if collection.num_docs() == 0 {
+        anyhow::bail!("{}: no documents in the input", input.display());
+    }
+    Ok(collection)
+}
+
+/// Builds `collection` into `output`, with a progress bar.
+pub fn write_index(
+    collection: &Collection,
+    output: &Path,
+    block_size: u32,
+) -> anyhow::Result<BuildSummary> {
+    let bar = count_bar(collection.num_docs() as u64, "building");
+    let summary = build_index(
+        collection,
+        output,
+        &BuildOptions { block_size },
+        &mut stage_reporter(&bar),
+    )?;
+    bar.finish_and_clear();
+    Ok(summary)
+}
+
+/// Runs `build`.
+pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
+    bmp_index::format::validate_block_size(args.block_size)?;
+    let start = Instant::now();
+    let collection = read_collection(&args.input, args.format)?;
+    let read_seconds = start.elapsed().as_secs_f64();
+    let summary = write_index(&collection, &args.output, args.block_size)?;
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "built {}: {} docs, {} terms, {} postings, {} bytes ({:.2} bytes/posting) in {:.2} s \
+         (read {:.2} s, write {:.2} s), {:.0} docs/s",
+        args.output.display(),
+        summary.num_docs,
+        summary.num_terms,
+        summary.num_postings,
+        summary.bytes,
+        summary.bytes as f64 / summary.num_postings.max(1) as f64,
+        seconds,
+        read_seconds,
+        summary.seconds,
+        summary.num_docs as f64 / seconds.max(1e-9),
+    );
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `bmp-index info`: header, section sizes and statistics of an index.
+
+use std::path::PathBuf;
+
+use bmp_index::format::ROW_DENSE;
+use bmp_index::Index;
+use clap::Args;
+
+/// Print an index's header, bytes per section, block size, and posting and term statistics.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Index file.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Also verify the checksum of every section (reads the whole file).
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Runs `info`.
+pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
+    let index = Index::open(&args.index)?;
+    let h = index.header();
+    println!("index:            {}", args.index.display());
+    println!("format version:   {}", h.version);
+    println!("documents:        {}", h.num_docs);
+    println!("terms:            {}", h.num_terms);
+    println!("postings:         {}", h.num_postings);
+    println!("block size:       {}", h.block_size);
+    println!("blocks:           {}", h.num_blocks);
+    println!(
+        "quant scale:      {} (weight per impact unit)",
+        h.quant_scale
+    );
+    println!("file bytes:       {}", index.file_len());
+    println!(
+        "bytes/posting:    {:.3}",
+        index.file_len() as f64 / (h.num_postings.max(1)) as f64
+    );
+    println!("sections:");
+    for (kind, len) in index.section_sizes() {
+        println!(
+            "  {:<22} {:>14} bytes  {:>6.2}%",
+            kind.name(),
+            len,
+            100.0 * len as f64 / index.file_len().max(1) as f64
+        );
+    }
+    let mut dfs = Vec::with_capacity(index.num_terms() as usize);
+    let mut max_impact = 0u8;
+    let mut dense_rows = 0u32;
+    for t in 0..index.num_terms() {
+        let s = index.term_stats(t)?;
+        dfs.push(s.df);
+        max_impact = max_impact.max(s.max_impact);
+        if matches!(
+            index.block_max(t)?,
+            bmp_index::format::reader::BlockMaxRow::Dense(_)
+        ) {
+            dense_rows += 1;
+        }
+    }
+    let _ = ROW_DENSE;
+    dfs.sort_unstable();
+    let n = dfs.len().max(1);
+    println!("terms:");
+    println!(
+        "  df: mean {:.1}, median {}, max {}; {} terms with df = 1",
+        h.num_postings as f64 / n as f64,
+        dfs.get(dfs.len() / 2).copied().unwrap_or(0),
+        dfs.last().copied().unwrap_or(0),
+        dfs.iter().take_while(|&&d| d == 1).count()
+    );
+    println!(
+        "  block-max rows: {} dense, {} sparse",
+        dense_rows,
+        index.num_terms() - dense_rows
+    );
+    println!("documents:");
+    println!(
+        "  mean terms per document: {:.1}; max impact {}",
+        h.num_postings as f64 / h.num_docs.max(1) as f64,
+        max_impact
+    );
+    if args.verify {
+        index.verify_checksums()?;
+        println!(
+            "checksums:        all {} sections verified",
+            index.section_sizes().len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! The subcommands of `bmp-index`: argument definitions and dispatch.
+
+mod build;
+mod demo;
+mod export;
+mod info;
+mod progress;
+mod search;
+mod synth;
+
+use clap::{Parser, Subcommand};
+
+/// Learned-sparse retrieval with Block-Max Pruning.
+///
+/// Build a compressed, memory-mapped block-max index from sparse vectors (JSONL or CIFF), inspect
+/// it, export it, and answer top-k queries.
+#[derive(Debug, Parser)]
+#[command(name = "bmp-index", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Build(build::BuildArgs),
+    Search(search::SearchArgs),
+    Info(info::InfoArgs),
+    ExportCiff(export::ExportArgs),
+    Synth(synth::SynthArgs),
+    Demo(demo::DemoArgs),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Build(args) => build::run(&args),
+        Command::Search(args) => search::run(&args),
+        Command::Info(args) => info::run(&args),
+        Command::ExportCiff(args) => export::run(&args),
+        Command::Synth(args) => synth::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    }
+}

@@ -1,0 +1,139 @@
+//! `bmp-index search`: answer queries from a file, write a TREC run, report latency.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use bmp_index::atomic::AtomicFile;
+use bmp_index::readers::queries::read_queries;
+use bmp_index::Index;
+use bmp_query::{Algorithm, Query};
+use clap::Args;
+
+/// Answer top-k queries and write a TREC run.
+///
+/// Queries are JSONL ({"id": ..., "vector": {"term": weight}}) or Anserini TSV
+/// (`qid<TAB>tok tok tok`, a repeated token is its weight), optionally gzip. Terms not in the index
+/// vocabulary are ignored and counted. The run (`qid Q0 docid rank score tag`) goes to --output or
+/// standard output; mean / p50 / p99 latency per query goes to standard error.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Index file.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Query file (JSONL or Anserini TSV, optionally gzip).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Number of results per query.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub k: u32,
+    /// Query processor.
+    #[arg(long, default_value = "exhaustive", value_parser = parse_algorithm)]
+    pub algorithm: Algorithm,
+    /// Write the run here (atomically) instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Run tag (last column of the run); default `bmp-<algorithm>`.
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    s.parse()
+}
+
+/// Latency statistics in microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Mean, p50 and p99 of per-query latencies in microseconds.
+pub fn latency_stats(mut micros: Vec<f64>) -> Latency {
+    if micros.is_empty() {
+        return Latency {
+            mean: 0.0,
+            p50: 0.0,
+            p99: 0.0,
+        };
+    }
+    micros.sort_by(f64::total_cmp);
+    let pct =
+        |p: f64| micros[((micros.len() as f64 * p).ceil() as usize).clamp(1, micros.len()) - 1];
+    Latency {
+        mean: micros.iter().sum::<f64>() / micros.len() as f64,
+        p50: pct(0.5),
+        p99: pct(0.99),
+    }
+}
+
+/// Runs `search`.
+pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
+    let index = Index::open(&args.index)?;
+    let records = read_queries(&args.queries)?;
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| format!("bmp-{}", args.algorithm));
+    if tag.is_empty() || tag.contains(char::is_whitespace) {
+        anyhow::bail!("--tag must be one word, got {tag:?}");
+    }
+    let mut file = match &args.output {
+        Some(path) => Some(AtomicFile::create(path)?),
+        None => None,
+    };
+    let stdout = std::io::stdout();
+    let mut out: Box<dyn Write> = match file.as_mut() {
+        Some(f) => Box::new(f),
+        None => Box::new(BufWriter::new(stdout.lock())),
+    };
+    let mut searcher = args.algorithm.searcher(&index);
+    let mut micros = Vec::with_capacity(records.len());
+    let (mut unknown, mut empty) = (0usize, 0usize);
+    for record in &records {
+        let query = Query::from_entries(&index, &record.entries)
+            .with_context(|| format!("query {:?}", record.id))?;
+        unknown += query.unknown_terms;
+        empty += usize::from(query.is_empty());
+        let start = Instant::now();
+        let hits = searcher.search(&query, args.k as usize)?;
+        micros.push(start.elapsed().as_secs_f64() * 1e6);
+        for (rank, hit) in hits.iter().enumerate() {
+            writeln!(
+                out,
+                "{} Q0 {} {} {} {}",
+                record.id,
+                index.doc_id(hit.doc)?,
+                rank + 1,
+                hit.score,
+                tag
+            )
+            .context("cannot write the run")?;
+        }
+    }
+    out.flush().context("cannot write the run")?;
+    drop(out);
+    if let Some(f) = file {
+        f.commit()?;
+    }
+    let lat = latency_stats(micros);
+    eprintln!(
+        "{} queries, k={}, algorithm={}: mean {:.1} us, p50 {:.1} us, p99 {:.1} us; \
+         {} unknown query terms ignored, {} queries with no known term",
+        records.len(),
+        args.k,
+        args.algorithm,
+        lat.mean,
+        lat.p50,
+        lat.p99,
+        unknown,
+        empty
+    );
+    Ok(())
+}

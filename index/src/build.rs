@@ -258,7 +258,7 @@ pub fn build_index(
     offsets.clear();
     let mut entries: Vec<(u32, u8, u8)> = Vec::new();
     let mut block_terms: Vec<u32> = Vec::new();
-    let mut ends: Vec<u32> = Vec::new();
+    let mut counts: Vec<u8> = Vec::new();
     let mut pairs: Vec<u8> = Vec::new();
     for block in 0..nblocks as usize {
         let first = block * block_size as usize;
@@ -276,26 +276,24 @@ pub fn build_index(
         }
         entries.sort_unstable();
         block_terms.clear();
-        ends.clear();
+        counts.clear();
         pairs.clear();
-        for (i, &(t, off, s)) in entries.iter().enumerate() {
-            if block_terms.last() != Some(&t) {
-                if i > 0 {
-                    ends.push(i as u32);
-                }
+        for &(t, off, s) in &entries {
+            if block_terms.last() == Some(&t) {
+                // A term occurs at most block_size (<= 256) times in a block: count - 1 fits a u8.
+                *counts.last_mut().expect("parallel to block_terms") += 1;
+            } else {
                 block_terms.push(t);
+                counts.push(0);
             }
             pairs.push(off);
             pairs.push(s);
-        }
-        if !entries.is_empty() {
-            ends.push(entries.len() as u32);
         }
         w.align(4)?;
         offsets.push(w.section_pos());
         w.write(&(block_terms.len() as u32).to_le_bytes())?;
         w.write(bytemuck::cast_slice(&block_terms))?;
-        w.write(bytemuck::cast_slice(&ends))?;
+        w.write(&counts)?;
         w.write(&pairs)?;
         if block % 16384 == 0 {
             progress("writing forward index", block as u64, u64::from(nblocks));

@@ -1,11 +1,37 @@
 //! Posting lists: doc ids delta-coded in 128-id chunks with bitpacking's `BitPacker4x`, one
 //! [`ChunkHeader`] per chunk (last doc id, packed offset, bit width, max impact), and `u8` impacts.
+//! A final chunk of fewer than 128 ids is stored as LEB128 varint deltas instead (bit width
+//! [`VARINT_TAIL`]), so short lists do not pay for 128 packed slots.
 
 use bitpacking::{BitPacker, BitPacker4x};
 
 use crate::format::{ChunkHeader, CHUNK_LEN};
 
 const _: () = assert!(BitPacker4x::BLOCK_LEN == CHUNK_LEN);
+
+/// The `num_bits` value of a final partial chunk stored as varint deltas.
+pub const VARINT_TAIL: u8 = u8::MAX;
+
+fn write_varint(mut v: u32, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut v = 0u32;
+    for shift in (0..35).step_by(7) {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        v |= u32::from(b & 0x7f).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return (shift < 28 || b < 0x10).then_some(v);
+        }
+    }
+    None
+}
 
 /// Appends the encoding of one posting list to `out` (which must be 4-aligned in the file).
 ///
@@ -22,19 +48,29 @@ pub fn encode_postings(docs: &[u32], impacts: &[u8], out: &mut Vec<u8>) {
     let mut packed = [0u8; 4 * CHUNK_LEN];
     let mut previous = 0u32;
     for (chunk_docs, chunk_impacts) in docs.chunks(CHUNK_LEN).zip(impacts.chunks(CHUNK_LEN)) {
-        block[..chunk_docs.len()].copy_from_slice(chunk_docs);
         let last = chunk_docs[chunk_docs.len() - 1];
-        block[chunk_docs.len()..].fill(last);
-        let num_bits = packer.num_bits_sorted(previous, &block);
-        let n = packer.compress_sorted(previous, &block, &mut packed, num_bits);
+        let packed_offset = (out.len() - start) as u32;
+        let num_bits = if chunk_docs.len() == CHUNK_LEN {
+            block.copy_from_slice(chunk_docs);
+            let num_bits = packer.num_bits_sorted(previous, &block);
+            let n = packer.compress_sorted(previous, &block, &mut packed, num_bits);
+            out.extend_from_slice(&packed[..n]);
+            num_bits
+        } else {
+            let mut prev = previous;
+            for &d in chunk_docs {
+                write_varint(d - prev, out);
+                prev = d;
+            }
+            VARINT_TAIL
+        };
         headers.push(ChunkHeader {
             last_doc: last,
-            packed_offset: (out.len() - start) as u32,
+            packed_offset,
             num_bits,
             max_impact: chunk_impacts.iter().copied().max().unwrap_or(0),
             reserved: [0; 2],
         });
-        out.extend_from_slice(&packed[..n]);
         previous = last;
     }
     out[start..start + headers_len].copy_from_slice(bytemuck::cast_slice(&headers));
@@ -120,36 +156,53 @@ impl<'a> PostingList<'a> {
             .headers
             .get(i)
             .ok_or_else(|| PostingsError(format!("chunk {i} out of range")))?;
-        if header.num_bits > 32 {
-            return Err(PostingsError(format!(
-                "chunk {i}: bit width {}",
-                header.num_bits
-            )));
-        }
-        let start = header.packed_offset as usize;
-        let end = start + packed_len(header.num_bits);
+        let headers_end = std::mem::size_of_val(self.headers);
         let impacts_start = self.bytes.len() - self.df;
-        if start < self.headers.len() * std::mem::size_of::<ChunkHeader>() || end > impacts_start {
-            return Err(PostingsError(format!(
-                "chunk {i}: packed ids out of bounds"
-            )));
-        }
+        let start = header.packed_offset as usize;
         let initial = if i == 0 {
             0
         } else {
             self.headers[i - 1].last_doc
         };
-        BitPacker4x::new().decompress_sorted(
-            initial,
-            &self.bytes[start..end],
-            out,
-            header.num_bits,
-        );
-        let len = if i + 1 == self.headers.len() {
+        let is_last = i + 1 == self.headers.len();
+        let len = if is_last {
             self.df - i * CHUNK_LEN
         } else {
             CHUNK_LEN
         };
+        let bad = |what: &str| PostingsError(format!("chunk {i}: {what}"));
+        if start < headers_end || start > impacts_start {
+            return Err(bad("packed ids out of bounds"));
+        }
+        if header.num_bits == VARINT_TAIL && is_last && len < CHUNK_LEN {
+            let bytes = &self.bytes[..impacts_start];
+            let mut pos = start;
+            let mut doc = initial;
+            for (j, slot) in out[..len].iter_mut().enumerate() {
+                let delta = read_varint(bytes, &mut pos).ok_or_else(|| bad("bad varint"))?;
+                if delta == 0 && (i > 0 || j > 0) {
+                    return Err(bad("doc ids not increasing"));
+                }
+                doc = doc
+                    .checked_add(delta)
+                    .ok_or_else(|| bad("doc id overflow"))?;
+                *slot = doc;
+            }
+        } else {
+            if header.num_bits > 32 || len != CHUNK_LEN {
+                return Err(bad("bad bit width"));
+            }
+            let end = start + packed_len(header.num_bits);
+            if end > impacts_start {
+                return Err(bad("packed ids out of bounds"));
+            }
+            BitPacker4x::new().decompress_sorted(
+                initial,
+                &self.bytes[start..end],
+                out,
+                header.num_bits,
+            );
+        }
         let docs = &out[..len];
         let last = docs[len - 1];
         if last != header.last_doc || last >= self.num_docs || (i > 0 && docs[0] <= initial) {

@@ -18,14 +18,15 @@
 //! - `TermStats` ([`TermStats`] x terms): document frequency and maximum impact per term.
 //! - `PostingsOffsets` (`u64` x terms+1) and `Postings`: per term, at a 4-aligned offset,
 //!   `ceil(df/128)` [`ChunkHeader`]s, then the chunks' doc-id deltas packed with bitpacking's
-//!   `BitPacker4x` (128 ids per chunk, the last chunk padded with its last id), then `df` `u8`
-//!   impacts.
+//!   `BitPacker4x` (128 ids per chunk; a final partial chunk as LEB128 varint deltas), then `df`
+//!   `u8` impacts.
 //! - `BlockMaxDir` ([`BlockMaxEntry`] x terms) and `BlockMaxData`: per term, the maximum impact in
 //!   each block of `block_size` consecutive doc ids, either dense (`num_blocks` bytes) or sparse
 //!   (`nnz` `u32` block ids in increasing order, then `nnz` `u8` maxima), whichever is smaller.
 //! - `ForwardOffsets` (`u64` x blocks+1) and `Forward`: per block, at a 4-aligned offset,
-//!   `n: u32`, `n` term ids (`u32`, increasing), `n` cumulative entry ends (`u32`), then the
-//!   entries as `(doc offset in block: u8, impact: u8)` pairs grouped by term.
+//!   `n: u32`, `n` term ids (`u32`, increasing), `n` pair counts minus one (`u8`; a term occurs at
+//!   most 256 times in a block), then the entries as `(doc offset in block: u8, impact: u8)` pairs
+//!   grouped by term.
 
 pub mod reader;
 pub mod writer;

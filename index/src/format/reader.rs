@@ -72,17 +72,23 @@ impl BlockMaxRow<'_> {
 pub struct ForwardBlock<'a> {
     /// Term ids in increasing order.
     pub terms: &'a [u32],
-    /// `ends[i]` is the end (exclusive) of term `i`'s pairs in `entries`.
-    pub ends: &'a [u32],
+    /// `counts[i] + 1` is the number of pairs of term `i`.
+    pub counts: &'a [u8],
     /// `(doc offset within the block, impact)` pairs, grouped by term.
     pub entries: &'a [[u8; 2]],
 }
 
 impl<'a> ForwardBlock<'a> {
-    /// The pairs of the `i`-th term of the block.
-    pub fn term_entries(&self, i: usize) -> &'a [[u8; 2]] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.entries[start..self.ends[i] as usize]
+    /// The block's terms with their `(doc offset, impact)` pairs, in term order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &'a [[u8; 2]])> + 'a {
+        let entries = self.entries;
+        let mut start = 0usize;
+        self.terms.iter().zip(self.counts).map(move |(&t, &c)| {
+            let end = start + usize::from(c) + 1;
+            let pairs = &entries[start..end];
+            start = end;
+            (t, pairs)
+        })
     }
 }
 
@@ -438,20 +444,17 @@ impl Index {
             .checked_mul(4)
             .and_then(|x| x.checked_add(4))
             .ok_or_else(bad)?;
-        let ends_end = ids_end.checked_add(n * 4).ok_or_else(bad)?;
+        let counts_end = ids_end.checked_add(n).ok_or_else(bad)?;
         let terms: &[u32] =
             bytemuck::try_cast_slice(bytes.get(4..ids_end).ok_or_else(bad)?).map_err(|_| bad())?;
-        let ends: &[u32] = bytemuck::try_cast_slice(bytes.get(ids_end..ends_end).ok_or_else(bad)?)
-            .map_err(|_| bad())?;
-        let total = ends.last().copied().unwrap_or(0) as usize;
-        let pair_bytes = bytes.get(ends_end..ends_end + total * 2).ok_or_else(bad)?;
-        if ends.windows(2).any(|w| w[0] > w[1]) {
-            return Err(bad());
-        }
+        let counts = bytes.get(ids_end..counts_end).ok_or_else(bad)?;
+        let total: usize = counts.iter().map(|&c| usize::from(c) + 1).sum();
+        let pair_end = counts_end.checked_add(total * 2).ok_or_else(bad)?;
+        let pair_bytes = bytes.get(counts_end..pair_end).ok_or_else(bad)?;
         let entries: &[[u8; 2]] = bytemuck::cast_slice(pair_bytes);
         Ok(ForwardBlock {
             terms,
-            ends,
+            counts,
             entries,
         })
     }

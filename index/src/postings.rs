@@ -1,5 +1,6 @@
 //! Posting lists: doc ids delta-coded in 128-id chunks with bitpacking's `BitPacker4x`, one
 //! [`ChunkHeader`] per chunk (last doc id, packed offset, bit width, max impact), and `u8` impacts.
+//! One list is laid out as its chunk headers, then its `df` impacts, then its packed ids.
 //! A final chunk of fewer than 128 ids is stored as LEB128 varint deltas instead (bit width
 //! [`VARINT_TAIL`]), so short lists do not pay for 128 packed slots.
 
@@ -43,6 +44,7 @@ pub fn encode_postings(docs: &[u32], impacts: &[u8], out: &mut Vec<u8>) {
     let num_chunks = docs.len().div_ceil(CHUNK_LEN);
     let headers_len = num_chunks * std::mem::size_of::<ChunkHeader>();
     out.resize(start + headers_len, 0);
+    out.extend_from_slice(impacts);
     let mut headers = Vec::with_capacity(num_chunks);
     let mut block = [0u32; CHUNK_LEN];
     let mut packed = [0u8; 4 * CHUNK_LEN];
@@ -74,7 +76,6 @@ pub fn encode_postings(docs: &[u32], impacts: &[u8], out: &mut Vec<u8>) {
         previous = last;
     }
     out[start..start + headers_len].copy_from_slice(bytemuck::cast_slice(&headers));
-    out.extend_from_slice(impacts);
 }
 
 /// Size in bytes of the packed ids of a chunk with `num_bits` bits per delta.
@@ -111,7 +112,7 @@ impl<'a> PostingList<'a> {
         }
         let headers: &[ChunkHeader] = bytemuck::try_cast_slice(&bytes[..headers_len])
             .map_err(|e| PostingsError(format!("misaligned chunk headers: {e}")))?;
-        let impacts = &bytes[bytes.len() - df..];
+        let impacts = &bytes[headers_len..headers_len + df];
         Ok(PostingList {
             bytes,
             headers,
@@ -157,7 +158,9 @@ impl<'a> PostingList<'a> {
             .get(i)
             .ok_or_else(|| PostingsError(format!("chunk {i} out of range")))?;
         let headers_end = std::mem::size_of_val(self.headers);
-        let impacts_start = self.bytes.len() - self.df;
+        // Packed ids follow the impacts; the list may end with alignment padding.
+        let packed_start = headers_end + self.df;
+        let packed_end = self.bytes.len();
         let start = header.packed_offset as usize;
         let initial = if i == 0 {
             0
@@ -171,11 +174,11 @@ impl<'a> PostingList<'a> {
             CHUNK_LEN
         };
         let bad = |what: &str| PostingsError(format!("chunk {i}: {what}"));
-        if start < headers_end || start > impacts_start {
+        if start < packed_start || start > packed_end {
             return Err(bad("packed ids out of bounds"));
         }
         if header.num_bits == VARINT_TAIL && is_last && len < CHUNK_LEN {
-            let bytes = &self.bytes[..impacts_start];
+            let bytes = &self.bytes[..packed_end];
             let mut pos = start;
             let mut doc = initial;
             for (j, slot) in out[..len].iter_mut().enumerate() {
@@ -193,7 +196,7 @@ impl<'a> PostingList<'a> {
                 return Err(bad("bad bit width"));
             }
             let end = start + packed_len(header.num_bits);
-            if end > impacts_start {
+            if end > packed_end {
                 return Err(bad("packed ids out of bounds"));
             }
             BitPacker4x::new().decompress_sorted(

@@ -17,9 +17,9 @@
 //! - `DocIdOffsets` (`u64` x docs+1) and `DocIdBytes`: the external id of each internal doc id.
 //! - `TermStats` ([`TermStats`] x terms): document frequency and maximum impact per term.
 //! - `PostingsOffsets` (`u64` x terms+1) and `Postings`: per term, at a 4-aligned offset,
-//!   `ceil(df/128)` [`ChunkHeader`]s, then the chunks' doc-id deltas packed with bitpacking's
-//!   `BitPacker4x` (128 ids per chunk; a final partial chunk as LEB128 varint deltas), then `df`
-//!   `u8` impacts.
+//!   `ceil(df/128)` [`ChunkHeader`]s, then `df` `u8` impacts, then the chunks' doc-id deltas packed
+//!   with bitpacking's `BitPacker4x` (128 ids per chunk; a final partial chunk as LEB128 varint
+//!   deltas).
 //! - `BlockMaxDir` ([`BlockMaxEntry`] x terms) and `BlockMaxData`: per term, the maximum impact in
 //!   each block of `block_size` consecutive doc ids, either dense (`num_blocks` bytes) or sparse
 //!   (`nnz` `u32` block ids in increasing order, then `nnz` `u8` maxima), whichever is smaller.
@@ -236,3 +236,6 @@ pub fn validate_block_size(block_size: u32) -> crate::Result<()> {
 pub fn num_blocks(num_docs: u64, block_size: u32) -> u64 {
     num_docs.div_ceil(u64::from(block_size))
 }
+
+#[cfg(test)]
+mod tests;

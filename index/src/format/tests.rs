@@ -1,0 +1,233 @@
+//! Build-then-open tests of the whole format against the collection it came from.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::reader::{BlockMaxRow, Index};
+use crate::build::{build_index, BuildOptions};
+use crate::quantize::Quantizer;
+use crate::Collection;
+
+type Docs = Vec<(String, Vec<(String, f32)>)>;
+
+fn collection_of(docs: &Docs) -> Collection {
+    let mut c = Collection::new();
+    for (id, entries) in docs {
+        let e: Vec<(u32, f32)> = entries
+            .iter()
+            .map(|(t, w)| (c.intern_term(t), *w))
+            .collect();
+        c.add_document(id, &e).unwrap();
+    }
+    c
+}
+
+fn build(docs: &Docs, block_size: u32) -> (tempfile::TempDir, Index) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.bmp");
+    build_index(
+        &collection_of(docs),
+        &path,
+        &BuildOptions { block_size },
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let index = Index::open(&path).unwrap();
+    (dir, index)
+}
+
+/// Checks every section of `index` against `docs`.
+fn check_against(docs: &Docs, index: &Index) {
+    let c = collection_of(docs);
+    let q = Quantizer::for_weights(c.max_weight(), c.all_integral());
+    assert_eq!(index.quantizer(), q);
+    // Expected postings: term -> [(doc, impact)].
+    let mut expected: BTreeMap<&str, Vec<(u32, u8)>> = BTreeMap::new();
+    for (d, (_, entries)) in docs.iter().enumerate() {
+        for (t, w) in entries {
+            if *w > 0.0 {
+                expected
+                    .entry(t)
+                    .or_default()
+                    .push((d as u32, q.quantize(*w)));
+            }
+        }
+    }
+    assert_eq!(index.num_docs() as usize, docs.len());
+    assert_eq!(index.num_terms() as usize, expected.len());
+    assert_eq!(
+        index.num_postings() as usize,
+        expected.values().map(Vec::len).sum::<usize>()
+    );
+    for (d, (id, _)) in docs.iter().enumerate() {
+        assert_eq!(index.doc_id(d as u32).unwrap(), id);
+    }
+    let b = index.block_size();
+    for (t, (term, postings)) in expected.iter().enumerate() {
+        let t = t as u32;
+        assert_eq!(index.term(t).unwrap(), *term);
+        assert_eq!(index.term_id(term).unwrap(), Some(t));
+        let stats = index.term_stats(t).unwrap();
+        assert_eq!(stats.df as usize, postings.len());
+        assert_eq!(
+            stats.max_impact,
+            postings.iter().map(|p| p.1).max().unwrap()
+        );
+        let (got_docs, got_impacts) = index.postings(t).unwrap().to_vecs().unwrap();
+        let want_docs: Vec<u32> = postings.iter().map(|p| p.0).collect();
+        let want_impacts: Vec<u8> = postings.iter().map(|p| p.1).collect();
+        assert_eq!(got_docs, want_docs);
+        assert_eq!(got_impacts, want_impacts);
+        let row = index.block_max(t).unwrap();
+        for block in 0..index.num_blocks() {
+            let want = postings
+                .iter()
+                .filter(|p| p.0 / b == block)
+                .map(|p| p.1)
+                .max()
+                .unwrap_or(0);
+            assert_eq!(row.get(block), want, "term {term} block {block}");
+        }
+        if let BlockMaxRow::Sparse { blocks, .. } = row {
+            assert!(blocks.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+    assert_eq!(index.term_id("\u{10ffff}no such term").unwrap(), None);
+    // Forward index: every (term, doc, impact) exactly once, in the right block.
+    let mut forward: BTreeMap<(String, u32), u8> = BTreeMap::new();
+    for block in 0..index.num_blocks() {
+        let fb = index.forward_block(block).unwrap();
+        assert!(fb.terms.windows(2).all(|w| w[0] < w[1]));
+        for (t, pairs) in fb.iter() {
+            for &[off, impact] in pairs {
+                let doc = block * b + u32::from(off);
+                assert!(doc < index.num_docs());
+                let term = index.term(t).unwrap().to_owned();
+                assert!(forward.insert((term, doc), impact).is_none());
+            }
+        }
+    }
+    let mut want_forward = BTreeMap::new();
+    for (term, postings) in &expected {
+        for &(d, s) in postings {
+            want_forward.insert(((*term).to_owned(), d), s);
+        }
+    }
+    assert_eq!(forward, want_forward);
+    index.verify_checksums().unwrap();
+}
+
+fn docs_strategy() -> impl Strategy<Value = Docs> {
+    let entry = (
+        "[a-e]{1,2}|é[xy]",
+        prop_oneof![
+            Just(0.0f32),
+            0.001f32..10.0,
+            (1u8..=255).prop_map(f32::from)
+        ],
+    );
+    proptest::collection::vec(
+        proptest::collection::btree_map(entry.0, entry.1, 0..12),
+        1..150,
+    )
+    .prop_map(|docs| {
+        docs.into_iter()
+            .enumerate()
+            .map(|(i, m)| (format!("doc-{i}"), m.into_iter().collect()))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn build_then_open_matches_collection(docs in docs_strategy(), bs in prop_oneof![Just(8u32), Just(32), Just(256), 8u32..=256]) {
+        let (_dir, index) = build(&docs, bs);
+        check_against(&docs, &index);
+    }
+}
+
+#[test]
+fn long_posting_lists_cross_chunks_and_dense_rows() {
+    let docs: Docs = (0..1000)
+        .map(|i| {
+            let mut v = vec![("common".to_owned(), 1.0 + (i % 7) as f32)];
+            if i % 3 == 0 {
+                v.push(("third".to_owned(), 2.5));
+            }
+            if i == 999 {
+                v.push(("rare".to_owned(), 9.0));
+            }
+            (format!("d{i}"), v)
+        })
+        .collect();
+    let (_dir, index) = build(&docs, 8);
+    check_against(&docs, &index);
+    let common = index.term_id("common").unwrap().unwrap();
+    assert!(matches!(
+        index.block_max(common).unwrap(),
+        BlockMaxRow::Dense(_)
+    ));
+    let rare = index.term_id("rare").unwrap().unwrap();
+    assert!(matches!(
+        index.block_max(rare).unwrap(),
+        BlockMaxRow::Sparse { .. }
+    ));
+    assert_eq!(index.postings(common).unwrap().num_chunks(), 8);
+}
+
+#[test]
+fn empty_documents_are_indexed() {
+    let docs: Docs = vec![
+        ("a".into(), vec![]),
+        ("b".into(), vec![("x".into(), 1.0)]),
+        ("c".into(), vec![]),
+    ];
+    let (_dir, index) = build(&docs, 8);
+    check_against(&docs, &index);
+}
+
+#[test]
+fn invalid_builds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.bmp");
+    let empty = Collection::new();
+    assert!(build_index(&empty, &path, &BuildOptions::default(), &mut |_, _, _| {}).is_err());
+    let docs: Docs = vec![("a".into(), vec![("x".into(), 1.0)])];
+    for bs in [0, 7, 257] {
+        let err = build_index(
+            &collection_of(&docs),
+            &path,
+            &BuildOptions { block_size: bs },
+            &mut |_, _, _| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("block size"), "{err}");
+    }
+    assert!(!path.exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn every_truncation_is_refused_at_open() {
+    let docs: Docs = (0..40)
+        .map(|i| {
+            (
+                format!("d{i}"),
+                vec![(format!("t{}", i % 5), 1.0 + i as f32)],
+            )
+        })
+        .collect();
+    let (dir, index) = build(&docs, 8);
+    let bytes = std::fs::read(index.path()).unwrap();
+    let cut = dir.path().join("cut.bmp");
+    for len in (0..bytes.len()).step_by(97).chain([bytes.len() - 1]) {
+        std::fs::write(&cut, &bytes[..len]).unwrap();
+        let err = Index::open(&cut).unwrap_err().to_string();
+        assert!(
+            err.contains("corrupt index") || err.contains("not a bmp index"),
+            "{len}: {err}"
+        );
+    }
+}

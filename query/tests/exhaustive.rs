@@ -1,0 +1,185 @@
+//! Exhaustive search against brute-force scoring, and search results preserved by a
+//! JSONL -> index -> CIFF -> index round trip.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use bmp_index::build::{build_index, BuildOptions};
+use bmp_index::export::export_ciff;
+use bmp_index::readers::{ciff, jsonl, open_maybe_gzip};
+use bmp_index::{Collection, Index, Quantizer};
+use bmp_query::{Algorithm, Hit, Query};
+use proptest::prelude::*;
+
+type Docs = Vec<Vec<(String, f32)>>;
+
+fn write_jsonl(path: &Path, docs: &Docs) {
+    let mut f = std::fs::File::create(path).unwrap();
+    for (i, d) in docs.iter().enumerate() {
+        let v: Vec<String> = d.iter().map(|(t, w)| format!("\"{t}\": {w:?}")).collect();
+        writeln!(
+            f,
+            "{{\"id\": \"doc{i}\", \"vector\": {{{}}}}}",
+            v.join(", ")
+        )
+        .unwrap();
+    }
+}
+
+fn build_from(input: &Path, output: &Path, is_ciff: bool, block_size: u32) -> Index {
+    let mut c = Collection::new();
+    let reader = open_maybe_gzip(input).unwrap();
+    if is_ciff {
+        ciff::read_ciff_into(reader, input, &mut c).unwrap();
+    } else {
+        jsonl::read_jsonl_into(reader, input, &mut c).unwrap();
+    }
+    build_index(&c, output, &BuildOptions { block_size }, &mut |_, _, _| {}).unwrap();
+    Index::open(output).unwrap()
+}
+
+/// Ranks every document by sum of query weight x quantized impact, straight from the input.
+fn brute_force(docs: &Docs, index: &Index, query: &Query, k: usize) -> Vec<(String, u32)> {
+    let max = docs.iter().flatten().map(|e| e.1).fold(0.0f32, f32::max);
+    let integral = docs.iter().flatten().all(|e| e.1.fract() == 0.0);
+    let q = Quantizer::for_weights(max, integral);
+    let weights: BTreeMap<&str, u32> = query
+        .terms
+        .iter()
+        .map(|t| (index.term(t.term).unwrap(), t.weight))
+        .collect();
+    let mut scored: Vec<(u32, u32)> = docs
+        .iter()
+        .enumerate()
+        .map(|(d, entries)| {
+            let s = entries
+                .iter()
+                .map(|(t, w)| {
+                    weights.get(t.as_str()).copied().unwrap_or(0) * u32::from(q.quantize(*w))
+                })
+                .sum();
+            (d as u32, s)
+        })
+        .filter(|&(_, s)| s > 0)
+        .collect();
+    scored.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(k);
+    scored
+        .into_iter()
+        .map(|(d, s)| (format!("doc{d}"), s))
+        .collect()
+}
+
+fn named(index: &Index, hits: &[Hit]) -> Vec<(String, u32)> {
+    hits.iter()
+        .map(|h| (index.doc_id(h.doc).unwrap().to_owned(), h.score))
+        .collect()
+}
+
+fn docs_strategy() -> impl Strategy<Value = Docs> {
+    let weight = prop_oneof![0.01f32..5.0, (1u8..=30).prop_map(f32::from)];
+    proptest::collection::vec(
+        proptest::collection::btree_map("t[0-9]{1,2}", weight, 0..15)
+            .prop_map(|m| m.into_iter().collect()),
+        1..300,
+    )
+}
+
+fn queries_strategy() -> impl Strategy<Value = Vec<Vec<(String, f32)>>> {
+    let weight = prop_oneof![0.01f32..3.0, (1u16..=400).prop_map(f32::from)];
+    proptest::collection::vec(
+        proptest::collection::btree_map("t[0-9]{1,2}|unknown[a-z]", weight, 0..12)
+            .prop_map(|m| m.into_iter().collect()),
+        1..20,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn exhaustive_matches_brute_force(docs in docs_strategy(), queries in queries_strategy(),
+                                      k in prop_oneof![Just(1usize), Just(10), 1usize..400],
+                                      bs in prop_oneof![Just(8u32), Just(32), Just(256)]) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("docs.jsonl");
+        write_jsonl(&input, &docs);
+        let index = build_from(&input, &dir.path().join("a.bmp"), false, bs);
+        let mut searcher = Algorithm::Exhaustive.searcher(&index);
+        for q in &queries {
+            let query = Query::from_entries(&index, q).unwrap();
+            let hits = searcher.search(&query, k).unwrap();
+            prop_assert_eq!(named(&index, &hits), brute_force(&docs, &index, &query, k));
+        }
+    }
+
+    #[test]
+    fn ciff_round_trip_preserves_results(docs in docs_strategy(), queries in queries_strategy(), gz: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("docs.jsonl");
+        write_jsonl(&input, &docs);
+        let a = build_from(&input, &dir.path().join("a.bmp"), false, 32);
+        let ciff_path = dir.path().join(if gz { "a.ciff.gz" } else { "a.ciff" });
+        export_ciff(&a, &ciff_path, &mut |_, _| {}).unwrap();
+        let b = build_from(&ciff_path, &dir.path().join("b.bmp"), true, 32);
+        prop_assert_eq!(a.num_docs(), b.num_docs());
+        prop_assert_eq!(a.num_terms(), b.num_terms());
+        prop_assert_eq!(a.num_postings(), b.num_postings());
+        let mut sa = Algorithm::Exhaustive.searcher(&a);
+        let mut sb = Algorithm::Exhaustive.searcher(&b);
+        for q in &queries {
+            let qa = Query::from_entries(&a, q).unwrap();
+            let qb = Query::from_entries(&b, q).unwrap();
+            prop_assert_eq!(&qa, &qb);
+            let ha = named(&a, &sa.search(&qa, 50).unwrap());
+            let hb = named(&b, &sb.search(&qb, 50).unwrap());
+            prop_assert_eq!(ha, hb);
+        }
+    }
+}
+
+#[test]
+fn query_with_no_known_term_returns_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &vec![vec![("a".to_owned(), 1.0)]]);
+    let index = build_from(&input, &dir.path().join("a.bmp"), false, 8);
+    let query = Query::from_entries(&index, &[("zzz".to_owned(), 2.0)]).unwrap();
+    assert_eq!(query.unknown_terms, 1);
+    assert!(query.is_empty());
+    let mut s = Algorithm::Exhaustive.searcher(&index);
+    assert!(s.search(&query, 10).unwrap().is_empty());
+    assert!(Query::from_entries(&index, &[("a".to_owned(), f32::NAN)]).is_err());
+    assert!(Query::from_entries(&index, &[("a".to_owned(), -1.0)]).is_err());
+}
+
+#[test]
+fn real_splade_queries_on_toy_ciff() {
+    let ciff_path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/ciff-toy/toy-complete-20200309.ciff.gz"
+    ));
+    if !ciff_path.exists() {
+        eprintln!("skipping: {} not found", ciff_path.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let index = build_from(ciff_path, &dir.path().join("toy.bmp"), true, 8);
+    assert_eq!(index.num_docs(), 3);
+    assert_eq!(index.num_terms(), 9);
+    let q = Query::from_entries(&index, &[("text".into(), 1.0), ("simpl".into(), 2.0)]).unwrap();
+    let hits = Algorithm::Exhaustive
+        .searcher(&index)
+        .search(&q, 10)
+        .unwrap();
+    // DOC222: text 3 + 2 * simpl 1 = 5; TREC_DOC_1: 1 + 2 = 3; WSJ_1: 1.
+    assert_eq!(
+        named(&index, &hits),
+        vec![
+            ("DOC222".into(), 5),
+            ("TREC_DOC_1".into(), 3),
+            ("WSJ_1".into(), 1)
+        ]
+    );
+}

@@ -6,16 +6,32 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
+
 use xxhash_rust::xxh3::xxh3_64;
+
+/// Checks that an external id can be written in a TREC run: not empty, no whitespace or control
+/// characters.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        Err("empty document id".into())
+    } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err(format!(
+            "id {id:?} contains whitespace or a control character, which a TREC run cannot hold"
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 /// Documents with external ids and sparse vectors over an interned vocabulary.
 #[derive(Debug, Default)]
 pub struct Collection {
     terms: Vec<String>,
-    term_ids: HashMap<String, u32>,
+    term_ids: HashMap<String, u32, FixedState>,
     id_bytes: Vec<u8>,
     id_offsets: Vec<u64>,
-    id_hashes: HashMap<u64, u32>,
+    id_hashes: HashMap<u64, u32, FixedState>,
     id_collisions: HashMap<String, u32>,
     doc_offsets: Vec<u64>,
     posting_terms: Vec<u32>,
@@ -89,6 +105,7 @@ impl Collection {
                 self.terms[pair[0].0 as usize]
             ));
         }
+        check_id(id)?;
         self.check_new_id(id, doc as u32)?;
         for &(t, w) in &self.scratch {
             self.posting_terms.push(t);

@@ -8,8 +8,10 @@ use clap::Args;
 
 use super::progress::count_bar;
 
-/// Export an index as CIFF v1 (gzip when OUTPUT ends in .gz), for PISA, Anserini and the reference
-/// BMP. Term frequencies are the u8 impacts; doc lengths are the numbers of terms per document.
+/// Export an index as CIFF v1 (gzip when the output ends in .gz).
+///
+/// For PISA, Anserini and the reference BMP. Term frequencies are the u8 impacts; doc lengths are
+/// the numbers of terms per document. Internal doc ids (positions) become CIFF doc ids.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Index file.

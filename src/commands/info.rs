@@ -1,7 +1,9 @@
 //! `bmp-index info`: header, section sizes and statistics of an index.
 
+use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use bmp_index::format::ROW_DENSE;
 use bmp_index::Index;
 use clap::Args;
@@ -21,25 +23,32 @@ pub struct InfoArgs {
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let index = Index::open(&args.index)?;
     let h = index.header();
-    println!("index:            {}", args.index.display());
-    println!("format version:   {}", h.version);
-    println!("documents:        {}", h.num_docs);
-    println!("terms:            {}", h.num_terms);
-    println!("postings:         {}", h.num_postings);
-    println!("block size:       {}", h.block_size);
-    println!("blocks:           {}", h.num_blocks);
-    println!(
+    // Report write errors: `println!` panics when standard output is a closed pipe (`info | head`).
+    let mut out = std::io::stdout().lock();
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            writeln!(out, $($arg)*).context("cannot write to standard output")?
+        };
+    }
+    say!("index:            {}", args.index.display());
+    say!("format version:   {}", h.version);
+    say!("documents:        {}", h.num_docs);
+    say!("terms:            {}", h.num_terms);
+    say!("postings:         {}", h.num_postings);
+    say!("block size:       {}", h.block_size);
+    say!("blocks:           {}", h.num_blocks);
+    say!(
         "quant scale:      {} (weight per impact unit)",
         h.quant_scale
     );
-    println!("file bytes:       {}", index.file_len());
-    println!(
+    say!("file bytes:       {}", index.file_len());
+    say!(
         "bytes/posting:    {:.3}",
         index.file_len() as f64 / (h.num_postings.max(1)) as f64
     );
-    println!("sections:");
+    say!("sections:");
     for (kind, len) in index.section_sizes() {
-        println!(
+        say!(
             "  {:<22} {:>14} bytes  {:>6.2}%",
             kind.name(),
             len,
@@ -63,28 +72,28 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     let _ = ROW_DENSE;
     dfs.sort_unstable();
     let n = dfs.len().max(1);
-    println!("terms:");
-    println!(
+    say!("terms:");
+    say!(
         "  df: mean {:.1}, median {}, max {}; {} terms with df = 1",
         h.num_postings as f64 / n as f64,
         dfs.get(dfs.len() / 2).copied().unwrap_or(0),
         dfs.last().copied().unwrap_or(0),
         dfs.iter().take_while(|&&d| d == 1).count()
     );
-    println!(
+    say!(
         "  block-max rows: {} dense, {} sparse",
         dense_rows,
         index.num_terms() - dense_rows
     );
-    println!("documents:");
-    println!(
+    say!("documents:");
+    say!(
         "  mean terms per document: {:.1}; max impact {}",
         h.num_postings as f64 / h.num_docs.max(1) as f64,
         max_impact
     );
     if args.verify {
         index.verify_checksums()?;
-        println!(
+        say!(
             "checksums:        all {} sections verified",
             index.section_sizes().len()
         );

@@ -10,9 +10,10 @@ use clap::Args;
 
 use super::progress::count_bar;
 
-/// Write a synthetic collection with SPLADE-like shape (Zipf term popularity, topical documents,
-/// log-normal lengths and weights) and queries of 20 to 40 terms, as JSONL. The same seed gives
-/// the same files.
+/// Write a deterministic synthetic collection and queries as JSONL.
+///
+/// Documents have a SPLADE-like shape (Zipf term popularity, topical documents, log-normal lengths
+/// and weights); queries have 20 to 40 terms. The same seed gives the same files.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Number of documents.

@@ -1,0 +1,89 @@
+//! Criterion benchmarks of the query side on a synthetic collection: exhaustive top-k search and
+//! posting-list decoding.
+//!
+//! `cargo bench --bench search` (set `BMP_BENCH_DOCS` to change the collection size, default 50,000).
+
+use std::hint::black_box;
+
+use bmp_index::build::{build_index, BuildOptions};
+use bmp_index::synth::{SynthGenerator, SynthOptions};
+use bmp_index::{Collection, Index};
+use bmp_query::{Algorithm, Query};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
+    let docs = std::env::var("BMP_BENCH_DOCS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let options = SynthOptions {
+        docs,
+        queries: 200,
+        ..SynthOptions::default()
+    };
+    let mut gen = SynthGenerator::new(&options);
+    let mut collection = Collection::new();
+    for i in 0..options.docs {
+        let doc: Vec<(u32, f32)> = gen
+            .document()
+            .into_iter()
+            .map(|(t, w)| (collection.intern_term(&SynthGenerator::term_name(t)), w))
+            .collect();
+        collection
+            .add_document(&format!("d{i}"), &doc)
+            .expect("synthetic documents are valid");
+    }
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("bench.bmp");
+    build_index(
+        &collection,
+        &path,
+        &BuildOptions::default(),
+        &mut |_, _, _| {},
+    )
+    .expect("index builds");
+    let index = Index::open(&path).expect("index opens");
+    let queries = (0..options.queries)
+        .map(|_| {
+            let entries: Vec<(String, f32)> = gen
+                .query()
+                .into_iter()
+                .map(|(t, w)| (SynthGenerator::term_name(t), w))
+                .collect();
+            Query::from_entries(&index, &entries).expect("valid query")
+        })
+        .collect();
+    (dir, index, queries)
+}
+
+fn bench(c: &mut Criterion) {
+    let (_dir, index, queries) = setup();
+    let mut group = c.benchmark_group("search");
+    for k in [10usize, 1000] {
+        let mut searcher = Algorithm::Exhaustive.searcher(&index);
+        group.bench_function(format!("exhaustive/k={k}/{}-queries", queries.len()), |b| {
+            b.iter(|| {
+                for q in &queries {
+                    black_box(searcher.search(q, k).expect("search succeeds"));
+                }
+            })
+        });
+    }
+    group.finish();
+    let longest = (0..index.num_terms())
+        .max_by_key(|&t| index.term_stats(t).map(|s| s.df).unwrap_or(0))
+        .unwrap_or(0);
+    let postings = index.postings(longest).expect("postings");
+    c.bench_function(&format!("decode/{}-postings", postings.len()), |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            postings
+                .for_each(|d, s| sum += u64::from(d) + u64::from(s))
+                .expect("decodes");
+            black_box(sum)
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -32,6 +32,28 @@ impl Default for BuildOptions {
     }
 }
 
+/// Checks that `order` is a permutation of `0..num_docs`.
+fn check_order(order: &[u32], num_docs: usize) -> Result<()> {
+    if order.len() != num_docs {
+        return Err(Error::Invalid(format!(
+            "document order has {} entries for {num_docs} documents",
+            order.len()
+        )));
+    }
+    let mut seen = vec![false; num_docs];
+    for &d in order {
+        match seen.get_mut(d as usize) {
+            Some(s) if !*s => *s = true,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "document order is not a permutation (entry {d})"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What a build produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BuildSummary {
@@ -62,7 +84,13 @@ struct Postings {
     term_impacts: Vec<u8>,
 }
 
-fn invert(collection: &Collection, quantizer: Quantizer, progress: Progress) -> Postings {
+/// Renumbers terms (lexicographic) and documents (`order[new] = old`), quantizes, and inverts.
+fn invert(
+    collection: &Collection,
+    order: &[u32],
+    quantizer: Quantizer,
+    progress: Progress,
+) -> Postings {
     let num_tmp = collection.num_terms();
     let mut df = vec![0u64; num_tmp];
     for doc in 0..collection.num_docs() {
@@ -85,8 +113,8 @@ fn invert(collection: &Collection, quantizer: Quantizer, progress: Progress) -> 
     let mut doc_terms = Vec::with_capacity(collection.num_postings());
     let mut doc_impacts = Vec::with_capacity(collection.num_postings());
     let mut scratch: Vec<(u32, u8)> = Vec::new();
-    for doc in 0..num_docs {
-        let (ts, ws) = collection.doc(doc);
+    for (doc, &old) in order.iter().enumerate() {
+        let (ts, ws) = collection.doc(old as usize);
         scratch.clear();
         scratch.extend(
             ts.iter()
@@ -134,13 +162,29 @@ fn invert(collection: &Collection, quantizer: Quantizer, progress: Progress) -> 
     }
 }
 
-/// Builds the index of `collection` into `output` (atomically replacing any existing file).
+/// Builds the index of `collection` into `output` (atomically replacing any existing file), with
+/// documents in input order.
 pub fn build_index(
     collection: &Collection,
     output: &Path,
     options: &BuildOptions,
     progress: Progress,
 ) -> Result<BuildSummary> {
+    let order: Vec<u32> = (0..collection.num_docs() as u32).collect();
+    build_index_ordered(collection, &order, output, options, progress)
+}
+
+/// Builds the index of `collection` with internal doc id `i` given to input document `order[i]`
+/// (a permutation of `0..num_docs`, e.g. from [`crate::reorder`]); external ids follow their
+/// documents.
+pub fn build_index_ordered(
+    collection: &Collection,
+    order: &[u32],
+    output: &Path,
+    options: &BuildOptions,
+    progress: Progress,
+) -> Result<BuildSummary> {
+    check_order(order, collection.num_docs())?;
     validate_block_size(options.block_size)?;
     if collection.num_docs() == 0 {
         return Err(Error::Invalid("no documents to index".into()));
@@ -151,7 +195,7 @@ pub fn build_index(
     let nblocks = u32::try_from(nblocks)
         .map_err(|_| Error::Invalid("too many blocks for one index".into()))?;
     let quantizer = Quantizer::for_weights(collection.max_weight(), collection.all_integral());
-    let p = invert(collection, quantizer, progress);
+    let p = invert(collection, order, quantizer, progress);
     let num_docs = collection.num_docs();
     let num_terms = p.terms.len();
 
@@ -172,8 +216,8 @@ pub fn build_index(
     offsets.clear();
     bytes.clear();
     offsets.push(0);
-    for doc in 0..num_docs {
-        bytes.extend_from_slice(collection.doc_id(doc).as_bytes());
+    for &old in order {
+        bytes.extend_from_slice(collection.doc_id(old as usize).as_bytes());
         offsets.push(bytes.len() as u64);
     }
     w.section(SectionKind::DocIdOffsets, bytemuck::cast_slice(&offsets))?;

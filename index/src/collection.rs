@@ -187,6 +187,12 @@ impl Collection {
         (&self.posting_terms[a..b], &self.posting_weights[a..b])
     }
 
+    /// All documents as compressed sparse rows: `offsets` (documents + 1 entries) into `terms`
+    /// (temporary term ids, ascending within a document).
+    pub fn csr(&self) -> (&[u64], &[u32]) {
+        (&self.doc_offsets, &self.posting_terms)
+    }
+
     /// The largest weight in the collection (0 when empty).
     pub fn max_weight(&self) -> f32 {
         self.max_weight

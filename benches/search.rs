@@ -6,7 +6,7 @@
 use std::hint::black_box;
 
 use bmp_index::build::{build_index, BuildOptions};
-use bmp_index::synth::{SynthGenerator, SynthOptions};
+use bmp_index::synth::{build_vocabulary, SynthGenerator, SynthOptions};
 use bmp_index::{Collection, Index};
 use bmp_query::{Algorithm, Query};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -21,13 +21,13 @@ fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
         queries: 200,
         ..SynthOptions::default()
     };
-    let mut gen = SynthGenerator::new(&options);
+    let mut gen = SynthGenerator::new(&options, build_vocabulary(options.vocab, None, &[]), &[]);
     let mut collection = Collection::new();
     for i in 0..options.docs {
         let doc: Vec<(u32, f32)> = gen
             .document()
             .into_iter()
-            .map(|(t, w)| (collection.intern_term(&SynthGenerator::term_name(t)), w))
+            .map(|(t, w)| (collection.intern_term(gen.term(t)), w))
             .collect();
         collection
             .add_document(&format!("d{i}"), &doc)
@@ -48,7 +48,7 @@ fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
             let entries: Vec<(String, f32)> = gen
                 .query()
                 .into_iter()
-                .map(|(t, w)| (SynthGenerator::term_name(t), w))
+                .map(|(t, w)| (gen.term(t).to_owned(), w))
                 .collect();
             Query::from_entries(&index, &entries).expect("valid query")
         })

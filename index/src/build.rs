@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::writer::{HeaderFields, SectionWriter};
 use crate::format::{
     num_blocks, validate_block_size, BlockMaxEntry, SectionKind, TermStats, DEFAULT_BLOCK_SIZE,
-    ROW_DENSE, ROW_SPARSE,
+    FORWARD_WIDE, KTH_IMPACT_KS, ROW_DENSE, ROW_SPARSE,
 };
 use crate::postings::encode_postings;
 use crate::quantize::Quantizer;
@@ -228,10 +228,25 @@ pub fn build_index_ordered(
     let stats: Vec<TermStats> = (0..num_terms)
         .map(|t| {
             let (a, b) = (p.term_offsets[t] as usize, p.term_offsets[t + 1] as usize);
+            let mut histogram = [0usize; 256];
+            for &s in &p.term_impacts[a..b] {
+                histogram[usize::from(s)] += 1;
+            }
+            // The k-th largest impact: walk the histogram from the top.
+            let kth = |k: usize| {
+                let mut seen = 0;
+                for v in (1..256).rev() {
+                    seen += histogram[v];
+                    if seen >= k {
+                        return v as u8;
+                    }
+                }
+                0
+            };
             TermStats {
                 df: (b - a) as u32,
-                max_impact: p.term_impacts[a..b].iter().copied().max().unwrap_or(0),
-                reserved: [0; 3],
+                max_impact: kth(1),
+                kth_impact: KTH_IMPACT_KS.map(kth),
             }
         })
         .collect();
@@ -302,7 +317,7 @@ pub fn build_index_ordered(
     offsets.clear();
     let mut entries: Vec<(u32, u8, u8)> = Vec::new();
     let mut block_terms: Vec<u32> = Vec::new();
-    let mut counts: Vec<u8> = Vec::new();
+    let mut ends: Vec<u32> = Vec::new();
     let mut pairs: Vec<u8> = Vec::new();
     for block in 0..nblocks as usize {
         let first = block * block_size as usize;
@@ -320,24 +335,33 @@ pub fn build_index_ordered(
         }
         entries.sort_unstable();
         block_terms.clear();
-        counts.clear();
+        ends.clear();
         pairs.clear();
-        for &(t, off, s) in &entries {
-            if block_terms.last() == Some(&t) {
-                // A term occurs at most block_size (<= 256) times in a block: count - 1 fits a u8.
-                *counts.last_mut().expect("parallel to block_terms") += 1;
-            } else {
+        for (i, &(t, off, s)) in entries.iter().enumerate() {
+            if block_terms.last() != Some(&t) {
+                if i > 0 {
+                    ends.push(i as u32);
+                }
                 block_terms.push(t);
-                counts.push(0);
             }
             pairs.push(off);
             pairs.push(s);
         }
+        if !entries.is_empty() {
+            ends.push(entries.len() as u32);
+        }
+        let wide = entries.len() > usize::from(u16::MAX);
         w.align(4)?;
         offsets.push(w.section_pos());
-        w.write(&(block_terms.len() as u32).to_le_bytes())?;
+        let word = block_terms.len() as u32 | if wide { FORWARD_WIDE } else { 0 };
+        w.write(&word.to_le_bytes())?;
         w.write(bytemuck::cast_slice(&block_terms))?;
-        w.write(&counts)?;
+        if wide {
+            w.write(bytemuck::cast_slice(&ends))?;
+        } else {
+            let narrow: Vec<u16> = ends.iter().map(|&e| e as u16).collect();
+            w.write(bytemuck::cast_slice(&narrow))?;
+        }
         w.write(&pairs)?;
         if block % 16384 == 0 {
             progress("writing forward index", block as u64, u64::from(nblocks));

@@ -15,6 +15,7 @@ pub mod format;
 pub mod postings;
 pub mod quantize;
 pub mod readers;
+pub mod reorder;
 pub mod synth;
 
 pub use collection::Collection;

@@ -5,8 +5,13 @@
 //! zero. [`exhaustive`] is the ground truth the others are tested against. Scores are integer sums
 //! of quantized query weight times `u8` impact (see [`bmp_index::quantize`]), computed in `u32`.
 
+pub mod bmp;
+pub mod bmw;
+pub mod cursor;
 pub mod exhaustive;
+pub mod maxscore;
 pub mod query;
+pub mod spec;
 pub mod topk;
 
 use std::fmt;
@@ -15,6 +20,7 @@ use std::str::FromStr;
 use bmp_index::Index;
 
 pub use query::{Query, QueryTerm};
+pub use spec::SearchSpec;
 pub use topk::{Hit, TopK};
 
 /// A top-k query processor bound to one index. Processors keep their scratch buffers between
@@ -32,16 +38,30 @@ pub trait Searcher: Send {
 pub enum Algorithm {
     /// Term-at-a-time scoring of every posting of every query term.
     Exhaustive,
+    /// Block-Max Pruning, rank-safe (see [`bmp`]).
+    Bmp,
+    /// MaxScore, document-at-a-time (see [`maxscore`]).
+    MaxScore,
+    /// Block-Max WAND over the posting-list chunks (see [`bmw`]).
+    Bmw,
 }
 
 impl Algorithm {
     /// Every algorithm.
-    pub const ALL: [Algorithm; 1] = [Algorithm::Exhaustive];
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Exhaustive,
+        Algorithm::Bmp,
+        Algorithm::MaxScore,
+        Algorithm::Bmw,
+    ];
 
     /// The algorithm's name, as accepted by [`FromStr`].
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Exhaustive => "exhaustive",
+            Algorithm::Bmp => "bmp",
+            Algorithm::MaxScore => "maxscore",
+            Algorithm::Bmw => "bmw",
         }
     }
 
@@ -49,6 +69,9 @@ impl Algorithm {
     pub fn searcher(self, index: &Index) -> Box<dyn Searcher + '_> {
         match self {
             Algorithm::Exhaustive => Box::new(exhaustive::Exhaustive::new(index)),
+            Algorithm::Bmp => Box::new(bmp::Bmp::new(index, bmp::BmpParams::default())),
+            Algorithm::MaxScore => Box::new(maxscore::MaxScore::new(index)),
+            Algorithm::Bmw => Box::new(bmw::Bmw::new(index)),
         }
     }
 }

@@ -75,6 +75,16 @@ impl TopK {
         }
     }
 
+    /// The worst kept hit as `(score, doc)` once the collector is full: a new hit enters only
+    /// with a higher score, or the same score and a lower doc id.
+    pub fn worst(&self) -> Option<(u32, u32)> {
+        if self.heap.len() < self.k {
+            None
+        } else {
+            self.heap.peek().map(|Reverse((s, Reverse(d)))| (*s, *d))
+        }
+    }
+
     /// Number of hits kept.
     pub fn len(&self) -> usize {
         self.heap.len()

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use bmp_index::build::{build_index, BuildOptions, BuildSummary};
+use bmp_index::build::{build_index_ordered, BuildOptions, BuildSummary};
 use bmp_index::format::DEFAULT_BLOCK_SIZE;
 use bmp_index::readers::{ciff, jsonl, wrap_maybe_gzip};
+use bmp_index::reorder::{bp_order, BpOptions};
 use bmp_index::Collection;
 use clap::{Args, ValueEnum};
 
@@ -43,6 +44,63 @@ pub struct BuildArgs {
     /// Documents per block for the block-max table and forward index (8..=256).
     #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
     pub block_size: u32,
+    /// Document reordering.
+    #[command(flatten)]
+    pub reorder: ReorderArgs,
+}
+
+/// Document orders of `build`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Reorder {
+    /// Input order.
+    #[default]
+    None,
+    /// Recursive graph bisection: documents sharing terms get nearby ids (tighter block maxima).
+    Bp,
+}
+
+/// Reordering options of `build`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ReorderArgs {
+    /// Document order of the index.
+    #[arg(long, value_enum, default_value_t = Reorder::None)]
+    pub reorder: Reorder,
+    /// Maximum swap rounds per partition of `--reorder bp`.
+    #[arg(long, default_value_t = BpOptions::default().iterations)]
+    pub bp_iterations: u32,
+}
+
+impl Default for ReorderArgs {
+    fn default() -> Self {
+        ReorderArgs {
+            reorder: Reorder::None,
+            bp_iterations: BpOptions::default().iterations,
+        }
+    }
+}
+
+/// The document order `args` asks for (`order[new] = old`), with a progress bar.
+pub fn document_order(collection: &Collection, args: &ReorderArgs) -> Vec<u32> {
+    match args.reorder {
+        Reorder::None => (0..collection.num_docs() as u32).collect(),
+        Reorder::Bp => {
+            let bar = count_bar(collection.num_docs() as u64, "reordering");
+            let (offsets, terms) = collection.csr();
+            let options = BpOptions {
+                iterations: args.bp_iterations,
+                ..BpOptions::default()
+            };
+            let order = bp_order(
+                collection.num_terms(),
+                offsets,
+                terms,
+                &options,
+                &|done, _| bar.set_position(done.max(bar.position())),
+            );
+            bar.finish_and_clear();
+            order
+        }
+    }
 }
 
 fn detect_format(path: &Path) -> InputFormat {
@@ -83,15 +141,18 @@ pub fn read_collection(input: &Path, format: InputFormat) -> anyhow::Result<Coll
     Ok(collection)
 }
 
-/// Builds `collection` into `output`, with a progress bar.
+/// Builds `collection` into `output` with documents in `order` (`order[new] = old`), with a
+/// progress bar.
 pub fn write_index(
     collection: &Collection,
+    order: &[u32],
     output: &Path,
     block_size: u32,
 ) -> anyhow::Result<BuildSummary> {
     let bar = count_bar(collection.num_docs() as u64, "building");
-    let summary = build_index(
+    let summary = build_index_ordered(
         collection,
+        order,
         output,
         &BuildOptions { block_size },
         &mut stage_reporter(&bar),
@@ -106,11 +167,13 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let collection = read_collection(&args.input, args.format)?;
     let read_seconds = start.elapsed().as_secs_f64();
-    let summary = write_index(&collection, &args.output, args.block_size)?;
+    let order = document_order(&collection, &args.reorder);
+    let reorder_seconds = start.elapsed().as_secs_f64() - read_seconds;
+    let summary = write_index(&collection, &order, &args.output, args.block_size)?;
     let seconds = start.elapsed().as_secs_f64();
     eprintln!(
         "built {}: {} docs, {} terms, {} postings, {} bytes ({:.2} bytes/posting) in {:.2} s \
-         (read {:.2} s, write {:.2} s), {:.0} docs/s",
+         (read {:.2} s, reorder {:.2} s, write {:.2} s), {:.0} docs/s",
         args.output.display(),
         summary.num_docs,
         summary.num_terms,
@@ -119,6 +182,7 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         summary.bytes as f64 / summary.num_postings.max(1) as f64,
         seconds,
         read_seconds,
+        reorder_seconds,
         summary.seconds,
         summary.num_docs as f64 / seconds.max(1e-9),
     );

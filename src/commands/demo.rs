@@ -44,12 +44,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         args.queries,
         args.dir.display()
     );
-    synth::write_synth(&options, &docs, &queries)?;
+    synth::write_synth(&options, None, &[], &docs, &queries)?;
     build::run(&build::BuildArgs {
         input: docs,
         format: build::InputFormat::Jsonl,
         output: index.clone(),
         block_size: bmp_index::format::DEFAULT_BLOCK_SIZE,
+        reorder: build::ReorderArgs::default(),
     })?;
     info::run(&info::InfoArgs {
         index: index.clone(),
@@ -59,7 +60,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         index,
         queries,
         k: args.k,
-        algorithm: bmp_query::Algorithm::Exhaustive,
+        algorithm: bmp_query::SearchSpec::new(bmp_query::Algorithm::Exhaustive),
         output: Some(run.clone()),
         tag: None,
     })?;

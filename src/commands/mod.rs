@@ -1,5 +1,6 @@
 //! The subcommands of `bmp-index`: argument definitions and dispatch.
 
+mod bench;
 mod build;
 mod demo;
 mod export;
@@ -25,6 +26,7 @@ pub struct Cli {
 enum Command {
     Build(build::BuildArgs),
     Search(search::SearchArgs),
+    Bench(bench::BenchArgs),
     Info(info::InfoArgs),
     ExportCiff(export::ExportArgs),
     Synth(synth::SynthArgs),
@@ -36,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
         Command::Search(args) => search::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Info(args) => info::run(&args),
         Command::ExportCiff(args) => export::run(&args),
         Command::Synth(args) => synth::run(&args),

@@ -8,7 +8,7 @@ use anyhow::Context;
 use bmp_index::atomic::AtomicFile;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::Index;
-use bmp_query::{Algorithm, Query};
+use bmp_query::{Query, SearchSpec};
 use clap::Args;
 
 /// Answer top-k queries and write a TREC run.
@@ -28,9 +28,10 @@ pub struct SearchArgs {
     /// Number of results per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub k: u32,
-    /// Query processor.
+    /// Query processor: exhaustive, maxscore, bmw or bmp; BMP takes approximation parameters as
+    /// `bmp:alpha=0.9:beta=0.5` (both in (0, 1]; 1 is rank-safe).
     #[arg(long, default_value = "exhaustive", value_parser = parse_algorithm)]
-    pub algorithm: Algorithm,
+    pub algorithm: SearchSpec,
     /// Write the run here (atomically) instead of standard output.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -39,7 +40,7 @@ pub struct SearchArgs {
     pub tag: Option<String>,
 }
 
-fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
     s.parse()
 }
 
@@ -80,7 +81,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let tag = args
         .tag
         .clone()
-        .unwrap_or_else(|| format!("bmp-{}", args.algorithm));
+        .unwrap_or_else(|| format!("bmp-{}", args.algorithm).replace([':', '='], "-"));
     if tag.is_empty() || tag.contains(char::is_whitespace) {
         anyhow::bail!("--tag must be one word, got {tag:?}");
     }

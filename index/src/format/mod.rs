@@ -23,10 +23,10 @@
 //! - `BlockMaxDir` ([`BlockMaxEntry`] x terms) and `BlockMaxData`: per term, the maximum impact in
 //!   each block of `block_size` consecutive doc ids, either dense (`num_blocks` bytes) or sparse
 //!   (`nnz` `u32` block ids in increasing order, then `nnz` `u8` maxima), whichever is smaller.
-//! - `ForwardOffsets` (`u64` x blocks+1) and `Forward`: per block, at a 4-aligned offset,
-//!   `n: u32`, `n` term ids (`u32`, increasing), `n` pair counts minus one (`u8`; a term occurs at
-//!   most 256 times in a block), then the entries as `(doc offset in block: u8, impact: u8)` pairs
-//!   grouped by term.
+//! - `ForwardOffsets` (`u64` x blocks+1) and `Forward`: per block, at a 4-aligned offset, a `u32`
+//!   word holding `n` (low 31 bits) and a wide flag (bit 31), `n` term ids (`u32`, increasing), `n`
+//!   cumulative pair ends (`u16`, or `u32` when the flag is set), then the pairs
+//!   `(doc offset in block: u8, impact: u8)` grouped by term.
 
 pub mod reader;
 pub mod writer;
@@ -104,6 +104,9 @@ pub struct SectionEntry {
 pub const SECTION_ENTRY_SIZE: usize = std::mem::size_of::<SectionEntry>();
 const _: () = assert!(SECTION_ENTRY_SIZE == 32);
 
+/// The `k` values for which each term stores its k-th largest impact.
+pub const KTH_IMPACT_KS: [usize; 3] = [10, 100, 1000];
+
 /// Per-term statistics.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq, Eq, Default)]
@@ -112,8 +115,9 @@ pub struct TermStats {
     pub df: u32,
     /// Largest impact of the term.
     pub max_impact: u8,
-    /// Zero.
-    pub reserved: [u8; 3],
+    /// The term's k-th largest impact for each k of [`KTH_IMPACT_KS`] (0 when df < k): at least
+    /// k documents score at least `weight * kth_impact[i]` on any query with this term.
+    pub kth_impact: [u8; 3],
 }
 
 /// The header of one 128-id posting chunk.
@@ -143,6 +147,9 @@ pub struct BlockMaxEntry {
     /// [`ROW_DENSE`] or [`ROW_SPARSE`].
     pub kind: u32,
 }
+
+/// Bit 31 of a forward block's first word: its pair ends are `u32` rather than `u16`.
+pub const FORWARD_WIDE: u32 = 1 << 31;
 
 /// A block-max row stored as one byte per block.
 pub const ROW_DENSE: u32 = 0;

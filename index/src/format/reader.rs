@@ -16,8 +16,8 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::writer::header_checksum;
 use super::{
     num_blocks, BlockMaxEntry, Header, SectionEntry, SectionKind, TermStats, FORMAT_VERSION,
-    HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROW_DENSE, ROW_SPARSE, SECTION_ALIGN,
-    SECTION_ENTRY_SIZE,
+    FORWARD_WIDE, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROW_DENSE, ROW_SPARSE,
+    SECTION_ALIGN, SECTION_ENTRY_SIZE,
 };
 use crate::error::{Error, Result};
 use crate::postings::PostingList;
@@ -67,28 +67,60 @@ impl BlockMaxRow<'_> {
     }
 }
 
+/// The cumulative pair ends of a forward block's terms.
+#[derive(Debug, Clone, Copy)]
+pub enum PairEnds<'a> {
+    /// `u16` ends (blocks with at most 65,535 pairs).
+    Narrow(&'a [u16]),
+    /// `u32` ends.
+    Wide(&'a [u32]),
+}
+
+impl PairEnds<'_> {
+    /// The end of term `i`'s pairs (0 when out of range).
+    #[inline]
+    pub fn get(&self, i: usize) -> usize {
+        match self {
+            PairEnds::Narrow(e) => e.get(i).map_or(0, |&v| usize::from(v)),
+            PairEnds::Wide(e) => e.get(i).map_or(0, |&v| v as usize),
+        }
+    }
+}
+
 /// One block of the forward index: its terms, and for each term the (doc offset, impact) pairs.
+///
+/// Offsets inside the block are checked on access: a corrupted block yields empty or wrong pairs,
+/// never an out-of-bounds read (section checksums detect the corruption).
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardBlock<'a> {
     /// Term ids in increasing order.
     pub terms: &'a [u32],
-    /// `counts[i] + 1` is the number of pairs of term `i`.
-    pub counts: &'a [u8],
+    /// Cumulative ends of each term's pairs in `entries`.
+    pub ends: PairEnds<'a>,
     /// `(doc offset within the block, impact)` pairs, grouped by term.
     pub entries: &'a [[u8; 2]],
 }
 
 impl<'a> ForwardBlock<'a> {
+    /// The pairs of the `i`-th term of the block.
+    #[inline]
+    pub fn pairs(&self, i: usize) -> &'a [[u8; 2]] {
+        let start = if i == 0 { 0 } else { self.ends.get(i - 1) };
+        self.entries.get(start..self.ends.get(i)).unwrap_or(&[])
+    }
+
+    /// The pairs of term `term`, if the block has it (binary search).
+    #[inline]
+    pub fn find(&self, term: u32) -> Option<&'a [[u8; 2]]> {
+        self.terms.binary_search(&term).ok().map(|i| self.pairs(i))
+    }
+
     /// The block's terms with their `(doc offset, impact)` pairs, in term order.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &'a [[u8; 2]])> + 'a {
-        let entries = self.entries;
-        let mut start = 0usize;
-        self.terms.iter().zip(self.counts).map(move |(&t, &c)| {
-            let end = start + usize::from(c) + 1;
-            let pairs = &entries[start..end];
-            start = end;
-            (t, pairs)
-        })
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &'a [[u8; 2]])> + '_ {
+        self.terms
+            .iter()
+            .enumerate()
+            .map(move |(i, &t)| (t, self.pairs(i)))
     }
 }
 
@@ -439,22 +471,32 @@ impl Index {
         if bytes.len() < 4 || bytes.as_ptr() as usize % 4 != 0 {
             return Err(bad());
         }
-        let n = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let wide = word & FORWARD_WIDE != 0;
+        let n = (word & !FORWARD_WIDE) as usize;
         let ids_end = n
             .checked_mul(4)
             .and_then(|x| x.checked_add(4))
             .ok_or_else(bad)?;
-        let counts_end = ids_end.checked_add(n).ok_or_else(bad)?;
+        let ends_end = n
+            .checked_mul(if wide { 4 } else { 2 })
+            .and_then(|x| x.checked_add(ids_end))
+            .ok_or_else(bad)?;
         let terms: &[u32] =
             bytemuck::try_cast_slice(bytes.get(4..ids_end).ok_or_else(bad)?).map_err(|_| bad())?;
-        let counts = bytes.get(ids_end..counts_end).ok_or_else(bad)?;
-        let total: usize = counts.iter().map(|&c| usize::from(c) + 1).sum();
-        let pair_end = counts_end.checked_add(total * 2).ok_or_else(bad)?;
-        let pair_bytes = bytes.get(counts_end..pair_end).ok_or_else(bad)?;
+        let end_bytes = bytes.get(ids_end..ends_end).ok_or_else(bad)?;
+        let ends = if wide {
+            PairEnds::Wide(bytemuck::try_cast_slice(end_bytes).map_err(|_| bad())?)
+        } else {
+            PairEnds::Narrow(bytemuck::try_cast_slice(end_bytes).map_err(|_| bad())?)
+        };
+        let total = if n == 0 { 0 } else { ends.get(n - 1) };
+        let pair_end = ends_end.checked_add(total * 2).ok_or_else(bad)?;
+        let pair_bytes = bytes.get(ends_end..pair_end).ok_or_else(bad)?;
         let entries: &[[u8; 2]] = bytemuck::cast_slice(pair_bytes);
         Ok(ForwardBlock {
             terms,
-            counts,
+            ends,
             entries,
         })
     }

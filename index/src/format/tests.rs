@@ -74,6 +74,11 @@ fn check_against(docs: &Docs, index: &Index) {
             stats.max_impact,
             postings.iter().map(|p| p.1).max().unwrap()
         );
+        let mut sorted: Vec<u8> = postings.iter().map(|p| p.1).collect();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        for (i, k) in super::KTH_IMPACT_KS.iter().enumerate() {
+            assert_eq!(stats.kth_impact[i], sorted.get(k - 1).copied().unwrap_or(0));
+        }
         let (got_docs, got_impacts) = index.postings(t).unwrap().to_vecs().unwrap();
         let want_docs: Vec<u32> = postings.iter().map(|p| p.0).collect();
         let want_impacts: Vec<u8> = postings.iter().map(|p| p.1).collect();
@@ -175,6 +180,41 @@ fn long_posting_lists_cross_chunks_and_dense_rows() {
         BlockMaxRow::Sparse { .. }
     ));
     assert_eq!(index.postings(common).unwrap().num_chunks(), 8);
+}
+
+#[test]
+fn documents_follow_the_given_order() {
+    let docs: Docs = (0..100)
+        .map(|i| {
+            (
+                format!("d{i}"),
+                vec![(format!("t{}", i % 7), 1.0 + (i % 5) as f32)],
+            )
+        })
+        .collect();
+    let order: Vec<u32> = (0..100).rev().collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.bmp");
+    crate::build::build_index_ordered(
+        &collection_of(&docs),
+        &order,
+        &path,
+        &BuildOptions { block_size: 8 },
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let index = Index::open(&path).unwrap();
+    let reversed: Docs = docs.iter().rev().cloned().collect();
+    check_against(&reversed, &index);
+    let bad = [0u32, 0, 1];
+    assert!(crate::build::build_index_ordered(
+        &collection_of(&docs[..3].to_vec()),
+        &bad,
+        &path,
+        &BuildOptions::default(),
+        &mut |_, _, _| {}
+    )
+    .is_err());
 }
 
 #[test]

@@ -1,0 +1,331 @@
+//! Block-Max Pruning (Mallia, Suel, Tonellotto, SIGIR'24).
+//!
+//! 1. Upper bound of every block: `UB(B) = sum_t q_t * W[t][B]` over the kept query terms, from the
+//!    per-term block-max rows (a vectorizable loop over dense rows, a scatter over sparse ones).
+//! 2. An initial threshold from the terms' stored k-th largest impacts: at least `k'` documents
+//!    score at least `q_t * kth_t(k')` for the smallest stored `k' >= k`.
+//! 3. Blocks whose bound can beat the threshold are bucketed by bound (a counting sort into a fixed
+//!    number of buckets) and visited in descending bound, each bucket sorted only when reached.
+//! 4. A visited block is scored from the block-grouped forward index into a small accumulator.
+//! 5. The search stops at the first block that cannot hold a top-k document: its bound is below
+//!    the k-th score, or equal to it while every document of the block has a higher id than the
+//!    current k-th hit (ties are broken by doc id, so such a document could not enter).
+//!
+//! Approximation: `alpha < 1` replaces each bound by `floor(alpha * UB)`; `beta < 1` keeps only
+//! the `ceil(beta * |q|)` heaviest query terms for the bounds (scores always use every term, so the
+//! reported scores are exact). `alpha = beta = 1` is rank-safe.
+
+use bmp_index::format::reader::BlockMaxRow;
+use bmp_index::format::KTH_IMPACT_KS;
+use bmp_index::{Error, Index, Result};
+
+use crate::{Hit, Query, QueryTerm, Searcher, TopK};
+
+/// Number of buckets blocks are distributed into by upper bound.
+const NUM_BUCKETS: usize = 1024;
+
+/// Approximation parameters of BMP.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BmpParams {
+    /// Bound scaling in (0, 1]: a block is visited only while `alpha * UB` can beat the k-th score.
+    pub alpha: f32,
+    /// Fraction in (0, 1] of the heaviest query terms used for the block bounds.
+    pub beta: f32,
+}
+
+impl Default for BmpParams {
+    fn default() -> Self {
+        BmpParams {
+            alpha: 1.0,
+            beta: 1.0,
+        }
+    }
+}
+
+impl BmpParams {
+    /// Checks that both parameters lie in (0, 1].
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, v) in [("alpha", self.alpha), ("beta", self.beta)] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(format!("{name} must be in (0, 1], got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether these parameters give exact (rank-safe) results.
+    pub fn is_safe(&self) -> bool {
+        self.alpha >= 1.0 && self.beta >= 1.0
+    }
+}
+
+/// What the last search did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BmpStats {
+    /// Blocks in the index.
+    pub blocks: u32,
+    /// Blocks whose bound reached the initial threshold.
+    pub candidates: u32,
+    /// Blocks scored.
+    pub scored: u32,
+    /// The initial threshold.
+    pub initial_threshold: u32,
+}
+
+/// The BMP searcher; keeps its buffers between queries.
+pub struct Bmp<'a> {
+    index: &'a Index,
+    params: BmpParams,
+    bounds: Vec<u32>,
+    candidates: Vec<u32>,
+    bucket_starts: Vec<u32>,
+    kept: Vec<QueryTerm>,
+    scores: [u32; 256],
+    topk: TopK,
+    stats: BmpStats,
+}
+
+impl<'a> Bmp<'a> {
+    /// A BMP searcher over `index`. Parameters outside (0, 1] are clamped into it.
+    pub fn new(index: &'a Index, params: BmpParams) -> Self {
+        let clamp = |v: f32| if v > 0.0 { v.min(1.0) } else { 1.0 };
+        Bmp {
+            index,
+            params: BmpParams {
+                alpha: clamp(params.alpha),
+                beta: clamp(params.beta),
+            },
+            bounds: Vec::new(),
+            candidates: Vec::new(),
+            bucket_starts: vec![0; NUM_BUCKETS + 1],
+            kept: Vec::new(),
+            scores: [0; 256],
+            topk: TopK::new(0),
+            stats: BmpStats::default(),
+        }
+    }
+
+    /// What the last search did.
+    pub fn stats(&self) -> BmpStats {
+        self.stats
+    }
+
+    /// The initial threshold: a score that at least `k` documents reach.
+    fn initial_threshold(&self, query: &Query, k: usize) -> Result<u32> {
+        let Some(slot) = KTH_IMPACT_KS.iter().position(|&stored| stored >= k) else {
+            return Ok(0);
+        };
+        let mut theta = 0u32;
+        for qt in &query.terms {
+            let kth = self.index.term_stats(qt.term)?.kth_impact[slot];
+            theta = theta.max(qt.weight.wrapping_mul(u32::from(kth)));
+        }
+        Ok(theta)
+    }
+
+    /// Fills `self.bounds` with the (alpha-scaled) block upper bounds of the kept terms.
+    #[inline(never)]
+    fn compute_bounds(&mut self, query: &Query) -> Result<()> {
+        let nblocks = self.index.num_blocks() as usize;
+        self.bounds.clear();
+        self.bounds.resize(nblocks, 0);
+        self.kept.clear();
+        self.kept.extend_from_slice(&query.terms);
+        if self.params.beta < 1.0 {
+            let keep = ((self.params.beta as f64 * self.kept.len() as f64).ceil() as usize).max(1);
+            self.kept
+                .sort_unstable_by(|a, b| b.weight.cmp(&a.weight).then(a.term.cmp(&b.term)));
+            self.kept.truncate(keep);
+        }
+        for qt in &self.kept {
+            let w = qt.weight;
+            match self.index.block_max(qt.term)? {
+                BlockMaxRow::Dense(row) => add_dense(&mut self.bounds, row, w),
+                BlockMaxRow::Sparse { blocks, maxes } => {
+                    for (&b, &m) in blocks.iter().zip(maxes) {
+                        if let Some(u) = self.bounds.get_mut(b as usize) {
+                            *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
+                        }
+                    }
+                }
+            }
+        }
+        if self.params.alpha < 1.0 {
+            let alpha = f64::from(self.params.alpha);
+            for u in &mut self.bounds {
+                *u = (f64::from(*u) * alpha) as u32;
+            }
+        }
+        Ok(())
+    }
+
+    /// Buckets the blocks with a bound of at least `floor` by bound; bucket `i` holds bounds in
+    /// `[floor + i * width, floor + (i + 1) * width)`.
+    #[inline(never)]
+    fn bucket_candidates(&mut self, floor: u32, max_bound: u32) -> u64 {
+        let span = u64::from(max_bound - floor) + 1;
+        let width = span.div_ceil(NUM_BUCKETS as u64).max(1);
+        let bucket = |u: u32| (u64::from(u - floor) / width) as usize;
+        self.bucket_starts.fill(0);
+        for &u in &self.bounds {
+            if u >= floor {
+                self.bucket_starts[bucket(u) + 1] += 1;
+            }
+        }
+        for i in 0..NUM_BUCKETS {
+            self.bucket_starts[i + 1] += self.bucket_starts[i];
+        }
+        let total = self.bucket_starts[NUM_BUCKETS] as usize;
+        self.candidates.clear();
+        self.candidates.resize(total, 0);
+        let mut fill: Vec<u32> = self.bucket_starts[..NUM_BUCKETS].to_vec();
+        for (b, &u) in self.bounds.iter().enumerate() {
+            if u >= floor {
+                let slot = &mut fill[bucket(u)];
+                self.candidates[*slot as usize] = b as u32;
+                *slot += 1;
+            }
+        }
+        width
+    }
+
+    /// Scores every document of `block` and offers them to the collector.
+    #[inline(never)]
+    fn score_block(&mut self, block: u32, query: &Query) -> Result<()> {
+        let fb = self.index.forward_block(block)?;
+        let bs = self.index.block_size();
+        let first = block * bs;
+        let len = bs.min(self.index.num_docs() - first) as usize;
+        let scores = &mut self.scores[..len];
+        let mut out_of_block = false;
+        let mut add = |pairs: &[[u8; 2]], w: u32| {
+            for &[off, impact] in pairs {
+                match scores.get_mut(usize::from(off)) {
+                    Some(s) => *s = s.wrapping_add(w.wrapping_mul(u32::from(impact))),
+                    None => out_of_block = true,
+                }
+            }
+        };
+        {
+            // Gallop through the block's sorted terms for each (sorted) query term.
+            let terms = fb.terms;
+            let mut lo = 0usize;
+            for qt in &query.terms {
+                let mut step = 1usize;
+                let mut hi = lo;
+                while hi < terms.len() && terms[hi] < qt.term {
+                    lo = hi + 1;
+                    hi += step;
+                    step *= 2;
+                }
+                let hi = hi.min(terms.len());
+                lo += terms[lo..hi].partition_point(|&t| t < qt.term);
+                if lo == terms.len() {
+                    break;
+                }
+                if terms[lo] == qt.term {
+                    add(fb.pairs(lo), qt.weight);
+                    lo += 1;
+                }
+            }
+        }
+        if out_of_block {
+            scores.fill(0);
+            return Err(Error::corrupt(
+                self.index.path(),
+                format!("forward block {block} refers to a document beyond the index"),
+            ));
+        }
+        for (off, s) in scores.iter_mut().enumerate() {
+            if *s > 0 {
+                self.topk.push(first + off as u32, *s);
+                *s = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `bounds[i] += w * row[i]` over a dense row (vectorized by the compiler).
+#[inline]
+fn add_dense(bounds: &mut [u32], row: &[u8], w: u32) {
+    for (u, &m) in bounds.iter_mut().zip(row) {
+        *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
+    }
+}
+
+impl Searcher for Bmp<'_> {
+    fn name(&self) -> &'static str {
+        "bmp"
+    }
+
+    fn search(&mut self, query: &Query, k: usize) -> Result<Vec<Hit>> {
+        self.topk.reset(k);
+        self.stats = BmpStats {
+            blocks: self.index.num_blocks(),
+            ..BmpStats::default()
+        };
+        if k == 0 || query.terms.is_empty() || self.index.num_blocks() == 0 {
+            return Ok(Vec::new());
+        }
+        self.compute_bounds(query)?;
+        let theta0 = self.initial_threshold(query, k)?;
+        let max_bound = self.bounds.iter().copied().max().unwrap_or(0);
+        // Blocks below the initial threshold cannot hold a top-k document; zero bounds hold none.
+        let floor = theta0.max(1);
+        if max_bound < floor {
+            return Ok(Vec::new());
+        }
+        let width = self.bucket_candidates(floor, max_bound);
+        self.stats.initial_threshold = theta0;
+        self.stats.candidates = self.candidates.len() as u32;
+        let result = self.visit_blocks(query, floor, width);
+        result?;
+        Ok(self.topk.drain_sorted())
+    }
+}
+
+impl Bmp<'_> {
+    /// Visits the bucketed candidate blocks in descending bound until none can enter the top-k.
+    #[inline(never)]
+    fn visit_blocks(&mut self, query: &Query, floor: u32, width: u64) -> Result<()> {
+        let bs = self.index.block_size();
+        let mut bucket = NUM_BUCKETS;
+        'buckets: while bucket > 0 {
+            bucket -= 1;
+            let (a, b) = (
+                self.bucket_starts[bucket] as usize,
+                self.bucket_starts[bucket + 1] as usize,
+            );
+            if a == b {
+                continue;
+            }
+            // Everything from here on is bounded by the top of this bucket.
+            let bucket_top = u64::from(floor) + (bucket as u64 + 1) * width - 1;
+            if let Some(theta) = self.topk.threshold() {
+                if bucket_top < u64::from(theta) {
+                    break;
+                }
+            }
+            let bounds = &self.bounds;
+            self.candidates[a..b].sort_unstable_by(|&x, &y| {
+                bounds[y as usize].cmp(&bounds[x as usize]).then(x.cmp(&y))
+            });
+            for i in a..b {
+                let block = self.candidates[i];
+                let ub = self.bounds[block as usize];
+                if let Some((theta, worst_doc)) = self.topk.worst() {
+                    if ub < theta {
+                        break 'buckets;
+                    }
+                    if ub == theta && block * bs > worst_doc {
+                        continue;
+                    }
+                }
+                self.score_block(block, query)?;
+                self.stats.scored += 1;
+            }
+        }
+        Ok(())
+    }
+}

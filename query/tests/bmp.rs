@@ -1,0 +1,255 @@
+//! Block-Max Pruning against exhaustive scoring: rank-safe BMP returns exactly the exhaustive
+//! top-k (same documents, scores and order) on random collections rich in ties, for block sizes
+//! 8..=256 and k from 1 to 1000, and on real SPLADE++ queries.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bmp_index::build::{build_index, BuildOptions};
+use bmp_index::readers::queries::read_queries;
+use bmp_index::{Collection, Index};
+use bmp_query::bmp::{Bmp, BmpParams};
+use bmp_query::exhaustive::Exhaustive;
+use bmp_query::{Query, Searcher};
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+type Docs = Vec<Vec<(u16, u8)>>;
+
+fn build(docs: &Docs, block_size: u32, dir: &Path) -> Index {
+    let mut c = Collection::new();
+    for (i, d) in docs.iter().enumerate() {
+        let entries: Vec<(u32, f32)> = d
+            .iter()
+            .map(|&(t, w)| (c.intern_term(&format!("t{t}")), f32::from(w)))
+            .collect();
+        c.add_document(&format!("d{i}"), &entries).unwrap();
+    }
+    let path = dir.join("x.bmp");
+    build_index(&c, &path, &BuildOptions { block_size }, &mut |_, _, _| {}).unwrap();
+    Index::open(&path).unwrap()
+}
+
+/// Documents drawn from a few topics with tiny integer weights: many equal scores.
+fn docs_strategy() -> impl Strategy<Value = Docs> {
+    (1usize..1500, 2u16..60, 1u8..5, any::<u64>()).prop_map(|(n, vocab, max_w, seed)| {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let topic = rng.random_range(0..4u16);
+                let len = rng.random_range(0..12);
+                let mut d: Vec<(u16, u8)> = (0..len)
+                    .map(|_| {
+                        let t = if rng.random_bool(0.6) {
+                            (topic * 7 + rng.random_range(0..7)) % vocab
+                        } else {
+                            rng.random_range(0..vocab)
+                        };
+                        (t, rng.random_range(1..=max_w))
+                    })
+                    .collect();
+                d.sort_unstable();
+                d.dedup_by_key(|e| e.0);
+                d
+            })
+            .collect()
+    })
+}
+
+fn queries_for(vocab_hint: u16, seed: u64) -> Vec<Vec<(String, f32)>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..12)
+        .map(|_| {
+            let n = rng.random_range(1..10);
+            let mut q: HashMap<String, f32> = HashMap::new();
+            for _ in 0..n {
+                let w = if rng.random_bool(0.5) {
+                    f32::from(rng.random_range(1u8..4))
+                } else {
+                    rng.random_range(0.01f32..2.0)
+                };
+                q.insert(format!("t{}", rng.random_range(0..vocab_hint + 3)), w);
+            }
+            q.into_iter().collect()
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn safe_bmp_equals_exhaustive(docs in docs_strategy(),
+                                  bs in prop_oneof![Just(8u32), Just(32), Just(256), 8u32..=256],
+                                  k in prop_oneof![Just(1usize), Just(2), Just(10), Just(100), Just(1000), 1usize..1200],
+                                  qseed: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = build(&docs, bs, dir.path());
+        let mut exhaustive = Exhaustive::new(&index);
+        let mut bmp = Bmp::new(&index, BmpParams::default());
+        for q in queries_for(60, qseed) {
+            let query = Query::from_entries(&index, &q).unwrap();
+            let want = exhaustive.search(&query, k).unwrap();
+            let got = bmp.search(&query, k).unwrap();
+            prop_assert_eq!(got, want, "k={} bs={} query={:?}", k, bs, q);
+        }
+    }
+
+    #[test]
+    fn approximate_bmp_returns_true_scores(docs in docs_strategy(), alpha in 0.3f32..1.0,
+                                           beta in 0.2f32..1.0, k in 1usize..50, qseed: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = build(&docs, 16, dir.path());
+        let mut exhaustive = Exhaustive::new(&index);
+        let mut bmp = Bmp::new(&index, BmpParams { alpha, beta });
+        for q in queries_for(60, qseed) {
+            let query = Query::from_entries(&index, &q).unwrap();
+            let all: HashMap<u32, u32> = exhaustive
+                .search(&query, usize::MAX >> 1)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.doc, h.score))
+                .collect();
+            let got = bmp.search(&query, k).unwrap();
+            prop_assert!(got.len() <= k);
+            for h in &got {
+                prop_assert_eq!(all.get(&h.doc), Some(&h.score));
+            }
+            prop_assert!(got.windows(2).all(|w| w[0].rank_cmp(&w[1]).is_lt()));
+        }
+    }
+}
+
+#[test]
+fn alpha_and_beta_one_equal_safe() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let docs: Docs = (0..3000)
+        .map(|_| {
+            let mut d: Vec<(u16, u8)> = (0..20)
+                .map(|_| (rng.random_range(0..200), rng.random_range(1..=3)))
+                .collect();
+            d.sort_unstable();
+            d.dedup_by_key(|e| e.0);
+            d
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(&docs, 32, dir.path());
+    let mut safe = Bmp::new(&index, BmpParams::default());
+    let mut explicit = Bmp::new(
+        &index,
+        BmpParams {
+            alpha: 1.0,
+            beta: 1.0,
+        },
+    );
+    let mut exhaustive = Exhaustive::new(&index);
+    for q in queries_for(200, 9) {
+        let query = Query::from_entries(&index, &q).unwrap();
+        for k in [1, 10, 100, 1000] {
+            let want = exhaustive.search(&query, k).unwrap();
+            assert_eq!(safe.search(&query, k).unwrap(), want);
+            assert_eq!(explicit.search(&query, k).unwrap(), want);
+        }
+    }
+}
+
+#[test]
+fn empty_and_unknown_queries() {
+    let docs: Docs = vec![vec![(1, 2)], vec![], vec![(1, 1), (2, 3)]];
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(&docs, 8, dir.path());
+    let mut bmp = Bmp::new(&index, BmpParams::default());
+    let query = Query::from_entries(&index, &[("nope".to_owned(), 1.0)]).unwrap();
+    assert!(bmp.search(&query, 10).unwrap().is_empty());
+    assert!(bmp.search(&Query::default(), 10).unwrap().is_empty());
+    let query = Query::from_entries(&index, &[("t1".to_owned(), 1.0)]).unwrap();
+    assert!(bmp.search(&query, 0).unwrap().is_empty());
+    let hits = bmp.search(&query, 10).unwrap();
+    assert_eq!(hits.len(), 2);
+}
+
+#[test]
+fn real_splade_queries() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/splade-encoded-queries/topics.dl19-passage.splade-pp-ed.tsv.gz"
+    ));
+    if !path.exists() {
+        eprintln!("skipping: {} not found", path.display());
+        return;
+    }
+    let queries = read_queries(path).unwrap();
+    let mut vocab: Vec<String> = queries
+        .iter()
+        .flat_map(|q| q.entries.iter().map(|e| e.0.clone()))
+        .collect();
+    vocab.sort();
+    vocab.dedup();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut c = Collection::new();
+    for i in 0..4000 {
+        let n = rng.random_range(20..60);
+        let mut entries: Vec<(u32, f32)> = (0..n)
+            .map(|_| {
+                let t = &vocab[rng.random_range(0..vocab.len())];
+                (c.intern_term(t), f32::from(rng.random_range(1u8..=20)))
+            })
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        entries.dedup_by_key(|e| e.0);
+        c.add_document(&format!("d{i}"), &entries).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("real.bmp");
+    build_index(&c, &p, &BuildOptions::default(), &mut |_, _, _| {}).unwrap();
+    let index = Index::open(&p).unwrap();
+    let mut exhaustive = Exhaustive::new(&index);
+    let mut bmp = Bmp::new(&index, BmpParams::default());
+    for q in &queries {
+        let query = Query::from_entries(&index, &q.entries).unwrap();
+        for k in [1, 10, 100, 1000] {
+            assert_eq!(
+                bmp.search(&query, k).unwrap(),
+                exhaustive.search(&query, k).unwrap(),
+                "query {} k {k}",
+                q.id
+            );
+        }
+    }
+}
+
+/// Prints how many blocks BMP scores on an index given in `BMP_STATS_INDEX` with queries in
+/// `BMP_STATS_QUERIES` (a diagnostic, skipped when the variables are not set).
+#[test]
+fn block_statistics_of_a_given_index() {
+    let (Ok(index), Ok(queries)) = (
+        std::env::var("BMP_STATS_INDEX"),
+        std::env::var("BMP_STATS_QUERIES"),
+    ) else {
+        return;
+    };
+    let index = Index::open(index).unwrap();
+    let queries = read_queries(Path::new(&queries)).unwrap();
+    let k: usize = std::env::var("BMP_STATS_K")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut bmp = Bmp::new(&index, BmpParams::default());
+    let (mut cand, mut scored, mut n) = (0u64, 0u64, 0u64);
+    for q in &queries {
+        let query = Query::from_entries(&index, &q.entries).unwrap();
+        bmp.search(&query, k).unwrap();
+        let s = bmp.stats();
+        cand += u64::from(s.candidates);
+        scored += u64::from(s.scored);
+        n += 1;
+    }
+    eprintln!(
+        "blocks {}, mean candidates {:.0}, mean scored {:.0}",
+        index.num_blocks(),
+        cand as f64 / n as f64,
+        scored as f64 / n as f64
+    );
+}

@@ -1,0 +1,210 @@
+//! `bmp-index bench`: latency, recall and throughput of query processors on one index.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use bmp_index::readers::queries::read_queries;
+use bmp_index::Index;
+use bmp_query::{Algorithm, Hit, Query, SearchSpec};
+use clap::Args;
+
+use super::search::latency_stats;
+
+/// Measure query processors side by side on one index.
+///
+/// For each algorithm and each k: mean / p50 / p99 microseconds per query on one thread, recall@k
+/// against exhaustive scoring (1.000 for every rank-safe processor), and with --threads N > 1 the
+/// throughput of N threads sharing the index. Algorithms are written `name[:key=value]*`, e.g.
+/// `bmp:alpha=0.9:beta=0.5`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Index file.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Query file (JSONL or Anserini TSV, optionally gzip).
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Values of k, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,1000")]
+    pub k: Vec<usize>,
+    /// Algorithms, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "exhaustive,maxscore,bmw,bmp", value_parser = parse_spec)]
+    pub algorithms: Vec<SearchSpec>,
+    /// Threads for the throughput measurement (1 skips it).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Passes over the queries before measuring (warms caches and the page cache).
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Print one JSON object per measurement instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_spec(s: &str) -> Result<SearchSpec, String> {
+    s.parse()
+}
+
+/// One row of the report.
+struct Row {
+    spec: SearchSpec,
+    k: usize,
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    recall: f64,
+    qps: Option<f64>,
+}
+
+fn recall(hits: &[Hit], truth: &[Hit]) -> Option<f64> {
+    if truth.is_empty() {
+        return None;
+    }
+    let want: HashSet<u32> = truth.iter().map(|h| h.doc).collect();
+    Some(hits.iter().filter(|h| want.contains(&h.doc)).count() as f64 / truth.len() as f64)
+}
+
+fn throughput(
+    index: &Index,
+    spec: SearchSpec,
+    queries: &[Query],
+    k: usize,
+    threads: usize,
+) -> anyhow::Result<f64> {
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> bmp_index::Result<()> {
+                    let mut searcher = spec.searcher(index);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(q) = queries.get(i) else {
+                            return Ok(());
+                        };
+                        searcher.search(q, k)?;
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a benchmark thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(queries.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Runs `bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.k.contains(&0) {
+        anyhow::bail!("--k values must be at least 1");
+    }
+    if args.threads == 0 {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let index = Index::open(&args.index)?;
+    let records = read_queries(&args.queries)?;
+    let queries: Vec<Query> = records
+        .iter()
+        .map(|r| {
+            Query::from_entries(&index, &r.entries).with_context(|| format!("query {:?}", r.id))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if queries.is_empty() {
+        anyhow::bail!("{}: no queries", args.queries.display());
+    }
+    let mut rows = Vec::new();
+    for &k in &args.k {
+        let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+        let truth: Vec<Vec<Hit>> = queries
+            .iter()
+            .map(|q| exhaustive.search(q, k))
+            .collect::<bmp_index::Result<_>>()?;
+        for &spec in &args.algorithms {
+            let mut searcher = spec.searcher(&index);
+            for _ in 0..args.warmup {
+                for q in &queries {
+                    searcher.search(q, k)?;
+                }
+            }
+            let mut micros = Vec::with_capacity(queries.len());
+            let mut recalls = Vec::new();
+            for (q, t) in queries.iter().zip(&truth) {
+                let start = Instant::now();
+                let hits = searcher.search(q, k)?;
+                micros.push(start.elapsed().as_secs_f64() * 1e6);
+                recalls.extend(recall(&hits, t));
+            }
+            let lat = latency_stats(micros);
+            let qps = if args.threads > 1 {
+                Some(throughput(&index, spec, &queries, k, args.threads)?)
+            } else {
+                None
+            };
+            let row = Row {
+                spec,
+                k,
+                mean: lat.mean,
+                p50: lat.p50,
+                p99: lat.p99,
+                recall: if recalls.is_empty() {
+                    1.0
+                } else {
+                    recalls.iter().sum::<f64>() / recalls.len() as f64
+                },
+                qps,
+            };
+            if args.json {
+                println!(
+                    "{{\"algorithm\":\"{}\",\"k\":{},\"queries\":{},\"mean_us\":{:.2},\"p50_us\":{:.2},\"p99_us\":{:.2},\"recall\":{:.4},\"threads\":{},\"qps\":{}}}",
+                    row.spec,
+                    row.k,
+                    queries.len(),
+                    row.mean,
+                    row.p50,
+                    row.p99,
+                    row.recall,
+                    args.threads,
+                    row.qps.map_or("null".to_owned(), |q| format!("{q:.1}"))
+                );
+            }
+            rows.push(row);
+        }
+    }
+    if !args.json {
+        println!(
+            "{} queries, {} documents, index {} bytes",
+            queries.len(),
+            index.num_docs(),
+            index.file_len()
+        );
+        let qps_header = if args.threads > 1 {
+            format!("  qps@{}t", args.threads)
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<28} {:>6} {:>10} {:>10} {:>10} {:>8}{}",
+            "algorithm", "k", "mean_us", "p50_us", "p99_us", "recall", qps_header
+        );
+        for r in &rows {
+            println!(
+                "{:<28} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>8.4}{}",
+                r.spec.to_string(),
+                r.k,
+                r.mean,
+                r.p50,
+                r.p99,
+                r.recall,
+                r.qps.map_or(String::new(), |q| format!("  {q:>8.1}"))
+            );
+        }
+    }
+    Ok(())
+}

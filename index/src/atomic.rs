@@ -3,6 +3,9 @@
 //! A writer that fails or is killed never leaves a partial file under the target name and never
 //! clobbers an existing target. Temporary files are named `.<target name>.tmp-<pid>`; one left by a
 //! killed process is removed by the next writer of the same target.
+//!
+//! A target that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a named pipe) is
+//! written directly: renaming over a device would replace it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Seek, Write};
@@ -16,6 +19,8 @@ pub struct AtomicFile {
     target: PathBuf,
     temp: PathBuf,
     writer: Option<BufWriter<File>>,
+    /// Writing straight into a device or pipe: no temporary file, no rename.
+    direct: bool,
 }
 
 fn temp_prefix(target: &Path) -> Result<String> {
@@ -84,6 +89,18 @@ impl AtomicFile {
                 target.display()
             )));
         }
+        if fs::metadata(target).is_ok_and(|m| !m.is_file()) {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(target)
+                .map_err(|e| Error::io(target, e))?;
+            return Ok(AtomicFile {
+                target: target.to_path_buf(),
+                temp: target.to_path_buf(),
+                writer: Some(BufWriter::with_capacity(1 << 20, file)),
+                direct: true,
+            });
+        }
         remove_stale_temps(target)?;
         let temp = dir.join(format!("{}{}", temp_prefix(target)?, std::process::id()));
         let file = OpenOptions::new()
@@ -96,6 +113,7 @@ impl AtomicFile {
             target: target.to_path_buf(),
             temp,
             writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            direct: false,
         })
     }
 
@@ -123,6 +141,9 @@ impl AtomicFile {
         let file = writer
             .into_inner()
             .map_err(|e| Error::io(&self.temp, e.into_error()))?;
+        if self.direct {
+            return Ok(());
+        }
         file.sync_all().map_err(|e| Error::io(&self.temp, e))?;
         drop(file);
         fs::rename(&self.temp, &self.target).map_err(|e| Error::io(&self.target, e))?;
@@ -149,7 +170,7 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        if self.writer.take().is_some() && !self.direct {
             let _ = fs::remove_file(&self.temp);
         }
     }
@@ -188,6 +209,21 @@ mod tests {
         let f = AtomicFile::create(&target).unwrap();
         assert!(!stale.exists());
         drop(f);
+    }
+
+    #[test]
+    fn devices_are_written_in_place() {
+        let null = Path::new("/dev/null");
+        if !fs::metadata(null).is_ok_and(|m| !m.is_file()) {
+            return;
+        }
+        let mut f = AtomicFile::create(null).unwrap();
+        f.write_all(b"discarded").unwrap();
+        f.commit().unwrap();
+        assert!(!fs::metadata(null).unwrap().is_file());
+        let f = AtomicFile::create(null).unwrap();
+        drop(f);
+        assert!(null.exists());
     }
 
     #[test]

@@ -79,6 +79,7 @@ pub struct Bmp<'a> {
     bounds: Vec<u32>,
     candidates: Vec<u32>,
     bucket_starts: Vec<u32>,
+    bucket_fill: Vec<u32>,
     kept: Vec<QueryTerm>,
     scores: [u32; 256],
     topk: TopK,
@@ -98,6 +99,7 @@ impl<'a> Bmp<'a> {
             bounds: Vec::new(),
             candidates: Vec::new(),
             bucket_starts: vec![0; NUM_BUCKETS + 1],
+            bucket_fill: Vec::with_capacity(NUM_BUCKETS),
             kept: Vec::new(),
             scores: [0; 256],
             topk: TopK::new(0),
@@ -178,10 +180,12 @@ impl<'a> Bmp<'a> {
         let total = self.bucket_starts[NUM_BUCKETS] as usize;
         self.candidates.clear();
         self.candidates.resize(total, 0);
-        let mut fill: Vec<u32> = self.bucket_starts[..NUM_BUCKETS].to_vec();
+        self.bucket_fill.clear();
+        self.bucket_fill
+            .extend_from_slice(&self.bucket_starts[..NUM_BUCKETS]);
         for (b, &u) in self.bounds.iter().enumerate() {
             if u >= floor {
-                let slot = &mut fill[bucket(u)];
+                let slot = &mut self.bucket_fill[bucket(u)];
                 self.candidates[*slot as usize] = b as u32;
                 *slot += 1;
             }
@@ -206,27 +210,25 @@ impl<'a> Bmp<'a> {
                 }
             }
         };
-        {
-            // Gallop through the block's sorted terms for each (sorted) query term.
-            let terms = fb.terms;
-            let mut lo = 0usize;
-            for qt in &query.terms {
-                let mut step = 1usize;
-                let mut hi = lo;
-                while hi < terms.len() && terms[hi] < qt.term {
-                    lo = hi + 1;
-                    hi += step;
-                    step *= 2;
-                }
-                let hi = hi.min(terms.len());
-                lo += terms[lo..hi].partition_point(|&t| t < qt.term);
-                if lo == terms.len() {
-                    break;
-                }
-                if terms[lo] == qt.term {
-                    add(fb.pairs(lo), qt.weight);
-                    lo += 1;
-                }
+        // Gallop through the block's sorted terms for each (sorted) query term.
+        let terms = fb.terms;
+        let mut lo = 0usize;
+        for qt in &query.terms {
+            let mut step = 1usize;
+            let mut hi = lo;
+            while hi < terms.len() && terms[hi] < qt.term {
+                lo = hi + 1;
+                hi += step;
+                step *= 2;
+            }
+            let hi = hi.min(terms.len());
+            lo += terms[lo..hi].partition_point(|&t| t < qt.term);
+            if lo == terms.len() {
+                break;
+            }
+            if terms[lo] == qt.term {
+                add(fb.pairs(lo), qt.weight);
+                lo += 1;
             }
         }
         if out_of_block {

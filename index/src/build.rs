@@ -11,8 +11,8 @@ use crate::collection::Collection;
 use crate::error::{Error, Result};
 use crate::format::writer::{HeaderFields, SectionWriter};
 use crate::format::{
-    num_blocks, validate_block_size, BlockMaxEntry, SectionKind, TermStats, DEFAULT_BLOCK_SIZE,
-    FORWARD_WIDE, KTH_IMPACT_KS, ROW_DENSE, ROW_SPARSE,
+    forward_buckets, num_blocks, validate_block_size, BlockMaxEntry, SectionKind, TermStats,
+    DEFAULT_BLOCK_SIZE, FORWARD_BUCKET, FORWARD_WIDE, KTH_IMPACT_KS, ROW_DENSE, ROW_SPARSE,
 };
 use crate::postings::encode_postings;
 use crate::quantize::Quantizer;
@@ -318,6 +318,9 @@ pub fn build_index_ordered(
     let mut entries: Vec<(u32, u8, u8)> = Vec::new();
     let mut block_terms: Vec<u32> = Vec::new();
     let mut ends: Vec<u32> = Vec::new();
+    let nbuckets = forward_buckets(num_terms as u64);
+    let mut starts: Vec<u32> = Vec::with_capacity(nbuckets + 1);
+    let mut lows: Vec<u8> = Vec::new();
     let mut pairs: Vec<u8> = Vec::new();
     for block in 0..nblocks as usize {
         let first = block * block_size as usize;
@@ -350,15 +353,32 @@ pub fn build_index_ordered(
         if !entries.is_empty() {
             ends.push(entries.len() as u32);
         }
-        let wide = entries.len() > usize::from(u16::MAX);
+        let wide =
+            entries.len() > usize::from(u16::MAX) || block_terms.len() > usize::from(u16::MAX);
+        let word = block_terms.len() as u32 | if wide { FORWARD_WIDE } else { 0 };
+        starts.clear();
+        starts.resize(nbuckets + 1, 0);
+        for &t in &block_terms {
+            starts[(t / FORWARD_BUCKET) as usize + 1] += 1;
+        }
+        for i in 0..nbuckets {
+            starts[i + 1] += starts[i];
+        }
+        lows.clear();
+        lows.extend(block_terms.iter().map(|&t| (t % FORWARD_BUCKET) as u8));
         w.align(4)?;
         offsets.push(w.section_pos());
-        let word = block_terms.len() as u32 | if wide { FORWARD_WIDE } else { 0 };
         w.write(&word.to_le_bytes())?;
-        w.write(bytemuck::cast_slice(&block_terms))?;
         if wide {
+            w.write(bytemuck::cast_slice(&starts))?;
+            w.write(&lows)?;
+            w.align(4)?;
             w.write(bytemuck::cast_slice(&ends))?;
         } else {
+            let narrow: Vec<u16> = starts.iter().map(|&e| e as u16).collect();
+            w.write(bytemuck::cast_slice(&narrow))?;
+            w.write(&lows)?;
+            w.align(2)?;
             let narrow: Vec<u16> = ends.iter().map(|&e| e as u16).collect();
             w.write(bytemuck::cast_slice(&narrow))?;
         }

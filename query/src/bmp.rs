@@ -6,7 +6,8 @@
 //!    score at least `q_t * kth_t(k')` for the smallest stored `k' >= k`.
 //! 3. Blocks whose bound can beat the threshold are bucketed by bound (a counting sort into a fixed
 //!    number of buckets) and visited in descending bound, each bucket sorted only when reached.
-//! 4. A visited block is scored from the block-grouped forward index into a small accumulator.
+//! 4. A visited block is scored from the block-grouped forward index into a small accumulator:
+//!    each query term is found through the block's 256-id term buckets.
 //! 5. The search stops at the first block that cannot hold a top-k document: its bound is below
 //!    the k-th score, or equal to it while every document of the block has a higher id than the
 //!    current k-th hit (ties are broken by doc id, so such a document could not enter).
@@ -20,6 +21,9 @@ use bmp_index::format::KTH_IMPACT_KS;
 use bmp_index::{Error, Index, Result};
 
 use crate::{Hit, Query, QueryTerm, Searcher, TopK};
+
+/// Cache lines of the next block's forward data prefetched while a block is scored.
+const PREFETCH_LINES: usize = 8;
 
 /// Number of buckets blocks are distributed into by upper bound.
 const NUM_BUCKETS: usize = 1024;
@@ -81,6 +85,7 @@ pub struct Bmp<'a> {
     bucket_starts: Vec<u32>,
     bucket_fill: Vec<u32>,
     kept: Vec<QueryTerm>,
+    found: Vec<(&'a [[u8; 2]], u32)>,
     scores: [u32; 256],
     topk: TopK,
     stats: BmpStats,
@@ -101,6 +106,7 @@ impl<'a> Bmp<'a> {
             bucket_starts: vec![0; NUM_BUCKETS + 1],
             bucket_fill: Vec::with_capacity(NUM_BUCKETS),
             kept: Vec::new(),
+            found: Vec::new(),
             scores: [0; 256],
             topk: TopK::new(0),
             stats: BmpStats::default(),
@@ -210,26 +216,18 @@ impl<'a> Bmp<'a> {
                 }
             }
         };
-        // Gallop through the block's sorted terms for each (sorted) query term.
-        let terms = fb.terms;
-        let mut lo = 0usize;
+        // Find every query term first and prefetch its pairs, then accumulate: the pair lookups
+        // are independent cache misses that overlap instead of stalling one after another.
+        let found = &mut self.found;
+        found.clear();
         for qt in &query.terms {
-            let mut step = 1usize;
-            let mut hi = lo;
-            while hi < terms.len() && terms[hi] < qt.term {
-                lo = hi + 1;
-                hi += step;
-                step *= 2;
+            if let Some(pairs) = fb.find(qt.term) {
+                prefetch(pairs.as_ptr().cast());
+                found.push((pairs, qt.weight));
             }
-            let hi = hi.min(terms.len());
-            lo += terms[lo..hi].partition_point(|&t| t < qt.term);
-            if lo == terms.len() {
-                break;
-            }
-            if terms[lo] == qt.term {
-                add(fb.pairs(lo), qt.weight);
-                lo += 1;
-            }
+        }
+        for &(pairs, w) in found.iter() {
+            add(pairs, w);
         }
         if out_of_block {
             scores.fill(0);
@@ -246,6 +244,18 @@ impl<'a> Bmp<'a> {
         }
         Ok(())
     }
+}
+
+/// Hints the processor to load the cache line at `p`.
+#[inline(always)]
+fn prefetch(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// `bounds[i] += w * row[i]` over a dense row (vectorized by the compiler).
@@ -322,6 +332,13 @@ impl Bmp<'_> {
                     }
                     if ub == theta && block * bs > worst_doc {
                         continue;
+                    }
+                }
+                if let Some(&next) = self.candidates.get(i + 1) {
+                    // The next block's bucket starts are read first when it is scored.
+                    let bytes = self.index.forward_block_bytes(next);
+                    for line in bytes.chunks(64).take(PREFETCH_LINES) {
+                        prefetch(line.as_ptr().cast());
                     }
                 }
                 self.score_block(block, query)?;

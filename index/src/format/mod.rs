@@ -24,9 +24,12 @@
 //!   each block of `block_size` consecutive doc ids, either dense (`num_blocks` bytes) or sparse
 //!   (`nnz` `u32` block ids in increasing order, then `nnz` `u8` maxima), whichever is smaller.
 //! - `ForwardOffsets` (`u64` x blocks+1) and `Forward`: per block, at a 4-aligned offset, a `u32`
-//!   word holding `n` (low 31 bits) and a wide flag (bit 31), `n` term ids (`u32`, increasing), `n`
-//!   cumulative pair ends (`u16`, or `u32` when the flag is set), then the pairs
-//!   `(doc offset in block: u8, impact: u8)` grouped by term.
+//!   word holding `n`, the number of distinct terms (low 31 bits), and a wide flag (bit 31); the
+//!   term ids split into buckets of 256 ids: `ceil(terms / 256) + 1` bucket starts (`u16`, or
+//!   `u32` when wide), then the low byte of each term id (`n` bytes, increasing within a bucket),
+//!   padding to the start width, `n` cumulative pair ends (`u16`, or `u32` when wide), then the
+//!   pairs `(doc offset in block: u8, impact: u8)` grouped by term. Finding a term is two array
+//!   reads and a scan of the few low bytes of its bucket.
 
 pub mod reader;
 pub mod writer;
@@ -148,8 +151,16 @@ pub struct BlockMaxEntry {
     pub kind: u32,
 }
 
-/// Bit 31 of a forward block's first word: its pair ends are `u32` rather than `u16`.
+/// Bit 31 of a forward block's first word: its bucket starts and pair ends are `u32`, not `u16`.
 pub const FORWARD_WIDE: u32 = 1 << 31;
+
+/// Term ids per forward-index bucket (the low byte of a term id is stored per entry).
+pub const FORWARD_BUCKET: u32 = 256;
+
+/// Number of forward-index buckets for `num_terms` terms.
+pub fn forward_buckets(num_terms: u64) -> usize {
+    num_terms.div_ceil(u64::from(FORWARD_BUCKET)) as usize
+}
 
 /// A block-max row stored as one byte per block.
 pub const ROW_DENSE: u32 = 0;

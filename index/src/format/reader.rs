@@ -15,9 +15,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::writer::header_checksum;
 use super::{
-    num_blocks, BlockMaxEntry, Header, SectionEntry, SectionKind, TermStats, FORMAT_VERSION,
-    FORWARD_WIDE, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROW_DENSE, ROW_SPARSE,
-    SECTION_ALIGN, SECTION_ENTRY_SIZE,
+    forward_buckets, num_blocks, BlockMaxEntry, Header, SectionEntry, SectionKind, TermStats,
+    FORMAT_VERSION, FORWARD_BUCKET, FORWARD_WIDE, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE,
+    MIN_BLOCK_SIZE, ROW_DENSE, ROW_SPARSE, SECTION_ALIGN, SECTION_ENTRY_SIZE,
 };
 use crate::error::{Error, Result};
 use crate::postings::PostingList;
@@ -67,60 +67,95 @@ impl BlockMaxRow<'_> {
     }
 }
 
-/// The cumulative pair ends of a forward block's terms.
+/// A little-endian array of `u16` or `u32` values in a forward block.
 #[derive(Debug, Clone, Copy)]
-pub enum PairEnds<'a> {
-    /// `u16` ends (blocks with at most 65,535 pairs).
+pub enum Offsets<'a> {
+    /// `u16` values (blocks with at most 65,535 terms and pairs).
     Narrow(&'a [u16]),
-    /// `u32` ends.
+    /// `u32` values.
     Wide(&'a [u32]),
 }
 
-impl PairEnds<'_> {
-    /// The end of term `i`'s pairs (0 when out of range).
+impl Offsets<'_> {
+    /// Value `i` (0 when out of range).
     #[inline]
     pub fn get(&self, i: usize) -> usize {
         match self {
-            PairEnds::Narrow(e) => e.get(i).map_or(0, |&v| usize::from(v)),
-            PairEnds::Wide(e) => e.get(i).map_or(0, |&v| v as usize),
+            Offsets::Narrow(e) => e.get(i).map_or(0, |&v| usize::from(v)),
+            Offsets::Wide(e) => e.get(i).map_or(0, |&v| v as usize),
         }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Offsets::Narrow(e) => e.len(),
+            Offsets::Wide(e) => e.len(),
+        }
+    }
+
+    /// Whether there is no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 /// One block of the forward index: its terms, and for each term the (doc offset, impact) pairs.
 ///
-/// Offsets inside the block are checked on access: a corrupted block yields empty or wrong pairs,
-/// never an out-of-bounds read (section checksums detect the corruption).
+/// Terms are grouped in buckets of [`FORWARD_BUCKET`] ids; each entry stores the low byte of
+/// its term id. Offsets inside the block are checked on access: a corrupted block yields empty or
+/// wrong pairs, never an out-of-bounds read (section checksums detect the corruption).
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardBlock<'a> {
-    /// Term ids in increasing order.
-    pub terms: &'a [u32],
-    /// Cumulative ends of each term's pairs in `entries`.
-    pub ends: PairEnds<'a>,
+    /// `starts[b]..starts[b + 1]` are the entries of bucket `b`.
+    pub starts: Offsets<'a>,
+    /// Low byte of each entry's term id, increasing within a bucket.
+    pub lows: &'a [u8],
+    /// Cumulative ends of each entry's pairs in `pairs`.
+    pub ends: Offsets<'a>,
     /// `(doc offset within the block, impact)` pairs, grouped by term.
-    pub entries: &'a [[u8; 2]],
+    pub pairs: &'a [[u8; 2]],
 }
 
 impl<'a> ForwardBlock<'a> {
-    /// The pairs of the `i`-th term of the block.
-    #[inline]
-    pub fn pairs(&self, i: usize) -> &'a [[u8; 2]] {
-        let start = if i == 0 { 0 } else { self.ends.get(i - 1) };
-        self.entries.get(start..self.ends.get(i)).unwrap_or(&[])
+    /// Number of distinct terms in the block.
+    pub fn len(&self) -> usize {
+        self.lows.len()
     }
 
-    /// The pairs of term `term`, if the block has it (binary search).
+    /// Whether the block has no term.
+    pub fn is_empty(&self) -> bool {
+        self.lows.is_empty()
+    }
+
+    /// The pairs of the `i`-th entry of the block.
+    #[inline]
+    pub fn pairs_of(&self, i: usize) -> &'a [[u8; 2]] {
+        let start = if i == 0 { 0 } else { self.ends.get(i - 1) };
+        self.pairs.get(start..self.ends.get(i)).unwrap_or(&[])
+    }
+
+    /// The pairs of term `term`, if the block has it.
     #[inline]
     pub fn find(&self, term: u32) -> Option<&'a [[u8; 2]]> {
-        self.terms.binary_search(&term).ok().map(|i| self.pairs(i))
+        let bucket = (term / FORWARD_BUCKET) as usize;
+        let low = (term % FORWARD_BUCKET) as u8;
+        let (a, b) = (self.starts.get(bucket), self.starts.get(bucket + 1));
+        let lows = self.lows.get(a..b)?;
+        let i = lows.iter().position(|&l| l >= low)?;
+        (lows[i] == low).then(|| self.pairs_of(a + i))
     }
 
     /// The block's terms with their `(doc offset, impact)` pairs, in term order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &'a [[u8; 2]])> + '_ {
-        self.terms
-            .iter()
-            .enumerate()
-            .map(move |(i, &t)| (t, self.pairs(i)))
+        let buckets = self.starts.len().saturating_sub(1);
+        (0..buckets).flat_map(move |b| {
+            let (start, end) = (self.starts.get(b), self.starts.get(b + 1));
+            (start..end.min(self.lows.len())).map(move |i| {
+                let term = b as u32 * FORWARD_BUCKET + u32::from(self.lows[i]);
+                (term, self.pairs_of(i))
+            })
+        })
     }
 }
 
@@ -459,6 +494,17 @@ impl Index {
         }
     }
 
+    /// The bytes of forward block `block` (empty when out of range), e.g. to prefetch them.
+    #[inline]
+    pub fn forward_block_bytes(&self, block: u32) -> &[u8] {
+        self.range(
+            SectionKind::ForwardOffsets,
+            SectionKind::Forward,
+            block as usize,
+        )
+        .map_or(&[], |r| &self.section(SectionKind::Forward)[r])
+    }
+
     /// Block `block` of the forward index.
     pub fn forward_block(&self, block: u32) -> Result<ForwardBlock<'_>> {
         let r = self.range(
@@ -474,30 +520,41 @@ impl Index {
         let word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
         let wide = word & FORWARD_WIDE != 0;
         let n = (word & !FORWARD_WIDE) as usize;
-        let ids_end = n
-            .checked_mul(4)
+        let width = if wide { 4 } else { 2 };
+        let nbuckets = forward_buckets(self.header.num_terms);
+        let starts_end = (nbuckets + 1)
+            .checked_mul(width)
             .and_then(|x| x.checked_add(4))
             .ok_or_else(bad)?;
+        let lows_end = starts_end.checked_add(n).ok_or_else(bad)?;
+        let ends_start = lows_end.next_multiple_of(width);
         let ends_end = n
-            .checked_mul(if wide { 4 } else { 2 })
-            .and_then(|x| x.checked_add(ids_end))
+            .checked_mul(width)
+            .and_then(|x| x.checked_add(ends_start))
             .ok_or_else(bad)?;
-        let terms: &[u32] =
-            bytemuck::try_cast_slice(bytes.get(4..ids_end).ok_or_else(bad)?).map_err(|_| bad())?;
-        let end_bytes = bytes.get(ids_end..ends_end).ok_or_else(bad)?;
-        let ends = if wide {
-            PairEnds::Wide(bytemuck::try_cast_slice(end_bytes).map_err(|_| bad())?)
+        let start_bytes = bytes.get(4..starts_end).ok_or_else(bad)?;
+        let lows = bytes.get(starts_end..lows_end).ok_or_else(bad)?;
+        let end_bytes = bytes.get(ends_start..ends_end).ok_or_else(bad)?;
+        let (starts, ends) = if wide {
+            (
+                Offsets::Wide(bytemuck::try_cast_slice(start_bytes).map_err(|_| bad())?),
+                Offsets::Wide(bytemuck::try_cast_slice(end_bytes).map_err(|_| bad())?),
+            )
         } else {
-            PairEnds::Narrow(bytemuck::try_cast_slice(end_bytes).map_err(|_| bad())?)
+            (
+                Offsets::Narrow(bytemuck::try_cast_slice(start_bytes).map_err(|_| bad())?),
+                Offsets::Narrow(bytemuck::try_cast_slice(end_bytes).map_err(|_| bad())?),
+            )
         };
         let total = if n == 0 { 0 } else { ends.get(n - 1) };
         let pair_end = ends_end.checked_add(total * 2).ok_or_else(bad)?;
         let pair_bytes = bytes.get(ends_end..pair_end).ok_or_else(bad)?;
-        let entries: &[[u8; 2]] = bytemuck::cast_slice(pair_bytes);
+        let pairs: &[[u8; 2]] = bytemuck::cast_slice(pair_bytes);
         Ok(ForwardBlock {
-            terms,
+            starts,
+            lows,
             ends,
-            entries,
+            pairs,
         })
     }
 }

@@ -103,8 +103,15 @@ fn check_against(docs: &Docs, index: &Index) {
     let mut forward: BTreeMap<(String, u32), u8> = BTreeMap::new();
     for block in 0..index.num_blocks() {
         let fb = index.forward_block(block).unwrap();
-        assert!(fb.terms.windows(2).all(|w| w[0] < w[1]));
+        let terms: Vec<u32> = fb.iter().map(|(t, _)| t).collect();
+        assert!(terms.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(terms.len(), fb.len());
+        for &t in &terms {
+            assert!(fb.find(t).is_some_and(|p| !p.is_empty()));
+        }
+        assert!(fb.find(index.num_terms() + 300).is_none());
         for (t, pairs) in fb.iter() {
+            assert_eq!(fb.find(t), Some(pairs));
             for &[off, impact] in pairs {
                 let doc = block * b + u32::from(off);
                 assert!(doc < index.num_docs());
@@ -270,4 +277,26 @@ fn every_truncation_is_refused_at_open() {
             "{len}: {err}"
         );
     }
+}
+
+#[test]
+fn wide_forward_blocks() {
+    // 256 documents of 260 terms in one 256-document block: more than 65,535 pairs.
+    let docs: Docs = (0..256)
+        .map(|i| {
+            let entries = (0..260)
+                .map(|t| {
+                    (
+                        format!("t{}", (t * 7 + i) % 400),
+                        1.0 + ((t + i) % 9) as f32,
+                    )
+                })
+                .collect::<BTreeMap<_, _>>()
+                .into_iter()
+                .collect();
+            (format!("d{i}"), entries)
+        })
+        .collect();
+    let (_dir, index) = build(&docs, 256);
+    check_against(&docs, &index);
 }

@@ -1,14 +1,15 @@
-//! Criterion benchmarks of the query side on a synthetic collection: exhaustive top-k search and
-//! posting-list decoding.
+//! Criterion benchmarks of the query side on a BP-reordered synthetic collection: every query
+//! processor at k = 10 and 1000, and posting-list decoding.
 //!
 //! `cargo bench --bench search` (set `BMP_BENCH_DOCS` to change the collection size, default 50,000).
 
 use std::hint::black_box;
 
-use bmp_index::build::{build_index, BuildOptions};
+use bmp_index::build::{build_index_ordered, BuildOptions};
+use bmp_index::reorder::{bp_order, BpOptions};
 use bmp_index::synth::{build_vocabulary, SynthGenerator, SynthOptions};
 use bmp_index::{Collection, Index};
-use bmp_query::{Algorithm, Query};
+use bmp_query::{Algorithm, Query, SearchSpec};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
@@ -33,10 +34,19 @@ fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
             .add_document(&format!("d{i}"), &doc)
             .expect("synthetic documents are valid");
     }
+    let (offsets, terms) = collection.csr();
+    let order = bp_order(
+        collection.num_terms(),
+        offsets,
+        terms,
+        &BpOptions::default(),
+        &|_, _| {},
+    );
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("bench.bmp");
-    build_index(
+    build_index_ordered(
         &collection,
+        &order,
         &path,
         &BuildOptions::default(),
         &mut |_, _, _| {},
@@ -59,15 +69,21 @@ fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
 fn bench(c: &mut Criterion) {
     let (_dir, index, queries) = setup();
     let mut group = c.benchmark_group("search");
+    group.sample_size(10);
     for k in [10usize, 1000] {
-        let mut searcher = Algorithm::Exhaustive.searcher(&index);
-        group.bench_function(format!("exhaustive/k={k}/{}-queries", queries.len()), |b| {
-            b.iter(|| {
-                for q in &queries {
-                    black_box(searcher.search(q, k).expect("search succeeds"));
-                }
-            })
-        });
+        for algorithm in Algorithm::ALL {
+            let mut searcher = SearchSpec::new(algorithm).searcher(&index);
+            group.bench_function(
+                format!("{algorithm}/k={k}/{}-queries", queries.len()),
+                |b| {
+                    b.iter(|| {
+                        for q in &queries {
+                            black_box(searcher.search(q, k).expect("search succeeds"));
+                        }
+                    })
+                },
+            );
+        }
     }
     group.finish();
     let longest = (0..index.num_terms())

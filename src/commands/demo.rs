@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use bmp_index::synth::SynthOptions;
 use clap::Args;
 
-use super::{build, info, search, synth};
+use super::{bench, build, info, search, synth};
 
-/// Generate a synthetic collection, build its index, print the index facts and search it.
+/// Generate a synthetic collection, build a BP-reordered index, print the index facts, search it
+/// with rank-safe BMP, and compare BMP with exhaustive scoring.
 ///
 /// Everything is written under --dir: docs.jsonl, queries.jsonl, index.bmp and run.trec.
 #[derive(Debug, Args)]
@@ -50,20 +51,32 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         format: build::InputFormat::Jsonl,
         output: index.clone(),
         block_size: bmp_index::format::DEFAULT_BLOCK_SIZE,
-        reorder: build::ReorderArgs::default(),
+        reorder: build::ReorderArgs {
+            reorder: build::Reorder::Bp,
+            ..build::ReorderArgs::default()
+        },
     })?;
     info::run(&info::InfoArgs {
         index: index.clone(),
         verify: true,
     })?;
     search::run(&search::SearchArgs {
-        index,
-        queries,
+        index: index.clone(),
+        queries: queries.clone(),
         k: args.k,
-        algorithm: bmp_query::SearchSpec::new(bmp_query::Algorithm::Exhaustive),
+        algorithm: bmp_query::SearchSpec::new(bmp_query::Algorithm::Bmp),
         output: Some(run.clone()),
         tag: None,
     })?;
     eprintln!("run written to {}", run.display());
-    Ok(())
+    let algorithms = [bmp_query::Algorithm::Exhaustive, bmp_query::Algorithm::Bmp];
+    bench::run(&bench::BenchArgs {
+        index,
+        queries,
+        k: vec![args.k as usize],
+        algorithms: algorithms.map(bmp_query::SearchSpec::new).to_vec(),
+        threads: 1,
+        warmup: 1,
+        json: false,
+    })
 }

@@ -1645,8 +1645,17 @@ fn demo_runs_the_whole_pipeline() {
         r.stderr
     );
     let run = read_string(&work, "run.trec");
-    let lines = check_run_shape(&run, "bmp-exhaustive", 10);
+    let lines = check_run_shape(&run, "bmp-bmp", 10);
     assert!(lines > 0 && lines <= 20 * 10, "{lines} lines");
     assert_eq!(read_string(&work, "docs.jsonl").lines().count(), 2000);
     assert_eq!(read_string(&work, "queries.jsonl").lines().count(), 20);
+    // The comparison table: exhaustive and BMP, both exact.
+    for name in ["exhaustive", "bmp"] {
+        let row = r
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} row in {}", r.stdout));
+        assert!(row.ends_with("1.0000"), "{row}");
+    }
 }

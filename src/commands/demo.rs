@@ -7,8 +7,10 @@ use clap::Args;
 
 use super::{bench, build, info, search, synth};
 
-/// Generate a synthetic collection, build a BP-reordered index, print the index facts, search it
-/// with rank-safe BMP, and compare BMP with exhaustive scoring.
+/// Run the whole pipeline on a built-in synthetic collection.
+///
+/// Generates documents and queries, builds a BP-reordered index, prints the index facts, searches
+/// it with rank-safe BMP, and compares BMP with exhaustive scoring.
 ///
 /// Everything is written under --dir: docs.jsonl, queries.jsonl, index.bmp and run.trec.
 #[derive(Debug, Args)]

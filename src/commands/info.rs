@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bmp_index::format::ROW_DENSE;
 use bmp_index::Index;
 use clap::Args;
 
@@ -69,7 +68,6 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             dense_rows += 1;
         }
     }
-    let _ = ROW_DENSE;
     dfs.sort_unstable();
     let n = dfs.len().max(1);
     say!("terms:");

@@ -10,11 +10,11 @@ use foldhash::fast::FixedState;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-/// Checks that an external id can be written in a TREC run: not empty, no whitespace or control
-/// characters.
-pub fn check_id(id: &str) -> Result<(), String> {
+/// Checks that an external `kind` id ("document", "query") can be written in a TREC run: not
+/// empty, no whitespace or control characters.
+pub fn check_id(kind: &str, id: &str) -> Result<(), String> {
     if id.is_empty() {
-        Err("empty document id".into())
+        Err(format!("empty {kind} id"))
     } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err(format!(
             "id {id:?} contains whitespace or a control character, which a TREC run cannot hold"
@@ -105,7 +105,7 @@ impl Collection {
                 self.terms[pair[0].0 as usize]
             ));
         }
-        check_id(id)?;
+        check_id("document", id)?;
         self.check_new_id(id, doc as u32)?;
         for &(t, w) in &self.scratch {
             self.posting_terms.push(t);

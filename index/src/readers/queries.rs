@@ -50,8 +50,8 @@ pub fn read_queries(path: &Path) -> Result<Vec<SparseRecord>> {
     let mut queries = Vec::new();
     let mut lines: HashMap<String, u64> = HashMap::new();
     let mut add = |record: SparseRecord, line: u64| -> Result<()> {
-        crate::collection::check_id(&record.id)
-            .map_err(|m| Error::parse(path, line, m.replace("document id", "query id")))?;
+        crate::collection::check_id("query", &record.id)
+            .map_err(|m| Error::parse(path, line, m))?;
         if let Some(first) = lines.get(&record.id) {
             return Err(Error::parse(
                 path,

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 /// Everything that can go wrong while reading input, building, or opening an index.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An operating-system error on a named file.
-    #[error("{path}: {source}")]
+    /// An operating-system error on a named file. The message already holds the OS error, so
+    /// it is not chained as a source as well (that would print it twice).
+    #[error("{path}: {error}")]
     Io {
         /// The file the operation was on.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Malformed input at a given line (or record) of an input file.
     #[error("{path}:{line}: {message}")]
@@ -59,10 +60,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// An I/O error on `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

@@ -220,36 +220,48 @@ fn real_splade_queries() {
     }
 }
 
-/// Prints how many blocks BMP scores on an index given in `BMP_STATS_INDEX` with queries in
-/// `BMP_STATS_QUERIES` (a diagnostic, skipped when the variables are not set).
+/// BMP's own account of a search: it scores no more blocks than reached the initial threshold,
+/// and on a topical collection it skips most blocks at k = 1.
 #[test]
-fn block_statistics_of_a_given_index() {
-    let (Ok(index), Ok(queries)) = (
-        std::env::var("BMP_STATS_INDEX"),
-        std::env::var("BMP_STATS_QUERIES"),
-    ) else {
-        return;
-    };
-    let index = Index::open(index).unwrap();
-    let queries = read_queries(Path::new(&queries)).unwrap();
-    let k: usize = std::env::var("BMP_STATS_K")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+fn statistics_show_pruning() {
+    let mut rng = StdRng::seed_from_u64(3);
+    // 40 topics of 10 terms each, documents grouped by topic (as reordering would leave them).
+    let docs: Docs = (0..4000)
+        .map(|i| {
+            let topic = (i / 100) as u16;
+            let mut d: Vec<(u16, u8)> = (0..8)
+                .map(|_| {
+                    (
+                        topic * 10 + rng.random_range(0..10),
+                        rng.random_range(1..=9),
+                    )
+                })
+                .collect();
+            d.sort_unstable();
+            d.dedup_by_key(|e| e.0);
+            d
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(&docs, 32, dir.path());
     let mut bmp = Bmp::new(&index, BmpParams::default());
-    let (mut cand, mut scored, mut n) = (0u64, 0u64, 0u64);
-    for q in &queries {
-        let query = Query::from_entries(&index, &q.entries).unwrap();
-        bmp.search(&query, k).unwrap();
+    let mut exhaustive = Exhaustive::new(&index);
+    let query =
+        Query::from_entries(&index, &[("t5".to_owned(), 1.0), ("t17".to_owned(), 2.0)]).unwrap();
+    for k in [1, 10, 1000] {
+        assert_eq!(
+            bmp.search(&query, k).unwrap(),
+            exhaustive.search(&query, k).unwrap()
+        );
         let s = bmp.stats();
-        cand += u64::from(s.candidates);
-        scored += u64::from(s.scored);
-        n += 1;
+        assert_eq!(s.blocks, index.num_blocks());
+        assert!(
+            s.scored <= s.candidates && s.candidates <= s.blocks,
+            "{s:?}"
+        );
     }
-    eprintln!(
-        "blocks {}, mean candidates {:.0}, mean scored {:.0}",
-        index.num_blocks(),
-        cand as f64 / n as f64,
-        scored as f64 / n as f64
-    );
+    bmp.search(&query, 1).unwrap();
+    let s = bmp.stats();
+    assert!(s.scored > 0 && s.scored * 4 < s.blocks, "{s:?}");
+    assert!(s.candidates < s.blocks, "{s:?}");
 }

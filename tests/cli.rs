@@ -347,7 +347,7 @@ fn happy_path_build_info_search() {
     let info = ok(dir, "info --index idx.bmp");
     assert_eq!(info_counts(&info.stdout), (7, 4, 13), "{}", info.stdout);
     assert_eq!(info_field(&info.stdout, "index"), "idx.bmp");
-    assert_eq!(info_field(&info.stdout, "format version"), "1");
+    assert_eq!(info_field(&info.stdout, "format version"), "2");
     assert_eq!(info_field(&info.stdout, "block size"), "32");
     assert_eq!(info_field(&info.stdout, "blocks"), "1");
     assert!(
@@ -1180,7 +1180,7 @@ fn section_table(index: &[u8]) -> Vec<(u32, usize, usize)> {
     let u32_at = |o: usize| u32::from_le_bytes(index[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(index[o..o + 8].try_into().unwrap()) as usize;
     assert_eq!(&index[..8], b"BMPINDEX");
-    assert_eq!(u32_at(8), 1, "format version");
+    assert_eq!(u32_at(8), 2, "format version");
     assert_eq!(u32_at(12), 128, "header size");
     (0..11)
         .map(|i| {

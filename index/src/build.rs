@@ -11,8 +11,9 @@ use crate::collection::Collection;
 use crate::error::{Error, Result};
 use crate::format::writer::{HeaderFields, SectionWriter};
 use crate::format::{
-    forward_buckets, num_blocks, validate_block_size, BlockMaxEntry, SectionKind, TermStats,
-    DEFAULT_BLOCK_SIZE, FORWARD_BUCKET, FORWARD_WIDE, KTH_IMPACT_KS, ROW_DENSE, ROW_SPARSE,
+    forward_buckets, num_blocks, row_pages, validate_block_size, BlockMaxEntry, SectionKind,
+    TermStats, DEFAULT_BLOCK_SIZE, FORWARD_BUCKET, FORWARD_WIDE, KTH_IMPACT_KS, RANGE_MAX_GAP,
+    RANGE_MIN_MEAN_LEN, ROW_DENSE, ROW_PAGE_BLOCKS, ROW_RANGES, ROW_SPARSE,
 };
 use crate::postings::encode_postings;
 use crate::quantize::Quantizer;
@@ -277,6 +278,8 @@ pub fn build_index_ordered(
     let mut dense = vec![0u8; nblocks as usize];
     let mut ids: Vec<u32> = Vec::new();
     let mut maxes: Vec<u8> = Vec::new();
+    let (mut range_starts, mut range_lens, mut range_maxes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut page_ends, mut low_ids): (Vec<u32>, Vec<u16>) = (Vec::new(), Vec::new());
     for t in 0..num_terms {
         let (a, b) = (p.term_offsets[t] as usize, p.term_offsets[t + 1] as usize);
         ids.clear();
@@ -293,18 +296,59 @@ pub fn build_index_ordered(
         }
         w.align(4)?;
         let offset = w.section_pos();
-        let nnz = ids.len() as u32;
-        let kind = if (nblocks as usize) <= ids.len() * 5 {
+        let ranges = block_ranges(&ids);
+        let covered: usize = ranges.iter().map(|&(_, l)| usize::from(l)).sum();
+        let dense_bytes = nblocks as usize;
+        let pages = row_pages(u64::from(nblocks));
+        let sparse_bytes = pages * 4 + ids.len() * 3;
+        let ranges_bytes = if covered >= ranges.len() * RANGE_MIN_MEAN_LEN {
+            ranges.len() * 6 + covered
+        } else {
+            usize::MAX
+        };
+        let (nnz, kind) = if dense_bytes <= sparse_bytes.min(ranges_bytes) {
             dense.fill(0);
             for (&i, &m) in ids.iter().zip(&maxes) {
                 dense[i as usize] = m;
             }
             w.write(&dense)?;
-            ROW_DENSE
+            (ids.len() as u32, ROW_DENSE)
+        } else if ranges_bytes < sparse_bytes {
+            range_starts.clear();
+            range_lens.clear();
+            range_maxes.clear();
+            let mut next = 0usize;
+            for &(start, len) in &ranges {
+                range_starts.push(start);
+                range_lens.push(len);
+                for b in start..start + u32::from(len) {
+                    if ids.get(next) == Some(&b) {
+                        range_maxes.push(maxes[next]);
+                        next += 1;
+                    } else {
+                        range_maxes.push(0);
+                    }
+                }
+            }
+            w.write(bytemuck::cast_slice(&range_starts))?;
+            w.write(bytemuck::cast_slice(&range_lens))?;
+            w.write(&range_maxes)?;
+            (ranges.len() as u32, ROW_RANGES)
         } else {
-            w.write(bytemuck::cast_slice(&ids))?;
+            page_ends.clear();
+            page_ends.resize(pages, 0);
+            low_ids.clear();
+            for &b in &ids {
+                page_ends[b as usize / ROW_PAGE_BLOCKS] += 1;
+                low_ids.push((b as usize % ROW_PAGE_BLOCKS) as u16);
+            }
+            for p in 1..pages {
+                page_ends[p] += page_ends[p - 1];
+            }
+            w.write(bytemuck::cast_slice(&page_ends))?;
+            w.write(bytemuck::cast_slice(&low_ids))?;
             w.write(&maxes)?;
-            ROW_SPARSE
+            (ids.len() as u32, ROW_SPARSE)
         };
         dir.push(BlockMaxEntry { offset, nnz, kind });
     }
@@ -407,4 +451,23 @@ pub fn build_index_ordered(
         bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Splits increasing block ids into ranges `(start, len)` of consecutive blocks, letting a range
+/// run over up to [`RANGE_MAX_GAP`] absent blocks (cheaper than a new range's 6 bytes of header)
+/// and capping a range at `u16::MAX` blocks.
+fn block_ranges(ids: &[u32]) -> Vec<(u32, u16)> {
+    let mut ranges: Vec<(u32, u16)> = Vec::new();
+    for &b in ids {
+        if let Some((start, len)) = ranges.last_mut() {
+            let end = *start + u32::from(*len);
+            let new_len = b - *start + 1;
+            if b - end <= RANGE_MAX_GAP && new_len <= u32::from(u16::MAX) {
+                *len = new_len as u16;
+                continue;
+            }
+        }
+        ranges.push((b, 1));
+    }
+    ranges
 }

@@ -1,7 +1,8 @@
 //! Block-Max Pruning (Mallia, Suel, Tonellotto, SIGIR'24).
 //!
 //! 1. Upper bound of every block: `UB(B) = sum_t q_t * W[t][B]` over the kept query terms, from the
-//!    per-term block-max rows (a vectorizable loop over dense rows, a scatter over sparse ones).
+//!    per-term block-max rows (a vectorizable loop over dense rows and over each range of a
+//!    range-compressed row, a scatter over sparse ones).
 //! 2. An initial threshold from the terms' stored k-th largest impacts: at least `k'` documents
 //!    score at least `q_t * kth_t(k')` for the smallest stored `k' >= k`.
 //! 3. Blocks whose bound can beat the threshold are bucketed by bound (a counting sort into a fixed
@@ -17,7 +18,7 @@
 //! reported scores are exact). `alpha = beta = 1` is rank-safe.
 
 use bmp_index::format::reader::BlockMaxRow;
-use bmp_index::format::KTH_IMPACT_KS;
+use bmp_index::format::{KTH_IMPACT_KS, ROW_PAGE_BLOCKS};
 use bmp_index::{Error, Index, Result};
 
 use crate::{Hit, Query, QueryTerm, Searcher, TopK};
@@ -149,10 +150,35 @@ impl<'a> Bmp<'a> {
             let w = qt.weight;
             match self.index.block_max(qt.term)? {
                 BlockMaxRow::Dense(row) => add_dense(&mut self.bounds, row, w),
-                BlockMaxRow::Sparse { blocks, maxes } => {
-                    for (&b, &m) in blocks.iter().zip(maxes) {
-                        if let Some(u) = self.bounds.get_mut(b as usize) {
-                            *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
+                BlockMaxRow::Sparse {
+                    page_ends,
+                    blocks,
+                    maxes,
+                } => {
+                    let mut from = 0usize;
+                    for (page, &end) in self.bounds.chunks_mut(ROW_PAGE_BLOCKS).zip(page_ends) {
+                        let to = (end as usize).min(blocks.len()).min(maxes.len());
+                        if from < to {
+                            for (&b, &m) in blocks[from..to].iter().zip(&maxes[from..to]) {
+                                if let Some(u) = page.get_mut(usize::from(b)) {
+                                    *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
+                                }
+                            }
+                            from = to;
+                        }
+                    }
+                }
+                BlockMaxRow::Ranges {
+                    starts,
+                    lens,
+                    maxes,
+                } => {
+                    let mut rest = maxes;
+                    for (&start, &len) in starts.iter().zip(lens) {
+                        let (row, tail) = rest.split_at(usize::from(len).min(rest.len()));
+                        rest = tail;
+                        if let Some(span) = self.bounds.get_mut(start as usize..) {
+                            add_dense(span, row, w);
                         }
                     }
                 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bmp_index::build::{build_index, BuildOptions};
+use bmp_index::format::reader::BlockMaxRow;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::{Collection, Index};
 use bmp_query::bmp::{Bmp, BmpParams};
@@ -151,6 +152,55 @@ fn alpha_and_beta_one_equal_safe() {
             let want = exhaustive.search(&query, k).unwrap();
             assert_eq!(safe.search(&query, k).unwrap(), want);
             assert_eq!(explicit.search(&query, k).unwrap(), want);
+        }
+    }
+}
+
+/// More than 65,536 blocks: sparse block-max rows span two pages and ranges cross the page
+/// boundary (block 65,536 starts at doc 524,288 with blocks of 8).
+#[test]
+fn block_max_rows_across_pages() {
+    let docs: Docs = (0..600_000u32)
+        .map(|i| {
+            let mut d = Vec::new();
+            if i % 40_000 == 7 {
+                d.push((1, (1 + i % 3) as u8));
+            }
+            if (520_000..530_000).contains(&i) && i % 2 == 0 {
+                d.push((2, (1 + i % 5) as u8));
+            }
+            if i % 3 == 0 && i > 500_000 {
+                d.push((3, 1));
+            }
+            if i % 99_991 == 0 {
+                d.push((2, 9));
+            }
+            d
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(&docs, 8, dir.path());
+    assert!(index.num_blocks() > 65_536);
+    let row = |t: &str| index.block_max(index.term_id(t).unwrap().unwrap()).unwrap();
+    assert!(matches!(row("t1"), BlockMaxRow::Sparse { page_ends, .. } if page_ends.len() == 2));
+    assert!(matches!(row("t2"), BlockMaxRow::Ranges { .. }));
+    let mut exhaustive = Exhaustive::new(&index);
+    let mut bmp = Bmp::new(&index, BmpParams::default());
+    let queries: [&[(&str, f32)]; 4] = [
+        &[("t1", 3.0)],
+        &[("t2", 1.0)],
+        &[("t1", 5.0), ("t2", 2.0), ("t3", 1.0)],
+        &[("t2", 1.0), ("t3", 4.0)],
+    ];
+    for q in queries {
+        let entries: Vec<(String, f32)> = q.iter().map(|&(t, w)| (t.to_owned(), w)).collect();
+        let query = Query::from_entries(&index, &entries).unwrap();
+        for k in [1, 10, 100] {
+            assert_eq!(
+                bmp.search(&query, k).unwrap(),
+                exhaustive.search(&query, k).unwrap(),
+                "query {q:?}, k = {k}"
+            );
         }
     }
 }

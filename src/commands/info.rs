@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use bmp_index::format::reader::BlockMaxRow;
 use bmp_index::Index;
 use clap::Args;
 
@@ -56,16 +57,15 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     }
     let mut dfs = Vec::with_capacity(index.num_terms() as usize);
     let mut max_impact = 0u8;
-    let mut dense_rows = 0u32;
+    let (mut dense_rows, mut range_rows) = (0u32, 0u32);
     for t in 0..index.num_terms() {
         let s = index.term_stats(t)?;
         dfs.push(s.df);
         max_impact = max_impact.max(s.max_impact);
-        if matches!(
-            index.block_max(t)?,
-            bmp_index::format::reader::BlockMaxRow::Dense(_)
-        ) {
-            dense_rows += 1;
+        match index.block_max(t)? {
+            BlockMaxRow::Dense(_) => dense_rows += 1,
+            BlockMaxRow::Ranges { .. } => range_rows += 1,
+            BlockMaxRow::Sparse { .. } => {}
         }
     }
     dfs.sort_unstable();
@@ -79,9 +79,10 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         dfs.iter().take_while(|&&d| d == 1).count()
     );
     say!(
-        "  block-max rows: {} dense, {} sparse",
+        "  block-max rows: {} dense, {} range-compressed, {} sparse",
         dense_rows,
-        index.num_terms() - dense_rows
+        range_rows,
+        index.num_terms() - dense_rows - range_rows
     );
     say!("documents:");
     say!(

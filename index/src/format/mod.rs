@@ -1,4 +1,4 @@
-//! The on-disk index format (version 1).
+//! The on-disk index format (version 2).
 //!
 //! One little-endian file:
 //!
@@ -21,8 +21,11 @@
 //!   with bitpacking's `BitPacker4x` (128 ids per chunk; a final partial chunk as LEB128 varint
 //!   deltas).
 //! - `BlockMaxDir` ([`BlockMaxEntry`] x terms) and `BlockMaxData`: per term, the maximum impact in
-//!   each block of `block_size` consecutive doc ids, either dense (`num_blocks` bytes) or sparse
-//!   (`nnz` `u32` block ids in increasing order, then `nnz` `u8` maxima), whichever is smaller.
+//!   each block of `block_size` consecutive doc ids, at a 4-aligned offset, in the smallest of
+//!   three layouts: dense (`num_blocks` bytes), sparse ([`ROW_SPARSE`]: the blocks where the term
+//!   occurs as `u16` ids within pages of 65,536 blocks, 3 bytes per block) or ranges
+//!   ([`ROW_RANGES`]: runs of consecutive blocks, each a start and a length, then the maxima of
+//!   the covered blocks), which suits reordered collections where a term's documents cluster.
 //! - `ForwardOffsets` (`u64` x blocks+1) and `Forward`: per block, at a 4-aligned offset, a `u32`
 //!   word holding `n`, the number of distinct terms (low 31 bits), and a wide flag (bit 31); the
 //!   term ids split into buckets of 256 ids: `ceil(terms / 256) + 1` bucket starts (`u16`, or
@@ -39,7 +42,7 @@ use bytemuck::{Pod, Zeroable};
 /// The first eight bytes of every index file.
 pub const MAGIC: [u8; 8] = *b"BMPINDEX";
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Alignment of every section's offset.
 pub const SECTION_ALIGN: u64 = 64;
 /// Smallest allowed block size.
@@ -145,9 +148,10 @@ pub struct ChunkHeader {
 pub struct BlockMaxEntry {
     /// Offset in the `BlockMaxData` section.
     pub offset: u64,
-    /// Number of blocks where the term occurs.
+    /// Number of blocks where the term occurs ([`ROW_DENSE`], [`ROW_SPARSE`]), or number of
+    /// ranges ([`ROW_RANGES`]).
     pub nnz: u32,
-    /// [`ROW_DENSE`] or [`ROW_SPARSE`].
+    /// [`ROW_DENSE`], [`ROW_SPARSE`] or [`ROW_RANGES`].
     pub kind: u32,
 }
 
@@ -164,10 +168,30 @@ pub fn forward_buckets(num_terms: u64) -> usize {
 
 /// A block-max row stored as one byte per block.
 pub const ROW_DENSE: u32 = 0;
-/// A block-max row stored as (block id, max) pairs for the blocks where the term occurs.
+/// A block-max row stored as the blocks where the term occurs: block ids are split into pages of
+/// [`ROW_PAGE_BLOCKS`] blocks; the row holds `ceil(num_blocks / ROW_PAGE_BLOCKS)` cumulative
+/// entry counts (`u32`, the end of each page's entries), then `nnz` `u16` block ids within their
+/// page (increasing), then `nnz` `u8` maxima.
 pub const ROW_SPARSE: u32 = 1;
+/// Blocks per page of a sparse block-max row.
+pub const ROW_PAGE_BLOCKS: usize = 1 << 16;
 
-/// The sections of a version-1 index, in file order.
+/// Number of pages of a sparse block-max row in an index of `num_blocks` blocks.
+pub fn row_pages(num_blocks: u64) -> usize {
+    num_blocks.div_ceil(ROW_PAGE_BLOCKS as u64) as usize
+}
+/// A block-max row stored as ranges of consecutive blocks: `nnz` range starts (`u32`), `nnz`
+/// range lengths (`u16`), then the maxima of every block of every range, range after range.
+/// Ranges may cover blocks where the term does not occur (their maximum is 0) when that is
+/// shorter than starting a new range.
+pub const ROW_RANGES: u32 = 2;
+/// The longest run of absent blocks a range covers rather than being split in two.
+pub const RANGE_MAX_GAP: u32 = 5;
+/// The shortest mean range length (in blocks) for which a row is stored as ranges: shorter
+/// ranges make the bound computation slower than a sparse row's scatter.
+pub const RANGE_MIN_MEAN_LEN: usize = 16;
+
+/// The sections of an index, in file order.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SectionKind {

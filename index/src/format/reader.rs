@@ -15,9 +15,10 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::writer::header_checksum;
 use super::{
-    forward_buckets, num_blocks, BlockMaxEntry, Header, SectionEntry, SectionKind, TermStats,
-    FORMAT_VERSION, FORWARD_BUCKET, FORWARD_WIDE, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE,
-    MIN_BLOCK_SIZE, ROW_DENSE, ROW_SPARSE, SECTION_ALIGN, SECTION_ENTRY_SIZE,
+    forward_buckets, num_blocks, row_pages, BlockMaxEntry, Header, SectionEntry, SectionKind,
+    TermStats, FORMAT_VERSION, FORWARD_BUCKET, FORWARD_WIDE, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE,
+    MIN_BLOCK_SIZE, ROW_DENSE, ROW_PAGE_BLOCKS, ROW_RANGES, ROW_SPARSE, SECTION_ALIGN,
+    SECTION_ENTRY_SIZE,
 };
 use crate::error::{Error, Result};
 use crate::postings::PostingList;
@@ -46,11 +47,24 @@ impl std::fmt::Debug for Index {
 pub enum BlockMaxRow<'a> {
     /// One byte per block.
     Dense(&'a [u8]),
-    /// The blocks where the term occurs (increasing) and their maxima.
+    /// The blocks where the term occurs (increasing) and their maxima, block ids split into pages
+    /// of [`ROW_PAGE_BLOCKS`] blocks.
     Sparse {
-        /// Block ids.
-        blocks: &'a [u32],
+        /// End of each page's entries in `blocks` and `maxes` (cumulative).
+        page_ends: &'a [u32],
+        /// Block ids within their page.
+        blocks: &'a [u16],
         /// Maximum impact in each of those blocks.
+        maxes: &'a [u8],
+    },
+    /// Ranges of consecutive blocks (increasing, disjoint) and the maxima of every block they
+    /// cover, range after range.
+    Ranges {
+        /// First block of each range.
+        starts: &'a [u32],
+        /// Number of blocks in each range.
+        lens: &'a [u16],
+        /// Maximum impact of each covered block (`sum(lens)` bytes).
         maxes: &'a [u8],
     },
 }
@@ -60,8 +74,38 @@ impl BlockMaxRow<'_> {
     pub fn get(&self, block: u32) -> u8 {
         match self {
             BlockMaxRow::Dense(row) => row.get(block as usize).copied().unwrap_or(0),
-            BlockMaxRow::Sparse { blocks, maxes } => {
-                blocks.binary_search(&block).map(|i| maxes[i]).unwrap_or(0)
+            BlockMaxRow::Sparse {
+                page_ends,
+                blocks,
+                maxes,
+            } => {
+                let page = block as usize / ROW_PAGE_BLOCKS;
+                let from = match page {
+                    0 => 0,
+                    p => page_ends.get(p - 1).map_or(usize::MAX, |&e| e as usize),
+                };
+                let to = page_ends.get(page).map_or(0, |&e| e as usize);
+                let low = (block as usize % ROW_PAGE_BLOCKS) as u16;
+                blocks
+                    .get(from..to)
+                    .and_then(|ids| ids.binary_search(&low).ok())
+                    .and_then(|i| maxes.get(from + i).copied())
+                    .unwrap_or(0)
+            }
+            BlockMaxRow::Ranges {
+                starts,
+                lens,
+                maxes,
+            } => {
+                let mut at = 0usize;
+                for (&s, &l) in starts.iter().zip(lens.iter()) {
+                    let l = usize::from(l);
+                    if block >= s && ((block - s) as usize) < l {
+                        return maxes.get(at + (block - s) as usize).copied().unwrap_or(0);
+                    }
+                    at += l;
+                }
+                0
             }
         }
     }
@@ -484,11 +528,39 @@ impl Index {
                 data.get(start..end).map(BlockMaxRow::Dense).ok_or_else(bad)
             }
             ROW_SPARSE if nnz <= nblocks && start % 4 == 0 => {
-                let mid = start.checked_add(nnz * 4).ok_or_else(bad)?;
-                let ids = data.get(start..mid).ok_or_else(bad)?;
-                let maxes = data.get(mid..mid + nnz).ok_or_else(bad)?;
-                let blocks: &[u32] = bytemuck::try_cast_slice(ids).map_err(|_| bad())?;
-                Ok(BlockMaxRow::Sparse { blocks, maxes })
+                let ids_at = start
+                    .checked_add(row_pages(nblocks as u64) * 4)
+                    .ok_or_else(bad)?;
+                let maxes_at = ids_at.checked_add(nnz * 2).ok_or_else(bad)?;
+                let page_ends: &[u32] =
+                    bytemuck::try_cast_slice(data.get(start..ids_at).ok_or_else(bad)?)
+                        .map_err(|_| bad())?;
+                let blocks: &[u16] =
+                    bytemuck::try_cast_slice(data.get(ids_at..maxes_at).ok_or_else(bad)?)
+                        .map_err(|_| bad())?;
+                let maxes = data.get(maxes_at..maxes_at + nnz).ok_or_else(bad)?;
+                Ok(BlockMaxRow::Sparse {
+                    page_ends,
+                    blocks,
+                    maxes,
+                })
+            }
+            ROW_RANGES if nnz <= nblocks && start % 4 == 0 => {
+                let lens_at = start.checked_add(nnz * 4).ok_or_else(bad)?;
+                let maxes_at = lens_at + nnz * 2;
+                let starts: &[u32] =
+                    bytemuck::try_cast_slice(data.get(start..lens_at).ok_or_else(bad)?)
+                        .map_err(|_| bad())?;
+                let lens: &[u16] =
+                    bytemuck::try_cast_slice(data.get(lens_at..maxes_at).ok_or_else(bad)?)
+                        .map_err(|_| bad())?;
+                let covered: usize = lens.iter().map(|&l| usize::from(l)).sum();
+                let maxes = data.get(maxes_at..maxes_at + covered).ok_or_else(bad)?;
+                Ok(BlockMaxRow::Ranges {
+                    starts,
+                    lens,
+                    maxes,
+                })
             }
             _ => Err(bad()),
         }

@@ -94,8 +94,17 @@ fn check_against(docs: &Docs, index: &Index) {
                 .unwrap_or(0);
             assert_eq!(row.get(block), want, "term {term} block {block}");
         }
-        if let BlockMaxRow::Sparse { blocks, .. } = row {
-            assert!(blocks.windows(2).all(|w| w[0] < w[1]));
+        match row {
+            BlockMaxRow::Sparse { blocks, .. } => {
+                assert!(blocks.windows(2).all(|w| w[0] < w[1]));
+            }
+            BlockMaxRow::Ranges { starts, lens, .. } => {
+                for i in 1..starts.len() {
+                    assert!(starts[i - 1] + u32::from(lens[i - 1]) < starts[i]);
+                }
+                assert!(lens.iter().all(|&l| l > 0));
+            }
+            BlockMaxRow::Dense(_) => {}
         }
     }
     assert_eq!(index.term_id("\u{10ffff}no such term").unwrap(), None);
@@ -171,6 +180,9 @@ fn long_posting_lists_cross_chunks_and_dense_rows() {
             if i == 999 {
                 v.push(("rare".to_owned(), 9.0));
             }
+            if (400..560).contains(&i) || (576..700).contains(&i) {
+                v.push(("clustered".to_owned(), 1.0 + (i % 5) as f32));
+            }
             (format!("d{i}"), v)
         })
         .collect();
@@ -186,6 +198,21 @@ fn long_posting_lists_cross_chunks_and_dense_rows() {
         index.block_max(rare).unwrap(),
         BlockMaxRow::Sparse { .. }
     ));
+    // Blocks 50..=69 and 72..=87 (block size 8): one range across the two-block gap.
+    let clustered = index.term_id("clustered").unwrap().unwrap();
+    match index.block_max(clustered).unwrap() {
+        BlockMaxRow::Ranges {
+            starts,
+            lens,
+            maxes,
+        } => {
+            assert_eq!(starts, &[50]);
+            assert_eq!(lens, &[38]);
+            assert_eq!(maxes.len(), 38);
+            assert_eq!(&maxes[20..22], &[0, 0]);
+        }
+        other => panic!("expected a range-compressed row, got {other:?}"),
+    }
     assert_eq!(index.postings(common).unwrap().num_chunks(), 8);
 }
 

@@ -324,7 +324,9 @@ pub fn write_jsonl_line<'a>(
     vector: &[(u32, f32)],
     name: impl Fn(u32) -> &'a str,
 ) -> std::io::Result<()> {
-    write!(out, "{{\"id\":\"{id}\",\"vector\":{{")?;
+    out.write_all(b"{\"id\":\"")?;
+    write_json_str(out, id)?;
+    out.write_all(b"\",\"vector\":{")?;
     for (i, &(t, w)) in vector.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;

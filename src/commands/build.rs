@@ -12,6 +12,7 @@ use bmp_index::reorder::{bp_order, BpOptions};
 use bmp_index::Collection;
 use clap::{Args, ValueEnum};
 
+use super::encoding::{encode_corpus_into, EncoderArgs, TextEncoder};
 use super::progress::{bytes_bar, count_bar, stage_reporter};
 
 /// Input formats of `build`.
@@ -25,16 +26,24 @@ pub enum InputFormat {
     Ciff,
 }
 
-/// Build an index from sparse document vectors.
+/// Build an index from sparse document vectors, or from text with a SPLADE model.
 ///
 /// Reads JSONL ({"id": <string or int>, "vector": {"term": weight}}, optional "content") or CIFF v1,
 /// plain or gzip; quantizes weights to u8 impacts with one global scale; writes one memory-mapped
-/// index file atomically (an existing index is replaced only when the new one is complete).
+/// index file atomically (an existing index is replaced only when the new one is complete). With
+/// --model, the input is a BEIR corpus ({"_id", "title", "text"}) encoded on the fly.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Input file of document vectors (JSONL or CIFF, optionally gzip).
+    /// Input file: document vectors (JSONL or CIFF), or a BEIR corpus with --model; optionally
+    /// gzip.
     #[arg(long)]
     pub input: PathBuf,
+    /// Encode the input as text with this SPLADE model directory (Hugging Face layout).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Encoder options (with --model).
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
     /// Input format.
     #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
     pub format: InputFormat,
@@ -165,7 +174,27 @@ pub fn write_index(
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     bmp_index::format::validate_block_size(args.block_size)?;
     let start = Instant::now();
-    let collection = read_collection(&args.input, args.format)?;
+    let collection = match &args.model {
+        None => read_collection(&args.input, args.format)?,
+        Some(model) => {
+            if args.format != InputFormat::Auto && args.format != InputFormat::Jsonl {
+                anyhow::bail!(
+                    "--model reads a BEIR corpus (JSONL); --format {:?} does not apply",
+                    args.format
+                );
+            }
+            let encoder = TextEncoder::load(model, &args.encoder)?;
+            let mut collection = Collection::new();
+            let encoded = encode_corpus_into(&encoder, &args.input, &mut collection)?;
+            eprintln!(
+                "encoded {} documents with {}: {:.1} docs/s",
+                encoded.docs,
+                model.display(),
+                encoded.docs_per_second()
+            );
+            collection
+        }
+    };
     let read_seconds = start.elapsed().as_secs_f64();
     let order = document_order(&collection, &args.reorder);
     let reorder_seconds = start.elapsed().as_secs_f64() - read_seconds;

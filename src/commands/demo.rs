@@ -50,6 +50,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     synth::write_synth(&options, None, &[], &docs, &queries)?;
     build::run(&build::BuildArgs {
         input: docs,
+        model: None,
+        encoder: super::encoding::EncoderArgs::default(),
         format: build::InputFormat::Jsonl,
         output: index.clone(),
         block_size: bmp_index::format::DEFAULT_BLOCK_SIZE,
@@ -65,6 +67,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     search::run(&search::SearchArgs {
         index: index.clone(),
         queries: queries.clone(),
+        model: None,
+        encoder: super::encoding::EncoderArgs::default(),
         k: args.k,
         algorithm: bmp_query::SearchSpec::new(bmp_query::Algorithm::Bmp),
         output: Some(run.clone()),

@@ -3,6 +3,9 @@
 mod bench;
 mod build;
 mod demo;
+mod encode;
+mod encoding;
+mod eval;
 mod export;
 mod info;
 mod progress;
@@ -13,8 +16,9 @@ use clap::{Parser, Subcommand};
 
 /// Learned-sparse retrieval with Block-Max Pruning.
 ///
-/// Build a compressed, memory-mapped block-max index from sparse vectors (JSONL or CIFF), inspect
-/// it, export it, and answer top-k queries.
+/// Encode text with a SPLADE model, build a compressed, memory-mapped block-max index from sparse
+/// vectors (JSONL or CIFF) or text, inspect it, export it, answer top-k queries, and evaluate
+/// retrieval quality and latency on BEIR / MS MARCO data.
 #[derive(Debug, Parser)]
 #[command(name = "bmp-index", version, about, long_about)]
 pub struct Cli {
@@ -25,6 +29,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Build(build::BuildArgs),
+    Encode(encode::EncodeArgs),
+    Eval(eval::EvalArgs),
     Search(search::SearchArgs),
     Bench(bench::BenchArgs),
     Info(info::InfoArgs),
@@ -37,6 +43,8 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Encode(args) => encode::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Search(args) => search::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Info(args) => info::run(&args),

@@ -11,20 +11,31 @@ use bmp_index::Index;
 use bmp_query::{Query, SearchSpec};
 use clap::Args;
 
+use super::encoding::{encode_query_file, EncoderArgs, TextEncoder};
+
 /// Answer top-k queries and write a TREC run.
 ///
 /// Queries are JSONL ({"id": ..., "vector": {"term": weight}}) or Anserini TSV
 /// (`qid<TAB>tok tok tok`, a repeated token is its weight), optionally gzip. Terms not in the index
 /// vocabulary are ignored and counted. The run (`qid Q0 docid rank score tag`) goes to --output or
-/// standard output; mean / p50 / p99 latency per query goes to standard error.
+/// standard output; mean / p50 / p99 latency per query goes to standard error. With --model, the
+/// queries are text (BEIR queries.jsonl: {"_id", "text"}) encoded with that SPLADE model first;
+/// the index must have been built with the same model.
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// Index file.
     #[arg(long)]
     pub index: PathBuf,
-    /// Query file (JSONL or Anserini TSV, optionally gzip).
+    /// Query file (JSONL vectors or Anserini TSV; BEIR queries.jsonl with --model; optionally
+    /// gzip).
     #[arg(long)]
     pub queries: PathBuf,
+    /// Encode text queries with this SPLADE model directory.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Encoder options (with --model).
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
     /// Number of results per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub k: u32,
@@ -77,7 +88,21 @@ pub fn latency_stats(mut micros: Vec<f64>) -> Latency {
 /// Runs `search`.
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let index = Index::open(&args.index)?;
-    let records = read_queries(&args.queries)?;
+    let records = match &args.model {
+        None => read_queries(&args.queries)?,
+        Some(model) => {
+            let encoder = TextEncoder::load(model, &args.encoder)?;
+            let start = Instant::now();
+            let records = encode_query_file(&encoder, &args.queries)?;
+            eprintln!(
+                "encoded {} queries in {:.2} s ({:.1} ms per query)",
+                records.len(),
+                start.elapsed().as_secs_f64(),
+                start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64
+            );
+            records
+        }
+    };
     let tag = args
         .tag
         .clone()

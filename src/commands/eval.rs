@@ -1,0 +1,398 @@
+//! `bmp-index eval`: retrieval quality (nDCG@10, MRR@10, Recall@100/1000, MAP) and latency on a
+//! BEIR-layout dataset, an existing index, or an existing run.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use bmp_eval::{
+    evaluate, BeirDataset, Bm25Index, Bm25Storage, EvalOptions, Evaluation, Measure,
+    MissingQueries, Qrels, Run,
+};
+use bmp_index::atomic::AtomicFile;
+use bmp_index::readers::queries::read_queries;
+use bmp_index::readers::SparseRecord;
+use bmp_index::Index;
+use bmp_query::{Query, SearchSpec};
+use clap::Args;
+
+use super::build::{document_order, read_collection, write_index, InputFormat, ReorderArgs};
+use super::encoding::{
+    encode_corpus, encode_queries, encode_query_file, write_vector_line, EncoderArgs, TextEncoder,
+    DEFAULT_MODEL_DIR,
+};
+use super::search::{latency_stats, Latency};
+
+/// Evaluate retrieval quality and latency the way papers report them.
+///
+/// Three ways in:
+///
+///   --dataset DIR: a BEIR-layout directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv). The
+///   corpus is encoded with the SPLADE model (vectors cached in --work-dir), indexed, the judged
+///   queries are encoded and answered with each --algorithm, and the run is scored.
+///   --bm25 adds a tantivy BM25 baseline (title + text, English stemming) to the table.
+///
+///   --index INDEX --queries FILE --qrels FILE: answer queries (vectors, or text with --model)
+///   over an existing index and score the run (e.g. MS MARCO dev with the real SPLADE++ query
+///   vectors).
+///
+///   --run RUN --qrels FILE: score an existing TREC run.
+///
+/// Measures are computed as trec_eval computes them (nDCG@10 with graded gains, MRR@10,
+/// Recall@100, Recall@1000, MAP), averaged over the judged queries present in the run, as
+/// pytrec_eval and BEIR do. Latency is per query, one thread, encoding excluded.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// BEIR-layout dataset directory.
+    #[arg(long, conflicts_with_all = ["index", "run"])]
+    pub dataset: Option<PathBuf>,
+    /// Qrels split of --dataset (qrels/SPLIT.tsv).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// Existing index to search (with --queries and --qrels).
+    #[arg(long, requires_all = ["queries", "qrels"], conflicts_with = "run")]
+    pub index: Option<PathBuf>,
+    /// Queries for --index: JSONL vectors or Anserini TSV, or BEIR queries.jsonl with --model.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Existing TREC run to score (with --qrels).
+    #[arg(long, requires = "qrels")]
+    pub run: Option<PathBuf>,
+    /// Qrels file (BEIR TSV with header, or TREC `qid 0 docid rel`).
+    #[arg(long)]
+    pub qrels: Option<PathBuf>,
+    /// SPLADE model directory (default for --dataset: models/splade-tiny, fetched by
+    /// scripts/setup-models.sh; with --index, only when the queries are text).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Encoder options.
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    /// Results per query.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub k: u32,
+    /// Query processors, comma-separated (e.g. `bmp,bmp:alpha=0.9,exhaustive`).
+    #[arg(long, default_value = "bmp", value_delimiter = ',', value_parser = parse_algorithm)]
+    pub algorithm: Vec<SearchSpec>,
+    /// Also evaluate a tantivy BM25 baseline over title + text (--dataset only).
+    #[arg(long)]
+    pub bm25: bool,
+    /// Lowest qrels grade that counts as relevant for MRR, recall and MAP (trec_eval -l; TREC DL
+    /// uses 2). nDCG always uses the graded labels.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    pub relevance_level: i32,
+    /// Average judged queries missing from the run in as zeros (trec_eval -c) instead of leaving
+    /// them out.
+    #[arg(long)]
+    pub missing_as_zero: bool,
+    /// Write the run of the first algorithm here (TREC format).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Where --dataset caches encoded vectors and indexes (default eval-cache/<dataset name>).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Print per-query values of the first system as TSV (query, measure values) to stdout.
+    #[arg(long)]
+    pub per_query: bool,
+    /// Document reordering of the index built for --dataset.
+    #[command(flatten)]
+    pub reorder: ReorderArgs,
+}
+
+fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
+    s.parse()
+}
+
+/// One row of the results table.
+struct Row {
+    system: String,
+    eval: Evaluation,
+    latency: Option<Latency>,
+}
+
+/// Runs `eval`.
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let options = EvalOptions {
+        relevance_level: args.relevance_level,
+        missing_queries: if args.missing_as_zero {
+            MissingQueries::Zero
+        } else {
+            MissingQueries::Skip
+        },
+        ..EvalOptions::default()
+    };
+    let measures = Measure::standard();
+    let rows = if let Some(dataset) = &args.dataset {
+        eval_dataset(args, dataset, &measures, &options)?
+    } else if let Some(index) = &args.index {
+        eval_index(args, index, &measures, &options)?
+    } else if let Some(run_path) = &args.run {
+        let qrels = read_qrels(args)?;
+        let run = Run::read_trec(run_path)?;
+        let eval = evaluate(&qrels, &run, &measures, &options)?;
+        vec![Row {
+            system: run_path.display().to_string(),
+            eval,
+            latency: None,
+        }]
+    } else {
+        anyhow::bail!("give --dataset DIR, --index INDEX --queries FILE --qrels FILE, or --run RUN --qrels FILE");
+    };
+    print_table(&rows, &measures)?;
+    if args.per_query {
+        if let Some(first) = rows.first() {
+            print_per_query(&first.eval, &measures)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_qrels(args: &EvalArgs) -> anyhow::Result<Qrels> {
+    let path = args.qrels.as_ref().context("--qrels is required")?;
+    let qrels = Qrels::read(path)?;
+    if qrels.is_empty() {
+        anyhow::bail!("{}: no judgments", path.display());
+    }
+    Ok(qrels)
+}
+
+/// The full pipeline on a BEIR dataset.
+fn eval_dataset(
+    args: &EvalArgs,
+    dir: &Path,
+    measures: &[Measure],
+    options: &EvalOptions,
+) -> anyhow::Result<Vec<Row>> {
+    let data = BeirDataset::open(dir, &args.split)?;
+    let corpus = data.corpus_path().with_context(|| {
+        format!(
+            "{}: no corpus.jsonl; to evaluate queries and qrels alone, use --index INDEX \
+             --queries FILE --qrels {}",
+            dir.display(),
+            data.qrels_path().display()
+        )
+    })?;
+    let qrels = match &args.qrels {
+        Some(path) => Qrels::read(path)?,
+        None => data.qrels()?,
+    };
+    let queries = data.judged_queries(&qrels)?;
+    if queries.is_empty() {
+        anyhow::bail!(
+            "{}: no query of queries.jsonl is judged in the qrels",
+            dir.display()
+        );
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dataset".into());
+    let work = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| Path::new("eval-cache").join(&name));
+    fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+
+    let model = args
+        .model
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR));
+    let encoder = TextEncoder::load(&model, &args.encoder)?;
+    let model_name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let key = format!("{model_name}.{}", args.encoder.document_key());
+    let vectors = work.join(format!("corpus.{key}.jsonl"));
+    if vectors.exists() {
+        eprintln!("using cached document vectors {}", vectors.display());
+    } else {
+        let mut file = AtomicFile::create(&vectors)?;
+        let mut out = BufWriter::new(&mut file);
+        let summary = encode_corpus(&encoder, corpus, &mut |doc, vector| {
+            write_vector_line(&mut out, &encoder, &doc.id, vector)
+                .with_context(|| format!("cannot write {}", vectors.display()))
+        })?;
+        out.flush()
+            .with_context(|| format!("cannot write {}", vectors.display()))?;
+        drop(out);
+        file.commit()?;
+        eprintln!(
+            "encoded {} documents: {:.1} docs/s, {:.1} terms per document",
+            summary.docs,
+            summary.docs_per_second(),
+            summary.postings as f64 / summary.docs.max(1) as f64
+        );
+    }
+    let reorder = format!("{:?}", args.reorder.reorder).to_ascii_lowercase();
+    let index_path = work.join(format!("index.{key}.{reorder}.bmp"));
+    let newer = |a: &Path, b: &Path| -> bool {
+        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        matches!((modified(a), modified(b)), (Some(x), Some(y)) if x >= y)
+    };
+    if !index_path.exists() || !newer(&index_path, &vectors) {
+        let collection = read_collection(&vectors, InputFormat::Jsonl)?;
+        let order = document_order(&collection, &args.reorder);
+        let summary = write_index(
+            &collection,
+            &order,
+            &index_path,
+            bmp_index::format::DEFAULT_BLOCK_SIZE,
+        )?;
+        eprintln!(
+            "indexed {} documents ({} postings, {} bytes) into {}",
+            summary.num_docs,
+            summary.num_postings,
+            summary.bytes,
+            index_path.display()
+        );
+    }
+    let index = Index::open(&index_path)?;
+    let start = Instant::now();
+    let records = encode_queries(&encoder, &queries)?;
+    eprintln!(
+        "encoded {} queries: {:.2} ms per query",
+        records.len(),
+        start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64
+    );
+    let mut rows = search_rows(args, &index, &records, &qrels, measures, options)?;
+    if args.bm25 {
+        let start = Instant::now();
+        let bm25 = Bm25Index::build(&Bm25Storage::Ram, data.corpus()?)?;
+        eprintln!(
+            "BM25 index of {} documents built in {:.1} s",
+            bm25.num_docs(),
+            start.elapsed().as_secs_f64()
+        );
+        let mut run = Run::new();
+        let mut micros = Vec::with_capacity(queries.len());
+        for q in &queries {
+            let start = Instant::now();
+            let hits = bm25.search(&q.text, args.k as usize)?;
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+            run.insert(
+                q.id.clone(),
+                hits.into_iter().map(|(d, s)| (d, f64::from(s))),
+            );
+        }
+        rows.push(Row {
+            system: "bm25 (tantivy)".into(),
+            eval: evaluate(&qrels, &run, measures, options)?,
+            latency: Some(latency_stats(micros)),
+        });
+    }
+    Ok(rows)
+}
+
+/// Queries over an existing index.
+fn eval_index(
+    args: &EvalArgs,
+    index_path: &Path,
+    measures: &[Measure],
+    options: &EvalOptions,
+) -> anyhow::Result<Vec<Row>> {
+    let qrels = read_qrels(args)?;
+    let index = Index::open(index_path)?;
+    let queries = args.queries.as_ref().context("--queries is required")?;
+    let records = match &args.model {
+        Some(model) => encode_query_file(&TextEncoder::load(model, &args.encoder)?, queries)?,
+        None => read_queries(queries)?,
+    };
+    let judged: Vec<SparseRecord> = records
+        .into_iter()
+        .filter(|r| qrels.contains_query(&r.id))
+        .collect();
+    if judged.is_empty() {
+        anyhow::bail!("no query of {} is judged in the qrels", queries.display());
+    }
+    search_rows(args, &index, &judged, &qrels, measures, options)
+}
+
+/// Answers `records` with every algorithm of `args` and evaluates each run.
+fn search_rows(
+    args: &EvalArgs,
+    index: &Index,
+    records: &[SparseRecord],
+    qrels: &Qrels,
+    measures: &[Measure],
+    options: &EvalOptions,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (i, spec) in args.algorithm.iter().enumerate() {
+        let mut searcher = spec.searcher(index);
+        let mut run = Run::new();
+        let mut micros = Vec::with_capacity(records.len());
+        for record in records {
+            let query = Query::from_entries(index, &record.entries)
+                .with_context(|| format!("query {:?}", record.id))?;
+            let start = Instant::now();
+            let hits = searcher.search(&query, args.k as usize)?;
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+            let mut ranked = Vec::with_capacity(hits.len());
+            for hit in &hits {
+                ranked.push((index.doc_id(hit.doc)?.to_owned(), f64::from(hit.score)));
+            }
+            run.insert(record.id.clone(), ranked);
+        }
+        if i == 0 {
+            if let Some(path) = &args.output {
+                let tag = format!("bmp-{spec}").replace([':', '='], "-");
+                run.save_trec(path, &tag)?;
+                eprintln!("run written to {}", path.display());
+            }
+        }
+        rows.push(Row {
+            system: format!("splade {spec}"),
+            eval: evaluate(qrels, &run, measures, options)?,
+            latency: Some(latency_stats(micros)),
+        });
+    }
+    Ok(rows)
+}
+
+fn print_table(rows: &[Row], measures: &[Measure]) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut header = format!("{:<28}", "system");
+    for m in measures {
+        header.push_str(&format!(" {:>10}", m.to_string()));
+    }
+    header.push_str(&format!(
+        " {:>8} {:>10} {:>10} {:>10}",
+        "queries", "mean_us", "p50_us", "p99_us"
+    ));
+    writeln!(out, "{header}")?;
+    for row in rows {
+        let mut line = format!("{:<28}", row.system);
+        for m in measures {
+            match row.eval.mean(*m) {
+                Some(v) => line.push_str(&format!(" {v:>10.4}")),
+                None => line.push_str(&format!(" {:>10}", "-")),
+            }
+        }
+        line.push_str(&format!(" {:>8}", row.eval.num_queries()));
+        match row.latency {
+            Some(l) => line.push_str(&format!(
+                " {:>10.1} {:>10.1} {:>10.1}",
+                l.mean, l.p50, l.p99
+            )),
+            None => line.push_str(&format!(" {:>10} {:>10} {:>10}", "-", "-", "-")),
+        }
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+fn print_per_query(eval: &Evaluation, measures: &[Measure]) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let names: Vec<String> = measures.iter().map(Measure::trec_name).collect();
+    writeln!(out, "query\t{}", names.join("\t"))?;
+    for (q, values) in eval.per_query() {
+        let values: Vec<String> = values.iter().map(|v| format!("{v:.4}")).collect();
+        writeln!(out, "{q}\t{}", values.join("\t"))?;
+    }
+    Ok(())
+}

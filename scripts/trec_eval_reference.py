@@ -4,11 +4,10 @@
 Builds deterministic pseudo-random runs (fixed seed) over the real qrels of Cranfield (graded 1-4,
 some 0) and TREC DL 2019 passage (graded 0-3), plus a small hand-written edge-case run, evaluates
 them with pytrec_eval at relevance levels 1 and 2, and writes everything the Rust test
-`eval/tests/trec_eval_crosscheck.rs` needs under eval/tests/fixtures/:
+`eval/tests/trec_eval_crosscheck.rs` needs under eval/tests/fixtures/ (the test reads the qrels
+themselves from the data directory, named in the JSON as cranfield.qrels.tsv and dl19.qrels.tsv):
 
   trec_eval_reference.json   per-query values and means of every case
-  cranfield.qrels.tsv        copy of the BEIR qrels (TSV with header)
-  dl19.qrels.trec.gz         the DL19 qrels rewritten in classic TREC form (qid 0 docid rel)
   cranfield.run.trec.gz      generated runs, `qid Q0 docid rank score tag`
   dl19.run.trec.gz
   edge.qrels.trec, edge.run.trec
@@ -249,13 +248,6 @@ def main():
     cran = read_beir_qrels(cran_qrels_path)
     dl = read_beir_qrels(dl_qrels_path)
 
-    with open(cran_qrels_path, encoding="utf-8") as f:
-        with open(os.path.join(args.out, "cranfield.qrels.tsv"), "w", encoding="utf-8") as o:
-            o.write(f.read())
-    dl_text = "".join(
-        f"{q} 0 {d} {r}\n" for q in sorted(dl) for d, r in sorted(dl[q].items())
-    )
-    write_gz(os.path.join(args.out, "dl19.qrels.trec.gz"), dl_text)
 
     cran_run = make_run(
         rng,
@@ -286,7 +278,7 @@ def main():
     cases = []
     for name, qrels_file, run_file, qrels, run, levels in [
         ("cranfield", "cranfield.qrels.tsv", "cranfield.run.trec.gz", cran, cran_run, [1, 2]),
-        ("dl19", "dl19.qrels.trec.gz", "dl19.run.trec.gz", dl, dl_run, [1, 2]),
+        ("dl19", "dl19.qrels.tsv", "dl19.run.trec.gz", dl, dl_run, [1, 2]),
         ("edge", "edge.qrels.trec", "edge.run.trec", edge_qrels, edge_run, [1, 2]),
     ]:
         for level in levels:

@@ -317,6 +317,78 @@ fn eval_on_cranfield_end_to_end() {
     assert!(stderr.contains("using cached document vectors"), "{stderr}");
 }
 
+/// MS MARCO style: an existing index, the real SPLADE++ query vectors of TREC DL 2019 (Anserini
+/// TSV, gzip) and the graded DL qrels with relevance level 2. The synthetic documents do not
+/// carry MS MARCO ids, so the measures are 0; what is checked is that every judged query is read,
+/// answered and evaluated.
+#[test]
+fn eval_on_an_index_with_pre_encoded_queries_and_dl_qrels() {
+    let (Some(queries), Some(dl19)) = (
+        need(
+            repo().join(
+                "../shared/data/splade-encoded-queries/topics.dl19-passage.splade-pp-ed.tsv.gz",
+            ),
+            "DL19 SPLADE++ queries",
+        ),
+        dataset("trec-dl-2019-passage"),
+    ) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let q = queries.to_str().unwrap();
+    ok(
+        dir,
+        &[
+            "synth",
+            "--docs",
+            "3000",
+            "--queries",
+            "10",
+            "--seed",
+            "3",
+            "--query-source",
+            q,
+            "--output-docs",
+            "docs.jsonl",
+            "--output-queries",
+            "unused.jsonl",
+        ],
+    );
+    ok(
+        dir,
+        &["build", "--input", "docs.jsonl", "--output", "x.bmp"],
+    );
+    let qrels = dl19.join("qrels/test.tsv");
+    let stdout = ok(
+        dir,
+        &[
+            "eval",
+            "--index",
+            "x.bmp",
+            "--queries",
+            q,
+            "--qrels",
+            qrels.to_str().unwrap(),
+            "--relevance-level",
+            "2",
+            "--algorithm",
+            "bmp,exhaustive",
+            "--k",
+            "100",
+        ],
+    );
+    let line = stdout.lines().nth(1).unwrap();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[..2], ["splade", "bmp"], "{stdout}");
+    assert_eq!(
+        cols[7], "43",
+        "the 43 judged DL19 queries are evaluated:\n{stdout}"
+    );
+    let rows = table(&stdout);
+    assert_eq!(rows["splade bmp"], rows["splade exhaustive"]);
+}
+
 #[test]
 fn eval_errors_name_the_problem() {
     let tmp = tempfile::tempdir().unwrap();

@@ -396,6 +396,14 @@ fn eval_errors_name_the_problem() {
     fail(dir, &["eval"], "give --dataset");
     fail(
         dir,
+        &["eval", "--run", "x", "--qrels", "y", "--bm25"],
+        "--bm25 needs --dataset",
+    );
+    // The OS error is printed once.
+    let (_, _, stderr) = run(dir, &["eval", "--run", "no.run", "--qrels", "no.tsv"]);
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+    fail(
+        dir,
         &[
             "encode", "--model", "no-model", "--input", "x", "--output", "y",
         ],

@@ -37,7 +37,7 @@ pub(crate) fn bert_mlm_var_builder(
 ) -> Result<VarBuilder<'static>> {
     let weights_error = |source| EncoderError::Weights {
         path: weights.to_path_buf(),
-        source,
+        error: source,
     };
     // SAFETY: the file is memory-mapped read-only; as with every mmap, it must not be modified
     // while the model loads. Tensors are copied out of the map while building the model.
@@ -149,7 +149,7 @@ impl BertMlm {
     ) -> Result<Self> {
         let weights_error = |source| EncoderError::Weights {
             path: weights.to_path_buf(),
-            source,
+            error: source,
         };
         let device = vb.device().clone();
         let bert = BertModel::load(vb.pp("bert"), config).map_err(weights_error)?;

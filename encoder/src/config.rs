@@ -15,7 +15,7 @@ use crate::error::{EncoderError, Result};
 pub fn read_bert_config(path: &Path) -> Result<BertConfig> {
     let text = std::fs::read_to_string(path).map_err(|source| EncoderError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     parse_bert_config(&text, path)
 }
@@ -23,7 +23,7 @@ pub fn read_bert_config(path: &Path) -> Result<BertConfig> {
 fn parse_bert_config(text: &str, path: &Path) -> Result<BertConfig> {
     let bad_json = |source| EncoderError::Config {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let field_error = |field: &'static str, message: String| EncoderError::ConfigField {
         path: path.to_path_buf(),

@@ -26,21 +26,21 @@ pub enum EncoderError {
     },
 
     /// A file exists but could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The file being read.
         path: PathBuf,
         /// The underlying I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// `config.json` is not valid JSON or does not describe a BERT model.
-    #[error("invalid model config {path}: {source}")]
+    #[error("invalid model config {path}: {error}")]
     Config {
         /// The config file.
         path: PathBuf,
         /// The JSON error (names the field that did not parse).
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// A field of `config.json` parsed but holds a value the encoder cannot use.
@@ -68,12 +68,12 @@ pub enum EncoderError {
     Tokenize(String),
 
     /// The weights file could not be opened or lacks a tensor the model needs.
-    #[error("cannot load weights from {path}: {source}")]
+    #[error("cannot load weights from {path}: {error}")]
     Weights {
         /// The safetensors file.
         path: PathBuf,
         /// candle's error (names the tensor that is missing or has the wrong shape).
-        source: candle_core::Error,
+        error: candle_core::Error,
     },
 
     /// An option has a value the encoder cannot use.
@@ -95,7 +95,14 @@ pub enum EncoderError {
 
     /// A tensor operation failed while running the model.
     #[error("model computation failed: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
+}
+
+// Not `#[from]`: that would also chain candle's error as the source and print it twice.
+impl From<candle_core::Error> for EncoderError {
+    fn from(error: candle_core::Error) -> Self {
+        EncoderError::Candle(error)
+    }
 }
 
 /// The crate's result type.

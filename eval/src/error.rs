@@ -7,13 +7,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O error on a named file (or stream).
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file being read or written.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message only, not chained as a source, so it is
+        /// printed once).
+        error: std::io::Error,
     },
     /// A malformed line, with its file and 1-based line number.
     #[error("{path}:{line}: {message}")]
@@ -64,7 +64,7 @@ impl Error {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
-            source,
+            error: source,
         }
     }
 }

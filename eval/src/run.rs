@@ -178,7 +178,7 @@ impl Run {
 /// Names the real output file in an I/O error from [`Run::write_trec`].
 fn retarget(e: Error, path: &Path) -> Error {
     match e {
-        Error::Io { source, .. } => Error::io(path, source),
+        Error::Io { error, .. } => Error::io(path, error),
         other => other,
     }
 }

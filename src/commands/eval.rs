@@ -91,6 +91,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Where --dataset caches encoded vectors and indexes (default eval-cache/<dataset name>).
+    /// The cache is keyed by the model directory's name and the encoder options: delete it after
+    /// changing the model files in place.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Print per-query values of the first system as TSV (query, measure values) to stdout.
@@ -124,6 +126,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         ..EvalOptions::default()
     };
     let measures = Measure::standard();
+    if args.bm25 && args.dataset.is_none() {
+        anyhow::bail!("--bm25 needs --dataset (it indexes the dataset's corpus)");
+    }
     let rows = if let Some(dataset) = &args.dataset {
         eval_dataset(args, dataset, &measures, &options)?
     } else if let Some(index) = &args.index {

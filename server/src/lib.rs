@@ -1,1 +1,112 @@
-//! server
+//! HTTP search API over a bmp index.
+//!
+//! Build an [`AppState`] from an index and a [`ServerConfig`], then either mount [`router`] in
+//! your own axum app or run [`serve`] on a bound listener. Endpoints (JSON):
+//!
+//! - `POST /v1/search`: `{"vector": {"term": weight}, "k"?: 10, "algorithm"?: "bmp",
+//!   "alpha"?: f, "beta"?: f}` → `{"hits": [{"id", "score", "rank"}], "took_us", "algorithm",
+//!   "k", "unknown_terms"}`.
+//! - `POST /v1/search/batch`: `{"queries": [{..., "id"?}]}` → `{"results": [...]}`.
+//! - `GET /v1/health`, `GET /v1/stats`.
+//!
+//! Errors are `{"error": {"code", "message"}}` with a 4xx or 5xx status (see [`ApiError`]).
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod state;
+
+use std::future::Future;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use config::ServerConfig;
+pub use error::ApiError;
+pub use state::AppState;
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("the request failed unexpectedly").into_response()
+}
+
+/// The API's routes over `state`, with the body limit, JSON 404/405 fallbacks, and panics turned
+/// into JSON 500 answers.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config().max_body_bytes;
+    Router::new()
+        .route("/v1/search", post(handlers::search))
+        .route("/v1/search/batch", post(handlers::search_batch))
+        .route("/v1/health", get(handlers::health))
+        .route("/v1/stats", get(handlers::stats))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes; then stops accepting connections and
+/// returns once the requests in flight have been answered.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or, on Unix, SIGTERM: a `shutdown` future for [`serve`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_json_500() {
+        let app: Router = Router::new()
+            .route("/boom", get(boom))
+            .layer(CatchPanicLayer::custom(panic_response));
+        let r = app
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"]["code"], "internal");
+    }
+}

@@ -10,6 +10,7 @@ mod export;
 mod info;
 mod progress;
 mod search;
+mod serve;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,7 @@ enum Command {
     Encode(encode::EncodeArgs),
     Eval(eval::EvalArgs),
     Search(search::SearchArgs),
+    Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
     Info(info::InfoArgs),
     ExportCiff(export::ExportArgs),
@@ -46,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode(args) => encode::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Search(args) => search::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Info(args) => info::run(&args),
         Command::ExportCiff(args) => export::run(&args),

@@ -1,0 +1,298 @@
+//! Request parsing and validation, and response types.
+//!
+//! Requests are parsed from a [`serde_json::Value`] by hand rather than derived, so that every
+//! rejection names the offending field (`queries[3].vector["foo"]`, `k`, ...), unknown fields
+//! included.
+
+use bmp_query::bmp::BmpParams;
+use bmp_query::{Algorithm, SearchSpec};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+
+/// The default number of hits.
+pub const DEFAULT_K: usize = 10;
+
+/// One validated query: `{"vector": {...}, "k"?, "algorithm"?, "alpha"?, "beta"?}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    /// The query's `(term, weight)` entries; weights finite and >= 0.
+    pub entries: Vec<(String, f32)>,
+    /// The number of hits wanted, in `1..=max_k`.
+    pub k: usize,
+    /// The query processor and its parameters.
+    pub spec: SearchSpec,
+}
+
+/// One query of a batch: a [`SearchRequest`] and the client's optional `id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchQuery {
+    /// The client's id (a string or a number), echoed in the result.
+    pub id: Option<Value>,
+    /// The query.
+    pub request: SearchRequest,
+}
+
+const SEARCH_FIELDS: [&str; 5] = ["vector", "k", "algorithm", "alpha", "beta"];
+
+/// Parses a request body as JSON.
+pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::malformed(format!("request body is not valid JSON: {e}")))
+}
+
+fn object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, ApiError> {
+    v.as_object()
+        .ok_or_else(|| ApiError::invalid(format!("{what} must be a JSON object")))
+}
+
+fn field_name(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn param(obj: &Map<String, Value>, prefix: &str, name: &str) -> Result<Option<f32>, ApiError> {
+    let Some(v) = obj.get(name) else {
+        return Ok(None);
+    };
+    let field = field_name(prefix, name);
+    let x = v
+        .as_f64()
+        .ok_or_else(|| ApiError::invalid(format!("{field} must be a number, got {v}")))?;
+    if !(x > 0.0 && x <= 1.0) {
+        return Err(ApiError::invalid(format!(
+            "{field} must be in (0, 1], got {x}"
+        )));
+    }
+    Ok(Some(x as f32))
+}
+
+impl SearchRequest {
+    /// Validates one query object against `config`; `prefix` locates it in messages (empty for
+    /// a top-level request, `queries[i]` in a batch). `extra` lists further accepted fields.
+    pub fn from_json(
+        v: &Value,
+        config: &ServerConfig,
+        prefix: &str,
+        extra: &[&str],
+    ) -> Result<SearchRequest, ApiError> {
+        let what = if prefix.is_empty() {
+            "request body"
+        } else {
+            prefix
+        };
+        let obj = object(v, what)?;
+        if let Some(unknown) = obj
+            .keys()
+            .find(|k| !SEARCH_FIELDS.contains(&k.as_str()) && !extra.contains(&k.as_str()))
+        {
+            return Err(ApiError::invalid(format!(
+                "unknown field {:?} (expected one of: {})",
+                field_name(prefix, unknown),
+                SEARCH_FIELDS.join(", ")
+            )));
+        }
+
+        let vfield = field_name(prefix, "vector");
+        let vector = obj
+            .get("vector")
+            .ok_or_else(|| ApiError::invalid(format!("missing field {vfield}")))?
+            .as_object()
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{vfield} must be an object mapping terms to weights"
+                ))
+            })?;
+        if vector.is_empty() {
+            return Err(ApiError::invalid(format!("{vfield} must not be empty")));
+        }
+        if vector.len() > config.max_query_terms {
+            return Err(ApiError::invalid(format!(
+                "{vfield} has {} terms, more than the limit of {}",
+                vector.len(),
+                config.max_query_terms
+            )));
+        }
+        let mut entries = Vec::with_capacity(vector.len());
+        for (term, w) in vector {
+            let x = w.as_f64().ok_or_else(|| {
+                ApiError::invalid(format!("{vfield}[{term:?}] must be a number, got {w}"))
+            })?;
+            let x32 = x as f32;
+            if !x32.is_finite() || x32 < 0.0 {
+                return Err(ApiError::invalid(format!(
+                    "{vfield}[{term:?}] must be a finite weight >= 0, got {x}"
+                )));
+            }
+            entries.push((term.clone(), x32));
+        }
+
+        let kfield = field_name(prefix, "k");
+        let k = match obj.get("k") {
+            None => DEFAULT_K,
+            Some(v) => {
+                let k = v.as_u64().ok_or_else(|| {
+                    ApiError::invalid(format!("{kfield} must be a positive integer, got {v}"))
+                })?;
+                if k == 0 || k > config.max_k as u64 {
+                    return Err(ApiError::invalid(format!(
+                        "{kfield} must be in 1..={}, got {k}",
+                        config.max_k
+                    )));
+                }
+                k as usize
+            }
+        };
+
+        let afield = field_name(prefix, "algorithm");
+        let algorithm = match obj.get("algorithm") {
+            None => Algorithm::Bmp,
+            Some(Value::String(s)) => s
+                .parse::<Algorithm>()
+                .map_err(|e| ApiError::invalid(format!("{afield}: {e}")))?,
+            Some(v) => {
+                return Err(ApiError::invalid(format!(
+                    "{afield} must be a string, got {v}"
+                )))
+            }
+        };
+        let alpha = param(obj, prefix, "alpha")?;
+        let beta = param(obj, prefix, "beta")?;
+        if algorithm != Algorithm::Bmp {
+            if let Some(name) = ["alpha", "beta"].iter().find(|n| obj.contains_key(**n)) {
+                return Err(ApiError::invalid(format!(
+                    "{} applies only to algorithm \"bmp\", not {algorithm:?}",
+                    field_name(prefix, name)
+                )));
+            }
+        }
+        let spec = SearchSpec {
+            algorithm,
+            bmp: BmpParams {
+                alpha: alpha.unwrap_or(1.0),
+                beta: beta.unwrap_or(1.0),
+            },
+        };
+        Ok(SearchRequest { entries, k, spec })
+    }
+}
+
+/// Validates a batch body `{"queries": [...]}` against `config`.
+pub fn parse_batch(v: &Value, config: &ServerConfig) -> Result<Vec<BatchQuery>, ApiError> {
+    let obj = object(v, "request body")?;
+    if let Some(unknown) = obj.keys().find(|k| k.as_str() != "queries") {
+        return Err(ApiError::invalid(format!(
+            "unknown field {unknown:?} (expected: queries)"
+        )));
+    }
+    let queries = obj
+        .get("queries")
+        .ok_or_else(|| ApiError::invalid("missing field queries"))?
+        .as_array()
+        .ok_or_else(|| ApiError::invalid("queries must be an array"))?;
+    if queries.is_empty() {
+        return Err(ApiError::invalid("queries must not be empty"));
+    }
+    if queries.len() > config.max_batch {
+        return Err(ApiError::invalid(format!(
+            "queries has {} entries, more than the limit of {}",
+            queries.len(),
+            config.max_batch
+        )));
+    }
+    queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let prefix = format!("queries[{i}]");
+            let request = SearchRequest::from_json(q, config, &prefix, &["id"])?;
+            let id = match q.get("id") {
+                None => None,
+                Some(id @ (Value::String(_) | Value::Number(_))) => Some(id.clone()),
+                Some(other) => {
+                    return Err(ApiError::invalid(format!(
+                        "{prefix}.id must be a string or a number, got {other}"
+                    )))
+                }
+            };
+            Ok(BatchQuery { id, request })
+        })
+        .collect()
+}
+
+/// One hit of a response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HitOut {
+    /// The document's external id.
+    pub id: String,
+    /// The integer score (sum of quantized query weight times impact).
+    pub score: u32,
+    /// 1-based rank.
+    pub rank: usize,
+}
+
+/// The answer to one query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SearchResponse {
+    /// The hits, best first.
+    pub hits: Vec<HitOut>,
+    /// Microseconds spent resolving and answering the query.
+    pub took_us: u64,
+    /// The processor that answered, with its parameters (e.g. `bmp`, `bmp:alpha=0.9`).
+    pub algorithm: String,
+    /// The requested `k`.
+    pub k: usize,
+    /// Query terms not in the index vocabulary (ignored).
+    pub unknown_terms: usize,
+}
+
+/// The answer to one query of a batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchResult {
+    /// The client's id, if it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    /// The answer.
+    #[serde(flatten)]
+    pub response: SearchResponse,
+}
+
+/// The answer to a batch: one result per query, in request order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BatchResponse {
+    /// The results.
+    pub results: Vec<BatchResult>,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthResponse {
+    /// Always `ok` when the server answers.
+    pub status: &'static str,
+    /// Documents in the served index.
+    pub documents: u32,
+}
+
+/// `GET /v1/stats`: the served index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatsResponse {
+    /// Documents.
+    pub documents: u32,
+    /// Vocabulary size.
+    pub terms: u32,
+    /// Postings.
+    pub postings: u64,
+    /// Documents per block.
+    pub block_size: u32,
+    /// Blocks.
+    pub blocks: u32,
+    /// Index file size in bytes.
+    pub file_bytes: u64,
+    /// Index file path.
+    pub path: String,
+}

@@ -1,0 +1,47 @@
+//! Server limits and tuning knobs.
+
+use std::time::Duration;
+
+/// Limits applied to every request, and the size of the pool that runs queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Largest accepted request body in bytes; a larger one is answered 413.
+    pub max_body_bytes: usize,
+    /// Largest accepted `k`.
+    pub max_k: usize,
+    /// Most entries accepted in one query's `vector`.
+    pub max_query_terms: usize,
+    /// Most queries accepted in one batch request.
+    pub max_batch: usize,
+    /// Longest a request may wait for and run its query work; past it the request is answered
+    /// 503 with code `time_budget_exceeded`.
+    pub time_budget: Duration,
+    /// Most query jobs run at once (each on a blocking thread); further requests wait their turn.
+    pub blocking_threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: 4 << 20,
+            max_k: 1000,
+            max_query_terms: 4096,
+            max_batch: 256,
+            time_budget: Duration::from_secs(10),
+            blocking_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(4),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A multi-threaded tokio runtime whose blocking pool holds `blocking_threads` threads, for
+    /// running [`crate::serve`].
+    pub fn build_runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .max_blocking_threads(self.blocking_threads.max(1))
+            .enable_all()
+            .build()
+    }
+}

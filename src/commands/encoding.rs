@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bmp_encoder::{
-    beir_document_text, DeviceKind, Precision, Pruning, SparseVector, SpladeEncoder, SpladeOptions,
+    beir_document_text, prune, DeviceKind, Precision, Pruning, SparseVector, SpladeEncoder,
+    SpladeOptions,
 };
 use bmp_eval::{CorpusReader, Document, Query, QueryReader};
 use bmp_index::readers::SparseRecord;
@@ -89,22 +90,25 @@ impl EncoderArgs {
     }
 }
 
-/// A loaded SPLADE model with its document and query settings.
+/// A loaded SPLADE model: one model for documents and queries, with the document pruning applied
+/// to document vectors only.
 pub struct TextEncoder {
-    documents: SpladeEncoder,
-    queries: SpladeEncoder,
+    model: SpladeEncoder,
+    document_pruning: Pruning,
 }
 
 impl TextEncoder {
     /// Loads the model in `dir` (Hugging Face layout).
     pub fn load(dir: &Path, args: &EncoderArgs) -> anyhow::Result<TextEncoder> {
+        let document_pruning = Pruning {
+            top_k: args.doc_top_k,
+            min_weight: args.doc_min_weight,
+        };
+        document_pruning.validate()?;
         let options = SpladeOptions {
             batch_size: args.batch_size as usize,
             max_length: args.max_length,
-            pruning: Pruning {
-                top_k: args.doc_top_k,
-                min_weight: args.doc_min_weight,
-            },
+            pruning: Pruning::NONE,
             device: args.device,
             dtype: args.dtype,
             ..SpladeOptions::default()
@@ -114,22 +118,17 @@ impl TextEncoder {
         } else {
             ""
         };
-        let documents = SpladeEncoder::load(dir, options.clone())
+        let model = SpladeEncoder::load(dir, options)
             .with_context(|| format!("cannot load the model in {}{hint}", dir.display()))?;
-        let queries = SpladeEncoder::load(
-            dir,
-            SpladeOptions {
-                pruning: Pruning::NONE,
-                ..options
-            },
-        )
-        .with_context(|| format!("cannot load the model in {}", dir.display()))?;
-        Ok(TextEncoder { documents, queries })
+        Ok(TextEncoder {
+            model,
+            document_pruning,
+        })
     }
 
     /// The token string of vocabulary id `id`.
     pub fn token(&self, id: u32) -> &str {
-        self.documents.token(id).unwrap_or("[UNK]")
+        self.model.token(id).unwrap_or("[UNK]")
     }
 
     /// Encodes document texts (pruned as asked), in input order.
@@ -138,12 +137,16 @@ impl TextEncoder {
         texts: &[String],
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<Vec<SparseVector>> {
-        Ok(self.documents.encode_batch_with_progress(texts, progress)?)
+        let mut vectors = self.model.encode_batch_with_progress(texts, progress)?;
+        for vector in &mut vectors {
+            prune(vector, &self.document_pruning);
+        }
+        Ok(vectors)
     }
 
     /// Encodes query texts (never pruned), in input order.
     pub fn encode_queries(&self, texts: &[String]) -> anyhow::Result<Vec<SparseVector>> {
-        Ok(self.queries.encode_queries(texts)?)
+        Ok(self.model.encode_queries(texts)?)
     }
 
     /// The `(term, weight)` entries of a vector, as the index and the query parser take them.

@@ -15,7 +15,7 @@ use bmp_index::atomic::AtomicFile;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::readers::SparseRecord;
 use bmp_index::Index;
-use bmp_query::{Query, SearchSpec};
+use bmp_query::SearchSpec;
 use clap::Args;
 
 use super::build::{document_order, read_collection, write_index, InputFormat, ReorderArgs};
@@ -23,7 +23,7 @@ use super::encoding::{
     encode_corpus, encode_queries, encode_query_file, write_vector_line, EncoderArgs, TextEncoder,
     DEFAULT_MODEL_DIR,
 };
-use super::search::{latency_stats, Latency};
+use super::search::{answer, latency_stats, parse_algorithm, Latency};
 
 /// Evaluate retrieval quality and latency the way papers report them.
 ///
@@ -101,10 +101,6 @@ pub struct EvalArgs {
     /// Document reordering of the index built for --dataset.
     #[command(flatten)]
     pub reorder: ReorderArgs,
-}
-
-fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
-    s.parse()
 }
 
 /// One row of the results table.
@@ -330,11 +326,8 @@ fn search_rows(
         let mut run = Run::new();
         let mut micros = Vec::with_capacity(records.len());
         for record in records {
-            let query = Query::from_entries(index, &record.entries)
-                .with_context(|| format!("query {:?}", record.id))?;
-            let start = Instant::now();
-            let hits = searcher.search(&query, args.k as usize)?;
-            micros.push(start.elapsed().as_secs_f64() * 1e6);
+            let (_, hits, took) = answer(index, searcher.as_mut(), record, args.k as usize)?;
+            micros.push(took);
             let mut ranked = Vec::with_capacity(hits.len());
             for hit in &hits {
                 ranked.push((index.doc_id(hit.doc)?.to_owned(), f64::from(hit.score)));

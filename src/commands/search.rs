@@ -7,8 +7,9 @@ use std::time::Instant;
 use anyhow::Context;
 use bmp_index::atomic::AtomicFile;
 use bmp_index::readers::queries::read_queries;
+use bmp_index::readers::SparseRecord;
 use bmp_index::Index;
-use bmp_query::{Query, SearchSpec};
+use bmp_query::{Hit, Query, SearchSpec, Searcher};
 use clap::Args;
 
 use super::encoding::{encode_query_file, EncoderArgs, TextEncoder};
@@ -51,8 +52,24 @@ pub struct SearchArgs {
     pub tag: Option<String>,
 }
 
-fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
+/// Parses an `--algorithm` value (`bmp`, `bmp:alpha=0.9:beta=0.5`, `exhaustive`, ...).
+pub fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
     s.parse()
+}
+
+/// Answers one query record with `searcher`: the parsed query, its hits, and the search time in
+/// microseconds (query parsing excluded).
+pub fn answer(
+    index: &Index,
+    searcher: &mut dyn Searcher,
+    record: &SparseRecord,
+    k: usize,
+) -> anyhow::Result<(Query, Vec<Hit>, f64)> {
+    let query = Query::from_entries(index, &record.entries)
+        .with_context(|| format!("query {:?}", record.id))?;
+    let start = Instant::now();
+    let hits = searcher.search(&query, k)?;
+    Ok((query, hits, start.elapsed().as_secs_f64() * 1e6))
 }
 
 /// Latency statistics in microseconds.
@@ -123,13 +140,10 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let mut micros = Vec::with_capacity(records.len());
     let (mut unknown, mut empty) = (0usize, 0usize);
     for record in &records {
-        let query = Query::from_entries(&index, &record.entries)
-            .with_context(|| format!("query {:?}", record.id))?;
+        let (query, hits, took) = answer(&index, searcher.as_mut(), record, args.k as usize)?;
         unknown += query.unknown_terms;
         empty += usize::from(query.is_empty());
-        let start = Instant::now();
-        let hits = searcher.search(&query, args.k as usize)?;
-        micros.push(start.elapsed().as_secs_f64() * 1e6);
+        micros.push(took);
         for (rank, hit) in hits.iter().enumerate() {
             writeln!(
                 out,

@@ -16,12 +16,17 @@
 //! Approximation: `alpha < 1` replaces each bound by `floor(alpha * UB)`; `beta < 1` keeps only
 //! the `ceil(beta * |q|)` heaviest query terms for the bounds (scores always use every term, so the
 //! reported scores are exact). `alpha = beta = 1` is rank-safe.
+//!
+//! Filtered search: blocks holding no allowed document get a zero bound, the initial threshold is
+//! not used (the stored k-th impacts count every document), and only allowed documents are offered
+//! to the collector; the bounds stay upper bounds, so the search stays rank-safe.
 
 use bmp_index::format::reader::BlockMaxRow;
 use bmp_index::format::{KTH_IMPACT_KS, ROW_PAGE_BLOCKS};
 use bmp_index::{Error, Index, Result};
 
-use crate::{Hit, Query, QueryTerm, Searcher, TopK};
+use crate::filter::allows;
+use crate::{DocFilter, Hit, Query, QueryTerm, Searcher, TopK};
 
 /// Cache lines of the next block's forward data prefetched while a block is scored.
 const PREFETCH_LINES: usize = 8;
@@ -88,6 +93,7 @@ pub struct Bmp<'a> {
     kept: Vec<QueryTerm>,
     found: Vec<(&'a [[u8; 2]], u32)>,
     scores: [u32; 256],
+    block_mask: Vec<u64>,
     topk: TopK,
     stats: BmpStats,
 }
@@ -109,6 +115,7 @@ impl<'a> Bmp<'a> {
             kept: Vec::new(),
             found: Vec::new(),
             scores: [0; 256],
+            block_mask: Vec::new(),
             topk: TopK::new(0),
             stats: BmpStats::default(),
         }
@@ -225,9 +232,25 @@ impl<'a> Bmp<'a> {
         width
     }
 
-    /// Scores every document of `block` and offers them to the collector.
+    /// Zeroes the bound of every block holding no document `filter` allows.
+    fn mask_bounds(&mut self, filter: &DocFilter) {
+        let nblocks = self.index.num_blocks();
+        filter.block_mask(self.index.block_size(), nblocks, &mut self.block_mask);
+        for (bounds, &bits) in self.bounds.chunks_mut(64).zip(&self.block_mask) {
+            if bits == u64::MAX {
+                continue;
+            }
+            for (i, u) in bounds.iter_mut().enumerate() {
+                if bits >> i & 1 == 0 {
+                    *u = 0;
+                }
+            }
+        }
+    }
+
+    /// Scores every document of `block` and offers the ones `filter` allows to the collector.
     #[inline(never)]
-    fn score_block(&mut self, block: u32, query: &Query) -> Result<()> {
+    fn score_block(&mut self, block: u32, query: &Query, filter: Option<&DocFilter>) -> Result<()> {
         let fb = self.index.forward_block(block)?;
         let bs = self.index.block_size();
         let first = block * bs;
@@ -264,7 +287,10 @@ impl<'a> Bmp<'a> {
         }
         for (off, s) in scores.iter_mut().enumerate() {
             if *s > 0 {
-                self.topk.push(first + off as u32, *s);
+                let doc = first + off as u32;
+                if allows(filter, doc) {
+                    self.topk.push(doc, *s);
+                }
                 *s = 0;
             }
         }
@@ -297,7 +323,12 @@ impl Searcher for Bmp<'_> {
         "bmp"
     }
 
-    fn search(&mut self, query: &Query, k: usize) -> Result<Vec<Hit>> {
+    fn search_filtered(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+    ) -> Result<Vec<Hit>> {
         self.topk.reset(k);
         self.stats = BmpStats {
             blocks: self.index.num_blocks(),
@@ -307,7 +338,14 @@ impl Searcher for Bmp<'_> {
             return Ok(Vec::new());
         }
         self.compute_bounds(query)?;
-        let theta0 = self.initial_threshold(query, k)?;
+        // The stored k-th impacts speak of every document, not of the filtered ones.
+        let theta0 = match filter {
+            None => self.initial_threshold(query, k)?,
+            Some(filter) => {
+                self.mask_bounds(filter);
+                0
+            }
+        };
         let max_bound = self.bounds.iter().copied().max().unwrap_or(0);
         // Blocks below the initial threshold cannot hold a top-k document; zero bounds hold none.
         let floor = theta0.max(1);
@@ -317,7 +355,7 @@ impl Searcher for Bmp<'_> {
         let width = self.bucket_candidates(floor, max_bound);
         self.stats.initial_threshold = theta0;
         self.stats.candidates = self.candidates.len() as u32;
-        let result = self.visit_blocks(query, floor, width);
+        let result = self.visit_blocks(query, floor, width, filter);
         result?;
         Ok(self.topk.drain_sorted())
     }
@@ -326,7 +364,13 @@ impl Searcher for Bmp<'_> {
 impl Bmp<'_> {
     /// Visits the bucketed candidate blocks in descending bound until none can enter the top-k.
     #[inline(never)]
-    fn visit_blocks(&mut self, query: &Query, floor: u32, width: u64) -> Result<()> {
+    fn visit_blocks(
+        &mut self,
+        query: &Query,
+        floor: u32,
+        width: u64,
+        filter: Option<&DocFilter>,
+    ) -> Result<()> {
         let bs = self.index.block_size();
         let mut bucket = NUM_BUCKETS;
         'buckets: while bucket > 0 {
@@ -367,7 +411,7 @@ impl Bmp<'_> {
                         prefetch(line.as_ptr().cast());
                     }
                 }
-                self.score_block(block, query)?;
+                self.score_block(block, query, filter)?;
                 self.stats.scored += 1;
             }
         }

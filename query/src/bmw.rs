@@ -20,7 +20,8 @@ use bmp_index::postings::PostingsError;
 use bmp_index::{Error, Index, Result};
 
 use crate::cursor::{PostingCursor, END};
-use crate::{Hit, Query, Searcher, TopK};
+use crate::filter::allows;
+use crate::{DocFilter, Hit, Query, Searcher, TopK};
 
 /// Block-Max WAND over the posting lists of the query terms.
 pub struct Bmw<'a> {
@@ -71,7 +72,7 @@ impl<'a> Bmw<'a> {
         Ok(())
     }
 
-    fn run(&mut self) -> std::result::Result<(), PostingsError> {
+    fn run(&mut self, filter: Option<&DocFilter>) -> std::result::Result<(), PostingsError> {
         let cursors = &mut self.cursors[..];
         let weights = &self.weights[..];
         let bounds = &self.bounds[..];
@@ -128,7 +129,11 @@ impl<'a> Bmw<'a> {
                     for &i in &order[..=pivot] {
                         cursors[i].next()?;
                     }
-                    if may_enter && score > threshold && topk.push(pivot_doc, score) {
+                    if may_enter
+                        && score > threshold
+                        && allows(filter, pivot_doc)
+                        && topk.push(pivot_doc, score)
+                    {
                         threshold = topk.threshold().unwrap_or(0);
                     }
                     resort(order, cursors, pivot);
@@ -189,13 +194,18 @@ impl Searcher for Bmw<'_> {
         "bmw"
     }
 
-    fn search(&mut self, query: &Query, k: usize) -> Result<Vec<Hit>> {
+    fn search_filtered(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+    ) -> Result<Vec<Hit>> {
         self.topk.reset(k);
         if k == 0 || query.terms.is_empty() {
             return Ok(Vec::new());
         }
         self.open(query)?;
-        let result = self.run();
+        let result = self.run(filter);
         self.cursors.clear();
         result.map_err(|e| Error::corrupt(self.index.path(), e.0))?;
         Ok(self.topk.drain_sorted())

@@ -2,7 +2,8 @@
 
 use bmp_index::{Error, Index, Result};
 
-use crate::{Hit, Query, Searcher, TopK};
+use crate::filter::allows;
+use crate::{DocFilter, Hit, Query, Searcher, TopK};
 
 /// Scores every posting of every query term into a dense accumulator.
 pub struct Exhaustive<'a> {
@@ -27,7 +28,12 @@ impl Searcher for Exhaustive<'_> {
         "exhaustive"
     }
 
-    fn search(&mut self, query: &Query, k: usize) -> Result<Vec<Hit>> {
+    fn search_filtered(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+    ) -> Result<Vec<Hit>> {
         let num_docs = self.index.num_docs() as usize;
         if self.scores.len() != num_docs {
             self.scores = vec![0; num_docs];
@@ -49,7 +55,9 @@ impl Searcher for Exhaustive<'_> {
         self.topk.reset(k);
         for (doc, s) in scores.iter_mut().enumerate() {
             if *s > 0 {
-                self.topk.push(doc as u32, *s);
+                if allows(filter, doc as u32) {
+                    self.topk.push(doc as u32, *s);
+                }
                 *s = 0;
             }
         }

@@ -9,6 +9,7 @@ pub mod bmp;
 pub mod bmw;
 pub mod cursor;
 pub mod exhaustive;
+pub mod filter;
 pub mod maxscore;
 pub mod query;
 pub mod spec;
@@ -19,6 +20,7 @@ use std::str::FromStr;
 
 use bmp_index::Index;
 
+pub use filter::DocFilter;
 pub use query::{Query, QueryTerm};
 pub use spec::SearchSpec;
 pub use topk::{Hit, TopK};
@@ -30,7 +32,18 @@ pub trait Searcher: Send {
     fn name(&self) -> &'static str;
 
     /// The top `k` documents for `query`: score descending, doc id ascending on ties, score > 0.
-    fn search(&mut self, query: &Query, k: usize) -> bmp_index::Result<Vec<Hit>>;
+    fn search(&mut self, query: &Query, k: usize) -> bmp_index::Result<Vec<Hit>> {
+        self.search_filtered(query, k, None)
+    }
+
+    /// Like [`Searcher::search`], over only the documents `filter` allows (every document when
+    /// `None`): the unfiltered ranking restricted to those documents, cut at `k`.
+    fn search_filtered(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+    ) -> bmp_index::Result<Vec<Hit>>;
 }
 
 /// The available query processors.

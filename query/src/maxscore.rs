@@ -17,7 +17,8 @@
 use bmp_index::{Error, Index, Result};
 
 use crate::cursor::{PostingCursor, END};
-use crate::{Hit, Query, Searcher, TopK};
+use crate::filter::allows;
+use crate::{DocFilter, Hit, Query, Searcher, TopK};
 
 /// MaxScore over the posting lists of the query terms.
 pub struct MaxScore<'a> {
@@ -72,7 +73,10 @@ impl<'a> MaxScore<'a> {
         Ok(())
     }
 
-    fn run(&mut self) -> std::result::Result<(), bmp_index::postings::PostingsError> {
+    fn run(
+        &mut self,
+        filter: Option<&DocFilter>,
+    ) -> std::result::Result<(), bmp_index::postings::PostingsError> {
         let cursors = &mut self.cursors[..];
         let weights = &self.weights[..];
         let prefix = &self.prefix[..];
@@ -105,7 +109,7 @@ impl<'a> MaxScore<'a> {
                     score = score.saturating_add(weights[i].saturating_mul(u32::from(c.impact())));
                 }
             }
-            if may_enter && score > threshold && topk.push(cur, score) {
+            if may_enter && score > threshold && allows(filter, cur) && topk.push(cur, score) {
                 threshold = topk.threshold().unwrap_or(0);
                 while ne < n && prefix[ne] <= threshold {
                     ne += 1;
@@ -122,13 +126,18 @@ impl Searcher for MaxScore<'_> {
         "maxscore"
     }
 
-    fn search(&mut self, query: &Query, k: usize) -> Result<Vec<Hit>> {
+    fn search_filtered(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+    ) -> Result<Vec<Hit>> {
         self.topk.reset(k);
         if k == 0 || query.terms.is_empty() {
             return Ok(Vec::new());
         }
         self.open(query)?;
-        let result = self.run();
+        let result = self.run(filter);
         self.cursors.clear();
         result.map_err(|e| Error::corrupt(self.index.path(), e.0))?;
         Ok(self.topk.drain_sorted())

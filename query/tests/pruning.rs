@@ -1,5 +1,6 @@
 //! MaxScore and Block-Max WAND against exhaustive search (same hits, same scores, same order),
-//! on collections rich in ties, and unit tests of the posting cursor.
+//! on collections rich in ties; filtered search by every processor against the exhaustive ranking
+//! restricted to the filter; and unit tests of the posting cursor.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,7 +11,7 @@ use bmp_index::postings::{encode_postings, PostingList};
 use bmp_index::readers::queries::read_queries;
 use bmp_index::{Collection, Index};
 use bmp_query::cursor::{PostingCursor, END};
-use bmp_query::{Algorithm, Hit, Query, QueryTerm, Searcher};
+use bmp_query::{Algorithm, DocFilter, Hit, Query, QueryTerm, Searcher};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,13 +22,17 @@ const PRUNING: [Algorithm; 2] = [Algorithm::MaxScore, Algorithm::Bmw];
 type Docs = Vec<Vec<(String, f32)>>;
 
 fn build(docs: &Docs, dir: &Path) -> Index {
+    build_with(docs, dir, BuildOptions::default())
+}
+
+fn build_with(docs: &Docs, dir: &Path, options: BuildOptions) -> Index {
     let mut c = Collection::new();
     for (i, d) in docs.iter().enumerate() {
         let entries: Vec<(u32, f32)> = d.iter().map(|(t, w)| (c.intern_term(t), *w)).collect();
         c.add_document(&format!("doc{i}"), &entries).unwrap();
     }
     let path = dir.join("index.bmp");
-    build_index(&c, &path, &BuildOptions::default(), &mut |_, _, _| {}).unwrap();
+    build_index(&c, &path, &options, &mut |_, _, _| {}).unwrap();
     Index::open(&path).unwrap()
 }
 
@@ -118,8 +123,55 @@ fn searchers(index: &Index) -> Vec<Box<dyn Searcher + '_>> {
     PRUNING.iter().map(|a| a.searcher(index)).collect()
 }
 
+/// A filter over `num_docs` documents of one of several shapes: random at some density, one
+/// contiguous range, every `step`-th document, a single document, or nothing.
+fn random_filter(seed: u64, num_docs: usize) -> DocFilter {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x51f1_7e2d);
+    let n = num_docs as u32;
+    match rng.random_range(0..5) {
+        0 => {
+            let density = [0.001, 0.01, 0.1, 0.5, 0.95][rng.random_range(0..5)];
+            (0..n).filter(|_| rng.random_bool(density)).collect()
+        }
+        1 => {
+            let a = rng.random_range(0..n);
+            let b = rng.random_range(a..=n);
+            (a..b).collect()
+        }
+        2 => (0..n).step_by(rng.random_range(1..50)).collect(),
+        3 => std::iter::once(rng.random_range(0..n)).collect(),
+        _ => DocFilter::default(),
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn filtered_search_is_the_restricted_exhaustive_ranking(seed: u64,
+                                  num_docs in 1usize..=1500,
+                                  vocab in 1usize..=30,
+                                  max_weight in prop_oneof![2 => Just(1u32), 1 => Just(3), 1 => Just(30)],
+                                  block_size in prop_oneof![Just(8u32), Just(32), Just(128)],
+                                  clustered: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = tie_docs(seed, num_docs, vocab, max_weight, clustered);
+        let index = build_with(&docs, dir.path(), BuildOptions { block_size });
+        let filter = random_filter(seed, num_docs);
+        let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+        let mut all: Vec<_> = Algorithm::ALL.iter().map(|a| a.searcher(&index)).collect();
+        for (qi, q) in random_queries(seed, vocab, 8).iter().enumerate() {
+            let query = Query::from_entries(&index, q).unwrap();
+            let k = [1, 10, 2, 100, 1000, 3, 1, 10][qi % 8];
+            let mut expected = exhaustive.search(&query, num_docs).unwrap();
+            expected.retain(|h| filter.contains(h.doc));
+            expected.truncate(k);
+            for s in all.iter_mut() {
+                let got = s.search_filtered(&query, k, Some(&filter)).unwrap();
+                prop_assert_eq!(&got, &expected, "{} at k = {} for {:?}", s.name(), k, q);
+            }
+        }
+    }
 
     #[test]
     fn pruning_matches_exhaustive(seed: u64,

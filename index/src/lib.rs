@@ -9,6 +9,7 @@ compile_error!("the bmp index format is little-endian and is read in place: a li
 pub mod atomic;
 pub mod build;
 pub mod collection;
+pub mod docids;
 pub mod error;
 pub mod export;
 pub mod format;
@@ -19,6 +20,7 @@ pub mod reorder;
 pub mod synth;
 
 pub use collection::Collection;
+pub use docids::ExternalIds;
 pub use error::{Error, Result};
 pub use format::reader::Index;
 pub use quantize::{quantize_query_weights, Quantizer};

@@ -15,15 +15,27 @@ use crate::error::ApiError;
 /// The default number of hits.
 pub const DEFAULT_K: usize = 10;
 
-/// One validated query: `{"vector": {...}, "k"?, "algorithm"?, "alpha"?, "beta"?}`.
+/// What a query asks for: a sparse vector, or a text for the server's encoder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryInput {
+    /// `(term, weight)` entries; weights finite and >= 0.
+    Vector(Vec<(String, f32)>),
+    /// A text (non-blank) to encode with the server's model.
+    Text(String),
+}
+
+/// One validated query: `{"vector": {...}}` or `{"query": "text"}`, with optional `k`,
+/// `algorithm`, `alpha`, `beta` and `filter`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
-    /// The query's `(term, weight)` entries; weights finite and >= 0.
-    pub entries: Vec<(String, f32)>,
+    /// The query.
+    pub input: QueryInput,
     /// The number of hits wanted, in `1..=max_k`.
     pub k: usize,
     /// The query processor and its parameters.
     pub spec: SearchSpec,
+    /// External ids of the only documents the search may return, if given.
+    pub filter: Option<Vec<String>>,
 }
 
 /// One query of a batch: a [`SearchRequest`] and the client's optional `id`.
@@ -35,7 +47,15 @@ pub struct BatchQuery {
     pub request: SearchRequest,
 }
 
-const SEARCH_FIELDS: [&str; 5] = ["vector", "k", "algorithm", "alpha", "beta"];
+const SEARCH_FIELDS: [&str; 7] = [
+    "query",
+    "vector",
+    "k",
+    "algorithm",
+    "alpha",
+    "beta",
+    "filter",
+];
 
 /// Parses a request body as JSON.
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -98,39 +118,24 @@ impl SearchRequest {
             )));
         }
 
-        let vfield = field_name(prefix, "vector");
-        let vector = obj
-            .get("vector")
-            .ok_or_else(|| ApiError::invalid(format!("missing field {vfield}")))?
-            .as_object()
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "{vfield} must be an object mapping terms to weights"
-                ))
-            })?;
-        if vector.is_empty() {
-            return Err(ApiError::invalid(format!("{vfield} must not be empty")));
-        }
-        if vector.len() > config.max_query_terms {
-            return Err(ApiError::invalid(format!(
-                "{vfield} has {} terms, more than the limit of {}",
-                vector.len(),
-                config.max_query_terms
-            )));
-        }
-        let mut entries = Vec::with_capacity(vector.len());
-        for (term, w) in vector {
-            let x = w.as_f64().ok_or_else(|| {
-                ApiError::invalid(format!("{vfield}[{term:?}] must be a number, got {w}"))
-            })?;
-            let x32 = x as f32;
-            if !x32.is_finite() || x32 < 0.0 {
+        let input = match (obj.get("query"), obj.get("vector")) {
+            (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(format!(
-                    "{vfield}[{term:?}] must be a finite weight >= 0, got {x}"
-                )));
+                    "give either {} or {}, not both",
+                    field_name(prefix, "query"),
+                    field_name(prefix, "vector")
+                )))
             }
-            entries.push((term.clone(), x32));
-        }
+            (None, None) => {
+                return Err(ApiError::invalid(format!(
+                    "missing field {} (a text) or {} (an object mapping terms to weights)",
+                    field_name(prefix, "query"),
+                    field_name(prefix, "vector")
+                )))
+            }
+            (Some(text), None) => QueryInput::Text(text_query(text, config, prefix)?),
+            (None, Some(vector)) => QueryInput::Vector(vector_query(vector, config, prefix)?),
+        };
 
         let kfield = field_name(prefix, "k");
         let k = match obj.get("k") {
@@ -178,8 +183,87 @@ impl SearchRequest {
                 beta: beta.unwrap_or(1.0),
             },
         };
-        Ok(SearchRequest { entries, k, spec })
+        let filter = match obj.get("filter") {
+            None => None,
+            Some(v) => Some(filter_ids(v, prefix)?),
+        };
+        Ok(SearchRequest {
+            input,
+            k,
+            spec,
+            filter,
+        })
     }
+}
+
+fn text_query(v: &Value, config: &ServerConfig, prefix: &str) -> Result<String, ApiError> {
+    let field = field_name(prefix, "query");
+    let text = v
+        .as_str()
+        .ok_or_else(|| ApiError::invalid(format!("{field} must be a string, got {v}")))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid(format!("{field} must not be blank")));
+    }
+    if text.len() > config.max_text_bytes {
+        return Err(ApiError::invalid(format!(
+            "{field} has {} bytes, more than the limit of {}",
+            text.len(),
+            config.max_text_bytes
+        )));
+    }
+    Ok(text.to_string())
+}
+
+fn vector_query(
+    v: &Value,
+    config: &ServerConfig,
+    prefix: &str,
+) -> Result<Vec<(String, f32)>, ApiError> {
+    let vfield = field_name(prefix, "vector");
+    let vector = v.as_object().ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{vfield} must be an object mapping terms to weights"
+        ))
+    })?;
+    if vector.is_empty() {
+        return Err(ApiError::invalid(format!("{vfield} must not be empty")));
+    }
+    if vector.len() > config.max_query_terms {
+        return Err(ApiError::invalid(format!(
+            "{vfield} has {} terms, more than the limit of {}",
+            vector.len(),
+            config.max_query_terms
+        )));
+    }
+    let mut entries = Vec::with_capacity(vector.len());
+    for (term, w) in vector {
+        let x = w.as_f64().ok_or_else(|| {
+            ApiError::invalid(format!("{vfield}[{term:?}] must be a number, got {w}"))
+        })?;
+        let x32 = x as f32;
+        if !x32.is_finite() || x32 < 0.0 {
+            return Err(ApiError::invalid(format!(
+                "{vfield}[{term:?}] must be a finite weight >= 0, got {x}"
+            )));
+        }
+        entries.push((term.clone(), x32));
+    }
+    Ok(entries)
+}
+
+fn filter_ids(v: &Value, prefix: &str) -> Result<Vec<String>, ApiError> {
+    let field = field_name(prefix, "filter");
+    let ids = v.as_array().ok_or_else(|| {
+        ApiError::invalid(format!("{field} must be an array of document ids, got {v}"))
+    })?;
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            id.as_str().map(str::to_string).ok_or_else(|| {
+                ApiError::invalid(format!("{field}[{i}] must be a string, got {id}"))
+            })
+        })
+        .collect()
 }
 
 /// Validates a batch body `{"queries": [...]}` against `config`.
@@ -249,6 +333,12 @@ pub struct SearchResponse {
     pub k: usize,
     /// Query terms not in the index vocabulary (ignored).
     pub unknown_terms: usize,
+    /// With a `filter`: how many of its ids name no document of the index (ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown_filter_ids: Option<usize>,
+    /// For a text query: microseconds spent encoding it (included in `took_us`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encode_us: Option<u64>,
 }
 
 /// The answer to one query of a batch.
@@ -295,4 +385,41 @@ pub struct StatsResponse {
     pub file_bytes: u64,
     /// Index file path.
     pub path: String,
+    /// The text encoder, when the server takes text queries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// `POST /v1/admin/reload`: the index now served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadResponse {
+    /// Always `reloaded`.
+    pub status: &'static str,
+    /// Index file path.
+    pub path: String,
+    /// Documents.
+    pub documents: u32,
+    /// Milliseconds spent opening and verifying the index.
+    pub took_ms: u64,
+}
+
+/// Validates a reload body: empty, `{}` or `{"index": "path"}`. Returns the path, if given.
+pub fn parse_reload(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let v = parse_json(body)?;
+    let obj = object(&v, "request body")?;
+    if let Some(unknown) = obj.keys().find(|k| k.as_str() != "index") {
+        return Err(ApiError::invalid(format!(
+            "unknown field {unknown:?} (expected: index)"
+        )));
+    }
+    match obj.get("index") {
+        None => Ok(None),
+        Some(Value::String(p)) if !p.is_empty() => Ok(Some(p.clone())),
+        Some(other) => Err(ApiError::invalid(format!(
+            "index must be a non-empty path string, got {other}"
+        ))),
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// Limits applied to every request, and the size of the pool that runs queries.
+/// Limits applied to every request, and the size of the pools that run queries and encode text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Largest accepted request body in bytes; a larger one is answered 413.
@@ -11,13 +11,21 @@ pub struct ServerConfig {
     pub max_k: usize,
     /// Most entries accepted in one query's `vector`.
     pub max_query_terms: usize,
+    /// Longest accepted text `query`, in bytes.
+    pub max_text_bytes: usize,
     /// Most queries accepted in one batch request.
     pub max_batch: usize,
-    /// Longest a request may wait for and run its query work; past it the request is answered
-    /// 503 with code `time_budget_exceeded`.
+    /// Longest a request may wait for and run its work (encoding and search); past it the
+    /// request is answered 503 with code `time_budget_exceeded`.
     pub time_budget: Duration,
     /// Most query jobs run at once (each on a blocking thread); further requests wait their turn.
     pub blocking_threads: usize,
+    /// Most query texts the encoder runs through the model together: text queries that arrive
+    /// while the encoder is busy are encoded in one batch of up to this many. 1 turns batching
+    /// off.
+    pub encoder_batch: usize,
+    /// Whether `POST /v1/admin/reload` is served.
+    pub admin: bool,
 }
 
 impl Default for ServerConfig {
@@ -26,11 +34,14 @@ impl Default for ServerConfig {
             max_body_bytes: 4 << 20,
             max_k: 1000,
             max_query_terms: 4096,
+            max_text_bytes: 16 << 10,
             max_batch: 256,
             time_budget: Duration::from_secs(10),
             blocking_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(4),
+            encoder_batch: 16,
+            admin: true,
         }
     }
 }

@@ -74,6 +74,23 @@ impl ApiError {
         )
     }
 
+    /// 422 `reload_failed`: the index to reload could not be opened or verified; the served
+    /// index is unchanged.
+    pub fn reload_failed(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "reload_failed", message)
+    }
+
+    /// 400 `no_model`: a text query to a server without an encoder.
+    pub fn no_model(field: &str) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_model",
+            format!(
+                "{field} is text, but this server has no model to encode it (start it with --model, or send a \"vector\")"
+            ),
+        )
+    }
+
     /// 500 `internal`.
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)

@@ -1,32 +1,57 @@
-//! Route handlers. Query work runs on tokio's blocking pool, bounded by the state's semaphore and
-//! the configured time budget; each request takes the served index once, at its start.
+//! Route handlers. Text queries are encoded by the state's [`crate::encoder::Batcher`]; query
+//! work runs on tokio's blocking pool, bounded by the state's semaphore; both within the
+//! configured time budget. Each request takes the served index once, at its start.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bmp_index::Index;
 use bmp_query::Query;
 
 use crate::api::{
-    parse_batch, parse_json, BatchResponse, BatchResult, HealthResponse, HitOut, SearchRequest,
-    SearchResponse, StatsResponse,
+    parse_batch, parse_json, parse_reload, BatchResponse, BatchResult, HealthResponse, HitOut,
+    QueryInput, ReloadResponse, SearchRequest, SearchResponse, StatsResponse,
 };
+use crate::encoder::Entries;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::state::{AppState, ServedIndex};
 
-/// Answers `request` over `index` (blocking).
-pub fn run_query(index: &Index, request: &SearchRequest) -> Result<SearchResponse, ApiError> {
+/// A validated request whose text, if it had one, has been encoded.
+#[derive(Debug, Clone)]
+pub struct PreparedQuery {
+    /// The request.
+    pub request: SearchRequest,
+    /// Its query vector.
+    pub entries: Entries,
+    /// Microseconds spent encoding its text (text queries only).
+    pub encode_us: Option<u64>,
+}
+
+/// Answers `query` over `served` (blocking), recording the search time in `metrics`.
+pub fn run_query(
+    served: &ServedIndex,
+    query: &PreparedQuery,
+    metrics: &Metrics,
+) -> Result<SearchResponse, ApiError> {
     let start = Instant::now();
-    let query = Query::from_entries(index, &request.entries)
+    let index = served.index();
+    let request = &query.request;
+    let parsed = Query::from_entries(index, &query.entries)
         .map_err(|e| ApiError::invalid(format!("vector: {e}")))?;
+    let filter = match &request.filter {
+        Some(ids) => Some(served.resolve_filter(ids)?),
+        None => None,
+    };
     let mut searcher = request.spec.searcher(index);
     let hits = searcher
-        .search(&query, request.k)
+        .search_filtered(&parsed, request.k, filter.as_ref().map(|(f, _)| f))
         .map_err(|e| ApiError::internal(format!("search failed: {e}")))?;
     let hits = hits
         .iter()
@@ -42,56 +67,118 @@ pub fn run_query(index: &Index, request: &SearchRequest) -> Result<SearchRespons
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
+    let elapsed = start.elapsed();
+    metrics.record_search(
+        request.spec.algorithm.name(),
+        request.spec.is_safe(),
+        elapsed,
+    );
     Ok(SearchResponse {
         hits,
-        took_us: start.elapsed().as_micros() as u64,
+        took_us: elapsed.as_micros() as u64 + query.encode_us.unwrap_or(0),
         algorithm: request.spec.to_string(),
         k: request.k,
-        unknown_terms: query.unknown_terms,
+        unknown_terms: parsed.unknown_terms,
+        unknown_filter_ids: filter.map(|(_, unknown)| unknown),
+        encode_us: query.encode_us,
     })
 }
 
-/// Runs `job` on the blocking pool with the request's index, once a permit is free, within the
-/// time budget. A panic in `job` becomes a 500.
-async fn blocking<T, F>(state: &AppState, job: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&Index) -> Result<T, ApiError> + Send + 'static,
-{
-    let index: Arc<Index> = state.index();
-    let permits = state.permits();
-    let work = async move {
-        let permit = permits
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::internal("the query pool is closed"))?;
-        let handle = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            job(&index)
-        });
-        match handle.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => Err(ApiError::internal("the query failed unexpectedly")),
-            Err(_) => Err(ApiError::internal("the query was cancelled")),
-        }
+/// Encodes the texts among `requests` (all in one call of the encoder); `fields` names each
+/// request's `query` field for errors.
+async fn prepare(
+    state: &AppState,
+    requests: Vec<SearchRequest>,
+    fields: impl Fn(usize) -> String,
+) -> Result<Vec<PreparedQuery>, ApiError> {
+    let texts: Vec<String> = requests
+        .iter()
+        .filter_map(|r| match &r.input {
+            QueryInput::Text(t) => Some(t.clone()),
+            QueryInput::Vector(_) => None,
+        })
+        .collect();
+    let (mut vectors, encode_us) = if texts.is_empty() {
+        (Vec::new().into_iter(), None)
+    } else {
+        let Some(encoder) = state.encoder() else {
+            let first = requests
+                .iter()
+                .position(|r| matches!(r.input, QueryInput::Text(_)))
+                .unwrap_or(0);
+            return Err(ApiError::no_model(&fields(first)));
+        };
+        let start = Instant::now();
+        let vectors = encoder.encode(texts).await?;
+        (
+            vectors.into_iter(),
+            Some(start.elapsed().as_micros() as u64),
+        )
     };
+    requests
+        .into_iter()
+        .map(|request| {
+            let (entries, encode_us) = match &request.input {
+                QueryInput::Vector(entries) => (entries.clone(), None),
+                QueryInput::Text(_) => (
+                    vectors
+                        .next()
+                        .ok_or_else(|| ApiError::internal("the encoder lost a query"))?,
+                    encode_us,
+                ),
+            };
+            Ok(PreparedQuery {
+                request,
+                entries,
+                encode_us,
+            })
+        })
+        .collect()
+}
+
+/// Runs `work` within the configured time budget (503 past it).
+async fn within_budget<T>(
+    state: &AppState,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     tokio::time::timeout(state.config().time_budget, work)
         .await
         .unwrap_or_else(|_| Err(ApiError::timeout()))
 }
 
-fn body_json(
-    state: &AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<serde_json::Value, ApiError> {
-    let body = body.map_err(|e| {
+/// Runs `job` on the blocking pool with the request's index, once a permit is free. A panic in
+/// `job` becomes a 500.
+async fn blocking<T, F>(state: &AppState, job: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&ServedIndex, &Metrics) -> Result<T, ApiError> + Send + 'static,
+{
+    let served: Arc<ServedIndex> = state.served();
+    let permit = state
+        .permits()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("the query pool is closed"))?;
+    let state = state.clone();
+    let handle = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        job(&served, state.metrics())
+    });
+    match handle.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => Err(ApiError::internal("the query failed unexpectedly")),
+        Err(_) => Err(ApiError::internal("the query was cancelled")),
+    }
+}
+
+fn body_bytes(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(state.config().max_body_bytes)
         } else {
             ApiError::new(e.status(), "bad_body", e.body_text())
         }
-    })?;
-    parse_json(&body)
+    })
 }
 
 /// `POST /v1/search`.
@@ -99,9 +186,19 @@ pub async fn search(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
-    let value = body_json(&state, body)?;
+    let value = parse_json(&body_bytes(&state, body)?)?;
     let request = SearchRequest::from_json(&value, state.config(), "", &[])?;
-    let response = blocking(&state, move |index| run_query(index, &request)).await?;
+    let response = within_budget(&state, async {
+        let mut prepared = prepare(&state, vec![request], |_| "query".to_string()).await?;
+        let query = prepared
+            .pop()
+            .ok_or_else(|| ApiError::internal("no query"))?;
+        blocking(&state, move |served, metrics| {
+            run_query(served, &query, metrics)
+        })
+        .await
+    })
+    .await?;
     Ok(Json(response))
 }
 
@@ -110,20 +207,27 @@ pub async fn search_batch(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let value = body_json(&state, body)?;
+    let value = parse_json(&body_bytes(&state, body)?)?;
     let queries = parse_batch(&value, state.config())?;
-    let results = blocking(&state, move |index| {
-        queries
-            .into_iter()
-            .enumerate()
-            .map(|(i, q)| {
-                let response = run_query(index, &q.request).map_err(|mut e| {
-                    e.message = format!("queries[{i}]: {}", e.message);
-                    e
-                })?;
-                Ok(BatchResult { id: q.id, response })
-            })
-            .collect::<Result<Vec<_>, ApiError>>()
+    let results = within_budget(&state, async {
+        let (ids, requests): (Vec<_>, Vec<_>) =
+            queries.into_iter().map(|q| (q.id, q.request)).unzip();
+        let prepared = prepare(&state, requests, |i| format!("queries[{i}].query")).await?;
+        blocking(&state, move |served, metrics| {
+            prepared
+                .iter()
+                .zip(ids)
+                .enumerate()
+                .map(|(i, (q, id))| {
+                    let response = run_query(served, q, metrics).map_err(|mut e| {
+                        e.message = format!("queries[{i}]: {}", e.message);
+                        e
+                    })?;
+                    Ok(BatchResult { id, response })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .await
     })
     .await?;
     Ok(Json(BatchResponse { results }))
@@ -148,7 +252,42 @@ pub async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
         blocks: index.num_blocks(),
         file_bytes: index.file_len(),
         path: index.path().display().to_string(),
+        model: state.encoder().map(|e| e.describe().to_string()),
     })
+}
+
+/// `POST /v1/admin/reload`: reopens the index file (or opens the one the body names), verifies
+/// it and swaps it in; the old index stays on any error (422).
+pub async fn reload(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ReloadResponse>, ApiError> {
+    let path = parse_reload(&body_bytes(&state, body)?)?;
+    let start = Instant::now();
+    let path = state.reload_async(path.map(Into::into)).await?;
+    Ok(Json(ReloadResponse {
+        status: "reloaded",
+        path: path.display().to_string(),
+        documents: state.index().num_docs(),
+        took_ms: start.elapsed().as_millis() as u64,
+    }))
+}
+
+/// `GET /metrics`: Prometheus text exposition format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics().render(),
+    )
+        .into_response()
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
 }
 
 /// Any unknown route: a JSON 404.
@@ -191,13 +330,18 @@ mod tests {
     async fn a_panicking_job_is_a_500() {
         let dir = tempfile::tempdir().unwrap();
         let state = state(dir.path(), ServerConfig::default());
-        let err = blocking::<(), _>(&state, |_| panic!("boom"))
+        let err = blocking::<(), _>(&state, |_, _| panic!("boom"))
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(err.code, "internal");
         // The state still answers.
-        assert_eq!(blocking(&state, |i| Ok(i.num_docs())).await.unwrap(), 1);
+        assert_eq!(
+            blocking(&state, |s, _| Ok(s.index().num_docs()))
+                .await
+                .unwrap(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -208,10 +352,13 @@ mod tests {
             ..ServerConfig::default()
         };
         let state = state(dir.path(), config);
-        let err = blocking(&state, |_| {
-            std::thread::sleep(Duration::from_millis(300));
-            Ok(())
-        })
+        let err = within_budget(
+            &state,
+            blocking(&state, |_, _| {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            }),
+        )
         .await
         .unwrap_err();
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);

@@ -3,31 +3,40 @@
 //! Build an [`AppState`] from an index and a [`ServerConfig`], then either mount [`router`] in
 //! your own axum app or run [`serve`] on a bound listener. Endpoints (JSON):
 //!
-//! - `POST /v1/search`: `{"vector": {"term": weight}, "k"?: 10, "algorithm"?: "bmp",
-//!   "alpha"?: f, "beta"?: f}` → `{"hits": [{"id", "score", "rank"}], "took_us", "algorithm",
-//!   "k", "unknown_terms"}`.
+//! - `POST /v1/search`: `{"vector": {"term": weight}}` or `{"query": "text"}` (with an encoder),
+//!   plus `"k"?: 10, "algorithm"?: "bmp", "alpha"?: f, "beta"?: f, "filter"?: ["doc id", ...]`
+//!   → `{"hits": [{"id", "score", "rank"}], "took_us", "algorithm", "k", "unknown_terms"}`.
 //! - `POST /v1/search/batch`: `{"queries": [{..., "id"?}]}` → `{"results": [...]}`.
 //! - `GET /v1/health`, `GET /v1/stats`.
+//! - `POST /v1/admin/reload` (unless disabled): swap in a rebuilt index atomically.
+//! - `GET /metrics` (Prometheus), `GET /openapi.json` (OpenAPI 3.0, see [`openapi`]).
 //!
 //! Errors are `{"error": {"code", "message"}}` with a 4xx or 5xx status (see [`ApiError`]).
 
 pub mod api;
 pub mod config;
+pub mod encoder;
 pub mod error;
 pub mod handlers;
+pub mod metrics;
+pub mod openapi;
 pub mod state;
 
 use std::future::Future;
+use std::time::Instant;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use config::ServerConfig;
+pub use encoder::{Batcher, QueryEncoder};
 pub use error::ApiError;
-pub use state::AppState;
+pub use metrics::Metrics;
+pub use state::{AppState, ServedIndex};
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("the request failed unexpectedly").into_response()
@@ -37,16 +46,58 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// into JSON 500 answers.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
-    Router::new()
+    let mut routes = Router::new()
         .route("/v1/search", post(handlers::search))
         .route("/v1/search/batch", post(handlers::search_batch))
         .route("/v1/health", get(handlers::health))
         .route("/v1/stats", get(handlers::stats))
+        .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(handlers::openapi));
+    if state.config().admin {
+        routes = routes.route("/v1/admin/reload", post(handlers::reload));
+    }
+    routes
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Counts a request in the metrics from arrival to response; one dropped before its response
+/// (the client went away) is counted with status `cancelled`.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    struct Tracker {
+        state: AppState,
+        route: String,
+        start: Instant,
+        status: Option<u16>,
+    }
+    impl Drop for Tracker {
+        fn drop(&mut self) {
+            let status = self
+                .status
+                .map_or_else(|| "cancelled".to_string(), |s| s.to_string());
+            self.state
+                .metrics()
+                .request_finished(&self.route, &status, self.start.elapsed());
+        }
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    state.metrics().request_started();
+    let mut tracker = Tracker {
+        state: state.clone(),
+        route,
+        start: Instant::now(),
+        status: None,
+    };
+    let response = next.run(request).await;
+    tracker.status = Some(response.status().as_u16());
+    response
 }
 
 /// Serves the API on `listener` until `shutdown` completes; then stops accepting connections and
@@ -59,6 +110,33 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Reloads the served index from its file on every SIGHUP (Unix; never returns), reporting each
+/// outcome on standard error. Spawn it beside [`serve`].
+pub async fn reload_on_hangup(state: AppState) {
+    #[cfg(unix)]
+    {
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        if let Ok(mut hangup) = hangup {
+            while hangup.recv().await.is_some() {
+                match state.reload_async(None).await {
+                    Ok(path) => eprintln!(
+                        "SIGHUP: reloaded {} ({} documents)",
+                        path.display(),
+                        state.index().num_docs()
+                    ),
+                    Err(e) => eprintln!(
+                        "SIGHUP: reload failed, still serving the old index: {}",
+                        e.message
+                    ),
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
+    std::future::pending::<()>().await
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM: a `shutdown` future for [`serve`].

@@ -1,14 +1,18 @@
 //! The HTTP API end to end: a real index in a temp dir, the real server on an ephemeral port, a
-//! real HTTP client. Answers must equal what `bmp_query` returns in-process.
+//! real HTTP client. Answers must equal what `bmp_query` returns in-process. (Text queries with
+//! the real SPLADE model are tested through the `bmp-index serve` binary in the root crate; here
+//! a word-splitting encoder checks their plumbing.)
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bmp_index::build::{build_index, BuildOptions};
 use bmp_index::{Collection, Index};
-use bmp_query::{Query, SearchSpec};
-use bmp_server::{AppState, ServerConfig};
+use bmp_query::{DocFilter, Query, SearchSpec};
+use bmp_server::{AppState, QueryEncoder, ServerConfig};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 /// A deterministic pseudo-random collection of `n` documents over terms t0..t39, ids
@@ -60,7 +64,10 @@ struct Server {
 
 impl Server {
     async fn start(index: &Path, config: ServerConfig) -> Server {
-        let state = AppState::open(index, config).unwrap();
+        Server::with_state(AppState::open(index, config).unwrap()).await
+    }
+
+    async fn with_state(state: AppState) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
@@ -105,6 +112,17 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
 
 /// In-process answer: `[(id, score)]`, and the unknown-term count.
 fn expected(index: &Index, vector: &Value, k: usize, spec: &str) -> (Vec<(String, u64)>, usize) {
+    expected_filtered(index, vector, k, spec, None)
+}
+
+/// In-process answer restricted to the documents named in `filter`.
+fn expected_filtered(
+    index: &Index,
+    vector: &Value,
+    k: usize,
+    spec: &str,
+    filter: Option<&[&str]>,
+) -> (Vec<(String, u64)>, usize) {
     let entries: Vec<(String, f32)> = vector
         .as_object()
         .unwrap()
@@ -113,7 +131,15 @@ fn expected(index: &Index, vector: &Value, k: usize, spec: &str) -> (Vec<(String
         .collect();
     let spec: SearchSpec = spec.parse().unwrap();
     let query = Query::from_entries(index, &entries).unwrap();
-    let hits = spec.searcher(index).search(&query, k).unwrap();
+    let filter: Option<DocFilter> = filter.map(|ids| {
+        (0..index.num_docs())
+            .filter(|&d| ids.contains(&index.doc_id(d).unwrap()))
+            .collect()
+    });
+    let hits = spec
+        .searcher(index)
+        .search_filtered(&query, k, filter.as_ref())
+        .unwrap();
     let hits = hits
         .iter()
         .map(|h| (index.doc_id(h.doc).unwrap().to_string(), u64::from(h.score)))
@@ -260,6 +286,7 @@ async fn errors_are_json_and_name_the_field() {
         max_k: 50,
         max_query_terms: 3,
         max_batch: 2,
+        max_text_bytes: 500,
         ..ServerConfig::default()
     };
     let server = Server::start(&path, config).await;
@@ -439,6 +466,62 @@ async fn errors_are_json_and_name_the_field() {
             "4096",
         ),
         (
+            &search,
+            r#"{"query": "t1", "vector": {"t1": 1}}"#.into(),
+            400,
+            "invalid_request",
+            "not both",
+        ),
+        (
+            &search,
+            r#"{"query": 5}"#.into(),
+            400,
+            "invalid_request",
+            "query must be a string",
+        ),
+        (
+            &search,
+            r#"{"query": "  "}"#.into(),
+            400,
+            "invalid_request",
+            "query must not be blank",
+        ),
+        (
+            &search,
+            r#"{"query": "t1 t2"}"#.into(),
+            400,
+            "no_model",
+            "--model",
+        ),
+        (
+            &search,
+            format!(r#"{{"query": "{}"}}"#, "w ".repeat(300)),
+            400,
+            "invalid_request",
+            "query has 600 bytes",
+        ),
+        (
+            &search,
+            format!(r#"{{{v}, "filter": "a1"}}"#),
+            400,
+            "invalid_request",
+            "filter must be an array",
+        ),
+        (
+            &search,
+            format!(r#"{{{v}, "filter": ["a1", 2]}}"#),
+            400,
+            "invalid_request",
+            "filter[1]",
+        ),
+        (
+            &batch,
+            format!(r#"{{"queries": [{{{v}}}, {{"query": "t1"}}]}}"#),
+            400,
+            "no_model",
+            "queries[1].query",
+        ),
+        (
             &batch,
             r#"{"queries": []}"#.into(),
             400,
@@ -616,4 +699,341 @@ async fn reload_swaps_atomically() {
     let (_, s) = get(&client, &format!("{}/v1/stats", server.base)).await;
     assert_eq!(s["path"], json!(b.display().to_string()));
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_restrict_to_the_named_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 900, 8);
+    let server = Server::start(&path, ServerConfig::default()).await;
+    let index = Index::open(&path).unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/search", server.base);
+    let every_7th: Vec<String> = (0..900).step_by(7).map(|i| format!("a{i}")).collect();
+    let few = ["a5", "a17", "a400", "a899", "a0"];
+    let filters: Vec<Vec<&str>> = vec![
+        every_7th.iter().map(String::as_str).collect(),
+        few.to_vec(),
+        vec!["a3", "nobody", "a3", "zz"],
+        vec![],
+    ];
+    for filter in &filters {
+        for vector in queries() {
+            for spec in ["bmp", "exhaustive", "maxscore", "bmw"] {
+                for k in [1usize, 10, 100] {
+                    let body =
+                        json!({"vector": vector, "k": k, "algorithm": spec, "filter": filter});
+                    let (status, r) = post(&client, &url, body.to_string()).await;
+                    assert_eq!(status, 200, "{r}");
+                    let (want, _) = expected_filtered(&index, &vector, k, spec, Some(filter));
+                    assert_eq!(hits_of(&r), want, "{body}");
+                    let unknown = filter.iter().filter(|id| !id.starts_with('a')).count();
+                    assert_eq!(r["unknown_filter_ids"], json!(unknown));
+                }
+            }
+        }
+    }
+    // The filter changes the answer: without it the top hits are others.
+    let body = json!({"vector": {"t1": 1.0}, "k": 5, "filter": few});
+    let (_, r) = post(&client, &url, body.to_string()).await;
+    assert!(hits_of(&r).iter().all(|(id, _)| few.contains(&id.as_str())));
+    let (_, r) = post(
+        &client,
+        &url,
+        json!({"vector": {"t1": 1.0}, "k": 5}).to_string(),
+    )
+    .await;
+    assert!(r.get("unknown_filter_ids").is_none());
+    assert!(hits_of(&r)
+        .iter()
+        .any(|(id, _)| !few.contains(&id.as_str())));
+    server.stop().await;
+}
+
+/// Splits a text on whitespace; each word is a term of weight 1 (repeats add up).
+struct Words;
+
+impl QueryEncoder for Words {
+    fn encode(&self, texts: &[String]) -> Result<Vec<Vec<(String, f32)>>, String> {
+        Ok(texts
+            .iter()
+            .map(|t| t.split_whitespace().map(|w| (w.to_string(), 1.0)).collect())
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        "words".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_queries_go_through_the_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 400, 9);
+    let state = AppState::with_encoder(
+        Index::open(&path).unwrap(),
+        ServerConfig::default(),
+        Some(Arc::new(Words)),
+    )
+    .unwrap();
+    let server = Server::with_state(state).await;
+    let index = Index::open(&path).unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/search", server.base);
+    let (status, r) = post(
+        &client,
+        &url,
+        json!({"query": "t1 t3 t3 zz", "k": 7}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let vector = json!({"t1": 1.0, "t3": 2.0, "zz": 1.0});
+    assert_eq!(hits_of(&r), expected(&index, &vector, 7, "bmp").0);
+    assert_eq!(r["unknown_terms"], json!(1));
+    assert!(r["encode_us"].is_u64());
+    assert!(r["took_us"].as_u64() >= r["encode_us"].as_u64());
+
+    // A batch mixing text and vectors keeps each query's own answer, in order.
+    let body = json!({"queries": [
+        {"id": "a", "query": "t2"},
+        {"id": "b", "vector": {"t5": 1.0}},
+        {"id": "c", "query": "t7 t9", "k": 3},
+    ]});
+    let (status, r) = post(&client, &format!("{url}/batch"), body.to_string()).await;
+    assert_eq!(status, 200, "{r}");
+    let results = r["results"].as_array().unwrap();
+    assert_eq!(
+        hits_of(&results[0]),
+        expected(&index, &json!({"t2": 1}), 10, "bmp").0
+    );
+    assert_eq!(
+        hits_of(&results[1]),
+        expected(&index, &json!({"t5": 1}), 10, "bmp").0
+    );
+    assert!(results[1].get("encode_us").is_none());
+    assert_eq!(
+        hits_of(&results[2]),
+        expected(&index, &json!({"t7": 1, "t9": 1}), 3, "bmp").0
+    );
+    let (_, s) = get(&client, &format!("{}/v1/stats", server.base)).await;
+    assert_eq!(s["model"], json!("words"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_and_latencies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 100, 10);
+    let server = Server::start(&path, ServerConfig::default()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/search", server.base);
+    for _ in 0..3 {
+        post(&client, &url, json!({"vector": {"t1": 1}}).to_string()).await;
+    }
+    post(
+        &client,
+        &url,
+        json!({"vector": {"t1": 1}, "algorithm": "exhaustive"}).to_string(),
+    )
+    .await;
+    post(
+        &client,
+        &url,
+        json!({"vector": {"t1": 1}, "alpha": 0.5}).to_string(),
+    )
+    .await;
+    post(&client, &url, "{".into()).await;
+    get(&client, &format!("{}/nowhere", server.base)).await;
+    let r = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    for needle in [
+        "bmp_http_requests_total{route=\"/v1/search\",status=\"200\"} 5",
+        "bmp_http_requests_total{route=\"/v1/search\",status=\"400\"} 1",
+        "bmp_http_requests_total{route=\"unmatched\",status=\"404\"} 1",
+        "bmp_http_request_duration_seconds_count{route=\"/v1/search\"} 6",
+        "bmp_search_duration_seconds_count{algorithm=\"bmp\",safe=\"true\"} 3",
+        "bmp_search_duration_seconds_count{algorithm=\"bmp\",safe=\"false\"} 1",
+        "bmp_search_duration_seconds_count{algorithm=\"exhaustive\",safe=\"true\"} 1",
+        "bmp_http_requests_in_flight 1",
+        "bmp_index_documents 100",
+        "# EOF",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_is_valid_and_matches_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 50, 11);
+    let server = Server::start(&path, ServerConfig::default()).await;
+    let client = reqwest::Client::new();
+    let (status, doc) = get(&client, &format!("{}/openapi.json", server.base)).await;
+    assert_eq!(status, 200);
+    let spec: openapiv3::OpenAPI = serde_json::from_value(doc.clone()).expect("valid OpenAPI 3");
+    assert_eq!(spec.paths.paths.len(), bmp_server::openapi::ROUTES.len());
+    // Every documented operation is served: the right method never gets 404 or 405.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let url = format!("{}{path}", server.base);
+            let r = match method.as_str() {
+                "get" => client.get(&url).send().await.unwrap(),
+                "post" => client
+                    .post(&url)
+                    .body("{\"index\": \"/nonexistent\"}")
+                    .send()
+                    .await
+                    .unwrap(),
+                other => panic!("unexpected method {other}"),
+            };
+            let status = r.status().as_u16();
+            assert!(status != 404 && status != 405, "{method} {path}: {status}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_reload_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = build(dir.path(), "a.bmp", "a", 200, 12);
+    let b = build(dir.path(), "b.bmp", "b", 250, 13);
+    let served = dir.path().join("served.bmp");
+    std::fs::copy(&a, &served).unwrap();
+    let server = Server::start(&served, ServerConfig::default()).await;
+    let client = reqwest::Client::new();
+    let reload = format!("{}/v1/admin/reload", server.base);
+    let health = format!("{}/v1/health", server.base);
+
+    // Bad bodies and bad files: 4xx, and the old index stays.
+    let (status, r) = post(&client, &reload, "{\"path\": 1}".into()).await;
+    assert_eq!(
+        (status, r["error"]["code"].clone()),
+        (400, json!("invalid_request"))
+    );
+    let (status, r) = post(&client, &reload, "{\"index\": 1}".into()).await;
+    assert_eq!(status, 400, "{r}");
+    let missing = dir.path().join("missing.bmp");
+    let (status, r) = post(&client, &reload, json!({"index": missing}).to_string()).await;
+    assert_eq!(status, 422, "{r}");
+    assert_eq!(r["error"]["code"], json!("reload_failed"));
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("missing.bmp"));
+    let (_, h) = get(&client, &health).await;
+    assert_eq!(h["documents"], json!(200));
+
+    // A rebuilt file at the served path, swapped in by an empty-bodied reload.
+    let tmp = dir.path().join("served.bmp.new");
+    std::fs::copy(&b, &tmp).unwrap();
+    std::fs::rename(&tmp, &served).unwrap();
+    let (status, r) = post(&client, &reload, String::new()).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["status"], json!("reloaded"));
+    assert_eq!(r["documents"], json!(250));
+    assert_eq!(r["path"], json!(served.display().to_string()));
+    let (_, h) = get(&client, &health).await;
+    assert_eq!(h["documents"], json!(250));
+
+    // Another file by path.
+    let (status, r) = post(&client, &reload, json!({"index": a}).to_string()).await;
+    assert_eq!(status, 200, "{r}");
+    let (_, s) = get(&client, &format!("{}/v1/stats", server.base)).await;
+    assert_eq!(s["path"], json!(a.display().to_string()));
+    let text = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("bmp_index_reloads_total{result=\"ok\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bmp_index_reloads_total{result=\"error\"} 1"),
+        "{text}"
+    );
+    server.stop().await;
+
+    // Disabled: the route does not exist.
+    let config = ServerConfig {
+        admin: false,
+        ..ServerConfig::default()
+    };
+    let server = Server::start(&a, config).await;
+    let (status, _) = post(
+        &client,
+        &format!("{}/v1/admin/reload", server.base),
+        String::new(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 300, 14);
+    let mut server = Server::start(&path, ServerConfig::default()).await;
+    let index = Index::open(&path).unwrap();
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let body = json!({"vector": {"t1": 1.0, "t4": 0.5}, "k": 8}).to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..7]).await.unwrap();
+    // The request is in flight (its body still arriving) when shutdown begins.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.state.metrics().in_flight() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.stop.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !server.task.is_finished(),
+        "the server quit with a request in flight"
+    );
+    stream.write_all(&body.as_bytes()[7..]).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the response arrives")
+        .unwrap();
+    let response = String::from_utf8(response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let json_start = response.find("\r\n\r\n").unwrap() + 4;
+    let r: Value = serde_json::from_str(&response[json_start..]).unwrap();
+    assert_eq!(
+        hits_of(&r),
+        expected(&index, &json!({"t1": 1.0, "t4": 0.5}), 8, "bmp").0
+    );
+    tokio::time::timeout(Duration::from_secs(10), &mut server.task)
+        .await
+        .expect("the server stops once the request is answered")
+        .unwrap()
+        .unwrap();
+    // No longer listening.
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
 }

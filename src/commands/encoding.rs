@@ -60,12 +60,14 @@ impl Default for EncoderArgs {
     }
 }
 
-fn parse_device(s: &str) -> Result<DeviceKind, String> {
+/// Parses a `--device` value.
+pub fn parse_device(s: &str) -> Result<DeviceKind, String> {
     s.parse()
         .map_err(|e: bmp_encoder::EncoderError| e.to_string())
 }
 
-fn parse_precision(s: &str) -> Result<Precision, String> {
+/// Parses a `--dtype` value.
+pub fn parse_precision(s: &str) -> Result<Precision, String> {
     s.parse()
         .map_err(|e: bmp_encoder::EncoderError| e.to_string())
 }

@@ -2,24 +2,36 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bmp_server::{serve, shutdown_signal, AppState, ServerConfig};
+use bmp_encoder::{DeviceKind, Precision};
+use bmp_index::Index;
+use bmp_server::{reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder, ServerConfig};
 use clap::Args;
+
+use super::encoding::{parse_device, parse_precision, EncoderArgs, TextEncoder};
 
 /// Serve an index over HTTP (JSON).
 ///
-/// Endpoints: `POST /v1/search` with `{"vector": {"term": weight}, "k"?: 10, "algorithm"?:
-/// "bmp", "alpha"?: a, "beta"?: b}`; `POST /v1/search/batch` with `{"queries": [...]}`;
-/// `GET /v1/health`; `GET /v1/stats`. Bad requests get a 4xx JSON error naming the field. Query
-/// work runs on a blocking pool of --threads threads; the index is memory-mapped and shared.
-/// Ctrl-C or SIGTERM stops accepting connections and lets in-flight requests finish.
+/// Endpoints: `POST /v1/search` with `{"vector": {"term": weight}}` or, with --model,
+/// `{"query": "text"}`, plus optional `"k": 10, "algorithm": "bmp", "alpha": a, "beta": b,
+/// "filter": ["doc id", ...]`; `POST /v1/search/batch` with `{"queries": [...]}`;
+/// `GET /v1/health`; `GET /v1/stats`; `GET /metrics` (Prometheus); `GET /openapi.json`;
+/// `POST /v1/admin/reload` (optionally `{"index": "path"}`) to swap in a rebuilt index, which
+/// SIGHUP also does. Bad requests get a 4xx JSON error naming the field. Query work runs on a
+/// blocking pool of --threads threads; the index is memory-mapped and shared; text queries that
+/// arrive together are encoded in one batch. Ctrl-C or SIGTERM stops accepting connections and
+/// lets in-flight requests finish.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Index file.
     #[arg(long)]
     pub index: PathBuf,
+    /// SPLADE model directory for text queries (the one the index was built with).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -32,15 +44,55 @@ pub struct ServeArgs {
     /// Largest k a request may ask for.
     #[arg(long, default_value_t = ServerConfig::default().max_k)]
     pub max_k: usize,
-    /// Most query terms per query.
+    /// Most query terms per query vector.
     #[arg(long, default_value_t = ServerConfig::default().max_query_terms)]
     pub max_query_terms: usize,
+    /// Longest text query in bytes.
+    #[arg(long, default_value_t = ServerConfig::default().max_text_bytes)]
+    pub max_text_bytes: usize,
     /// Most queries per batch request.
     #[arg(long, default_value_t = ServerConfig::default().max_batch)]
     pub max_batch: usize,
-    /// Time budget per request in milliseconds (503 past it).
+    /// Time budget per request in milliseconds, encoding included (503 past it).
     #[arg(long, default_value_t = ServerConfig::default().time_budget.as_millis() as u64)]
     pub time_budget_ms: u64,
+    /// Most query texts encoded in one forward pass (texts of concurrent requests are batched
+    /// together); 1 turns batching off.
+    #[arg(long, default_value_t = ServerConfig::default().encoder_batch as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub encoder_batch: u32,
+    /// Truncation length of text queries in tokens (default: the model's maximum).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Where the model runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: DeviceKind,
+    /// Precision of the model: f32, or f16 / bf16 on cuda.
+    #[arg(long, default_value = "f32", value_parser = parse_precision)]
+    pub dtype: Precision,
+    /// Do not serve `POST /v1/admin/reload` (SIGHUP still reloads).
+    #[arg(long)]
+    pub no_admin: bool,
+}
+
+/// A SPLADE model as the server's query encoder.
+struct SpladeQueries {
+    encoder: TextEncoder,
+    description: String,
+}
+
+impl QueryEncoder for SpladeQueries {
+    fn encode(&self, texts: &[String]) -> Result<Vec<Vec<(String, f32)>>, String> {
+        let vectors = self
+            .encoder
+            .encode_queries(texts)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(vectors.iter().map(|v| self.encoder.entries(v)).collect())
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
 }
 
 /// Runs `serve`.
@@ -50,14 +102,36 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_k: args.max_k,
         max_query_terms: args.max_query_terms,
+        max_text_bytes: args.max_text_bytes,
         max_batch: args.max_batch,
         time_budget: Duration::from_millis(args.time_budget_ms),
         blocking_threads: args.threads.unwrap_or(defaults.blocking_threads).max(1),
+        encoder_batch: args.encoder_batch as usize,
+        admin: !args.no_admin,
     };
+    let encoder: Option<Arc<dyn QueryEncoder>> = match &args.model {
+        None => None,
+        Some(dir) => {
+            let options = EncoderArgs {
+                batch_size: args.encoder_batch,
+                max_length: args.max_length,
+                device: args.device,
+                dtype: args.dtype,
+                ..EncoderArgs::default()
+            };
+            let encoder = TextEncoder::load(dir, &options)?;
+            Some(Arc::new(SpladeQueries {
+                encoder,
+                description: dir.display().to_string(),
+            }))
+        }
+    };
+    let index = Index::open(&args.index)?;
     let runtime = config
         .build_runtime()
         .context("cannot start the async runtime")?;
-    let state = AppState::open(&args.index, config)?;
+    let state =
+        AppState::with_encoder(index, config, encoder).context("cannot start the query encoder")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
@@ -65,6 +139,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        tokio::spawn(reload_on_hangup(state.clone()));
         eprintln!("serving {} on http://{local}", args.index.display());
         serve(listener, state, shutdown_signal())
             .await

@@ -1,0 +1,216 @@
+//! The OpenAPI 3.0 description of the API, served at `GET /openapi.json`.
+
+use serde_json::{json, Value};
+
+/// The `(method, path)` of every route the API serves (`/v1/admin/reload` only when enabled).
+pub const ROUTES: [(&str, &str); 7] = [
+    ("post", "/v1/search"),
+    ("post", "/v1/search/batch"),
+    ("get", "/v1/health"),
+    ("get", "/v1/stats"),
+    ("post", "/v1/admin/reload"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn json_response(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn json_body(schema: &str, required: bool) -> Value {
+    json!({
+        "required": required,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn query_properties() -> Value {
+    json!({
+        "query": {"type": "string", "description": "A text to encode with the server's model (needs --model). Give query or vector, not both."},
+        "vector": {
+            "type": "object",
+            "description": "A sparse query vector: term -> weight (finite, >= 0).",
+            "additionalProperties": {"type": "number", "minimum": 0}
+        },
+        "k": {"type": "integer", "minimum": 1, "default": 10, "description": "Hits wanted (at most the server's --max-k)."},
+        "algorithm": {"type": "string", "enum": ["bmp", "exhaustive", "maxscore", "bmw"], "default": "bmp"},
+        "alpha": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "BMP only: bound scaling; below 1 is approximate."},
+        "beta": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "BMP only: fraction of the heaviest query terms used for block bounds; below 1 is approximate."},
+        "filter": {"type": "array", "items": {"type": "string"}, "description": "External ids of the only documents that may be returned; ids not in the index are ignored and counted."}
+    })
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    let mut batch_query =
+        json!({"type": "object", "additionalProperties": false, "properties": query_properties()});
+    batch_query["properties"]["id"] = json!({
+        "oneOf": [{"type": "string"}, {"type": "number"}],
+        "description": "Echoed in the result."
+    });
+    let bad = error_response("Invalid request: the message names the field");
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "bmp search API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Top-k retrieval over a learned-sparse index with Block-Max Pruning. Errors are {\"error\": {\"code\", \"message\"}}."
+        },
+        "paths": {
+            "/v1/search": {"post": {
+                "summary": "Answer one query",
+                "requestBody": json_body("SearchRequest", true),
+                "responses": {
+                    "200": json_response("The hits, best first", "SearchResponse"),
+                    "400": bad.clone(),
+                    "413": error_response("Body larger than --max-body-bytes"),
+                    "503": error_response("Time budget exceeded")
+                }
+            }},
+            "/v1/search/batch": {"post": {
+                "summary": "Answer many queries",
+                "requestBody": json_body("BatchRequest", true),
+                "responses": {
+                    "200": json_response("One result per query, in request order", "BatchResponse"),
+                    "400": bad.clone(),
+                    "413": error_response("Body larger than --max-body-bytes"),
+                    "503": error_response("Time budget exceeded")
+                }
+            }},
+            "/v1/health": {"get": {
+                "summary": "Liveness",
+                "responses": {"200": json_response("Serving", "Health")}
+            }},
+            "/v1/stats": {"get": {
+                "summary": "Facts about the served index",
+                "responses": {"200": json_response("The served index", "Stats")}
+            }},
+            "/v1/admin/reload": {"post": {
+                "summary": "Swap in a rebuilt index atomically",
+                "description": "Reopens the served file (or the one named in the body), verifies its checksums and swaps it in; requests see the old index or the new one, never a mix. On failure the old index stays. Disabled with --no-admin. SIGHUP does the same for the served file.",
+                "requestBody": json_body("ReloadRequest", false),
+                "responses": {
+                    "200": json_response("The index now served", "Reload"),
+                    "400": bad.clone(),
+                    "422": error_response("The index could not be opened or verified; nothing changed")
+                }
+            }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {
+                    "description": "OpenMetrics text: request counts by route and status, latency histograms by route and by algorithm",
+                    "content": {"application/openmetrics-text": {"schema": {"type": "string"}}}
+                }}
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.0", "content": {"application/json": {"schema": {"type": "object"}}}}}
+            }}
+        },
+        "components": {"schemas": {
+            "SearchRequest": {"type": "object", "additionalProperties": false, "properties": query_properties()},
+            "BatchRequest": {
+                "type": "object", "additionalProperties": false, "required": ["queries"],
+                "properties": {"queries": {"type": "array", "minItems": 1, "items": batch_query}}
+            },
+            "Hit": {
+                "type": "object", "required": ["id", "score", "rank"],
+                "properties": {
+                    "id": {"type": "string", "description": "External document id"},
+                    "score": {"type": "integer", "description": "Sum of quantized query weight times impact"},
+                    "rank": {"type": "integer", "minimum": 1}
+                }
+            },
+            "SearchResponse": {
+                "type": "object", "required": ["hits", "took_us", "algorithm", "k", "unknown_terms"],
+                "properties": {
+                    "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
+                    "took_us": {"type": "integer", "description": "Encoding plus search, in microseconds"},
+                    "algorithm": {"type": "string", "example": "bmp:alpha=0.9"},
+                    "k": {"type": "integer"},
+                    "unknown_terms": {"type": "integer"},
+                    "unknown_filter_ids": {"type": "integer"},
+                    "encode_us": {"type": "integer"}
+                }
+            },
+            "BatchResponse": {
+                "type": "object", "required": ["results"],
+                "properties": {"results": {"type": "array", "items": {"allOf": [
+                    {"$ref": "#/components/schemas/SearchResponse"},
+                    {"type": "object", "properties": {"id": {"oneOf": [{"type": "string"}, {"type": "number"}]}}}
+                ]}}}
+            },
+            "Health": {
+                "type": "object", "required": ["status", "documents"],
+                "properties": {"status": {"type": "string", "enum": ["ok"]}, "documents": {"type": "integer"}}
+            },
+            "Stats": {
+                "type": "object", "required": ["documents", "terms", "postings", "block_size", "blocks", "file_bytes", "path"],
+                "properties": {
+                    "documents": {"type": "integer"}, "terms": {"type": "integer"},
+                    "postings": {"type": "integer"}, "block_size": {"type": "integer"},
+                    "blocks": {"type": "integer"}, "file_bytes": {"type": "integer"},
+                    "path": {"type": "string"}, "model": {"type": "string"}
+                }
+            },
+            "ReloadRequest": {
+                "type": "object", "additionalProperties": false,
+                "properties": {"index": {"type": "string", "description": "Index file to serve instead of the current one"}}
+            },
+            "Reload": {
+                "type": "object", "required": ["status", "path", "documents", "took_ms"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["reloaded"]}, "path": {"type": "string"},
+                    "documents": {"type": "integer"}, "took_ms": {"type": "integer"}
+                }
+            },
+            "Error": {
+                "type": "object", "required": ["error"],
+                "properties": {"error": {
+                    "type": "object", "required": ["code", "message"],
+                    "properties": {
+                        "code": {"type": "string", "example": "invalid_request"},
+                        "message": {"type": "string"}
+                    }
+                }}
+            }
+        }}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_every_route_and_nothing_else() {
+        let doc = document();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut described: Vec<(String, String)> = paths
+            .iter()
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.clone(), p.clone()))
+            })
+            .collect();
+        described.sort();
+        let mut served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        served.sort();
+        assert_eq!(described, served);
+    }
+}

@@ -347,9 +347,10 @@ fn happy_path_build_info_search() {
     let info = ok(dir, "info --index idx.bmp");
     assert_eq!(info_counts(&info.stdout), (7, 4, 13), "{}", info.stdout);
     assert_eq!(info_field(&info.stdout, "index"), "idx.bmp");
-    assert_eq!(info_field(&info.stdout, "format version"), "2");
+    assert_eq!(info_field(&info.stdout, "format version"), "3");
     assert_eq!(info_field(&info.stdout, "block size"), "32");
     assert_eq!(info_field(&info.stdout, "blocks"), "1");
+    assert_eq!(info_field(&info.stdout, "superblocks"), "1 of 64 blocks");
     assert!(
         info_field(&info.stdout, "quant scale").starts_with("1 "),
         "integer weights <= 255 are kept exactly:\n{}",
@@ -366,7 +367,7 @@ fn happy_path_build_info_search() {
     assert!(
         verified
             .stdout
-            .ends_with("checksums:        all 11 sections verified\n"),
+            .ends_with("checksums:        all 13 sections verified\n"),
         "{}",
         verified.stdout
     );
@@ -1174,15 +1175,15 @@ fn error_truncated_ciff() {
     assert_not_written(dir, "out.bmp");
 }
 
-/// The section table of an index: `(kind, offset, len)` for each of its 11 entries (the header
+/// The section table of an index: `(kind, offset, len)` for each of its 13 entries (the header
 /// is 128 bytes, then 32-byte entries `kind: u32, reserved: u32, offset: u64, len: u64, ...`).
 fn section_table(index: &[u8]) -> Vec<(u32, usize, usize)> {
     let u32_at = |o: usize| u32::from_le_bytes(index[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(index[o..o + 8].try_into().unwrap()) as usize;
     assert_eq!(&index[..8], b"BMPINDEX");
-    assert_eq!(u32_at(8), 2, "format version");
+    assert_eq!(u32_at(8), 3, "format version");
     assert_eq!(u32_at(12), 128, "header size");
-    (0..11)
+    (0..13)
         .map(|i| {
             let e = 128 + 32 * i;
             (u32_at(e), u64_at(e + 8), u64_at(e + 16))
@@ -1635,7 +1636,7 @@ fn demo_runs_the_whole_pipeline() {
     assert_eq!(info_field(&r.stdout, "documents"), "2000");
     assert!(
         r.stdout
-            .contains("checksums:        all 11 sections verified"),
+            .contains("checksums:        all 13 sections verified"),
         "{}",
         r.stdout
     );

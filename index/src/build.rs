@@ -11,9 +11,10 @@ use crate::collection::Collection;
 use crate::error::{Error, Result};
 use crate::format::writer::{HeaderFields, SectionWriter};
 use crate::format::{
-    forward_buckets, num_blocks, row_pages, validate_block_size, BlockMaxEntry, SectionKind,
-    TermStats, DEFAULT_BLOCK_SIZE, FORWARD_BUCKET, FORWARD_WIDE, KTH_IMPACT_KS, RANGE_MAX_GAP,
-    RANGE_MIN_MEAN_LEN, ROW_DENSE, ROW_PAGE_BLOCKS, ROW_RANGES, ROW_SPARSE,
+    forward_buckets, num_blocks, num_superblocks, row_pages, validate_block_size,
+    validate_superblock_size, BlockMaxEntry, SectionKind, TermStats, DEFAULT_BLOCK_SIZE,
+    DEFAULT_SUPERBLOCK_SIZE, FORWARD_BUCKET, FORWARD_WIDE, KTH_IMPACT_KS, RANGE_MAX_GAP,
+    RANGE_MIN_MEAN_LEN, ROW_DENSE, ROW_PAGE_BLOCKS, ROW_RANGES, ROW_SPARSE, SB_DENSE, SB_SPARSE,
 };
 use crate::postings::encode_postings;
 use crate::quantize::Quantizer;
@@ -23,12 +24,25 @@ use crate::quantize::Quantizer;
 pub struct BuildOptions {
     /// Documents per block (8..=256).
     pub block_size: u32,
+    /// Blocks per superblock (a power of two, at most 1024).
+    pub superblock_size: u32,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
             block_size: DEFAULT_BLOCK_SIZE,
+            superblock_size: DEFAULT_SUPERBLOCK_SIZE,
+        }
+    }
+}
+
+impl BuildOptions {
+    /// The defaults with `block_size` documents per block.
+    pub fn with_block_size(block_size: u32) -> Self {
+        BuildOptions {
+            block_size,
+            ..BuildOptions::default()
         }
     }
 }
@@ -187,6 +201,7 @@ pub fn build_index_ordered(
 ) -> Result<BuildSummary> {
     check_order(order, collection.num_docs())?;
     validate_block_size(options.block_size)?;
+    validate_superblock_size(options.superblock_size)?;
     if collection.num_docs() == 0 {
         return Err(Error::Invalid("no documents to index".into()));
     }
@@ -434,6 +449,9 @@ pub fn build_index_ordered(
     offsets.push(w.section_pos());
     w.end()?;
     w.section(SectionKind::ForwardOffsets, bytemuck::cast_slice(&offsets))?;
+    drop(offsets);
+
+    write_superblock_rows(&mut w, &p, block_size, nblocks, options.superblock_size)?;
 
     let num_postings = p.doc_terms.len() as u64;
     let bytes = w.finish(HeaderFields {
@@ -443,6 +461,7 @@ pub fn build_index_ordered(
         block_size,
         num_blocks: nblocks,
         quant_scale: quantizer.scale(),
+        superblock_size: options.superblock_size,
     })?;
     Ok(BuildSummary {
         num_docs: num_docs as u64,
@@ -451,6 +470,89 @@ pub fn build_index_ordered(
         bytes,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Writes the `SuperblockData` and `SuperblockDir` sections: per term, the largest and the mean
+/// (rounded up) block maximum of each superblock of `superblock_size` blocks.
+fn write_superblock_rows(
+    w: &mut SectionWriter,
+    p: &Postings,
+    block_size: u32,
+    nblocks: u32,
+    superblock_size: u32,
+) -> Result<()> {
+    let nsb = num_superblocks(u64::from(nblocks), superblock_size) as usize;
+    let blocks_in = |sb: u32| -> u32 {
+        let first = sb * superblock_size;
+        superblock_size.min(nblocks - first)
+    };
+    w.begin(SectionKind::SuperblockData)?;
+    let num_terms = p.term_offsets.len() - 1;
+    let mut dir = Vec::with_capacity(num_terms);
+    // (superblock, max, sum of block maxima) where the term occurs.
+    let mut rows: Vec<(u32, u8, u32)> = Vec::new();
+    let mut dense_max = vec![0u8; nsb];
+    let mut dense_avg = vec![0u8; nsb];
+    for t in 0..num_terms {
+        let (a, b) = (p.term_offsets[t] as usize, p.term_offsets[t + 1] as usize);
+        rows.clear();
+        let mut last_block = u32::MAX;
+        let mut block_max = 0u8;
+        let flush = |rows: &mut Vec<(u32, u8, u32)>, block: u32, m: u8| {
+            let sb = block / superblock_size;
+            match rows.last_mut() {
+                Some(r) if r.0 == sb => {
+                    r.1 = r.1.max(m);
+                    r.2 += u32::from(m);
+                }
+                _ => rows.push((sb, m, u32::from(m))),
+            }
+        };
+        for (&d, &s) in p.term_docs[a..b].iter().zip(&p.term_impacts[a..b]) {
+            let block = d / block_size;
+            if block != last_block {
+                if last_block != u32::MAX {
+                    flush(&mut rows, last_block, block_max);
+                }
+                last_block = block;
+                block_max = 0;
+            }
+            block_max = block_max.max(s);
+        }
+        if last_block != u32::MAX {
+            flush(&mut rows, last_block, block_max);
+        }
+        let mean = |sb: u32, sum: u32| sum.div_ceil(blocks_in(sb)) as u8;
+        w.align(4)?;
+        let offset = w.section_pos();
+        let kind = if 2 * nsb <= 6 * rows.len() {
+            dense_max.fill(0);
+            dense_avg.fill(0);
+            for &(sb, m, sum) in &rows {
+                dense_max[sb as usize] = m;
+                dense_avg[sb as usize] = mean(sb, sum);
+            }
+            w.write(&dense_max)?;
+            w.write(&dense_avg)?;
+            SB_DENSE
+        } else {
+            let ids: Vec<u32> = rows.iter().map(|r| r.0).collect();
+            let maxes: Vec<u8> = rows.iter().map(|r| r.1).collect();
+            let avgs: Vec<u8> = rows.iter().map(|r| mean(r.0, r.2)).collect();
+            w.write(bytemuck::cast_slice(&ids))?;
+            w.write(&maxes)?;
+            w.write(&avgs)?;
+            SB_SPARSE
+        };
+        dir.push(BlockMaxEntry {
+            offset,
+            nnz: rows.len() as u32,
+            kind,
+        });
+    }
+    w.end()?;
+    w.section(SectionKind::SuperblockDir, bytemuck::cast_slice(&dir))?;
+    Ok(())
 }
 
 /// Splits increasing block ids into ranges `(start, len)` of consecutive blocks, letting a range

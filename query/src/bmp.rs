@@ -22,17 +22,13 @@
 //! to the collector; the bounds stay upper bounds, so the search stays rank-safe.
 
 use bmp_index::format::reader::BlockMaxRow;
-use bmp_index::format::{KTH_IMPACT_KS, ROW_PAGE_BLOCKS};
-use bmp_index::{Error, Index, Result};
+use bmp_index::format::ROW_PAGE_BLOCKS;
+use bmp_index::{Index, Result};
 
-use crate::filter::allows;
+use crate::blocks::{
+    add_dense, initial_threshold, prefetch_block, BlockScorer, Buckets, NUM_BUCKETS,
+};
 use crate::{DocFilter, Hit, Query, QueryTerm, Searcher, TopK};
-
-/// Cache lines of the next block's forward data prefetched while a block is scored.
-const PREFETCH_LINES: usize = 8;
-
-/// Number of buckets blocks are distributed into by upper bound.
-const NUM_BUCKETS: usize = 1024;
 
 /// Approximation parameters of BMP.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,12 +83,9 @@ pub struct Bmp<'a> {
     index: &'a Index,
     params: BmpParams,
     bounds: Vec<u32>,
-    candidates: Vec<u32>,
-    bucket_starts: Vec<u32>,
-    bucket_fill: Vec<u32>,
+    buckets: Buckets,
     kept: Vec<QueryTerm>,
-    found: Vec<(&'a [[u8; 2]], u32)>,
-    scores: [u32; 256],
+    scorer: BlockScorer<'a>,
     block_mask: Vec<u64>,
     topk: TopK,
     stats: BmpStats,
@@ -109,12 +102,9 @@ impl<'a> Bmp<'a> {
                 beta: clamp(params.beta),
             },
             bounds: Vec::new(),
-            candidates: Vec::new(),
-            bucket_starts: vec![0; NUM_BUCKETS + 1],
-            bucket_fill: Vec::with_capacity(NUM_BUCKETS),
+            buckets: Buckets::new(),
             kept: Vec::new(),
-            found: Vec::new(),
-            scores: [0; 256],
+            scorer: BlockScorer::new(index),
             block_mask: Vec::new(),
             topk: TopK::new(0),
             stats: BmpStats::default(),
@@ -124,19 +114,6 @@ impl<'a> Bmp<'a> {
     /// What the last search did.
     pub fn stats(&self) -> BmpStats {
         self.stats
-    }
-
-    /// The initial threshold: a score that at least `k` documents reach.
-    fn initial_threshold(&self, query: &Query, k: usize) -> Result<u32> {
-        let Some(slot) = KTH_IMPACT_KS.iter().position(|&stored| stored >= k) else {
-            return Ok(0);
-        };
-        let mut theta = 0u32;
-        for qt in &query.terms {
-            let kth = self.index.term_stats(qt.term)?.kth_impact[slot];
-            theta = theta.max(qt.weight.wrapping_mul(u32::from(kth)));
-        }
-        Ok(theta)
     }
 
     /// Fills `self.bounds` with the (alpha-scaled) block upper bounds of the kept terms.
@@ -200,38 +177,6 @@ impl<'a> Bmp<'a> {
         Ok(())
     }
 
-    /// Buckets the blocks with a bound of at least `floor` by bound; bucket `i` holds bounds in
-    /// `[floor + i * width, floor + (i + 1) * width)`.
-    #[inline(never)]
-    fn bucket_candidates(&mut self, floor: u32, max_bound: u32) -> u64 {
-        let span = u64::from(max_bound - floor) + 1;
-        let width = span.div_ceil(NUM_BUCKETS as u64).max(1);
-        let bucket = |u: u32| (u64::from(u - floor) / width) as usize;
-        self.bucket_starts.fill(0);
-        for &u in &self.bounds {
-            if u >= floor {
-                self.bucket_starts[bucket(u) + 1] += 1;
-            }
-        }
-        for i in 0..NUM_BUCKETS {
-            self.bucket_starts[i + 1] += self.bucket_starts[i];
-        }
-        let total = self.bucket_starts[NUM_BUCKETS] as usize;
-        self.candidates.clear();
-        self.candidates.resize(total, 0);
-        self.bucket_fill.clear();
-        self.bucket_fill
-            .extend_from_slice(&self.bucket_starts[..NUM_BUCKETS]);
-        for (b, &u) in self.bounds.iter().enumerate() {
-            if u >= floor {
-                let slot = &mut self.bucket_fill[bucket(u)];
-                self.candidates[*slot as usize] = b as u32;
-                *slot += 1;
-            }
-        }
-        width
-    }
-
     /// Zeroes the bound of every block holding no document `filter` allows.
     fn mask_bounds(&mut self, filter: &DocFilter) {
         let nblocks = self.index.num_blocks();
@@ -246,75 +191,6 @@ impl<'a> Bmp<'a> {
                 }
             }
         }
-    }
-
-    /// Scores every document of `block` and offers the ones `filter` allows to the collector.
-    #[inline(never)]
-    fn score_block(&mut self, block: u32, query: &Query, filter: Option<&DocFilter>) -> Result<()> {
-        let fb = self.index.forward_block(block)?;
-        let bs = self.index.block_size();
-        let first = block * bs;
-        let len = bs.min(self.index.num_docs() - first) as usize;
-        let scores = &mut self.scores[..len];
-        let mut out_of_block = false;
-        let mut add = |pairs: &[[u8; 2]], w: u32| {
-            for &[off, impact] in pairs {
-                match scores.get_mut(usize::from(off)) {
-                    Some(s) => *s = s.wrapping_add(w.wrapping_mul(u32::from(impact))),
-                    None => out_of_block = true,
-                }
-            }
-        };
-        // Find every query term first and prefetch its pairs, then accumulate: the pair lookups
-        // are independent cache misses that overlap instead of stalling one after another.
-        let found = &mut self.found;
-        found.clear();
-        for qt in &query.terms {
-            if let Some(pairs) = fb.find(qt.term) {
-                prefetch(pairs.as_ptr().cast());
-                found.push((pairs, qt.weight));
-            }
-        }
-        for &(pairs, w) in found.iter() {
-            add(pairs, w);
-        }
-        if out_of_block {
-            scores.fill(0);
-            return Err(Error::corrupt(
-                self.index.path(),
-                format!("forward block {block} refers to a document beyond the index"),
-            ));
-        }
-        for (off, s) in scores.iter_mut().enumerate() {
-            if *s > 0 {
-                let doc = first + off as u32;
-                if allows(filter, doc) {
-                    self.topk.push(doc, *s);
-                }
-                *s = 0;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Hints the processor to load the cache line at `p`.
-#[inline(always)]
-fn prefetch(p: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
-/// `bounds[i] += w * row[i]` over a dense row (vectorized by the compiler).
-#[inline]
-fn add_dense(bounds: &mut [u32], row: &[u8], w: u32) {
-    for (u, &m) in bounds.iter_mut().zip(row) {
-        *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
     }
 }
 
@@ -340,7 +216,7 @@ impl Searcher for Bmp<'_> {
         self.compute_bounds(query)?;
         // The stored k-th impacts speak of every document, not of the filtered ones.
         let theta0 = match filter {
-            None => self.initial_threshold(query, k)?,
+            None => initial_threshold(self.index, query, k)?,
             Some(filter) => {
                 self.mask_bounds(filter);
                 0
@@ -352,10 +228,10 @@ impl Searcher for Bmp<'_> {
         if max_bound < floor {
             return Ok(Vec::new());
         }
-        let width = self.bucket_candidates(floor, max_bound);
+        self.buckets.fill(&self.bounds, floor, max_bound);
         self.stats.initial_threshold = theta0;
-        self.stats.candidates = self.candidates.len() as u32;
-        let result = self.visit_blocks(query, floor, width, filter);
+        self.stats.candidates = self.buckets.items.len() as u32;
+        let result = self.visit_blocks(query, filter);
         result?;
         Ok(self.topk.drain_sorted())
     }
@@ -364,37 +240,23 @@ impl Searcher for Bmp<'_> {
 impl Bmp<'_> {
     /// Visits the bucketed candidate blocks in descending bound until none can enter the top-k.
     #[inline(never)]
-    fn visit_blocks(
-        &mut self,
-        query: &Query,
-        floor: u32,
-        width: u64,
-        filter: Option<&DocFilter>,
-    ) -> Result<()> {
+    fn visit_blocks(&mut self, query: &Query, filter: Option<&DocFilter>) -> Result<()> {
         let bs = self.index.block_size();
         let mut bucket = NUM_BUCKETS;
         'buckets: while bucket > 0 {
             bucket -= 1;
-            let (a, b) = (
-                self.bucket_starts[bucket] as usize,
-                self.bucket_starts[bucket + 1] as usize,
-            );
-            if a == b {
+            if self.buckets.starts[bucket] == self.buckets.starts[bucket + 1] {
                 continue;
             }
             // Everything from here on is bounded by the top of this bucket.
-            let bucket_top = u64::from(floor) + (bucket as u64 + 1) * width - 1;
             if let Some(theta) = self.topk.threshold() {
-                if bucket_top < u64::from(theta) {
+                if self.buckets.top(bucket) < u64::from(theta) {
                     break;
                 }
             }
-            let bounds = &self.bounds;
-            self.candidates[a..b].sort_unstable_by(|&x, &y| {
-                bounds[y as usize].cmp(&bounds[x as usize]).then(x.cmp(&y))
-            });
-            for i in a..b {
-                let block = self.candidates[i];
+            let range = self.buckets.sort(bucket, &self.bounds);
+            for i in range {
+                let block = self.buckets.items[i];
                 let ub = self.bounds[block as usize];
                 if let Some((theta, worst_doc)) = self.topk.worst() {
                     if ub < theta {
@@ -404,14 +266,11 @@ impl Bmp<'_> {
                         continue;
                     }
                 }
-                if let Some(&next) = self.candidates.get(i + 1) {
+                if let Some(&next) = self.buckets.items.get(i + 1) {
                     // The next block's bucket starts are read first when it is scored.
-                    let bytes = self.index.forward_block_bytes(next);
-                    for line in bytes.chunks(64).take(PREFETCH_LINES) {
-                        prefetch(line.as_ptr().cast());
-                    }
+                    prefetch_block(self.index, next);
                 }
-                self.score_block(block, query, filter)?;
+                self.scorer.score(block, query, filter, &mut self.topk)?;
                 self.stats.scored += 1;
             }
         }

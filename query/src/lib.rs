@@ -5,6 +5,7 @@
 //! zero. [`exhaustive`] is the ground truth the others are tested against. Scores are integer sums
 //! of quantized query weight times `u8` impact (see [`bmp_index::quantize`]), computed in `u32`.
 
+mod blocks;
 pub mod bmp;
 pub mod bmw;
 pub mod cursor;
@@ -12,6 +13,7 @@ pub mod exhaustive;
 pub mod filter;
 pub mod maxscore;
 pub mod query;
+pub mod sp;
 pub mod spec;
 pub mod topk;
 
@@ -57,15 +59,18 @@ pub enum Algorithm {
     MaxScore,
     /// Block-Max WAND over the posting-list chunks (see [`bmw`]).
     Bmw,
+    /// Superblock pruning over BMP's blocks, rank-safe (see [`sp`]).
+    Sp,
 }
 
 impl Algorithm {
     /// Every algorithm.
-    pub const ALL: [Algorithm; 4] = [
+    pub const ALL: [Algorithm; 5] = [
         Algorithm::Exhaustive,
         Algorithm::Bmp,
         Algorithm::MaxScore,
         Algorithm::Bmw,
+        Algorithm::Sp,
     ];
 
     /// The algorithm's name, as accepted by [`FromStr`].
@@ -75,6 +80,7 @@ impl Algorithm {
             Algorithm::Bmp => "bmp",
             Algorithm::MaxScore => "maxscore",
             Algorithm::Bmw => "bmw",
+            Algorithm::Sp => "sp",
         }
     }
 
@@ -85,6 +91,7 @@ impl Algorithm {
             Algorithm::Bmp => Box::new(bmp::Bmp::new(index, bmp::BmpParams::default())),
             Algorithm::MaxScore => Box::new(maxscore::MaxScore::new(index)),
             Algorithm::Bmw => Box::new(bmw::Bmw::new(index)),
+            Algorithm::Sp => Box::new(sp::Sp::new(index, sp::SpParams::default())),
         }
     }
 }

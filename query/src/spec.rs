@@ -1,5 +1,5 @@
 //! An algorithm with its parameters, written `name[:key=value]*`, e.g. `bmp`, `bmp:alpha=0.9`,
-//! `bmp:alpha=0.8:beta=0.5`.
+//! `bmp:alpha=0.8:beta=0.5`, `sp:mu=0.9:eta=0.8`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -7,6 +7,7 @@ use std::str::FromStr;
 use bmp_index::Index;
 
 use crate::bmp::{Bmp, BmpParams};
+use crate::sp::{Sp, SpParams};
 use crate::{Algorithm, Searcher};
 
 /// A query processor and its parameters.
@@ -16,6 +17,8 @@ pub struct SearchSpec {
     pub algorithm: Algorithm,
     /// BMP's approximation parameters (only BMP takes them).
     pub bmp: BmpParams,
+    /// Superblock pruning's approximation parameters (only `sp` takes them).
+    pub sp: SpParams,
 }
 
 impl SearchSpec {
@@ -24,18 +27,24 @@ impl SearchSpec {
         SearchSpec {
             algorithm,
             bmp: BmpParams::default(),
+            sp: SpParams::default(),
         }
     }
 
     /// Whether the processor returns exactly the exhaustive top-k.
     pub fn is_safe(&self) -> bool {
-        self.algorithm != Algorithm::Bmp || self.bmp.is_safe()
+        match self.algorithm {
+            Algorithm::Bmp => self.bmp.is_safe(),
+            Algorithm::Sp => self.sp.is_safe(),
+            _ => true,
+        }
     }
 
     /// A searcher over `index`.
     pub fn searcher<'a>(&self, index: &'a Index) -> Box<dyn Searcher + 'a> {
         match self.algorithm {
             Algorithm::Bmp => Box::new(Bmp::new(index, self.bmp)),
+            Algorithm::Sp => Box::new(Sp::new(index, self.sp)),
             other => other.searcher(index),
         }
     }
@@ -50,6 +59,14 @@ impl fmt::Display for SearchSpec {
             }
             if self.bmp.beta != 1.0 {
                 write!(f, ":beta={}", self.bmp.beta)?;
+            }
+        }
+        if self.algorithm == Algorithm::Sp {
+            if self.sp.mu != 1.0 {
+                write!(f, ":mu={}", self.sp.mu)?;
+            }
+            if self.sp.eta != 1.0 {
+                write!(f, ":eta={}", self.sp.eta)?;
             }
         }
         Ok(())
@@ -73,10 +90,13 @@ impl FromStr for SearchSpec {
             match (spec.algorithm, key) {
                 (Algorithm::Bmp, "alpha") => spec.bmp.alpha = v,
                 (Algorithm::Bmp, "beta") => spec.bmp.beta = v,
+                (Algorithm::Sp, "mu") => spec.sp.mu = v,
+                (Algorithm::Sp, "eta") => spec.sp.eta = v,
                 (a, k) => return Err(format!("{s:?}: {a} takes no parameter {k:?}")),
             }
         }
         spec.bmp.validate().map_err(|e| format!("{s:?}: {e}"))?;
+        spec.sp.validate().map_err(|e| format!("{s:?}: {e}"))?;
         Ok(spec)
     }
 }
@@ -106,6 +126,13 @@ mod tests {
         assert!("bmp:gamma=1".parse::<SearchSpec>().is_err());
         assert!("bmp:alpha".parse::<SearchSpec>().is_err());
         assert!("exhaustive:alpha=0.5".parse::<SearchSpec>().is_err());
+        let s: SearchSpec = "sp:mu=0.8:eta=0.5".parse().unwrap();
+        assert_eq!(s.sp, SpParams { mu: 0.8, eta: 0.5 });
+        assert_eq!(s.to_string(), "sp:mu=0.8:eta=0.5");
+        assert!(!s.is_safe());
+        assert!("sp".parse::<SearchSpec>().unwrap().is_safe());
+        assert!("sp:alpha=0.5".parse::<SearchSpec>().is_err());
+        assert!("sp:mu=0".parse::<SearchSpec>().is_err());
         assert!("nope".parse::<SearchSpec>().is_err());
     }
 }

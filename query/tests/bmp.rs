@@ -1,6 +1,7 @@
-//! Block-Max Pruning against exhaustive scoring: rank-safe BMP returns exactly the exhaustive
-//! top-k (same documents, scores and order) on random collections rich in ties, for block sizes
-//! 8..=256 and k from 1 to 1000, and on real SPLADE++ queries.
+//! Block-Max Pruning and superblock pruning against exhaustive scoring: rank-safe BMP and SP
+//! return exactly the exhaustive top-k (same documents, scores and order) on random collections
+//! rich in ties, for block sizes 8..=256, superblock sizes 1..=256 and k from 1 to 1000, and on
+//! real SPLADE++ queries.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,6 +12,7 @@ use bmp_index::readers::queries::read_queries;
 use bmp_index::{Collection, Index};
 use bmp_query::bmp::{Bmp, BmpParams};
 use bmp_query::exhaustive::Exhaustive;
+use bmp_query::sp::{Sp, SpParams};
 use bmp_query::{Query, Searcher};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -19,6 +21,10 @@ use rand::{Rng, SeedableRng};
 type Docs = Vec<Vec<(u16, u8)>>;
 
 fn build(docs: &Docs, block_size: u32, dir: &Path) -> Index {
+    build_sp(docs, block_size, 16, dir)
+}
+
+fn build_sp(docs: &Docs, block_size: u32, superblock_size: u32, dir: &Path) -> Index {
     let mut c = Collection::new();
     for (i, d) in docs.iter().enumerate() {
         let entries: Vec<(u32, f32)> = d
@@ -28,7 +34,11 @@ fn build(docs: &Docs, block_size: u32, dir: &Path) -> Index {
         c.add_document(&format!("d{i}"), &entries).unwrap();
     }
     let path = dir.join("x.bmp");
-    build_index(&c, &path, &BuildOptions { block_size }, &mut |_, _, _| {}).unwrap();
+    let options = BuildOptions {
+        block_size,
+        superblock_size,
+    };
+    build_index(&c, &path, &options, &mut |_, _, _| {}).unwrap();
     Index::open(&path).unwrap()
 }
 
@@ -94,6 +104,49 @@ proptest! {
             let want = exhaustive.search(&query, k).unwrap();
             let got = bmp.search(&query, k).unwrap();
             prop_assert_eq!(got, want, "k={} bs={} query={:?}", k, bs, q);
+        }
+    }
+
+    #[test]
+    fn safe_sp_equals_exhaustive(docs in docs_strategy(),
+                                 bs in prop_oneof![Just(8u32), Just(32), 8u32..=256],
+                                 c in prop_oneof![Just(1u32), Just(2), Just(16), Just(64), Just(256)],
+                                 k in prop_oneof![Just(1usize), Just(2), Just(10), Just(100), Just(1000), 1usize..1200],
+                                 qseed: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = build_sp(&docs, bs, c, dir.path());
+        let mut exhaustive = Exhaustive::new(&index);
+        let mut sp = Sp::new(&index, SpParams::default());
+        let mut explicit = Sp::new(&index, SpParams { mu: 1.0, eta: 1.0 });
+        for q in queries_for(60, qseed) {
+            let query = Query::from_entries(&index, &q).unwrap();
+            let want = exhaustive.search(&query, k).unwrap();
+            prop_assert_eq!(sp.search(&query, k).unwrap(), want.clone(), "k={} bs={} c={} query={:?}", k, bs, c, q);
+            prop_assert_eq!(explicit.search(&query, k).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn approximate_sp_returns_true_scores(docs in docs_strategy(), mu in 0.3f32..1.0,
+                                          eta in 0.2f32..1.0, k in 1usize..50, qseed: u64) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = build_sp(&docs, 8, 4, dir.path());
+        let mut exhaustive = Exhaustive::new(&index);
+        let mut sp = Sp::new(&index, SpParams { mu, eta });
+        for q in queries_for(60, qseed) {
+            let query = Query::from_entries(&index, &q).unwrap();
+            let all: HashMap<u32, u32> = exhaustive
+                .search(&query, usize::MAX >> 1)
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.doc, h.score))
+                .collect();
+            let got = sp.search(&query, k).unwrap();
+            prop_assert!(got.len() <= k);
+            for h in &got {
+                prop_assert_eq!(all.get(&h.doc), Some(&h.score));
+            }
+            prop_assert!(got.windows(2).all(|w| w[0].rank_cmp(&w[1]).is_lt()));
         }
     }
 
@@ -186,6 +239,7 @@ fn block_max_rows_across_pages() {
     assert!(matches!(row("t2"), BlockMaxRow::Ranges { .. }));
     let mut exhaustive = Exhaustive::new(&index);
     let mut bmp = Bmp::new(&index, BmpParams::default());
+    let mut sp = Sp::new(&index, SpParams::default());
     let queries: [&[(&str, f32)]; 4] = [
         &[("t1", 3.0)],
         &[("t2", 1.0)],
@@ -196,10 +250,12 @@ fn block_max_rows_across_pages() {
         let entries: Vec<(String, f32)> = q.iter().map(|&(t, w)| (t.to_owned(), w)).collect();
         let query = Query::from_entries(&index, &entries).unwrap();
         for k in [1, 10, 100] {
+            let want = exhaustive.search(&query, k).unwrap();
+            assert_eq!(bmp.search(&query, k).unwrap(), want, "query {q:?}, k = {k}");
             assert_eq!(
-                bmp.search(&query, k).unwrap(),
-                exhaustive.search(&query, k).unwrap(),
-                "query {q:?}, k = {k}"
+                sp.search(&query, k).unwrap(),
+                want,
+                "sp: query {q:?}, k = {k}"
             );
         }
     }
@@ -257,13 +313,16 @@ fn real_splade_queries() {
     let index = Index::open(&p).unwrap();
     let mut exhaustive = Exhaustive::new(&index);
     let mut bmp = Bmp::new(&index, BmpParams::default());
+    let mut sp = Sp::new(&index, SpParams::default());
     for q in &queries {
         let query = Query::from_entries(&index, &q.entries).unwrap();
         for k in [1, 10, 100, 1000] {
+            let want = exhaustive.search(&query, k).unwrap();
+            assert_eq!(bmp.search(&query, k).unwrap(), want, "query {} k {k}", q.id);
             assert_eq!(
-                bmp.search(&query, k).unwrap(),
-                exhaustive.search(&query, k).unwrap(),
-                "query {} k {k}",
+                sp.search(&query, k).unwrap(),
+                want,
+                "sp: query {} k {k}",
                 q.id
             );
         }

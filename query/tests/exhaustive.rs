@@ -35,7 +35,13 @@ fn build_from(input: &Path, output: &Path, is_ciff: bool, block_size: u32) -> In
     } else {
         jsonl::read_jsonl_into(reader, input, &mut c).unwrap();
     }
-    build_index(&c, output, &BuildOptions { block_size }, &mut |_, _, _| {}).unwrap();
+    build_index(
+        &c,
+        output,
+        &BuildOptions::with_block_size(block_size),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
     Index::open(output).unwrap()
 }
 

@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const PRUNING: [Algorithm; 2] = [Algorithm::MaxScore, Algorithm::Bmw];
+const PRUNING: [Algorithm; 3] = [Algorithm::MaxScore, Algorithm::Bmw, Algorithm::Sp];
 
 /// Documents as `(term name, weight)` lists.
 type Docs = Vec<Vec<(String, f32)>>;
@@ -156,7 +156,7 @@ proptest! {
                                   clustered: bool) {
         let dir = tempfile::tempdir().unwrap();
         let docs = tie_docs(seed, num_docs, vocab, max_weight, clustered);
-        let index = build_with(&docs, dir.path(), BuildOptions { block_size });
+        let index = build_with(&docs, dir.path(), BuildOptions::with_block_size(block_size));
         let filter = random_filter(seed, num_docs);
         let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
         let mut all: Vec<_> = Algorithm::ALL.iter().map(|a| a.searcher(&index)).collect();

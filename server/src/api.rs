@@ -5,6 +5,7 @@
 //! included.
 
 use bmp_query::bmp::BmpParams;
+use bmp_query::sp::SpParams;
 use bmp_query::{Algorithm, SearchSpec};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -47,13 +48,15 @@ pub struct BatchQuery {
     pub request: SearchRequest,
 }
 
-const SEARCH_FIELDS: [&str; 7] = [
+const SEARCH_FIELDS: [&str; 9] = [
     "query",
     "vector",
     "k",
     "algorithm",
     "alpha",
     "beta",
+    "mu",
+    "eta",
     "filter",
 ];
 
@@ -166,22 +169,30 @@ impl SearchRequest {
                 )))
             }
         };
-        let alpha = param(obj, prefix, "alpha")?;
-        let beta = param(obj, prefix, "beta")?;
-        if algorithm != Algorithm::Bmp {
-            if let Some(name) = ["alpha", "beta"].iter().find(|n| obj.contains_key(**n)) {
-                return Err(ApiError::invalid(format!(
-                    "{} applies only to algorithm \"bmp\", not {algorithm:?}",
-                    field_name(prefix, name)
-                )));
+        // Approximation parameters, each for its own algorithm.
+        let owners = [
+            ("alpha", Algorithm::Bmp),
+            ("beta", Algorithm::Bmp),
+            ("mu", Algorithm::Sp),
+            ("eta", Algorithm::Sp),
+        ];
+        let mut values = [1.0f32; 4];
+        for (slot, (name, owner)) in values.iter_mut().zip(owners) {
+            if let Some(v) = param(obj, prefix, name)? {
+                if algorithm != owner {
+                    return Err(ApiError::invalid(format!(
+                        "{} applies only to algorithm \"{owner}\", not {algorithm:?}",
+                        field_name(prefix, name)
+                    )));
+                }
+                *slot = v;
             }
         }
+        let [alpha, beta, mu, eta] = values;
         let spec = SearchSpec {
             algorithm,
-            bmp: BmpParams {
-                alpha: alpha.unwrap_or(1.0),
-                beta: beta.unwrap_or(1.0),
-            },
+            bmp: BmpParams { alpha, beta },
+            sp: SpParams { mu, eta },
         };
         let filter = match obj.get("filter") {
             None => None,

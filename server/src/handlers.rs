@@ -319,7 +319,7 @@ mod tests {
         build_index(
             &c,
             &path,
-            &BuildOptions { block_size: 16 },
+            &BuildOptions::with_block_size(16),
             &mut |_, _, _| {},
         )
         .unwrap();

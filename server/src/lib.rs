@@ -4,7 +4,8 @@
 //! your own axum app or run [`serve`] on a bound listener. Endpoints (JSON):
 //!
 //! - `POST /v1/search`: `{"vector": {"term": weight}}` or `{"query": "text"}` (with an encoder),
-//!   plus `"k"?: 10, "algorithm"?: "bmp", "alpha"?: f, "beta"?: f, "filter"?: ["doc id", ...]`
+//!   plus `"k"?: 10, "algorithm"?: "bmp", "alpha"?: f, "beta"?: f` (BMP), `"mu"?: f, "eta"?: f`
+//!   (superblock pruning, `"sp"`), `"filter"?: ["doc id", ...]`
 //!   → `{"hits": [{"id", "score", "rank"}], "took_us", "algorithm", "k", "unknown_terms"}`.
 //! - `POST /v1/search/batch`: `{"queries": [{..., "id"?}]}` → `{"results": [...]}`.
 //! - `GET /v1/health`, `GET /v1/stats`.

@@ -43,9 +43,11 @@ fn query_properties() -> Value {
             "additionalProperties": {"type": "number", "minimum": 0}
         },
         "k": {"type": "integer", "minimum": 1, "default": 10, "description": "Hits wanted (at most the server's --max-k)."},
-        "algorithm": {"type": "string", "enum": ["bmp", "exhaustive", "maxscore", "bmw"], "default": "bmp"},
+        "algorithm": {"type": "string", "enum": ["bmp", "sp", "exhaustive", "maxscore", "bmw"], "default": "bmp", "description": "bmp: Block-Max Pruning; sp: superblock pruning; both rank-safe unless approximated."},
         "alpha": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "BMP only: bound scaling; below 1 is approximate."},
         "beta": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "BMP only: fraction of the heaviest query terms used for block bounds; below 1 is approximate."},
+        "mu": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "sp only: scaling of superblock and block maxima; below 1 is approximate."},
+        "eta": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "sp only: scaling of superblock means; below 1 is approximate."},
         "filter": {"type": "array", "items": {"type": "string"}, "description": "External ids of the only documents that may be returned; ids not in the index are ignored and counted."}
     })
 }

@@ -48,7 +48,7 @@ fn build(dir: &Path, name: &str, prefix: &str, n: usize, seed: u64) -> PathBuf {
     build_index(
         &c,
         &path,
-        &BuildOptions { block_size: 16 },
+        &BuildOptions::with_block_size(16),
         &mut |_, _, _| {},
     )
     .unwrap();
@@ -192,6 +192,8 @@ async fn search_matches_in_process() {
             ),
             ("maxscore", json!({}), "maxscore"),
             ("bmw", json!({}), "bmw"),
+            ("sp", json!({}), "sp"),
+            ("sp", json!({"mu": 0.8, "eta": 0.5}), "sp:mu=0.8:eta=0.5"),
         ] {
             for k in [1usize, 10, 100] {
                 let mut body = json!({"vector": vector, "k": k, "algorithm": algorithm});
@@ -460,6 +462,20 @@ async fn errors_are_json_and_name_the_field() {
         ),
         (
             &search,
+            format!(r#"{{{v}, "mu": 0.5}}"#),
+            400,
+            "invalid_request",
+            "mu applies only to algorithm \"sp\"",
+        ),
+        (
+            &search,
+            format!(r#"{{{v}, "algorithm": "sp", "eta": 2}}"#),
+            400,
+            "invalid_request",
+            "eta must be in (0, 1]",
+        ),
+        (
+            &search,
             format!(r#"{{"vector": {{"t{}": 1}}}}"#, "x".repeat(5000)),
             413,
             "payload_too_large",
@@ -719,7 +735,7 @@ async fn filters_restrict_to_the_named_documents() {
     ];
     for filter in &filters {
         for vector in queries() {
-            for spec in ["bmp", "exhaustive", "maxscore", "bmw"] {
+            for spec in ["bmp", "exhaustive", "maxscore", "bmw", "sp"] {
                 for k in [1usize, 10, 100] {
                     let body =
                         json!({"vector": vector, "k": k, "algorithm": spec, "filter": filter});

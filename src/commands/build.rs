@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bmp_index::build::{build_index_ordered, BuildOptions, BuildSummary};
-use bmp_index::format::DEFAULT_BLOCK_SIZE;
+use bmp_index::format::{DEFAULT_BLOCK_SIZE, DEFAULT_SUPERBLOCK_SIZE};
 use bmp_index::readers::{ciff, jsonl, wrap_maybe_gzip};
 use bmp_index::reorder::{bp_order, BpOptions};
 use bmp_index::Collection;
@@ -53,6 +53,10 @@ pub struct BuildArgs {
     /// Documents per block for the block-max table and forward index (8..=256).
     #[arg(long, default_value_t = DEFAULT_BLOCK_SIZE)]
     pub block_size: u32,
+    /// Blocks per superblock, for superblock pruning (`--algorithm sp`): a power of two up to
+    /// 1024.
+    #[arg(long, default_value_t = DEFAULT_SUPERBLOCK_SIZE)]
+    pub superblock_size: u32,
     /// Document reordering.
     #[command(flatten)]
     pub reorder: ReorderArgs,
@@ -156,14 +160,14 @@ pub fn write_index(
     collection: &Collection,
     order: &[u32],
     output: &Path,
-    block_size: u32,
+    options: &BuildOptions,
 ) -> anyhow::Result<BuildSummary> {
     let bar = count_bar(collection.num_docs() as u64, "building");
     let summary = build_index_ordered(
         collection,
         order,
         output,
-        &BuildOptions { block_size },
+        options,
         &mut stage_reporter(&bar),
     )?;
     bar.finish_and_clear();
@@ -173,6 +177,7 @@ pub fn write_index(
 /// Runs `build`.
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     bmp_index::format::validate_block_size(args.block_size)?;
+    bmp_index::format::validate_superblock_size(args.superblock_size)?;
     let start = Instant::now();
     let collection = match &args.model {
         None => read_collection(&args.input, args.format)?,
@@ -198,7 +203,11 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     let read_seconds = start.elapsed().as_secs_f64();
     let order = document_order(&collection, &args.reorder);
     let reorder_seconds = start.elapsed().as_secs_f64() - read_seconds;
-    let summary = write_index(&collection, &order, &args.output, args.block_size)?;
+    let options = BuildOptions {
+        block_size: args.block_size,
+        superblock_size: args.superblock_size,
+    };
+    let summary = write_index(&collection, &order, &args.output, &options)?;
     let seconds = start.elapsed().as_secs_f64();
     eprintln!(
         "built {}: {} docs, {} terms, {} postings, {} bytes ({:.2} bytes/posting) in {:.2} s \

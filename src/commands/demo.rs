@@ -65,6 +65,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         format: build::InputFormat::Jsonl,
         output: index.clone(),
         block_size: bmp_index::format::DEFAULT_BLOCK_SIZE,
+        superblock_size: bmp_index::format::DEFAULT_SUPERBLOCK_SIZE,
         reorder: build::ReorderArgs {
             reorder: build::Reorder::Bp,
             ..build::ReorderArgs::default()

@@ -240,7 +240,7 @@ fn eval_dataset(
             &collection,
             &order,
             &index_path,
-            bmp_index::format::DEFAULT_BLOCK_SIZE,
+            &bmp_index::build::BuildOptions::default(),
         )?;
         eprintln!(
             "indexed {} documents ({} postings, {} bytes) into {}",

@@ -38,6 +38,11 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
     say!("block size:       {}", h.block_size);
     say!("blocks:           {}", h.num_blocks);
     say!(
+        "superblocks:      {} of {} blocks",
+        index.num_superblocks(),
+        h.superblock_size
+    );
+    say!(
         "quant scale:      {} (weight per impact unit)",
         h.quant_scale
     );

@@ -40,8 +40,9 @@ pub struct SearchArgs {
     /// Number of results per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub k: u32,
-    /// Query processor: exhaustive, maxscore, bmw or bmp; BMP takes approximation parameters as
-    /// `bmp:alpha=0.9:beta=0.5` (both in (0, 1]; 1 is rank-safe).
+    /// Query processor: exhaustive, maxscore, bmw, bmp or sp (superblock pruning); BMP takes
+    /// approximation parameters as `bmp:alpha=0.9:beta=0.5`, SP as `sp:mu=0.9:eta=0.8` (all in
+    /// (0, 1]; 1 is rank-safe).
     #[arg(long, default_value = "exhaustive", value_parser = parse_algorithm)]
     pub algorithm: SearchSpec,
     /// Write the run here (atomically) instead of standard output.

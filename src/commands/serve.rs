@@ -16,8 +16,8 @@ use super::encoding::{parse_device, parse_precision, EncoderArgs, TextEncoder};
 /// Serve an index over HTTP (JSON).
 ///
 /// Endpoints: `POST /v1/search` with `{"vector": {"term": weight}}` or, with --model,
-/// `{"query": "text"}`, plus optional `"k": 10, "algorithm": "bmp", "alpha": a, "beta": b,
-/// "filter": ["doc id", ...]`; `POST /v1/search/batch` with `{"queries": [...]}`;
+/// `{"query": "text"}`, plus optional `"k": 10, "algorithm": "bmp", "alpha": a, "beta": b` (or
+/// `"algorithm": "sp", "mu": m, "eta": e`) and `"filter": ["doc id", ...]`; `POST /v1/search/batch` with `{"queries": [...]}`;
 /// `GET /v1/health`; `GET /v1/stats`; `GET /metrics` (Prometheus); `GET /openapi.json`;
 /// `POST /v1/admin/reload` (optionally `{"index": "path"}`) to swap in a rebuilt index, which
 /// SIGHUP also does. Bad requests get a 4xx JSON error naming the field. Query work runs on a

@@ -1,4 +1,4 @@
-//! The on-disk index format (version 2).
+//! The on-disk index format (version 3).
 //!
 //! One little-endian file:
 //!
@@ -33,6 +33,12 @@
 //!   padding to the start width, `n` cumulative pair ends (`u16`, or `u32` when wide), then the
 //!   pairs `(doc offset in block: u8, impact: u8)` grouped by term. Finding a term is two array
 //!   reads and a scan of the few low bytes of its bucket.
+//! - `SuperblockDir` ([`BlockMaxEntry`] x terms) and `SuperblockData`: per term, at a 4-aligned
+//!   offset, the summaries of each superblock of `superblock_size` consecutive blocks: the largest
+//!   block maximum (`max`) and the mean block maximum rounded up (`avg`, over the superblock's
+//!   blocks, absent ones counting 0). Dense ([`SB_DENSE`]: `num_superblocks` maxima then as many
+//!   means) or sparse ([`SB_SPARSE`]: the `nnz` superblocks where the term occurs as `u32` ids,
+//!   then their maxima, then their means), whichever is smaller.
 
 pub mod reader;
 pub mod writer;
@@ -42,7 +48,7 @@ use bytemuck::{Pod, Zeroable};
 /// The first eight bytes of every index file.
 pub const MAGIC: [u8; 8] = *b"BMPINDEX";
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Alignment of every section's offset.
 pub const SECTION_ALIGN: u64 = 64;
 /// Smallest allowed block size.
@@ -51,6 +57,11 @@ pub const MIN_BLOCK_SIZE: u32 = 8;
 pub const MAX_BLOCK_SIZE: u32 = 256;
 /// The default block size.
 pub const DEFAULT_BLOCK_SIZE: u32 = 32;
+/// The default number of blocks per superblock.
+pub const DEFAULT_SUPERBLOCK_SIZE: u32 = 64;
+/// Largest allowed number of blocks per superblock (a power of two, as every superblock size is,
+/// so that a superblock never straddles a page of a sparse block-max row).
+pub const MAX_SUPERBLOCK_SIZE: u32 = 1024;
 /// Number of doc ids in one bitpacked posting chunk.
 pub const CHUNK_LEN: usize = 128;
 
@@ -82,8 +93,10 @@ pub struct Header {
     pub file_len: u64,
     /// xxh3-64 of the header (with this field zero) followed by the section table.
     pub checksum: u64,
+    /// Blocks per superblock (a power of two, at most [`MAX_SUPERBLOCK_SIZE`]).
+    pub superblock_size: u32,
     /// Zero.
-    pub reserved: [u8; 56],
+    pub reserved: [u8; 52],
 }
 
 /// Size of [`Header`] in bytes.
@@ -217,11 +230,15 @@ pub enum SectionKind {
     ForwardOffsets = 10,
     /// The block-grouped forward index.
     Forward = 11,
+    /// [`BlockMaxEntry`] per term, for its superblock row.
+    SuperblockDir = 12,
+    /// The superblock rows.
+    SuperblockData = 13,
 }
 
 impl SectionKind {
     /// Every section kind, in file order.
-    pub const ALL: [SectionKind; 11] = [
+    pub const ALL: [SectionKind; 13] = [
         SectionKind::VocabOffsets,
         SectionKind::VocabBytes,
         SectionKind::DocIdOffsets,
@@ -233,6 +250,8 @@ impl SectionKind {
         SectionKind::BlockMaxDir,
         SectionKind::Forward,
         SectionKind::ForwardOffsets,
+        SectionKind::SuperblockData,
+        SectionKind::SuperblockDir,
     ];
 
     /// The kind for a table value.
@@ -254,6 +273,8 @@ impl SectionKind {
             SectionKind::BlockMaxData => "block-max rows",
             SectionKind::ForwardOffsets => "forward offsets",
             SectionKind::Forward => "forward index",
+            SectionKind::SuperblockDir => "superblock directory",
+            SectionKind::SuperblockData => "superblock rows",
         }
     }
 
@@ -273,6 +294,27 @@ pub fn validate_block_size(block_size: u32) -> crate::Result<()> {
         )))
     }
 }
+
+/// Checks a superblock size: a power of two in `1..=MAX_SUPERBLOCK_SIZE`.
+pub fn validate_superblock_size(superblock_size: u32) -> crate::Result<()> {
+    if superblock_size.is_power_of_two() && superblock_size <= MAX_SUPERBLOCK_SIZE {
+        Ok(())
+    } else {
+        Err(crate::Error::Invalid(format!(
+            "superblock size {superblock_size} must be a power of two in 1..={MAX_SUPERBLOCK_SIZE}"
+        )))
+    }
+}
+
+/// Number of superblocks for `num_blocks` blocks.
+pub fn num_superblocks(num_blocks: u64, superblock_size: u32) -> u64 {
+    num_blocks.div_ceil(u64::from(superblock_size.max(1)))
+}
+
+/// A superblock row stored for every superblock: maxima, then means.
+pub const SB_DENSE: u32 = 0;
+/// A superblock row stored for the superblocks where the term occurs: `u32` ids, maxima, means.
+pub const SB_SPARSE: u32 = 1;
 
 /// Number of blocks for `num_docs` documents.
 pub fn num_blocks(num_docs: u64, block_size: u32) -> u64 {

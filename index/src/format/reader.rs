@@ -15,10 +15,10 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::writer::header_checksum;
 use super::{
-    forward_buckets, num_blocks, row_pages, BlockMaxEntry, Header, SectionEntry, SectionKind,
-    TermStats, FORMAT_VERSION, FORWARD_BUCKET, FORWARD_WIDE, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE,
-    MIN_BLOCK_SIZE, ROW_DENSE, ROW_PAGE_BLOCKS, ROW_RANGES, ROW_SPARSE, SECTION_ALIGN,
-    SECTION_ENTRY_SIZE,
+    forward_buckets, num_blocks, num_superblocks, row_pages, validate_superblock_size,
+    BlockMaxEntry, Header, SectionEntry, SectionKind, TermStats, FORMAT_VERSION, FORWARD_BUCKET,
+    FORWARD_WIDE, HEADER_SIZE, MAGIC, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, ROW_DENSE, ROW_PAGE_BLOCKS,
+    ROW_RANGES, ROW_SPARSE, SB_DENSE, SB_SPARSE, SECTION_ALIGN, SECTION_ENTRY_SIZE,
 };
 use crate::error::{Error, Result};
 use crate::postings::PostingList;
@@ -66,6 +66,28 @@ pub enum BlockMaxRow<'a> {
         lens: &'a [u16],
         /// Maximum impact of each covered block (`sum(lens)` bytes).
         maxes: &'a [u8],
+    },
+}
+
+/// A term's superblock row: for each superblock, the largest and the mean (rounded up) of the
+/// term's block maxima.
+#[derive(Debug, Clone, Copy)]
+pub enum SuperblockRow<'a> {
+    /// Every superblock.
+    Dense {
+        /// Largest block maximum per superblock.
+        max: &'a [u8],
+        /// Mean block maximum per superblock, rounded up.
+        avg: &'a [u8],
+    },
+    /// The superblocks where the term occurs.
+    Sparse {
+        /// Their ids, increasing.
+        ids: &'a [u32],
+        /// Largest block maximum of each.
+        max: &'a [u8],
+        /// Mean block maximum of each, rounded up.
+        avg: &'a [u8],
     },
 }
 
@@ -273,6 +295,12 @@ impl Index {
         if u64::from(header.num_blocks) != num_blocks(header.num_docs, header.block_size) {
             return Err(corrupt(format!("block count {}", header.num_blocks)));
         }
+        if validate_superblock_size(header.superblock_size).is_err() {
+            return Err(corrupt(format!(
+                "superblock size {}",
+                header.superblock_size
+            )));
+        }
         if Quantizer::from_scale(header.quant_scale).is_none() {
             return Err(corrupt(format!(
                 "quantization scale {}",
@@ -331,6 +359,10 @@ impl Index {
                 t * std::mem::size_of::<BlockMaxEntry>(),
             ),
             (SectionKind::ForwardOffsets, (b + 1) * 8),
+            (
+                SectionKind::SuperblockDir,
+                t * std::mem::size_of::<BlockMaxEntry>(),
+            ),
         ];
         for (kind, size) in expect {
             if self.section(kind).len() != size {
@@ -560,6 +592,52 @@ impl Index {
                     starts,
                     lens,
                     maxes,
+                })
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// Blocks per superblock.
+    pub fn superblock_size(&self) -> u32 {
+        self.header.superblock_size
+    }
+
+    /// Number of superblocks.
+    pub fn num_superblocks(&self) -> u32 {
+        num_superblocks(u64::from(self.num_blocks()), self.superblock_size()) as u32
+    }
+
+    /// The superblock row of term `id`.
+    pub fn superblock_row(&self, id: u32) -> Result<SuperblockRow<'_>> {
+        let dir: &[BlockMaxEntry] =
+            bytemuck::try_cast_slice(self.section(SectionKind::SuperblockDir))
+                .map_err(|_| self.corrupt("misaligned superblock directory".into()))?;
+        let e = dir
+            .get(id as usize)
+            .ok_or_else(|| self.corrupt(format!("term {id} out of range")))?;
+        let data = self.section(SectionKind::SuperblockData);
+        let nsb = self.num_superblocks() as usize;
+        let start = usize::try_from(e.offset).unwrap_or(usize::MAX);
+        let nnz = e.nnz as usize;
+        let bad = || self.corrupt(format!("superblock row of term {id} is out of bounds"));
+        let slice = |from: usize, len: usize| {
+            from.checked_add(len)
+                .and_then(|end| data.get(from..end))
+                .ok_or_else(bad)
+        };
+        match e.kind {
+            SB_DENSE => Ok(SuperblockRow::Dense {
+                max: slice(start, nsb)?,
+                avg: slice(start.saturating_add(nsb), nsb)?,
+            }),
+            SB_SPARSE if nnz <= nsb && start % 4 == 0 => {
+                let ids: &[u32] =
+                    bytemuck::try_cast_slice(slice(start, nnz * 4)?).map_err(|_| bad())?;
+                Ok(SuperblockRow::Sparse {
+                    ids,
+                    max: slice(start + nnz * 4, nnz)?,
+                    avg: slice(start + nnz * 5, nnz)?,
                 })
             }
             _ => Err(bad()),

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::reader::{BlockMaxRow, Index};
+use super::reader::{BlockMaxRow, Index, SuperblockRow};
 use crate::build::{build_index, BuildOptions};
 use crate::quantize::Quantizer;
 use crate::Collection;
@@ -24,15 +24,13 @@ fn collection_of(docs: &Docs) -> Collection {
 }
 
 fn build(docs: &Docs, block_size: u32) -> (tempfile::TempDir, Index) {
+    build_with(docs, BuildOptions::with_block_size(block_size))
+}
+
+fn build_with(docs: &Docs, options: BuildOptions) -> (tempfile::TempDir, Index) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.bmp");
-    build_index(
-        &collection_of(docs),
-        &path,
-        &BuildOptions { block_size },
-        &mut |_, _, _| {},
-    )
-    .unwrap();
+    build_index(&collection_of(docs), &path, &options, &mut |_, _, _| {}).unwrap();
     let index = Index::open(&path).unwrap();
     (dir, index)
 }
@@ -106,6 +104,34 @@ fn check_against(docs: &Docs, index: &Index) {
             }
             BlockMaxRow::Dense(_) => {}
         }
+        // Superblock rows: the largest and the rounded-up mean block maximum.
+        let c = index.superblock_size();
+        let (mut max, mut avg) = (vec![0u8; index.num_superblocks() as usize], Vec::new());
+        for (s, m) in max.iter_mut().enumerate() {
+            let blocks = (s as u32 * c)..((s as u32 + 1) * c).min(index.num_blocks());
+            let n = blocks.len() as u32;
+            let maxima: Vec<u32> = blocks.map(|b| u32::from(row.get(b))).collect();
+            *m = maxima.iter().copied().max().unwrap_or(0) as u8;
+            avg.push(maxima.iter().sum::<u32>().div_ceil(n) as u8);
+        }
+        match index.superblock_row(t).unwrap() {
+            SuperblockRow::Dense { max: m, avg: a } => {
+                assert_eq!((m, a), (&max[..], &avg[..]), "term {term}");
+            }
+            SuperblockRow::Sparse {
+                ids,
+                max: m,
+                avg: a,
+            } => {
+                let present: Vec<u32> = (0..max.len() as u32)
+                    .filter(|&s| max[s as usize] > 0)
+                    .collect();
+                assert_eq!(ids, &present[..], "term {term}");
+                for (i, &s) in ids.iter().enumerate() {
+                    assert_eq!((m[i], a[i]), (max[s as usize], avg[s as usize]));
+                }
+            }
+        }
     }
     assert_eq!(index.term_id("\u{10ffff}no such term").unwrap(), None);
     // Forward index: every (term, doc, impact) exactly once, in the right block.
@@ -163,8 +189,10 @@ fn docs_strategy() -> impl Strategy<Value = Docs> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn build_then_open_matches_collection(docs in docs_strategy(), bs in prop_oneof![Just(8u32), Just(32), Just(256), 8u32..=256]) {
-        let (_dir, index) = build(&docs, bs);
+    fn build_then_open_matches_collection(docs in docs_strategy(), bs in prop_oneof![Just(8u32), Just(32), Just(256), 8u32..=256],
+                                          superblock_size in prop_oneof![Just(1u32), Just(2), Just(16), Just(1024)]) {
+        let (_dir, index) = build_with(&docs, BuildOptions { block_size: bs, superblock_size });
+        assert_eq!(index.superblock_size(), superblock_size);
         check_against(&docs, &index);
     }
 }
@@ -233,7 +261,7 @@ fn documents_follow_the_given_order() {
         &collection_of(&docs),
         &order,
         &path,
-        &BuildOptions { block_size: 8 },
+        &BuildOptions::with_block_size(8),
         &mut |_, _, _| {},
     )
     .unwrap();
@@ -273,11 +301,20 @@ fn invalid_builds_are_refused() {
         let err = build_index(
             &collection_of(&docs),
             &path,
-            &BuildOptions { block_size: bs },
+            &BuildOptions::with_block_size(bs),
             &mut |_, _, _| {},
         )
         .unwrap_err();
         assert!(err.to_string().contains("block size"), "{err}");
+    }
+    for superblock_size in [0, 3, 2048] {
+        let options = BuildOptions {
+            superblock_size,
+            ..BuildOptions::default()
+        };
+        let err =
+            build_index(&collection_of(&docs), &path, &options, &mut |_, _, _| {}).unwrap_err();
+        assert!(err.to_string().contains("superblock size"), "{err}");
     }
     assert!(!path.exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -27,6 +27,8 @@ pub struct HeaderFields {
     pub num_blocks: u32,
     /// Quantization scale.
     pub quant_scale: f32,
+    /// Blocks per superblock.
+    pub superblock_size: u32,
 }
 
 /// Writes sections in [`SectionKind::ALL`] order into an [`AtomicFile`].
@@ -142,7 +144,8 @@ impl SectionWriter {
             num_sections: self.entries.len() as u32,
             file_len: self.pos,
             checksum: 0,
-            reserved: [0; 56],
+            superblock_size: fields.superblock_size,
+            reserved: [0; 52],
         };
         header.checksum = header_checksum(&header, &self.entries);
         self.file.seek(SeekFrom::Start(0))?;

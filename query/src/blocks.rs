@@ -1,0 +1,226 @@
+//! Machinery shared by the block-at-a-time processors ([`crate::bmp`] and [`crate::sp`]): the
+//! initial threshold, bound accumulation, bucketing blocks by bound, and scoring one block from the
+//! forward index.
+
+use bmp_index::format::KTH_IMPACT_KS;
+use bmp_index::{Error, Index, Result};
+
+use crate::filter::allows;
+use crate::{DocFilter, Query, TopK};
+
+/// Cache lines of the next block's forward data prefetched while a block is scored.
+pub(crate) const PREFETCH_LINES: usize = 8;
+
+/// Number of buckets blocks are distributed into by upper bound.
+pub(crate) const NUM_BUCKETS: usize = 1024;
+
+/// A score that at least `k` documents reach: each term stores its 10th, 100th and 1000th largest
+/// impact, so at least k' documents score at least `q_t * kth_t(k')`; the smallest stored
+/// `k' >= k` is used (0 above 1000).
+pub(crate) fn initial_threshold(index: &Index, query: &Query, k: usize) -> Result<u32> {
+    let Some(slot) = KTH_IMPACT_KS.iter().position(|&stored| stored >= k) else {
+        return Ok(0);
+    };
+    let mut theta = 0u32;
+    for qt in &query.terms {
+        let kth = index.term_stats(qt.term)?.kth_impact[slot];
+        theta = theta.max(qt.weight.wrapping_mul(u32::from(kth)));
+    }
+    Ok(theta)
+}
+
+/// Hints the processor to load the cache line at `p`.
+#[inline(always)]
+pub(crate) fn prefetch(p: *const i8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Prefetches the first cache lines of forward block `block`.
+#[inline]
+pub(crate) fn prefetch_block(index: &Index, block: u32) {
+    let bytes = index.forward_block_bytes(block);
+    for line in bytes.chunks(64).take(PREFETCH_LINES) {
+        prefetch(line.as_ptr().cast());
+    }
+}
+
+/// `bounds[i] += w * row[i]` over a dense row (vectorized by the compiler).
+#[inline]
+pub(crate) fn add_dense(bounds: &mut [u32], row: &[u8], w: u32) {
+    for (u, &m) in bounds.iter_mut().zip(row) {
+        *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
+    }
+}
+
+/// Items (blocks, superblocks) counting-sorted into [`NUM_BUCKETS`] buckets by bound, each bucket
+/// sorted only when reached.
+#[derive(Debug)]
+pub(crate) struct Buckets {
+    /// Start of each bucket in `items`, and the end.
+    pub starts: Vec<u32>,
+    fill: Vec<u32>,
+    /// The items, bucket after bucket.
+    pub items: Vec<u32>,
+    /// The bound of the lowest bucket.
+    pub floor: u32,
+    /// Bound width of a bucket.
+    pub width: u64,
+}
+
+impl Buckets {
+    pub fn new() -> Self {
+        Buckets {
+            starts: vec![0; NUM_BUCKETS + 1],
+            fill: Vec::with_capacity(NUM_BUCKETS),
+            items: Vec::new(),
+            floor: 0,
+            width: 1,
+        }
+    }
+
+    /// Buckets the items `i` with `bounds[i] >= floor` (`max_bound >= floor` is the largest bound);
+    /// bucket `j` holds bounds in `[floor + j * width, floor + (j + 1) * width)`.
+    pub fn fill(&mut self, bounds: &[u32], floor: u32, max_bound: u32) {
+        let span = u64::from(max_bound - floor) + 1;
+        let width = span.div_ceil(NUM_BUCKETS as u64).max(1);
+        let bucket = |u: u32| (u64::from(u - floor) / width) as usize;
+        self.starts.fill(0);
+        for &u in bounds {
+            if u >= floor {
+                self.starts[bucket(u) + 1] += 1;
+            }
+        }
+        for i in 0..NUM_BUCKETS {
+            self.starts[i + 1] += self.starts[i];
+        }
+        let total = self.starts[NUM_BUCKETS] as usize;
+        self.items.clear();
+        self.items.resize(total, 0);
+        self.fill.clear();
+        self.fill.extend_from_slice(&self.starts[..NUM_BUCKETS]);
+        for (b, &u) in bounds.iter().enumerate() {
+            if u >= floor {
+                let slot = &mut self.fill[bucket(u)];
+                self.items[*slot as usize] = b as u32;
+                *slot += 1;
+            }
+        }
+        self.floor = floor;
+        self.width = width;
+    }
+
+    /// The highest bound bucket `j` can hold.
+    pub fn top(&self, j: usize) -> u64 {
+        u64::from(self.floor) + (j as u64 + 1) * self.width - 1
+    }
+
+    /// Sorts bucket `j` by descending bound (then ascending item) and returns its range in
+    /// `items`.
+    pub fn sort(&mut self, j: usize, bounds: &[u32]) -> std::ops::Range<usize> {
+        let (a, b) = (self.starts[j] as usize, self.starts[j + 1] as usize);
+        self.items[a..b]
+            .sort_unstable_by(|&x, &y| bounds[y as usize].cmp(&bounds[x as usize]).then(x.cmp(&y)));
+        a..b
+    }
+}
+
+/// Scores whole blocks from the block-grouped forward index.
+pub(crate) struct BlockScorer<'a> {
+    index: &'a Index,
+    found: Vec<(&'a [[u8; 2]], u32)>,
+    scores: [u32; 256],
+}
+
+impl<'a> BlockScorer<'a> {
+    pub fn new(index: &'a Index) -> Self {
+        BlockScorer {
+            index,
+            found: Vec::new(),
+            scores: [0; 256],
+        }
+    }
+
+    /// Scores every document of `block` and offers the ones `filter` allows to `topk`.
+    #[inline(never)]
+    pub fn score(
+        &mut self,
+        block: u32,
+        query: &Query,
+        filter: Option<&DocFilter>,
+        topk: &mut TopK,
+    ) -> Result<()> {
+        let fb = self.index.forward_block(block)?;
+        let bs = self.index.block_size();
+        let first = block * bs;
+        let len = bs.min(self.index.num_docs() - first) as usize;
+        let scores = &mut self.scores[..len];
+        let mut out_of_block = false;
+        let mut add = |pairs: &[[u8; 2]], w: u32| {
+            for &[off, impact] in pairs {
+                match scores.get_mut(usize::from(off)) {
+                    Some(s) => *s = s.wrapping_add(w.wrapping_mul(u32::from(impact))),
+                    None => out_of_block = true,
+                }
+            }
+        };
+        // Find every query term first and prefetch its pairs, then accumulate: the pair lookups
+        // are independent cache misses that overlap instead of stalling one after another.
+        let found = &mut self.found;
+        found.clear();
+        for qt in &query.terms {
+            if let Some(pairs) = fb.find(qt.term) {
+                prefetch(pairs.as_ptr().cast());
+                found.push((pairs, qt.weight));
+            }
+        }
+        for &(pairs, w) in found.iter() {
+            add(pairs, w);
+        }
+        if out_of_block {
+            scores.fill(0);
+            return Err(Error::corrupt(
+                self.index.path(),
+                format!("forward block {block} refers to a document beyond the index"),
+            ));
+        }
+        for (off, s) in scores.iter_mut().enumerate() {
+            if *s > 0 {
+                let doc = first + off as u32;
+                if allows(filter, doc) {
+                    topk.push(doc, *s);
+                }
+                *s = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a block (or superblock) whose documents start at `first_doc`, with upper bound `ub`,
+/// may still hold a document entering `topk`: its bound beats the k-th score, or equals it while
+/// it starts below the k-th hit's doc id (ties are broken by doc id). `scale` < 1 shrinks the
+/// bound to `floor(scale * ub)` first (approximate search).
+#[inline]
+pub(crate) fn may_enter(topk: &TopK, ub: u32, first_doc: u32, scale: f32) -> bool {
+    let Some((theta, worst_doc)) = topk.worst() else {
+        return true;
+    };
+    let ub = scaled(ub, scale);
+    ub > theta || (ub == theta && first_doc < worst_doc)
+}
+
+/// `floor(scale * ub)`, or `ub` when `scale >= 1`.
+#[inline]
+pub(crate) fn scaled(ub: u32, scale: f32) -> u32 {
+    if scale < 1.0 {
+        (f64::from(ub) * f64::from(scale)) as u32
+    } else {
+        ub
+    }
+}

@@ -1,0 +1,379 @@
+//! Superblock pruning (Carlson et al., SIGIR'25), on top of BMP's blocks.
+//!
+//! Blocks are grouped into superblocks of `c` consecutive blocks (`c` is stored in the index).
+//! Each term stores, per superblock, the largest of its block maxima and their mean (rounded up).
+//!
+//! 1. Superblock bounds over the query terms: `SBMax(S) = sum_t q_t * max_t(S)` and
+//!    `SBAvg(S) = sum_t q_t * avg_t(S)`: `num_blocks / c` entries per term instead of
+//!    `num_blocks`.
+//! 2. Superblocks whose `SBMax` reaches the initial threshold (BMP's, from the stored k-th
+//!    impacts) are bucketed by `SBMax` and visited in descending order.
+//! 3. A superblock is pruned when `SBMax <= theta / mu` and `SBAvg <= theta / eta`, `theta` being
+//!    the current k-th score. Otherwise the block bounds of its `c` blocks are computed (dense
+//!    rows sliced, range rows and sparse rows searched) and its blocks are scored in descending
+//!    bound, as BMP does, while `mu * UB` can beat `theta`.
+//! 4. The search ends at the first superblock whose `max(mu, eta) * SBMax` is below `theta`.
+//!
+//! `mu = eta = 1` is rank-safe: `SBMax` bounds every block of the superblock, and the tie rule of
+//! BMP (a bound equal to the k-th score still counts while the block starts below the k-th hit's
+//! doc id) applies to superblocks and blocks alike. `mu, eta < 1` prune more and are approximate.
+
+use bmp_index::format::reader::{BlockMaxRow, SuperblockRow};
+use bmp_index::format::ROW_PAGE_BLOCKS;
+use bmp_index::{Error, Index, Result};
+
+use crate::blocks::{
+    add_dense, initial_threshold, may_enter, prefetch_block, scaled, BlockScorer, Buckets,
+    NUM_BUCKETS,
+};
+use crate::{DocFilter, Hit, Query, Searcher, TopK};
+
+/// Approximation parameters of superblock pruning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpParams {
+    /// Scaling in (0, 1] of the superblock and block maxima.
+    pub mu: f32,
+    /// Scaling in (0, 1] of the superblock means.
+    pub eta: f32,
+}
+
+impl Default for SpParams {
+    fn default() -> Self {
+        SpParams { mu: 1.0, eta: 1.0 }
+    }
+}
+
+impl SpParams {
+    /// Checks that both parameters lie in (0, 1].
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        for (name, v) in [("mu", self.mu), ("eta", self.eta)] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err(format!("{name} must be in (0, 1], got {v}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether these parameters give exact (rank-safe) results.
+    pub fn is_safe(&self) -> bool {
+        self.mu >= 1.0 && self.eta >= 1.0
+    }
+}
+
+/// What the last search did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpStats {
+    /// Superblocks in the index.
+    pub superblocks: u32,
+    /// Superblocks whose bound reached the initial threshold.
+    pub candidates: u32,
+    /// Superblocks whose block bounds were computed.
+    pub expanded: u32,
+    /// Blocks scored.
+    pub scored: u32,
+}
+
+/// A query term's block-max row, resolved once per query.
+struct TermRow<'a> {
+    weight: u32,
+    row: BlockMaxRow<'a>,
+    /// For a range row: where each range's maxima start in `maxes` (`lens` prefix sums), in
+    /// `Sp::range_offsets`.
+    offsets_at: usize,
+}
+
+/// The superblock-pruning searcher; keeps its buffers between queries.
+pub struct Sp<'a> {
+    index: &'a Index,
+    params: SpParams,
+    sb_max: Vec<u32>,
+    sb_avg: Vec<u32>,
+    buckets: Buckets,
+    rows: Vec<TermRow<'a>>,
+    range_offsets: Vec<u32>,
+    ub: Vec<u32>,
+    order: Vec<u32>,
+    block_mask: Vec<u64>,
+    scorer: BlockScorer<'a>,
+    topk: TopK,
+    stats: SpStats,
+}
+
+impl<'a> Sp<'a> {
+    /// A superblock-pruning searcher over `index`. Parameters outside (0, 1] are clamped into it.
+    pub fn new(index: &'a Index, params: SpParams) -> Self {
+        let clamp = |v: f32| if v > 0.0 { v.min(1.0) } else { 1.0 };
+        Sp {
+            index,
+            params: SpParams {
+                mu: clamp(params.mu),
+                eta: clamp(params.eta),
+            },
+            sb_max: Vec::new(),
+            sb_avg: Vec::new(),
+            buckets: Buckets::new(),
+            rows: Vec::new(),
+            range_offsets: Vec::new(),
+            ub: Vec::new(),
+            order: Vec::new(),
+            block_mask: Vec::new(),
+            scorer: BlockScorer::new(index),
+            topk: TopK::new(0),
+            stats: SpStats::default(),
+        }
+    }
+
+    /// What the last search did.
+    pub fn stats(&self) -> SpStats {
+        self.stats
+    }
+
+    /// Fills the superblock bounds and resolves every term's block-max row.
+    fn prepare(&mut self, query: &Query) -> Result<()> {
+        let nsb = self.index.num_superblocks() as usize;
+        self.sb_max.clear();
+        self.sb_max.resize(nsb, 0);
+        self.sb_avg.clear();
+        self.sb_avg.resize(nsb, 0);
+        self.rows.clear();
+        self.range_offsets.clear();
+        for qt in &query.terms {
+            let w = qt.weight;
+            match self.index.superblock_row(qt.term)? {
+                SuperblockRow::Dense { max, avg } => {
+                    add_dense(&mut self.sb_max, max, w);
+                    add_dense(&mut self.sb_avg, avg, w);
+                }
+                SuperblockRow::Sparse { ids, max, avg } => {
+                    for ((&s, &m), &a) in ids.iter().zip(max).zip(avg) {
+                        if let (Some(u), Some(v)) = (
+                            self.sb_max.get_mut(s as usize),
+                            self.sb_avg.get_mut(s as usize),
+                        ) {
+                            *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
+                            *v = v.wrapping_add(w.wrapping_mul(u32::from(a)));
+                        }
+                    }
+                }
+            }
+            let row = self.index.block_max(qt.term)?;
+            let offsets_at = self.range_offsets.len();
+            if let BlockMaxRow::Ranges { lens, .. } = row {
+                let mut at = 0u32;
+                for &len in lens {
+                    self.range_offsets.push(at);
+                    at += u32::from(len);
+                }
+            }
+            self.rows.push(TermRow {
+                weight: w,
+                row,
+                offsets_at,
+            });
+        }
+        Ok(())
+    }
+
+    /// Zeroes the bounds of superblocks holding no allowed document; fills `block_mask`.
+    fn mask_superblocks(&mut self, filter: &DocFilter) {
+        let (c, nblocks) = (self.index.superblock_size(), self.index.num_blocks());
+        filter.block_mask(self.index.block_size(), nblocks, &mut self.block_mask);
+        for (s, (u, v)) in self.sb_max.iter_mut().zip(&mut self.sb_avg).enumerate() {
+            let b0 = s as u32 * c;
+            let any = (b0..(b0 + c).min(nblocks)).any(|b| block_allowed(&self.block_mask, b));
+            if !any {
+                *u = 0;
+                *v = 0;
+            }
+        }
+    }
+
+    /// The block bounds of superblock `s` into `self.ub` (one per block of `s`).
+    fn block_bounds(&mut self, s: u32, filter: Option<&DocFilter>) -> Result<()> {
+        let c = self.index.superblock_size();
+        let nblocks = self.index.num_blocks();
+        let b0 = s * c;
+        let n = c.min(nblocks - b0) as usize;
+        let ub = &mut self.ub;
+        ub.clear();
+        ub.resize(n, 0);
+        let (lo, hi) = (b0 as usize, b0 as usize + n);
+        for t in &self.rows {
+            let w = t.weight;
+            match t.row {
+                BlockMaxRow::Dense(row) => {
+                    if let Some(part) = row.get(lo..hi) {
+                        add_dense(ub, part, w);
+                    }
+                }
+                BlockMaxRow::Sparse {
+                    page_ends,
+                    blocks,
+                    maxes,
+                } => {
+                    // A superblock lies within one page (superblock sizes are powers of two).
+                    let page = lo / ROW_PAGE_BLOCKS;
+                    let start = if page == 0 {
+                        0
+                    } else {
+                        page_ends.get(page - 1).copied().unwrap_or(0) as usize
+                    };
+                    let end = page_ends.get(page).copied().unwrap_or(0) as usize;
+                    let end = end.min(blocks.len()).min(maxes.len());
+                    if start >= end {
+                        continue;
+                    }
+                    let low = lo % ROW_PAGE_BLOCKS;
+                    let ids = &blocks[start..end];
+                    let first = ids.partition_point(|&b| usize::from(b) < low);
+                    for (&b, &m) in ids[first..].iter().zip(&maxes[start + first..end]) {
+                        match ub.get_mut(usize::from(b) - low) {
+                            Some(u) => *u = u.wrapping_add(w.wrapping_mul(u32::from(m))),
+                            None => break,
+                        }
+                    }
+                }
+                BlockMaxRow::Ranges {
+                    starts,
+                    lens,
+                    maxes,
+                } => {
+                    let offsets = &self.range_offsets[t.offsets_at..t.offsets_at + starts.len()];
+                    // The first range that ends after `lo`: ranges are disjoint and increasing.
+                    let mut r = starts
+                        .partition_point(|&st| st as usize <= lo)
+                        .saturating_sub(1);
+                    while let (Some(&st), Some(&len), Some(&off)) =
+                        (starts.get(r), lens.get(r), offsets.get(r))
+                    {
+                        let (st, end) = (st as usize, st as usize + usize::from(len));
+                        if st >= hi {
+                            break;
+                        }
+                        let (a, b) = (st.max(lo), end.min(hi));
+                        if a < b {
+                            let from = off as usize + (a - st);
+                            if let Some(part) = maxes.get(from..from + (b - a)) {
+                                add_dense(&mut ub[a - lo..b - lo], part, w);
+                            }
+                        }
+                        r += 1;
+                    }
+                }
+            }
+        }
+        if filter.is_some() {
+            for (i, u) in ub.iter_mut().enumerate() {
+                if !block_allowed(&self.block_mask, b0 + i as u32) {
+                    *u = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits the candidate superblocks in descending `SBMax`.
+    fn visit(&mut self, query: &Query, filter: Option<&DocFilter>) -> Result<()> {
+        let (c, bs) = (self.index.superblock_size(), self.index.block_size());
+        let SpParams { mu, eta } = self.params;
+        let stop_scale = mu.max(eta);
+        let floor = self.buckets.floor;
+        let mut bucket = NUM_BUCKETS;
+        'buckets: while bucket > 0 {
+            bucket -= 1;
+            if self.buckets.starts[bucket] == self.buckets.starts[bucket + 1] {
+                continue;
+            }
+            if let Some(theta) = self.topk.threshold() {
+                let top = u32::try_from(self.buckets.top(bucket)).unwrap_or(u32::MAX);
+                if scaled(top, stop_scale) < theta {
+                    break;
+                }
+            }
+            let range = self.buckets.sort(bucket, &self.sb_max);
+            for i in range {
+                let s = self.buckets.items[i];
+                let (sbmax, sbavg) = (self.sb_max[s as usize], self.sb_avg[s as usize]);
+                let first_doc = s * c * bs;
+                if !may_enter(&self.topk, sbmax, first_doc, mu)
+                    && !may_enter(&self.topk, sbavg, first_doc, eta)
+                {
+                    let theta = self.topk.threshold().unwrap_or(0);
+                    if scaled(sbmax, stop_scale) < theta {
+                        break 'buckets;
+                    }
+                    continue;
+                }
+                self.stats.expanded += 1;
+                self.block_bounds(s, filter)?;
+                self.order.clear();
+                self.order
+                    .extend((0..self.ub.len() as u32).filter(|&j| self.ub[j as usize] >= floor));
+                let ub = &self.ub;
+                self.order
+                    .sort_unstable_by(|&x, &y| ub[y as usize].cmp(&ub[x as usize]).then(x.cmp(&y)));
+                for j in 0..self.order.len() {
+                    let local = self.order[j];
+                    let block = s * c + local;
+                    if !may_enter(&self.topk, self.ub[local as usize], block * bs, mu) {
+                        break;
+                    }
+                    if let Some(&next) = self.order.get(j + 1) {
+                        prefetch_block(self.index, s * c + next);
+                    }
+                    self.scorer.score(block, query, filter, &mut self.topk)?;
+                    self.stats.scored += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn block_allowed(mask: &[u64], block: u32) -> bool {
+    mask.get((block / 64) as usize)
+        .is_some_and(|w| w >> (block % 64) & 1 == 1)
+}
+
+impl Searcher for Sp<'_> {
+    fn name(&self) -> &'static str {
+        "sp"
+    }
+
+    fn search_filtered(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+    ) -> Result<Vec<Hit>> {
+        self.topk.reset(k);
+        self.stats = SpStats {
+            superblocks: self.index.num_superblocks(),
+            ..SpStats::default()
+        };
+        if k == 0 || query.terms.is_empty() || self.index.num_blocks() == 0 {
+            return Ok(Vec::new());
+        }
+        if self.index.superblock_size() == 0 {
+            return Err(Error::corrupt(self.index.path(), "superblock size 0"));
+        }
+        self.prepare(query)?;
+        // The stored k-th impacts speak of every document, not of the filtered ones.
+        let theta0 = match filter {
+            None => initial_threshold(self.index, query, k)?,
+            Some(filter) => {
+                self.mask_superblocks(filter);
+                0
+            }
+        };
+        let floor = theta0.max(1);
+        let max_bound = self.sb_max.iter().copied().max().unwrap_or(0);
+        if max_bound < floor {
+            return Ok(Vec::new());
+        }
+        self.buckets.fill(&self.sb_max, floor, max_bound);
+        self.stats.candidates = self.buckets.items.len() as u32;
+        self.visit(query, filter)?;
+        Ok(self.topk.drain_sorted())
+    }
+}

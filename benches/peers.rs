@@ -1,15 +1,16 @@
 //! Side by side with the peers, on the same documents and the same queries, in one run.
 //!
 //! ```text
-//! cargo bench --bench peers -- --index BP.bmp --queries Q.tsv --work DIR
+//! cargo bench --bench peers -- (--index BP.bmp | --ciff BP.ciff) --queries Q.tsv --work DIR
 //!     [--k 10,1000] [--algorithms bmp,sp] [--limit N]
 //!     [--reference-bmp DIR] [--superblock-fork DIR] [--seismic DIR]
 //!     [--seismic-build "BUILD ARGS"] [--seismic-settings CUT:HEAP,CUT:HEAP,...]
 //! ```
 //!
 //! `--index` is a BP-reordered bmp index; its documents are exported to CIFF (`DIR/collection.ciff`,
-//! in the index's document order and with its `u8` impacts), and every system builds its index
-//! from that file, timed: this project (`bmp-index build` from the CIFF, keeping the order), the
+//! in the index's document order and with its `u8` impacts); or `--ciff` gives such a file (then
+//! the default block and superblock sizes apply). Every system builds its index from that file,
+//! timed: this project (`bmp-index build` from the CIFF, keeping the order), the
 //! reference BMP (`ciff2bmp -b <block size> --compress-range`), the superblock fork
 //! (`ciff2bmp -b 512 8`: superblocks of 64 blocks of 8) and Seismic (from a JSONL copy with
 //! integer ids). The queries (Anserini TSV or JSONL vectors) get integer weights of at most 32,
@@ -49,7 +50,8 @@ use bmp_query::{Algorithm, Query, SearchSpec};
 const MAX_QUERY_WEIGHT: f32 = 32.0;
 
 struct Options {
-    index: PathBuf,
+    index: Option<PathBuf>,
+    ciff: Option<PathBuf>,
     queries: PathBuf,
     work: PathBuf,
     ks: Vec<usize>,
@@ -63,11 +65,11 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut index = None;
     let mut queries = None;
     let mut work = None;
     let mut o = Options {
-        index: PathBuf::new(),
+        index: None,
+        ciff: None,
         queries: PathBuf::new(),
         work: PathBuf::new(),
         ks: vec![10, 1000],
@@ -89,7 +91,8 @@ fn parse_args() -> Result<Options, String> {
         }
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--index" => index = Some(PathBuf::from(value()?)),
+            "--index" => o.index = Some(PathBuf::from(value()?)),
+            "--ciff" => o.ciff = Some(PathBuf::from(value()?)),
             "--queries" => queries = Some(PathBuf::from(value()?)),
             "--work" => work = Some(PathBuf::from(value()?)),
             "--k" => {
@@ -117,7 +120,9 @@ fn parse_args() -> Result<Options, String> {
             }
         }
     }
-    o.index = index.ok_or("--index is required")?;
+    if o.index.is_some() == o.ciff.is_some() {
+        return Err("give one of --index and --ciff".into());
+    }
     o.queries = queries.ok_or("--queries is required")?;
     o.work = work.ok_or("--work is required")?;
     Ok(o)
@@ -273,7 +278,19 @@ fn main() {
         }
     };
     std::fs::create_dir_all(&o.work).expect("work directory");
-    let source = Index::open(&o.index).expect("index opens");
+    let source = o
+        .index
+        .as_ref()
+        .map(|p| Index::open(p).expect("index opens"));
+    let defaults = BuildOptions::default();
+    let options = BuildOptions {
+        block_size: source
+            .as_ref()
+            .map_or(defaults.block_size, Index::block_size),
+        superblock_size: source
+            .as_ref()
+            .map_or(defaults.superblock_size, Index::superblock_size),
+    };
 
     // Queries with integer weights <= 32, in our TSV and in the BMP codes' `qid: tok tok` format.
     let mut records = read_queries(&o.queries).expect("queries read");
@@ -300,11 +317,23 @@ fn main() {
     std::fs::write(&pisa_path, pisa).expect("queries written");
 
     // One collection for everyone.
-    let ciff = o.work.join("collection.ciff");
-    if !ciff.exists() {
-        eprintln!("exporting {} to {}...", o.index.display(), ciff.display());
-        export_ciff(&source, &ciff, &mut |_, _| {}).expect("CIFF export");
-    }
+    let ciff = match (&o.ciff, &source) {
+        (Some(ciff), _) => ciff.clone(),
+        (None, Some(source)) => {
+            let ciff = o.work.join("collection.ciff");
+            if !ciff.exists() {
+                eprintln!(
+                    "exporting {} to {}...",
+                    source.path().display(),
+                    ciff.display()
+                );
+                export_ciff(source, &ciff, &mut |_, _| {}).expect("CIFF export");
+            }
+            ciff
+        }
+        (None, None) => unreachable!("checked by parse_args"),
+    };
+    drop(source);
     let ours = o.work.join("bmp.idx");
     let (our_bytes, our_seconds) = {
         let seconds_file = o.work.join("bmp.idx.build-seconds");
@@ -317,10 +346,6 @@ fn main() {
             let start = Instant::now();
             let mut collection = Collection::new();
             read_ciff_file(&ciff, &mut collection).expect("CIFF read");
-            let options = BuildOptions {
-                block_size: source.block_size(),
-                superblock_size: source.superblock_size(),
-            };
             build_index(&collection, &ours, &options, &mut |_, _, _| {}).expect("index builds");
             let s = start.elapsed().as_secs_f64();
             std::fs::write(&seconds_file, format!("{s}\n")).expect("build time written");
@@ -410,11 +435,11 @@ fn main() {
         Some(dir) => {
             let idx = o
                 .work
-                .join(format!("reference-b{}.bmp", source.block_size()));
+                .join(format!("reference-b{}.bmp", options.block_size));
             let built = build_once(
                 Command::new(dir.join("ciff2bmp"))
                     .arg("-b")
-                    .arg(source.block_size().to_string())
+                    .arg(options.block_size.to_string())
                     .arg("-c")
                     .arg(&ciff)
                     .arg("-o")

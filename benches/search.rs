@@ -1,5 +1,7 @@
 //! Criterion benchmarks of the query side on a BP-reordered synthetic collection: every query
-//! processor at k = 10 and 1000, and posting-list decoding.
+//! processor at k = 10 and 1000, and posting-list decoding; and the dense bound accumulation of
+//! BMP (`bounds[i] += w * row[i]`) in each of its variants (portable, AVX2, AVX-512) on rows as
+//! long as 1M and 8.8M documents make at 32 documents per block.
 //!
 //! `cargo bench --bench search` (set `BMP_BENCH_DOCS` to change the collection size, default 50,000).
 
@@ -101,5 +103,41 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+fn bench_bounds(c: &mut Criterion) {
+    let mut group = c.benchmark_group("bounds");
+    for blocks in [31_250usize, 276_307] {
+        let row: Vec<u8> = (0..blocks).map(|i| (i * 37 % 251) as u8).collect();
+        let mut bounds = vec![0u32; blocks];
+        group.bench_function(format!("portable/{blocks}-blocks"), |b| {
+            b.iter(|| bmp_query::simd::add_dense_portable(&mut bounds, black_box(&row), 7))
+        });
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                group.bench_function(format!("avx2/{blocks}-blocks"), |b| {
+                    // SAFETY: the CPU has AVX2 (checked above).
+                    b.iter(|| unsafe {
+                        bmp_query::simd::add_dense_avx2(&mut bounds, black_box(&row), 7)
+                    })
+                });
+            }
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
+                group.bench_function(format!("avx512/{blocks}-blocks"), |b| {
+                    // SAFETY: the CPU has AVX-512 F and BW (checked above).
+                    b.iter(|| unsafe {
+                        bmp_query::simd::add_dense_avx512(&mut bounds, black_box(&row), 7)
+                    })
+                });
+            }
+        }
+        group.bench_function(format!("dispatched/{blocks}-blocks"), |b| {
+            b.iter(|| bmp_query::simd::add_dense(&mut bounds, black_box(&row), 7))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_bounds);
 criterion_main!(benches);

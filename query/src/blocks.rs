@@ -50,13 +50,7 @@ pub(crate) fn prefetch_block(index: &Index, block: u32) {
     }
 }
 
-/// `bounds[i] += w * row[i]` over a dense row (vectorized by the compiler).
-#[inline]
-pub(crate) fn add_dense(bounds: &mut [u32], row: &[u8], w: u32) {
-    for (u, &m) in bounds.iter_mut().zip(row) {
-        *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
-    }
-}
+pub(crate) use crate::simd::add_dense;
 
 /// Items (blocks, superblocks) counting-sorted into [`NUM_BUCKETS`] buckets by bound, each bucket
 /// sorted only when reached.

@@ -13,6 +13,7 @@ pub mod exhaustive;
 pub mod filter;
 pub mod maxscore;
 pub mod query;
+pub mod simd;
 pub mod sp;
 pub mod spec;
 pub mod topk;

@@ -63,8 +63,11 @@ pub(crate) struct Buckets {
     pub items: Vec<u32>,
     /// The bound of the lowest bucket.
     pub floor: u32,
-    /// Bound width of a bucket.
+    /// Bound width of a bucket (a power of two).
     pub width: u64,
+    /// Scratch for the candidates of a fill (its first entries), at least as long as the last
+    /// bounds.
+    gathered: Vec<u32>,
 }
 
 impl Buckets {
@@ -75,38 +78,60 @@ impl Buckets {
             items: Vec::new(),
             floor: 0,
             width: 1,
+            gathered: Vec::new(),
         }
     }
 
-    /// Buckets the items `i` with `bounds[i] >= floor` (`max_bound >= floor` is the largest bound);
-    /// bucket `j` holds bounds in `[floor + j * width, floor + (j + 1) * width)`.
-    pub fn fill(&mut self, bounds: &[u32], floor: u32, max_bound: u32) {
+    /// Buckets the items `i` with `bounds[i] >= floor`; bucket `j` holds bounds in
+    /// `[floor + j * width, floor + (j + 1) * width)`. Returns the largest bound among them, or
+    /// `None` (and no items) when no bound reaches `floor`.
+    ///
+    /// One pass over `bounds` gathers the candidates (branch-free) and their maximum; counting and
+    /// placing then touch the candidates only.
+    pub fn fill(&mut self, bounds: &[u32], floor: u32) -> Option<u32> {
+        // Kept at least as long as `bounds` between calls: no clearing pass.
+        if self.gathered.len() < bounds.len() {
+            self.gathered.resize(bounds.len(), 0);
+        }
+        let gathered = &mut self.gathered[..bounds.len()];
+        let mut n = 0usize;
+        let mut max_bound = 0u32;
+        for (i, &u) in bounds.iter().enumerate() {
+            // Always write, advance only for a candidate: no unpredictable branch.
+            gathered[n] = i as u32;
+            let keep = u >= floor;
+            n += usize::from(keep);
+            max_bound = max_bound.max(if keep { u } else { 0 });
+        }
+        let gathered = &self.gathered[..n];
+        self.items.clear();
+        self.floor = floor;
+        if n == 0 {
+            self.starts.fill(0);
+            return None;
+        }
         let span = u64::from(max_bound - floor) + 1;
         let width = span.div_ceil(NUM_BUCKETS as u64).max(1);
-        let bucket = |u: u32| (u64::from(u - floor) / width) as usize;
+        // A power-of-two width turns the bucket index into a shift.
+        let shift = width.next_power_of_two().trailing_zeros();
+        let bucket = |u: u32| (u64::from(u - floor) >> shift) as usize;
         self.starts.fill(0);
-        for &u in bounds {
-            if u >= floor {
-                self.starts[bucket(u) + 1] += 1;
-            }
+        for &i in gathered {
+            self.starts[bucket(bounds[i as usize]) + 1] += 1;
         }
-        for i in 0..NUM_BUCKETS {
-            self.starts[i + 1] += self.starts[i];
+        for j in 0..NUM_BUCKETS {
+            self.starts[j + 1] += self.starts[j];
         }
-        let total = self.starts[NUM_BUCKETS] as usize;
-        self.items.clear();
-        self.items.resize(total, 0);
+        self.items.resize(n, 0);
         self.fill.clear();
         self.fill.extend_from_slice(&self.starts[..NUM_BUCKETS]);
-        for (b, &u) in bounds.iter().enumerate() {
-            if u >= floor {
-                let slot = &mut self.fill[bucket(u)];
-                self.items[*slot as usize] = b as u32;
-                *slot += 1;
-            }
+        for &i in gathered {
+            let slot = &mut self.fill[bucket(bounds[i as usize])];
+            self.items[*slot as usize] = i;
+            *slot += 1;
         }
-        self.floor = floor;
-        self.width = width;
+        self.width = 1 << shift;
+        Some(max_bound)
     }
 
     /// The highest bound bucket `j` can hold.

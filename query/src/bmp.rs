@@ -222,13 +222,11 @@ impl Searcher for Bmp<'_> {
                 0
             }
         };
-        let max_bound = self.bounds.iter().copied().max().unwrap_or(0);
         // Blocks below the initial threshold cannot hold a top-k document; zero bounds hold none.
         let floor = theta0.max(1);
-        if max_bound < floor {
+        if self.buckets.fill(&self.bounds, floor).is_none() {
             return Ok(Vec::new());
         }
-        self.buckets.fill(&self.bounds, floor, max_bound);
         self.stats.initial_threshold = theta0;
         self.stats.candidates = self.buckets.items.len() as u32;
         let result = self.visit_blocks(query, filter);

@@ -367,11 +367,9 @@ impl Searcher for Sp<'_> {
             }
         };
         let floor = theta0.max(1);
-        let max_bound = self.sb_max.iter().copied().max().unwrap_or(0);
-        if max_bound < floor {
+        if self.buckets.fill(&self.sb_max, floor).is_none() {
             return Ok(Vec::new());
         }
-        self.buckets.fill(&self.sb_max, floor, max_bound);
         self.stats.candidates = self.buckets.items.len() as u32;
         self.visit(query, filter)?;
         Ok(self.topk.drain_sorted())

@@ -22,7 +22,7 @@
 //! to the collector; the bounds stay upper bounds, so the search stays rank-safe.
 
 use bmp_index::format::reader::BlockMaxRow;
-use bmp_index::format::ROW_PAGE_BLOCKS;
+use bmp_index::format::{row_pages, ROW_PAGE_BLOCKS};
 use bmp_index::{Index, Result};
 
 use crate::blocks::{
@@ -120,8 +120,15 @@ impl<'a> Bmp<'a> {
     #[inline(never)]
     fn compute_bounds(&mut self, query: &Query) -> Result<()> {
         let nblocks = self.index.num_blocks() as usize;
-        self.bounds.clear();
-        self.bounds.resize(nblocks, 0);
+        // Whole pages of bounds, so that a sparse row's `u16` block id indexes its page without a
+        // bounds check. Only the real blocks are zeroed per query: the padding past them is never
+        // read (a corrupt id may add into it, harmlessly).
+        let padded = row_pages(nblocks as u64) * ROW_PAGE_BLOCKS;
+        if self.bounds.len() == padded {
+            self.bounds[..nblocks].fill(0);
+        } else {
+            self.bounds = vec![0; padded];
+        }
         self.kept.clear();
         self.kept.extend_from_slice(&query.terms);
         if self.params.beta < 1.0 {
@@ -133,20 +140,24 @@ impl<'a> Bmp<'a> {
         for qt in &self.kept {
             let w = qt.weight;
             match self.index.block_max(qt.term)? {
-                BlockMaxRow::Dense(row) => add_dense(&mut self.bounds, row, w),
+                BlockMaxRow::Dense(row) => add_dense(&mut self.bounds[..nblocks], row, w),
                 BlockMaxRow::Sparse {
                     page_ends,
                     blocks,
                     maxes,
                 } => {
                     let mut from = 0usize;
-                    for (page, &end) in self.bounds.chunks_mut(ROW_PAGE_BLOCKS).zip(page_ends) {
+                    for (page, &end) in self.bounds.chunks_exact_mut(ROW_PAGE_BLOCKS).zip(page_ends)
+                    {
+                        let Ok(page) = <&mut [u32; ROW_PAGE_BLOCKS]>::try_from(page) else {
+                            continue;
+                        };
                         let to = (end as usize).min(blocks.len()).min(maxes.len());
                         if from < to {
                             for (&b, &m) in blocks[from..to].iter().zip(&maxes[from..to]) {
-                                if let Some(u) = page.get_mut(usize::from(b)) {
-                                    *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
-                                }
+                                // A u16 always indexes a page of 65,536 entries.
+                                let u = &mut page[usize::from(b)];
+                                *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
                             }
                             from = to;
                         }
@@ -161,7 +172,7 @@ impl<'a> Bmp<'a> {
                     for (&start, &len) in starts.iter().zip(lens) {
                         let (row, tail) = rest.split_at(usize::from(len).min(rest.len()));
                         rest = tail;
-                        if let Some(span) = self.bounds.get_mut(start as usize..) {
+                        if let Some(span) = self.bounds[..nblocks].get_mut(start as usize..) {
                             add_dense(span, row, w);
                         }
                     }
@@ -170,7 +181,7 @@ impl<'a> Bmp<'a> {
         }
         if self.params.alpha < 1.0 {
             let alpha = f64::from(self.params.alpha);
-            for u in &mut self.bounds {
+            for u in &mut self.bounds[..nblocks] {
                 *u = (f64::from(*u) * alpha) as u32;
             }
         }
@@ -224,7 +235,8 @@ impl Searcher for Bmp<'_> {
         };
         // Blocks below the initial threshold cannot hold a top-k document; zero bounds hold none.
         let floor = theta0.max(1);
-        if self.buckets.fill(&self.bounds, floor).is_none() {
+        let nblocks = self.index.num_blocks() as usize;
+        if self.buckets.fill(&self.bounds[..nblocks], floor).is_none() {
             return Ok(Vec::new());
         }
         self.stats.initial_threshold = theta0;

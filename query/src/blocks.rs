@@ -178,14 +178,15 @@ impl<'a> BlockScorer<'a> {
         let bs = self.index.block_size();
         let first = block * bs;
         let len = bs.min(self.index.num_docs() - first) as usize;
-        let scores = &mut self.scores[..len];
-        let mut out_of_block = false;
+        // A `u8` offset always indexes the 256 accumulators: no bounds check per pair. An offset
+        // past the block (a corrupt file) is caught after the loop from the largest one seen.
+        let scores = &mut self.scores;
+        let mut max_off = 0u8;
         let mut add = |pairs: &[[u8; 2]], w: u32| {
             for &[off, impact] in pairs {
-                match scores.get_mut(usize::from(off)) {
-                    Some(s) => *s = s.wrapping_add(w.wrapping_mul(u32::from(impact))),
-                    None => out_of_block = true,
-                }
+                let s = &mut scores[usize::from(off)];
+                *s = s.wrapping_add(w.wrapping_mul(u32::from(impact)));
+                max_off = max_off.max(off);
             }
         };
         // Find every query term first and prefetch its pairs, then accumulate: the pair lookups
@@ -201,14 +202,14 @@ impl<'a> BlockScorer<'a> {
         for &(pairs, w) in found.iter() {
             add(pairs, w);
         }
-        if out_of_block {
-            scores.fill(0);
+        if usize::from(max_off) >= len {
+            self.scores.fill(0);
             return Err(Error::corrupt(
                 self.index.path(),
                 format!("forward block {block} refers to a document beyond the index"),
             ));
         }
-        for (off, s) in scores.iter_mut().enumerate() {
+        for (off, s) in self.scores[..len].iter_mut().enumerate() {
             if *s > 0 {
                 let doc = first + off as u32;
                 if allows(filter, doc) {

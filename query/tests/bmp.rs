@@ -374,3 +374,36 @@ fn statistics_show_pruning() {
     assert!(s.scored > 0 && s.scored * 4 < s.blocks, "{s:?}");
     assert!(s.candidates < s.blocks, "{s:?}");
 }
+
+/// A forward-index pair whose document offset lies past the end of its (last, partial) block is
+/// reported as a corrupt index by BMP and SP, not read out of bounds or scored.
+#[test]
+fn forward_offsets_past_the_block_are_corruption() {
+    let docs: Docs = (0..10).map(|_| vec![(1, 1)]).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(&docs, 8, dir.path());
+    let path = index.path().to_path_buf();
+    drop(index);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
+    let sections = u32::from_le_bytes(bytes[52..56].try_into().unwrap()) as usize;
+    let forward = (0..sections)
+        .map(|i| 128 + 32 * i)
+        .find(|&e| u32::from_le_bytes(bytes[e..e + 4].try_into().unwrap()) == 11)
+        .unwrap();
+    let end = u64_at(&bytes, forward + 8) + u64_at(&bytes, forward + 16);
+    // The last block holds documents 8 and 9: its pairs (offset, impact) end the section.
+    assert_eq!(&bytes[end - 4..end], &[0, 1, 1, 1]);
+    bytes[end - 2] = 5;
+    std::fs::write(&path, &bytes).unwrap();
+    let index = Index::open(&path).unwrap();
+    let query = Query::from_entries(&index, &[("t1".to_owned(), 1.0)]).unwrap();
+    let err = Bmp::new(&index, BmpParams::default())
+        .search(&query, 10)
+        .unwrap_err();
+    assert!(err.to_string().contains("beyond the index"), "{err}");
+    let err = Sp::new(&index, SpParams::default())
+        .search(&query, 10)
+        .unwrap_err();
+    assert!(err.to_string().contains("beyond the index"), "{err}");
+}

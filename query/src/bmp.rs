@@ -78,6 +78,78 @@ pub struct BmpStats {
     pub initial_threshold: u32,
 }
 
+/// A kept query term's block-max row, walked page by page.
+struct PagedRow<'a> {
+    weight: u32,
+    row: BlockMaxRow<'a>,
+    /// For a range row: the first range not wholly added yet, and where its maxima start.
+    range: usize,
+    range_offset: usize,
+}
+
+impl PagedRow<'_> {
+    /// Adds this term's part of page `p` (blocks `lo..lo + n`) into `page`.
+    #[inline]
+    fn add_page(&mut self, page: &mut [u32; ROW_PAGE_BLOCKS], p: usize, lo: usize, n: usize) {
+        let w = self.weight;
+        match self.row {
+            BlockMaxRow::Dense(row) => {
+                if let Some(part) = row.get(lo..lo + n) {
+                    add_dense(&mut page[..n], part, w);
+                }
+            }
+            BlockMaxRow::Sparse {
+                page_ends,
+                blocks,
+                maxes,
+            } => {
+                let from = match p {
+                    0 => 0,
+                    _ => page_ends.get(p - 1).map_or(usize::MAX, |&e| e as usize),
+                };
+                let to = page_ends
+                    .get(p)
+                    .map_or(0, |&e| e as usize)
+                    .min(blocks.len())
+                    .min(maxes.len());
+                if from < to {
+                    for (&b, &m) in blocks[from..to].iter().zip(&maxes[from..to]) {
+                        // A u16 always indexes a page of 65,536 entries.
+                        let u = &mut page[usize::from(b)];
+                        *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
+                    }
+                }
+            }
+            BlockMaxRow::Ranges {
+                starts,
+                lens,
+                maxes,
+            } => {
+                let hi = lo + n;
+                while let (Some(&st), Some(&len)) = (starts.get(self.range), lens.get(self.range)) {
+                    let (st, end) = (st as usize, st as usize + usize::from(len));
+                    if st >= hi {
+                        break;
+                    }
+                    let (a, b) = (st.max(lo), end.min(hi));
+                    if a < b {
+                        let from = self.range_offset + (a - st);
+                        if let Some(part) = maxes.get(from..from + (b - a)) {
+                            add_dense(&mut page[a - lo..b - lo], part, w);
+                        }
+                    }
+                    if end > hi {
+                        // The range goes on into the next page.
+                        break;
+                    }
+                    self.range += 1;
+                    self.range_offset += usize::from(len);
+                }
+            }
+        }
+    }
+}
+
 /// The BMP searcher; keeps its buffers between queries.
 pub struct Bmp<'a> {
     index: &'a Index,
@@ -85,6 +157,7 @@ pub struct Bmp<'a> {
     bounds: Vec<u32>,
     buckets: Buckets,
     kept: Vec<QueryTerm>,
+    rows: Vec<PagedRow<'a>>,
     scorer: BlockScorer<'a>,
     block_mask: Vec<u64>,
     topk: TopK,
@@ -104,6 +177,7 @@ impl<'a> Bmp<'a> {
             bounds: Vec::new(),
             buckets: Buckets::new(),
             kept: Vec::new(),
+            rows: Vec::new(),
             scorer: BlockScorer::new(index),
             block_mask: Vec::new(),
             topk: TopK::new(0),
@@ -117,6 +191,9 @@ impl<'a> Bmp<'a> {
     }
 
     /// Fills `self.bounds` with the (alpha-scaled) block upper bounds of the kept terms.
+    ///
+    /// The bounds are computed one page of 65,536 blocks at a time, every term's part of the page
+    /// in turn, so that the page (256 KiB) stays in cache while the rows stream through.
     #[inline(never)]
     fn compute_bounds(&mut self, query: &Query) -> Result<()> {
         let nblocks = self.index.num_blocks() as usize;
@@ -124,9 +201,7 @@ impl<'a> Bmp<'a> {
         // bounds check. Only the real blocks are zeroed per query: the padding past them is never
         // read (a corrupt id may add into it, harmlessly).
         let padded = row_pages(nblocks as u64) * ROW_PAGE_BLOCKS;
-        if self.bounds.len() == padded {
-            self.bounds[..nblocks].fill(0);
-        } else {
+        if self.bounds.len() != padded {
             self.bounds = vec![0; padded];
         }
         self.kept.clear();
@@ -137,52 +212,30 @@ impl<'a> Bmp<'a> {
                 .sort_unstable_by(|a, b| b.weight.cmp(&a.weight).then(a.term.cmp(&b.term)));
             self.kept.truncate(keep);
         }
+        self.rows.clear();
         for qt in &self.kept {
-            let w = qt.weight;
-            match self.index.block_max(qt.term)? {
-                BlockMaxRow::Dense(row) => add_dense(&mut self.bounds[..nblocks], row, w),
-                BlockMaxRow::Sparse {
-                    page_ends,
-                    blocks,
-                    maxes,
-                } => {
-                    let mut from = 0usize;
-                    for (page, &end) in self.bounds.chunks_exact_mut(ROW_PAGE_BLOCKS).zip(page_ends)
-                    {
-                        let Ok(page) = <&mut [u32; ROW_PAGE_BLOCKS]>::try_from(page) else {
-                            continue;
-                        };
-                        let to = (end as usize).min(blocks.len()).min(maxes.len());
-                        if from < to {
-                            for (&b, &m) in blocks[from..to].iter().zip(&maxes[from..to]) {
-                                // A u16 always indexes a page of 65,536 entries.
-                                let u = &mut page[usize::from(b)];
-                                *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
-                            }
-                            from = to;
-                        }
-                    }
-                }
-                BlockMaxRow::Ranges {
-                    starts,
-                    lens,
-                    maxes,
-                } => {
-                    let mut rest = maxes;
-                    for (&start, &len) in starts.iter().zip(lens) {
-                        let (row, tail) = rest.split_at(usize::from(len).min(rest.len()));
-                        rest = tail;
-                        if let Some(span) = self.bounds[..nblocks].get_mut(start as usize..) {
-                            add_dense(span, row, w);
-                        }
-                    }
-                }
-            }
+            self.rows.push(PagedRow {
+                weight: qt.weight,
+                row: self.index.block_max(qt.term)?,
+                range: 0,
+                range_offset: 0,
+            });
         }
-        if self.params.alpha < 1.0 {
-            let alpha = f64::from(self.params.alpha);
-            for u in &mut self.bounds[..nblocks] {
-                *u = (f64::from(*u) * alpha) as u32;
+        let alpha = f64::from(self.params.alpha);
+        for (p, page) in self.bounds.chunks_exact_mut(ROW_PAGE_BLOCKS).enumerate() {
+            let Ok(page) = <&mut [u32; ROW_PAGE_BLOCKS]>::try_from(page) else {
+                continue;
+            };
+            let lo = p * ROW_PAGE_BLOCKS;
+            let n = nblocks.saturating_sub(lo).min(ROW_PAGE_BLOCKS);
+            page[..n].fill(0);
+            for t in &mut self.rows {
+                t.add_page(page, p, lo, n);
+            }
+            if self.params.alpha < 1.0 {
+                for u in &mut page[..n] {
+                    *u = (f64::from(*u) * alpha) as u32;
+                }
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bmp_query::Query;
+use bmp_query::{Query, SearchSpec};
 
 use crate::api::{
     parse_batch, parse_json, parse_reload, BatchResponse, BatchResult, HealthResponse, HitOut,
@@ -26,10 +26,14 @@ use crate::state::{AppState, ServedIndex};
 /// A validated request whose text, if it had one, has been encoded.
 #[derive(Debug, Clone)]
 pub struct PreparedQuery {
-    /// The request.
-    pub request: SearchRequest,
-    /// Its query vector.
+    /// Its query vector (the request's own, or its text's encoding).
     pub entries: Entries,
+    /// The number of hits wanted.
+    pub k: usize,
+    /// The query processor and its parameters.
+    pub spec: SearchSpec,
+    /// External ids of the only documents the search may return, if given.
+    pub filter: Option<Vec<String>>,
     /// Microseconds spent encoding its text (text queries only).
     pub encode_us: Option<u64>,
 }
@@ -42,16 +46,15 @@ pub fn run_query(
 ) -> Result<SearchResponse, ApiError> {
     let start = Instant::now();
     let index = served.index();
-    let request = &query.request;
     let parsed = Query::from_entries(index, &query.entries)
         .map_err(|e| ApiError::invalid(format!("vector: {e}")))?;
-    let filter = match &request.filter {
+    let filter = match &query.filter {
         Some(ids) => Some(served.resolve_filter(ids)?),
         None => None,
     };
-    let mut searcher = request.spec.searcher(index);
+    let mut searcher = query.spec.searcher(index);
     let hits = searcher
-        .search_filtered(&parsed, request.k, filter.as_ref().map(|(f, _)| f))
+        .search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f))
         .map_err(|e| ApiError::internal(format!("search failed: {e}")))?;
     let hits = hits
         .iter()
@@ -68,16 +71,12 @@ pub fn run_query(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     let elapsed = start.elapsed();
-    metrics.record_search(
-        request.spec.algorithm.name(),
-        request.spec.is_safe(),
-        elapsed,
-    );
+    metrics.record_search(query.spec.algorithm.name(), query.spec.is_safe(), elapsed);
     Ok(SearchResponse {
         hits,
         took_us: elapsed.as_micros() as u64 + query.encode_us.unwrap_or(0),
-        algorithm: request.spec.to_string(),
-        k: request.k,
+        algorithm: query.spec.to_string(),
+        k: query.k,
         unknown_terms: parsed.unknown_terms,
         unknown_filter_ids: filter.map(|(_, unknown)| unknown),
         encode_us: query.encode_us,
@@ -85,55 +84,57 @@ pub fn run_query(
 }
 
 /// Encodes the texts among `requests` (all in one call of the encoder); `fields` names each
-/// request's `query` field for errors.
+/// request's `query` field for errors. Vectors and texts are moved, not copied.
 async fn prepare(
     state: &AppState,
     requests: Vec<SearchRequest>,
     fields: impl Fn(usize) -> String,
 ) -> Result<Vec<PreparedQuery>, ApiError> {
-    let texts: Vec<String> = requests
-        .iter()
-        .filter_map(|r| match &r.input {
-            QueryInput::Text(t) => Some(t.clone()),
-            QueryInput::Vector(_) => None,
-        })
-        .collect();
-    let (mut vectors, encode_us) = if texts.is_empty() {
-        (Vec::new().into_iter(), None)
-    } else {
-        let Some(encoder) = state.encoder() else {
-            let first = requests
-                .iter()
-                .position(|r| matches!(r.input, QueryInput::Text(_)))
-                .unwrap_or(0);
-            return Err(ApiError::no_model(&fields(first)));
+    let mut texts = Vec::new();
+    let mut is_text = Vec::with_capacity(requests.len());
+    let mut prepared = Vec::with_capacity(requests.len());
+    for request in requests {
+        let SearchRequest {
+            input,
+            k,
+            spec,
+            filter,
+        } = request;
+        is_text.push(matches!(input, QueryInput::Text(_)));
+        let entries = match input {
+            QueryInput::Vector(entries) => entries,
+            QueryInput::Text(text) => {
+                texts.push(text);
+                Vec::new()
+            }
         };
-        let start = Instant::now();
-        let vectors = encoder.encode(texts).await?;
-        (
-            vectors.into_iter(),
-            Some(start.elapsed().as_micros() as u64),
-        )
+        prepared.push(PreparedQuery {
+            entries,
+            k,
+            spec,
+            filter,
+            encode_us: None,
+        });
+    }
+    let Some(first_text) = is_text.iter().position(|&t| t) else {
+        return Ok(prepared);
     };
-    requests
-        .into_iter()
-        .map(|request| {
-            let (entries, encode_us) = match &request.input {
-                QueryInput::Vector(entries) => (entries.clone(), None),
-                QueryInput::Text(_) => (
-                    vectors
-                        .next()
-                        .ok_or_else(|| ApiError::internal("the encoder lost a query"))?,
-                    encode_us,
-                ),
-            };
-            Ok(PreparedQuery {
-                request,
-                entries,
-                encode_us,
-            })
-        })
-        .collect()
+    let encoder = state
+        .encoder()
+        .ok_or_else(|| ApiError::no_model(&fields(first_text)))?;
+    let start = Instant::now();
+    let mut vectors = encoder.encode(texts).await?.into_iter();
+    let encode_us = Some(start.elapsed().as_micros() as u64);
+    // The texts were taken in request order: hand their vectors back in the same order.
+    for (q, text) in prepared.iter_mut().zip(is_text) {
+        if text {
+            q.entries = vectors
+                .next()
+                .ok_or_else(|| ApiError::internal("the encoder lost a query"))?;
+            q.encode_us = encode_us;
+        }
+    }
+    Ok(prepared)
 }
 
 /// Runs `work` within the configured time budget (503 past it).

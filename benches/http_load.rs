@@ -22,16 +22,15 @@
 //! serve the in-process baseline; comparing a server started with `--encoder-batch 1` against one
 //! with the default shows what batching concurrent texts does.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bmp_index::build::{build_index_ordered, BuildOptions};
 use bmp_index::readers::queries::read_queries;
-use bmp_index::reorder::{bp_order, BpOptions};
-use bmp_index::synth::{build_vocabulary, SynthGenerator, SynthOptions};
-use bmp_index::{Collection, Index};
+use bmp_index::Index;
 use bmp_query::{Query, SearchSpec};
 use bmp_server::{AppState, ServerConfig};
 
@@ -108,53 +107,6 @@ fn parse_args() -> Result<Options, String> {
         return Err("give --index and --queries together".into());
     }
     Ok(o)
-}
-
-/// A BP-reordered synthetic index of 50,000 documents and 200 of its queries.
-fn synthetic(dir: &std::path::Path) -> (PathBuf, Vec<Vec<(String, f32)>>) {
-    let options = SynthOptions {
-        docs: 50_000,
-        queries: 200,
-        ..SynthOptions::default()
-    };
-    let mut gen = SynthGenerator::new(&options, build_vocabulary(options.vocab, None, &[]), &[]);
-    let mut collection = Collection::new();
-    for i in 0..options.docs {
-        let doc: Vec<(u32, f32)> = gen
-            .document()
-            .into_iter()
-            .map(|(t, w)| (collection.intern_term(gen.term(t)), w))
-            .collect();
-        collection
-            .add_document(&format!("d{i}"), &doc)
-            .expect("synthetic documents are valid");
-    }
-    let (offsets, terms) = collection.csr();
-    let order = bp_order(
-        collection.num_terms(),
-        offsets,
-        terms,
-        &BpOptions::default(),
-        &|_, _| {},
-    );
-    let path = dir.join("load.bmp");
-    build_index_ordered(
-        &collection,
-        &order,
-        &path,
-        &BuildOptions::default(),
-        &mut |_, _, _| {},
-    )
-    .expect("index builds");
-    let queries = (0..options.queries)
-        .map(|_| {
-            gen.query()
-                .into_iter()
-                .map(|(t, w)| (gen.term(t).to_owned(), w))
-                .collect()
-        })
-        .collect();
-    (path, queries)
 }
 
 struct Latencies {
@@ -329,7 +281,7 @@ fn main() {
         }
         _ => {
             eprintln!("building a 50,000-document synthetic index...");
-            synthetic(dir.path())
+            common::synthetic_index(dir.path(), "load.bmp", 50_000, 200)
         }
     };
     let index = Index::open(&index_path).expect("index opens");

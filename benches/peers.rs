@@ -429,123 +429,81 @@ fn main() {
         });
     };
 
-    // The reference BMP.
-    match &o.reference_bmp {
-        None => missing("reference BMP", "--reference-bmp", &mut rows),
-        Some(dir) => {
-            let idx = o
-                .work
-                .join(format!("reference-b{}.bmp", options.block_size));
-            let built = build_once(
-                Command::new(dir.join("ciff2bmp"))
-                    .arg("-b")
-                    .arg(options.block_size.to_string())
-                    .arg("-c")
-                    .arg(&ciff)
-                    .arg("-o")
-                    .arg(&idx)
-                    .arg("--compress-range"),
-                &idx,
-                "reference BMP index",
-            );
-            for &k in &o.ks {
-                let out = built.and_then(|_| {
-                    run(
-                        Command::new(dir.join("search"))
-                            .arg("--index")
-                            .arg(&idx)
-                            .arg("--queries")
-                            .arg(&pisa_path)
-                            .arg("--k")
-                            .arg(k.to_string()),
-                        "reference BMP search",
-                    )
-                });
-                let mean = out.as_ref().and_then(|(_, err, _)| {
-                    err.lines()
-                        .filter_map(|l| l.trim().strip_prefix("search_elapsed = "))
-                        .next_back()
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                });
-                rows.push(Row {
-                    system: "reference BMP".into(),
-                    k,
-                    mean_us: mean,
-                    p50_us: None,
-                    p99_us: None,
-                    recall: out
-                        .as_ref()
-                        .map(|(run, _, _)| run_recall(run, &queries, &exact, k)),
-                    index_bytes: built.map(|b| b.0),
-                    build_seconds: built.map(|b| b.1),
-                    note: if out.is_none() {
-                        "failed".into()
-                    } else {
-                        String::new()
-                    },
-                });
-            }
-        }
-    }
-
-    // The superblock-pruning fork, rank-safe (mu = eta = 1).
-    match &o.superblock_fork {
-        None => missing("superblock fork", "--superblock-fork", &mut rows),
-        Some(dir) => {
-            let idx = o.work.join("superblock-512-8.bmp");
-            let built = build_once(
-                Command::new(dir.join("ciff2bmp"))
-                    .args(["-b", "512", "8", "-c"])
-                    .arg(&ciff)
-                    .arg("-o")
-                    .arg(&idx),
-                &idx,
-                "superblock fork index",
-            );
-            for &k in &o.ks {
-                let out = built.and_then(|_| {
-                    run(
-                        Command::new(dir.join("search"))
-                            .arg("--index")
-                            .arg(&idx)
-                            .arg("--queries")
-                            .arg(&pisa_path)
-                            .arg("--k")
-                            .arg(k.to_string())
-                            .args(["--mu", "1", "--eta", "1"]),
-                        "superblock fork search",
-                    )
-                });
-                // Five lines of per-run means come first: run i prints its total over
-                // (i + 1) x queries (the fork's results accumulate across runs).
-                let mean = out.as_ref().and_then(|(stdout, _, _)| {
-                    let runs: Vec<f64> = stdout
-                        .lines()
-                        .take_while(|l| l.trim().parse::<f64>().is_ok())
-                        .enumerate()
-                        .map(|(i, l)| l.trim().parse::<f64>().unwrap_or(0.0) * (i + 1) as f64)
-                        .collect();
-                    (runs.len() > 1)
-                        .then(|| runs[1..].iter().sum::<f64>() / (runs.len() - 1) as f64)
-                });
-                rows.push(Row {
-                    system: "superblock fork (mu = eta = 1)".into(),
-                    k,
-                    mean_us: mean,
-                    p50_us: None,
-                    p99_us: None,
-                    recall: out
-                        .as_ref()
-                        .map(|(run, _, _)| run_recall(run, &queries, &exact, k)),
-                    index_bytes: built.map(|b| b.0),
-                    build_seconds: built.map(|b| b.1),
-                    note: if out.is_none() {
-                        "failed".into()
-                    } else {
-                        String::new()
-                    },
-                });
-            }
+    // The reference BMP, and the superblock-pruning fork run rank-safe (mu = eta = 1): the same
+    // two binaries and query format, different index parameters and timing output.
+    let bmp_codes = [
+        BmpCode {
+            name: "reference BMP",
+            flag: "--reference-bmp",
+            dir: o.reference_bmp.as_deref(),
+            index: format!("reference-b{}.bmp", options.block_size),
+            build_args: vec![
+                "-b".into(),
+                options.block_size.to_string(),
+                "--compress-range".into(),
+            ],
+            search_args: &[],
+            mean: reference_mean,
+        },
+        BmpCode {
+            name: "superblock fork (mu = eta = 1)",
+            flag: "--superblock-fork",
+            dir: o.superblock_fork.as_deref(),
+            index: "superblock-512-8.bmp".into(),
+            build_args: vec!["-b".into(), "512".into(), "8".into()],
+            search_args: &["--mu", "1", "--eta", "1"],
+            mean: fork_mean,
+        },
+    ];
+    for code in &bmp_codes {
+        let Some(dir) = code.dir else {
+            missing(code.name, code.flag, &mut rows);
+            continue;
+        };
+        let idx = o.work.join(&code.index);
+        let built = build_once(
+            Command::new(dir.join("ciff2bmp"))
+                .args(&code.build_args)
+                .arg("-c")
+                .arg(&ciff)
+                .arg("-o")
+                .arg(&idx),
+            &idx,
+            &format!("{} index", code.name),
+        );
+        for &k in &o.ks {
+            let out = built.and_then(|_| {
+                run(
+                    Command::new(dir.join("search"))
+                        .arg("--index")
+                        .arg(&idx)
+                        .arg("--queries")
+                        .arg(&pisa_path)
+                        .arg("--k")
+                        .arg(k.to_string())
+                        .args(code.search_args),
+                    &format!("{} search", code.name),
+                )
+            });
+            rows.push(Row {
+                system: code.name.into(),
+                k,
+                mean_us: out
+                    .as_ref()
+                    .and_then(|(stdout, stderr, _)| (code.mean)(stdout, stderr)),
+                p50_us: None,
+                p99_us: None,
+                recall: out
+                    .as_ref()
+                    .map(|(run, _, _)| run_recall(run, &queries, &exact, k)),
+                index_bytes: built.map(|b| b.0),
+                build_seconds: built.map(|b| b.1),
+                note: if out.is_none() {
+                    "failed".into()
+                } else {
+                    String::new()
+                },
+            });
         }
     }
 
@@ -589,6 +547,40 @@ fn main() {
             r.note
         );
     }
+}
+
+/// One of the two BMP codes (`ciff2bmp` and `search` in `dir`).
+struct BmpCode<'a> {
+    name: &'static str,
+    flag: &'static str,
+    dir: Option<&'a Path>,
+    /// The index file's name in the work directory.
+    index: String,
+    build_args: Vec<String>,
+    search_args: &'static [&'static str],
+    /// The mean microseconds per query, from the search's standard output and error.
+    mean: fn(&str, &str) -> Option<f64>,
+}
+
+/// The reference BMP prints `search_elapsed = N` (mean microseconds) on standard error.
+fn reference_mean(_stdout: &str, stderr: &str) -> Option<f64> {
+    stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("search_elapsed = "))
+        .next_back()
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The fork prints five lines of per-run means first, run i its total over (i + 1) x queries
+/// (its results accumulate across runs); the mean of runs 2 to 5 (after the warm-up).
+fn fork_mean(stdout: &str, _stderr: &str) -> Option<f64> {
+    let runs: Vec<f64> = stdout
+        .lines()
+        .map_while(|l| l.trim().parse::<f64>().ok())
+        .enumerate()
+        .map(|(i, v)| v * (i + 1) as f64)
+        .collect();
+    (runs.len() > 1).then(|| runs[1..].iter().sum::<f64>() / (runs.len() - 1) as f64)
 }
 
 /// Writes Seismic's binary dataset format: the vector count (`u32`), then per vector its length

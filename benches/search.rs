@@ -5,12 +5,11 @@
 //!
 //! `cargo bench --bench search` (set `BMP_BENCH_DOCS` to change the collection size, default 50,000).
 
+mod common;
+
 use std::hint::black_box;
 
-use bmp_index::build::{build_index_ordered, BuildOptions};
-use bmp_index::reorder::{bp_order, BpOptions};
-use bmp_index::synth::{build_vocabulary, SynthGenerator, SynthOptions};
-use bmp_index::{Collection, Index};
+use bmp_index::Index;
 use bmp_query::{Algorithm, Query, SearchSpec};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -19,51 +18,12 @@ fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000);
-    let options = SynthOptions {
-        docs,
-        queries: 200,
-        ..SynthOptions::default()
-    };
-    let mut gen = SynthGenerator::new(&options, build_vocabulary(options.vocab, None, &[]), &[]);
-    let mut collection = Collection::new();
-    for i in 0..options.docs {
-        let doc: Vec<(u32, f32)> = gen
-            .document()
-            .into_iter()
-            .map(|(t, w)| (collection.intern_term(gen.term(t)), w))
-            .collect();
-        collection
-            .add_document(&format!("d{i}"), &doc)
-            .expect("synthetic documents are valid");
-    }
-    let (offsets, terms) = collection.csr();
-    let order = bp_order(
-        collection.num_terms(),
-        offsets,
-        terms,
-        &BpOptions::default(),
-        &|_, _| {},
-    );
     let dir = tempfile::tempdir().expect("temporary directory");
-    let path = dir.path().join("bench.bmp");
-    build_index_ordered(
-        &collection,
-        &order,
-        &path,
-        &BuildOptions::default(),
-        &mut |_, _, _| {},
-    )
-    .expect("index builds");
+    let (path, entries) = common::synthetic_index(dir.path(), "bench.bmp", docs, 200);
     let index = Index::open(&path).expect("index opens");
-    let queries = (0..options.queries)
-        .map(|_| {
-            let entries: Vec<(String, f32)> = gen
-                .query()
-                .into_iter()
-                .map(|(t, w)| (gen.term(t).to_owned(), w))
-                .collect();
-            Query::from_entries(&index, &entries).expect("valid query")
-        })
+    let queries = entries
+        .iter()
+        .map(|q| Query::from_entries(&index, q).expect("valid query"))
         .collect();
     (dir, index, queries)
 }

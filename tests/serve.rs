@@ -5,9 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
 
@@ -252,27 +254,9 @@ fn serve_answers_like_search_and_stops_on_sigterm() {
     server.stop();
 }
 
-/// `path` if it exists; otherwise `None` after a note (or a panic under CI, where it must).
-fn need(path: PathBuf, what: &str) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!("{what} not found at {}", path.display());
-    assert!(std::env::var_os("CI").is_none(), "{msg}");
-    eprintln!("note: skipping: {msg}");
-    None
-}
-
 #[test]
 fn text_queries_answer_like_search_with_the_model() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let (Some(model), Some(cranfield)) = (
-        need(
-            repo.join("models/splade-tiny"),
-            "SPLADE model (run scripts/setup-models.sh)",
-        ),
-        need(repo.join("../shared/data/cranfield"), "dataset"),
-    ) else {
+    let (Some(model), Some(cranfield)) = (common::model(), common::dataset("cranfield")) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

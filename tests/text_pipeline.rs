@@ -9,41 +9,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
+mod common;
+
+use common::{dataset, model, need, repo, required};
+
 const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Whether a missing prerequisite must fail the test (under CI) rather than skip it.
-fn required() -> bool {
-    std::env::var_os("CI").is_some()
-}
-
-/// `path` if it exists; otherwise `None` after a note (or a panic under CI).
-fn need(path: PathBuf, what: &str) -> Option<PathBuf> {
-    if path.exists() {
-        return Some(path);
-    }
-    let msg = format!("{what} not found at {}", path.display());
-    assert!(!required(), "{msg}");
-    eprintln!("note: skipping: {msg}");
-    None
-}
-
-fn model() -> Option<PathBuf> {
-    need(
-        repo().join("models/splade-tiny"),
-        "SPLADE model (run scripts/setup-models.sh)",
-    )
-}
-
-fn dataset(name: &str) -> Option<PathBuf> {
-    need(repo().join("../shared/data").join(name), "dataset")
-}
 
 /// Runs the binary in `dir`; returns (exit code, stdout, stderr) and checks it did not panic.
 fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {

@@ -29,6 +29,25 @@ pub(crate) fn initial_threshold(index: &Index, query: &Query, k: usize) -> Resul
     Ok(theta)
 }
 
+/// Checks that every named approximation scale lies in (0, 1].
+pub(crate) fn validate_scales(scales: &[(&str, f32)]) -> std::result::Result<(), String> {
+    for &(name, v) in scales {
+        if !(v > 0.0 && v <= 1.0) {
+            return Err(format!("{name} must be in (0, 1], got {v}"));
+        }
+    }
+    Ok(())
+}
+
+/// An approximation scale clamped into (0, 1]: 1 (exact) when it is not positive.
+pub(crate) fn clamp_scale(v: f32) -> f32 {
+    if v > 0.0 {
+        v.min(1.0)
+    } else {
+        1.0
+    }
+}
+
 /// Hints the processor to load the cache line at `p`.
 #[inline(always)]
 pub(crate) fn prefetch(p: *const i8) {

@@ -26,7 +26,8 @@ use bmp_index::format::{row_pages, ROW_PAGE_BLOCKS};
 use bmp_index::{Index, Result};
 
 use crate::blocks::{
-    add_dense, initial_threshold, prefetch_block, BlockScorer, Buckets, NUM_BUCKETS,
+    add_dense, clamp_scale, initial_threshold, prefetch_block, validate_scales, BlockScorer,
+    Buckets, NUM_BUCKETS,
 };
 use crate::{DocFilter, Hit, Query, QueryTerm, Searcher, TopK};
 
@@ -51,12 +52,7 @@ impl Default for BmpParams {
 impl BmpParams {
     /// Checks that both parameters lie in (0, 1].
     pub fn validate(&self) -> std::result::Result<(), String> {
-        for (name, v) in [("alpha", self.alpha), ("beta", self.beta)] {
-            if !(v > 0.0 && v <= 1.0) {
-                return Err(format!("{name} must be in (0, 1], got {v}"));
-            }
-        }
-        Ok(())
+        validate_scales(&[("alpha", self.alpha), ("beta", self.beta)])
     }
 
     /// Whether these parameters give exact (rank-safe) results.
@@ -167,12 +163,11 @@ pub struct Bmp<'a> {
 impl<'a> Bmp<'a> {
     /// A BMP searcher over `index`. Parameters outside (0, 1] are clamped into it.
     pub fn new(index: &'a Index, params: BmpParams) -> Self {
-        let clamp = |v: f32| if v > 0.0 { v.min(1.0) } else { 1.0 };
         Bmp {
             index,
             params: BmpParams {
-                alpha: clamp(params.alpha),
-                beta: clamp(params.beta),
+                alpha: clamp_scale(params.alpha),
+                beta: clamp_scale(params.beta),
             },
             bounds: Vec::new(),
             buckets: Buckets::new(),

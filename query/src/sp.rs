@@ -23,8 +23,8 @@ use bmp_index::format::ROW_PAGE_BLOCKS;
 use bmp_index::{Error, Index, Result};
 
 use crate::blocks::{
-    add_dense, initial_threshold, may_enter, prefetch_block, scaled, BlockScorer, Buckets,
-    NUM_BUCKETS,
+    add_dense, clamp_scale, initial_threshold, may_enter, prefetch_block, scaled, validate_scales,
+    BlockScorer, Buckets, NUM_BUCKETS,
 };
 use crate::{DocFilter, Hit, Query, Searcher, TopK};
 
@@ -46,12 +46,7 @@ impl Default for SpParams {
 impl SpParams {
     /// Checks that both parameters lie in (0, 1].
     pub fn validate(&self) -> std::result::Result<(), String> {
-        for (name, v) in [("mu", self.mu), ("eta", self.eta)] {
-            if !(v > 0.0 && v <= 1.0) {
-                return Err(format!("{name} must be in (0, 1], got {v}"));
-            }
-        }
-        Ok(())
+        validate_scales(&[("mu", self.mu), ("eta", self.eta)])
     }
 
     /// Whether these parameters give exact (rank-safe) results.
@@ -102,12 +97,11 @@ pub struct Sp<'a> {
 impl<'a> Sp<'a> {
     /// A superblock-pruning searcher over `index`. Parameters outside (0, 1] are clamped into it.
     pub fn new(index: &'a Index, params: SpParams) -> Self {
-        let clamp = |v: f32| if v > 0.0 { v.min(1.0) } else { 1.0 };
         Sp {
             index,
             params: SpParams {
-                mu: clamp(params.mu),
-                eta: clamp(params.eta),
+                mu: clamp_scale(params.mu),
+                eta: clamp_scale(params.eta),
             },
             sb_max: Vec::new(),
             sb_avg: Vec::new(),

@@ -87,6 +87,33 @@ fn queries_for(vocab_hint: u16, seed: u64) -> Vec<Vec<(String, f32)>> {
         .collect()
 }
 
+/// An approximate searcher's answers: at most k hits, each with its true (exhaustive) score, in
+/// result order.
+fn check_true_scores(
+    index: &Index,
+    searcher: &mut dyn Searcher,
+    k: usize,
+    qseed: u64,
+) -> Result<(), TestCaseError> {
+    let mut exhaustive = Exhaustive::new(index);
+    for q in queries_for(60, qseed) {
+        let query = Query::from_entries(index, &q).unwrap();
+        let all: HashMap<u32, u32> = exhaustive
+            .search(&query, usize::MAX >> 1)
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.doc, h.score))
+            .collect();
+        let got = searcher.search(&query, k).unwrap();
+        prop_assert!(got.len() <= k);
+        for h in &got {
+            prop_assert_eq!(all.get(&h.doc), Some(&h.score));
+        }
+        prop_assert!(got.windows(2).all(|w| w[0].rank_cmp(&w[1]).is_lt()));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -131,23 +158,7 @@ proptest! {
                                           eta in 0.2f32..1.0, k in 1usize..50, qseed: u64) {
         let dir = tempfile::tempdir().unwrap();
         let index = build_sp(&docs, 8, 4, dir.path());
-        let mut exhaustive = Exhaustive::new(&index);
-        let mut sp = Sp::new(&index, SpParams { mu, eta });
-        for q in queries_for(60, qseed) {
-            let query = Query::from_entries(&index, &q).unwrap();
-            let all: HashMap<u32, u32> = exhaustive
-                .search(&query, usize::MAX >> 1)
-                .unwrap()
-                .into_iter()
-                .map(|h| (h.doc, h.score))
-                .collect();
-            let got = sp.search(&query, k).unwrap();
-            prop_assert!(got.len() <= k);
-            for h in &got {
-                prop_assert_eq!(all.get(&h.doc), Some(&h.score));
-            }
-            prop_assert!(got.windows(2).all(|w| w[0].rank_cmp(&w[1]).is_lt()));
-        }
+        check_true_scores(&index, &mut Sp::new(&index, SpParams { mu, eta }), k, qseed)?;
     }
 
     #[test]
@@ -155,23 +166,7 @@ proptest! {
                                            beta in 0.2f32..1.0, k in 1usize..50, qseed: u64) {
         let dir = tempfile::tempdir().unwrap();
         let index = build(&docs, 16, dir.path());
-        let mut exhaustive = Exhaustive::new(&index);
-        let mut bmp = Bmp::new(&index, BmpParams { alpha, beta });
-        for q in queries_for(60, qseed) {
-            let query = Query::from_entries(&index, &q).unwrap();
-            let all: HashMap<u32, u32> = exhaustive
-                .search(&query, usize::MAX >> 1)
-                .unwrap()
-                .into_iter()
-                .map(|h| (h.doc, h.score))
-                .collect();
-            let got = bmp.search(&query, k).unwrap();
-            prop_assert!(got.len() <= k);
-            for h in &got {
-                prop_assert_eq!(all.get(&h.doc), Some(&h.score));
-            }
-            prop_assert!(got.windows(2).all(|w| w[0].rank_cmp(&w[1]).is_lt()));
-        }
+        check_true_scores(&index, &mut Bmp::new(&index, BmpParams { alpha, beta }), k, qseed)?;
     }
 }
 

@@ -92,7 +92,11 @@ fn parse_bert_config(text: &str, path: &Path) -> Result<BertConfig> {
     if config.hidden_size == 0 {
         return Err(field_error("hidden_size", "must be positive".into()));
     }
-    if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+    if config.num_attention_heads == 0
+        || !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
+    {
         return Err(field_error(
             "num_attention_heads",
             format!(

@@ -12,7 +12,7 @@ use crate::{DocFilter, Query, TopK};
 pub(crate) const PREFETCH_LINES: usize = 8;
 
 /// Number of buckets blocks are distributed into by upper bound.
-pub(crate) const NUM_BUCKETS: usize = 1024;
+pub const NUM_BUCKETS: usize = 1024;
 
 /// A score that at least `k` documents reach: each term stores its 10th, 100th and 1000th largest
 /// impact, so at least k' documents score at least `q_t * kth_t(k')`; the smallest stored
@@ -70,11 +70,12 @@ pub(crate) fn prefetch_block(index: &Index, block: u32) {
 }
 
 pub(crate) use crate::simd::add_dense;
+use crate::simd::gather_at_least;
 
 /// Items (blocks, superblocks) counting-sorted into [`NUM_BUCKETS`] buckets by bound, each bucket
 /// sorted only when reached.
 #[derive(Debug)]
-pub(crate) struct Buckets {
+pub struct Buckets {
     /// Start of each bucket in `items`, and the end.
     pub starts: Vec<u32>,
     fill: Vec<u32>,
@@ -89,7 +90,14 @@ pub(crate) struct Buckets {
     gathered: Vec<u32>,
 }
 
+impl Default for Buckets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Buckets {
+    /// Empty buckets.
     pub fn new() -> Self {
         Buckets {
             starts: vec![0; NUM_BUCKETS + 1],
@@ -105,23 +113,15 @@ impl Buckets {
     /// `[floor + j * width, floor + (j + 1) * width)`. Returns the largest bound among them, or
     /// `None` (and no items) when no bound reaches `floor`.
     ///
-    /// One pass over `bounds` gathers the candidates (branch-free) and their maximum; counting and
-    /// placing then touch the candidates only.
+    /// One pass over `bounds` gathers the candidates and their maximum
+    /// ([`crate::simd::gather_at_least`]: AVX-512 compress, or a branch-free scalar loop); counting
+    /// and placing then touch the candidates only.
     pub fn fill(&mut self, bounds: &[u32], floor: u32) -> Option<u32> {
-        // Kept at least as long as `bounds` between calls: no clearing pass.
-        if self.gathered.len() < bounds.len() {
-            self.gathered.resize(bounds.len(), 0);
+        // Kept at least as long as `bounds` (plus a vector) between calls: no clearing pass.
+        if self.gathered.len() < bounds.len() + 16 {
+            self.gathered.resize(bounds.len() + 16, 0);
         }
-        let gathered = &mut self.gathered[..bounds.len()];
-        let mut n = 0usize;
-        let mut max_bound = 0u32;
-        for (i, &u) in bounds.iter().enumerate() {
-            // Always write, advance only for a candidate: no unpredictable branch.
-            gathered[n] = i as u32;
-            let keep = u >= floor;
-            n += usize::from(keep);
-            max_bound = max_bound.max(if keep { u } else { 0 });
-        }
+        let (n, max_bound) = gather_at_least(bounds, floor, &mut self.gathered);
         let gathered = &self.gathered[..n];
         self.items.clear();
         self.floor = floor;

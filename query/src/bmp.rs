@@ -29,6 +29,7 @@ use crate::blocks::{
     add_dense, clamp_scale, initial_threshold, prefetch_block, validate_scales, BlockScorer,
     Buckets, NUM_BUCKETS,
 };
+use crate::simd::add_sparse_page;
 use crate::{DocFilter, Hit, Query, QueryTerm, Searcher, TopK};
 
 /// Approximation parameters of BMP.
@@ -109,11 +110,7 @@ impl PagedRow<'_> {
                     .min(blocks.len())
                     .min(maxes.len());
                 if from < to {
-                    for (&b, &m) in blocks[from..to].iter().zip(&maxes[from..to]) {
-                        // A u16 always indexes a page of 65,536 entries.
-                        let u = &mut page[usize::from(b)];
-                        *u = u.wrapping_add(w.wrapping_mul(u32::from(m)));
-                    }
+                    add_sparse_page(page, &blocks[from..to], &maxes[from..to], w);
                 }
             }
             BlockMaxRow::Ranges {

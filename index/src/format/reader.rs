@@ -664,7 +664,7 @@ impl Index {
         )?;
         let bytes = &self.section(SectionKind::Forward)[r];
         let bad = || self.corrupt(format!("forward block {block} is malformed"));
-        if bytes.len() < 4 || bytes.as_ptr() as usize % 4 != 0 {
+        if bytes.len() < 4 || !(bytes.as_ptr() as usize).is_multiple_of(4) {
             return Err(bad());
         }
         let word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);

@@ -21,6 +21,7 @@
 
 mod batching;
 mod bert_mlm;
+pub mod clustering;
 pub mod config;
 pub mod device;
 pub mod error;
@@ -29,11 +30,14 @@ mod projection;
 pub mod sparse;
 pub mod splade;
 pub mod text;
+pub mod token_embed;
 mod tokenizer;
 
+pub use clustering::{ClusterSpec, Reduction};
 pub use device::{DeviceKind, Precision};
 pub use error::{EncoderError, Result};
 pub use model_dir::ModelDir;
 pub use sparse::{prune, Pruning, SparseVector};
 pub use splade::{EncodeStats, SpladeEncoder, SpladeOptions};
 pub use text::beir_document_text;
+pub use token_embed::{TokenEncoder, TokenEncoderOptions, TokenVectors};

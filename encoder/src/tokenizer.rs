@@ -63,6 +63,29 @@ impl TextTokenizer {
             .collect())
     }
 
+    /// Token ids of each text with a flag per token that is true for special tokens (`[CLS]`,
+    /// `[SEP]` and the like); truncated, in input order.
+    pub(crate) fn tokenize_marking_special(
+        &self,
+        texts: &[&str],
+    ) -> Result<Vec<(Vec<u32>, Vec<bool>)>> {
+        let encodings = self
+            .inner
+            .encode_batch_fast(texts.to_vec(), true)
+            .map_err(|e| EncoderError::Tokenize(e.to_string()))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| {
+                let special = e
+                    .get_special_tokens_mask()
+                    .iter()
+                    .map(|&m| m != 0)
+                    .collect();
+                (e.get_ids().to_vec(), special)
+            })
+            .collect())
+    }
+
     /// The token string of every id in `0..size`; ids the tokenizer does not know get
     /// `[unused_id_N]` so that every entry is distinct.
     pub(crate) fn vocabulary(&self, size: usize) -> Vec<String> {

@@ -13,6 +13,7 @@ pub mod docids;
 pub mod error;
 pub mod export;
 pub mod format;
+pub mod multivec;
 pub mod postings;
 pub mod quantize;
 pub mod readers;

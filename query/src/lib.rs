@@ -8,6 +8,7 @@
 pub mod blocks;
 pub mod bmp;
 pub mod bmw;
+pub mod chamfer;
 pub mod cursor;
 pub mod exhaustive;
 pub mod filter;

@@ -1,0 +1,344 @@
+//! Reducing a text's token vectors to fewer vectors, CRISP-style, and the baselines it is compared
+//! with.
+//!
+//! A [`ClusterSpec`] names what happens on each side (queries and documents):
+//!
+//! | spec | query side | document side |
+//! |---|---|---|
+//! | `none` | every token | every token |
+//! | `C4x8`, `C8x32`, `CqxD` | k-means into q centroids | k-means into D centroids |
+//! | `C25`, `C50`, `Cp` | k-means into `ceil(p% of the length)` | the same |
+//! | `K2`, `K4`, `Kn` | every n-th token (the first, the n+1-th, ...) | the same |
+//! | `tail`, `tailQxD` | the last Q tokens (default 8) | the last D tokens (default 32) |
+//!
+//! k-means ([`kmeans`]) seeds with k-means++ from a fixed seed, assigns each vector to the centroid
+//! of largest dot product, recomputes each centroid as the mean of its members renormalised to unit
+//! length, and stops when no assignment changes or after [`KMEANS_ITERATIONS`] rounds. A text with
+//! no more vectors than centroids keeps its vectors.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::token_embed::{l2_normalize, TokenVectors};
+
+/// The iteration cap of [`kmeans`].
+pub const KMEANS_ITERATIONS: usize = 10;
+
+/// How one side's token vectors are reduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reduction {
+    /// Keep every vector.
+    All,
+    /// k-means into this many centroids.
+    Clusters(usize),
+    /// k-means into `ceil(percent / 100 * len)` centroids (at least one).
+    Fraction(u32),
+    /// Keep every n-th vector, starting with the first.
+    EveryNth(usize),
+    /// Keep the last n vectors.
+    Tail(usize),
+}
+
+impl Reduction {
+    /// The reduced vectors of `v`; `seed` makes k-means deterministic.
+    pub fn apply(&self, v: &TokenVectors, seed: u64) -> TokenVectors {
+        let n = v.len();
+        match *self {
+            Reduction::All => v.clone(),
+            Reduction::Clusters(k) => kmeans(v, k, seed),
+            Reduction::Fraction(p) => {
+                let k = (u64::from(p) * n as u64).div_ceil(100).max(1) as usize;
+                kmeans(v, k, seed)
+            }
+            Reduction::EveryNth(step) => {
+                let mut out = TokenVectors::new(v.dim);
+                for row in v.rows().step_by(step.max(1)) {
+                    out.push(row);
+                }
+                out
+            }
+            Reduction::Tail(keep) => {
+                let mut out = TokenVectors::new(v.dim);
+                for row in v.rows().skip(n.saturating_sub(keep)) {
+                    out.push(row);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// What happens to query and document token vectors; see the module documentation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// The query side.
+    pub query: Reduction,
+    /// The document side.
+    pub doc: Reduction,
+    name: String,
+}
+
+impl ClusterSpec {
+    /// Every token on both sides (the unpruned multi-vector model).
+    pub fn none() -> Self {
+        Self {
+            query: Reduction::All,
+            doc: Reduction::All,
+            name: "none".into(),
+        }
+    }
+
+    /// The spec's name as written (`C8x32`, `K2`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Display for ClusterSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// Parses `QxD` into two positive counts.
+fn pair(s: &str) -> Option<(usize, usize)> {
+    let (q, d) = s.split_once(['x', 'X'])?;
+    let (q, d) = (q.parse().ok()?, d.parse().ok()?);
+    (q > 0 && d > 0).then_some((q, d))
+}
+
+impl FromStr for ClusterSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "unknown clustering `{s}`: expected none, CqxD (e.g. C8x32), Cp (percent of the \
+                 length, e.g. C25), Kn (every n-th token, e.g. K2), tail or tailQxD"
+            )
+        };
+        let t = s.trim();
+        let (query, doc) = if t.eq_ignore_ascii_case("none") {
+            (Reduction::All, Reduction::All)
+        } else if let Some(rest) = t.strip_prefix("tail") {
+            let (q, d) = if rest.is_empty() {
+                (8, 32)
+            } else {
+                pair(rest).ok_or_else(bad)?
+            };
+            (Reduction::Tail(q), Reduction::Tail(d))
+        } else if let Some(rest) = t.strip_prefix(['C', 'c']) {
+            match pair(rest) {
+                Some((q, d)) => (Reduction::Clusters(q), Reduction::Clusters(d)),
+                None => {
+                    let p: u32 = rest.parse().map_err(|_| bad())?;
+                    if p == 0 || p > 100 {
+                        return Err(format!("clustering `{s}`: the percentage must be 1..=100"));
+                    }
+                    (Reduction::Fraction(p), Reduction::Fraction(p))
+                }
+            }
+        } else if let Some(rest) = t.strip_prefix(['K', 'k']) {
+            let n: usize = rest.parse().map_err(|_| bad())?;
+            if n == 0 {
+                return Err(format!("clustering `{s}`: the step must be at least 1"));
+            }
+            (Reduction::EveryNth(n), Reduction::EveryNth(n))
+        } else {
+            return Err(bad());
+        };
+        Ok(Self {
+            query,
+            doc,
+            name: t.to_owned(),
+        })
+    }
+}
+
+/// A small deterministic generator (SplitMix64) for the k-means++ draws.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
+}
+
+/// k-means of `v` into `k` unit-length centroids (see the module documentation). Returns `v`
+/// itself when it has at most `k` vectors.
+pub fn kmeans(v: &TokenVectors, k: usize, seed: u64) -> TokenVectors {
+    let (n, dim) = (v.len(), v.dim);
+    if n <= k || k == 0 {
+        return v.clone();
+    }
+    let mut rng = SplitMix(seed ^ (n as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
+    // k-means++ seeding: each next centre drawn with probability proportional to the squared
+    // distance to the nearest centre so far.
+    let mut centroids = TokenVectors::new(dim);
+    centroids.push(v.row((rng.next_u64() % n as u64) as usize));
+    let mut nearest: Vec<f32> = v
+        .rows()
+        .map(|x| squared_distance(x, centroids.row(0)))
+        .collect();
+    while centroids.len() < k {
+        let total: f64 = nearest.iter().map(|&d| f64::from(d)).sum();
+        let pick = if total > 0.0 {
+            let mut target = rng.next_f64() * total;
+            let mut pick = n - 1;
+            for (i, &d) in nearest.iter().enumerate() {
+                target -= f64::from(d);
+                if target < 0.0 {
+                    pick = i;
+                    break;
+                }
+            }
+            pick
+        } else {
+            // Every vector coincides with a centre already: any choice is as good.
+            centroids.len() % n
+        };
+        centroids.push(v.row(pick));
+        let c = centroids.len() - 1;
+        for (i, x) in v.rows().enumerate() {
+            nearest[i] = nearest[i].min(squared_distance(x, centroids.row(c)));
+        }
+    }
+    let mut assignment = vec![usize::MAX; n];
+    let mut sums = vec![0f32; k * dim];
+    let mut counts = vec![0usize; k];
+    for _ in 0..KMEANS_ITERATIONS {
+        let mut changed = false;
+        for (i, x) in v.rows().enumerate() {
+            let mut best = (f32::NEG_INFINITY, 0usize);
+            for (c, centre) in centroids.rows().enumerate() {
+                let s = dot(x, centre);
+                if s > best.0 {
+                    best = (s, c);
+                }
+            }
+            if assignment[i] != best.1 {
+                assignment[i] = best.1;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+        sums.fill(0.0);
+        counts.fill(0);
+        for (x, &c) in v.rows().zip(&assignment) {
+            counts[c] += 1;
+            for (s, &xv) in sums[c * dim..(c + 1) * dim].iter_mut().zip(x) {
+                *s += xv;
+            }
+        }
+        for c in 0..k {
+            // An empty cluster keeps its centre.
+            if counts[c] > 0 {
+                let centre = &mut centroids.data[c * dim..(c + 1) * dim];
+                centre.copy_from_slice(&sums[c * dim..(c + 1) * dim]);
+                l2_normalize(centre);
+            }
+        }
+    }
+    centroids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vectors(rows: &[&[f32]]) -> TokenVectors {
+        let mut v = TokenVectors::new(rows[0].len());
+        for r in rows {
+            let mut r = r.to_vec();
+            l2_normalize(&mut r);
+            v.push(&r);
+        }
+        v
+    }
+
+    #[test]
+    fn parses_every_form_and_refuses_the_rest() {
+        let c: ClusterSpec = "C8x32".parse().unwrap();
+        assert_eq!(
+            (c.query, c.doc),
+            (Reduction::Clusters(8), Reduction::Clusters(32))
+        );
+        let c: ClusterSpec = "C25".parse().unwrap();
+        assert_eq!(c.doc, Reduction::Fraction(25));
+        let c: ClusterSpec = "K4".parse().unwrap();
+        assert_eq!(c.doc, Reduction::EveryNth(4));
+        let c: ClusterSpec = "tail".parse().unwrap();
+        assert_eq!((c.query, c.doc), (Reduction::Tail(8), Reduction::Tail(32)));
+        let c: ClusterSpec = "tail4x16".parse().unwrap();
+        assert_eq!(c.doc, Reduction::Tail(16));
+        assert_eq!("none".parse::<ClusterSpec>().unwrap(), ClusterSpec::none());
+        for bad in [
+            "", "C", "C0x4", "C101", "C0", "K0", "Kx", "tailx", "X8", "C4x",
+        ] {
+            assert!(bad.parse::<ClusterSpec>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn kmeans_separates_clear_groups_and_is_deterministic() {
+        let v = vectors(&[
+            &[1.0, 0.0, 0.0],
+            &[0.9, 0.1, 0.0],
+            &[0.95, 0.0, 0.05],
+            &[0.0, 1.0, 0.0],
+            &[0.1, 0.9, 0.0],
+            &[0.0, 0.0, 1.0],
+            &[0.0, 0.1, 0.9],
+        ]);
+        let c = kmeans(&v, 3, 7);
+        assert_eq!(c.len(), 3);
+        assert_eq!(c, kmeans(&v, 3, 7));
+        for row in c.rows() {
+            assert!((dot(row, row) - 1.0).abs() < 1e-5);
+        }
+        // Every input vector has a centroid close to it: one centroid per group.
+        for x in v.rows() {
+            let best = c.rows().map(|r| dot(x, r)).fold(f32::MIN, f32::max);
+            assert!(best > 0.95, "a vector is far from every centroid: {best}");
+        }
+    }
+
+    #[test]
+    fn short_texts_keep_their_vectors_and_baselines_pick_the_right_rows() {
+        let v = vectors(&[
+            &[1.0, 0.0],
+            &[0.0, 1.0],
+            &[1.0, 1.0],
+            &[1.0, -1.0],
+            &[-1.0, 0.0],
+        ]);
+        assert_eq!(kmeans(&v, 8, 1), v);
+        assert_eq!(Reduction::Fraction(40).apply(&v, 1).len(), 2);
+        assert_eq!(Reduction::Fraction(1).apply(&v, 1).len(), 1);
+        let every = Reduction::EveryNth(2).apply(&v, 0);
+        assert_eq!(every.len(), 3);
+        assert_eq!(every.row(1), v.row(2));
+        let tail = Reduction::Tail(2).apply(&v, 0);
+        assert_eq!(tail.rows().collect::<Vec<_>>(), vec![v.row(3), v.row(4)]);
+        assert_eq!(Reduction::All.apply(&v, 0), v);
+    }
+}

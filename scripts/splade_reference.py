@@ -68,6 +68,8 @@ def read_safetensors(path):
         elif dtype == "BF16":
             bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
             arr = bits.view(np.float32)
+        elif dtype in ("I64", "I32"):
+            continue  # index buffers (position_ids), not weights
         else:
             raise SystemExit(f"{path}: tensor {name} has unsupported dtype {dtype}")
         tensors[name] = arr.reshape(shape).astype(np.float64)
@@ -107,8 +109,9 @@ def activation(x, name):
     raise SystemExit(f"unsupported hidden_act {name}")
 
 
-def mlm_logits(ids, t, cfg):
-    """Logits [len, vocab] of one unpadded sequence."""
+def encoder_states(ids, t, cfg, prefix="bert."):
+    """Last hidden states [len, hidden] of one unpadded sequence; `prefix` is the weights' name
+    prefix ("bert." in a masked-LM checkpoint, "" in a bare BertModel)."""
     eps = cfg.get("layer_norm_eps", 1e-12)
     act = cfg.get("hidden_act", "gelu")
     n = len(ids)
@@ -117,13 +120,13 @@ def mlm_logits(ids, t, cfg):
     dh = h // heads
 
     x = (
-        t["bert.embeddings.word_embeddings.weight"][ids]
-        + t["bert.embeddings.position_embeddings.weight"][:n]
-        + t["bert.embeddings.token_type_embeddings.weight"][0]
+        t[prefix + "embeddings.word_embeddings.weight"][ids]
+        + t[prefix + "embeddings.position_embeddings.weight"][:n]
+        + t[prefix + "embeddings.token_type_embeddings.weight"][0]
     )
-    x = layer_norm(x, "bert.embeddings.LayerNorm", t, eps)
+    x = layer_norm(x, prefix + "embeddings.LayerNorm", t, eps)
     for layer in range(cfg["num_hidden_layers"]):
-        p = f"bert.encoder.layer.{layer}"
+        p = f"{prefix}encoder.layer.{layer}"
         q = linear(x, p + ".attention.self.query", t).reshape(n, heads, dh).transpose(1, 0, 2)
         k = linear(x, p + ".attention.self.key", t).reshape(n, heads, dh).transpose(1, 0, 2)
         v = linear(x, p + ".attention.self.value", t).reshape(n, heads, dh).transpose(1, 0, 2)
@@ -136,6 +139,14 @@ def mlm_logits(ids, t, cfg):
                        p + ".attention.output.LayerNorm", t, eps)
         inter = activation(linear(x, p + ".intermediate.dense", t), act)
         x = layer_norm(linear(inter, p + ".output.dense", t) + x, p + ".output.LayerNorm", t, eps)
+    return x
+
+
+def mlm_logits(ids, t, cfg):
+    """Logits [len, vocab] of one unpadded sequence."""
+    eps = cfg.get("layer_norm_eps", 1e-12)
+    act = cfg.get("hidden_act", "gelu")
+    x = encoder_states(ids, t, cfg)
 
     y = activation(linear(x, "cls.predictions.transform.dense", t), act)
     y = layer_norm(y, "cls.predictions.transform.LayerNorm", t, eps)

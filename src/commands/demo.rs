@@ -144,5 +144,9 @@ fn text_part(args: &DemoArgs) -> anyhow::Result<()> {
             reorder: build::Reorder::Bp,
             ..build::ReorderArgs::default()
         },
+        rerank: None,
+        clusters: Vec::new(),
+        rerank_depth: 100,
+        token: super::multivec::TokenModelArgs::default(),
     })
 }

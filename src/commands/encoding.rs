@@ -19,7 +19,7 @@ use super::progress::count_bar;
 
 /// Documents encoded per chunk: long enough for length sorting to remove most padding, short
 /// enough to keep memory bounded.
-const CHUNK_DOCS: usize = 2048;
+pub const CHUNK_DOCS: usize = 2048;
 
 /// The directory `--model` defaults to: the SPLADE model that `scripts/setup-models.sh` unpacks.
 pub const DEFAULT_MODEL_DIR: &str = "models/splade-tiny";
@@ -179,7 +179,7 @@ impl EncodeSummary {
 }
 
 /// Counts the documents of a BEIR corpus (for the progress bar), reading it once.
-fn count_documents(path: &Path) -> anyhow::Result<u64> {
+pub fn count_documents(path: &Path) -> anyhow::Result<u64> {
     let mut n = 0u64;
     for doc in CorpusReader::open(path)? {
         doc?;

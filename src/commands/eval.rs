@@ -23,7 +23,12 @@ use super::encoding::{
     encode_corpus, encode_queries, encode_query_file, write_vector_line, EncoderArgs, TextEncoder,
     DEFAULT_MODEL_DIR,
 };
+use super::multivec::{
+    build_stores, embed_queries, open_store, parse_clusters, store_path, TokenModelArgs,
+};
 use super::search::{answer, latency_stats, parse_algorithm, Latency};
+use bmp_encoder::ClusterSpec;
+use bmp_query::chamfer::{rerank, ChamferScorer};
 
 /// Evaluate retrieval quality and latency the way papers report them.
 ///
@@ -33,6 +38,10 @@ use super::search::{answer, latency_stats, parse_algorithm, Latency};
 ///   corpus is encoded with the SPLADE model (vectors cached in --work-dir), indexed, the judged
 ///   queries are encoded and answered with each --algorithm, and the run is scored.
 ///   --bm25 adds a tantivy BM25 baseline (title + text, English stemming) to the table.
+///   --rerank multivector reranks the first algorithm's top --rerank-depth by Chamfer similarity
+///   of token embeddings (--token-model), one row per --clusters spec, and prints a second table
+///   of vectors per document, store bytes and rerank latency. The stores are cached in
+///   --work-dir.
 ///
 ///   --index INDEX --queries FILE --qrels FILE: answer queries (vectors, or text with --model)
 ///   over an existing index and score the run (e.g. MS MARCO dev with the real SPLADE++ query
@@ -101,6 +110,36 @@ pub struct EvalArgs {
     /// Document reordering of the index built for --dataset.
     #[command(flatten)]
     pub reorder: ReorderArgs,
+    /// Second stage over the first algorithm's results (--dataset only): `multivector`.
+    #[arg(long, value_enum)]
+    pub rerank: Option<RerankKind>,
+    /// Multi-vector reductions to evaluate with --rerank multivector, comma-separated: none,
+    /// CqxD (k-means into q query / D document centroids), Cp (p% of the length), Kn (every
+    /// n-th token), tail / tailQxD (the last tokens).
+    #[arg(long, default_value = "C8x32", value_delimiter = ',', value_parser = parse_clusters)]
+    pub clusters: Vec<ClusterSpec>,
+    /// How many first-stage results the second stage reorders.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rerank_depth: u32,
+    /// The token model of --rerank multivector.
+    #[command(flatten)]
+    pub token: TokenModelArgs,
+}
+
+/// Second stages `eval` can add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RerankKind {
+    /// Chamfer (MaxSim) over token embeddings, optionally clustered (CRISP).
+    Multivector,
+}
+
+/// What one multi-vector reduction costs.
+struct RerankInfo {
+    spec: String,
+    vectors_per_doc: f64,
+    query_vectors: f64,
+    bytes: u64,
+    latency: Latency,
 }
 
 /// One row of the results table.
@@ -125,8 +164,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if args.bm25 && args.dataset.is_none() {
         anyhow::bail!("--bm25 needs --dataset (it indexes the dataset's corpus)");
     }
+    if args.rerank.is_some() && args.dataset.is_none() {
+        anyhow::bail!("--rerank needs --dataset (it embeds the dataset's corpus)");
+    }
+    let mut rerank_infos = Vec::new();
     let rows = if let Some(dataset) = &args.dataset {
-        eval_dataset(args, dataset, &measures, &options)?
+        eval_dataset(args, dataset, &measures, &options, &mut rerank_infos)?
     } else if let Some(index) = &args.index {
         eval_index(args, index, &measures, &options)?
     } else if let Some(run_path) = &args.run {
@@ -142,6 +185,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         anyhow::bail!("give --dataset DIR, --index INDEX --queries FILE --qrels FILE, or --run RUN --qrels FILE");
     };
     print_table(&rows, &measures)?;
+    if !rerank_infos.is_empty() {
+        print_rerank_table(&rerank_infos)?;
+    }
     if args.per_query {
         if let Some(first) = rows.first() {
             print_per_query(&first.eval, &measures)?;
@@ -165,6 +211,7 @@ fn eval_dataset(
     dir: &Path,
     measures: &[Measure],
     options: &EvalOptions,
+    rerank_infos: &mut Vec<RerankInfo>,
 ) -> anyhow::Result<Vec<Row>> {
     let data = BeirDataset::open(dir, &args.split)?;
     let corpus = data.corpus_path().with_context(|| {
@@ -259,6 +306,30 @@ fn eval_dataset(
         start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64
     );
     let mut rows = search_rows(args, &index, &records, &qrels, measures, options)?;
+    if args.rerank == Some(RerankKind::Multivector) {
+        let stores = work.join(format!(
+            "multivec.{}.{}",
+            args.token.key(),
+            index_path
+                .file_stem()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        let (mut reranked, infos) = multivector_rows(
+            args,
+            &index,
+            &index_path,
+            corpus,
+            &stores,
+            &queries,
+            &records,
+            &qrels,
+            measures,
+            options,
+        )?;
+        rows.append(&mut reranked);
+        *rerank_infos = infos;
+    }
     if args.bm25 {
         let start = Instant::now();
         let bm25 = Bm25Index::build(&Bm25Storage::Ram, data.corpus()?)?;
@@ -348,6 +419,114 @@ fn search_rows(
         });
     }
     Ok(rows)
+}
+
+/// Reranks the first algorithm's results with each multi-vector reduction of `args.clusters`,
+/// building the stores that `stores` lacks (or that are older than the index).
+#[allow(clippy::too_many_arguments)]
+fn multivector_rows(
+    args: &EvalArgs,
+    index: &Index,
+    index_path: &Path,
+    corpus: &Path,
+    stores: &Path,
+    queries: &[bmp_eval::Query],
+    records: &[SparseRecord],
+    qrels: &Qrels,
+    measures: &[Measure],
+    options: &EvalOptions,
+) -> anyhow::Result<(Vec<Row>, Vec<RerankInfo>)> {
+    fs::create_dir_all(stores).with_context(|| format!("cannot create {}", stores.display()))?;
+    let encoder = args.token.load()?;
+    let fresh = |p: &Path| {
+        open_store(p, index).is_ok()
+            && matches!(
+                (fs::metadata(p).and_then(|m| m.modified()), fs::metadata(index_path).and_then(|m| m.modified())),
+                (Ok(a), Ok(b)) if a >= b
+            )
+    };
+    let missing: Vec<ClusterSpec> = args
+        .clusters
+        .iter()
+        .filter(|s| !fresh(&store_path(stores, s)))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        let paths: Vec<PathBuf> = missing.iter().map(|s| store_path(stores, s)).collect();
+        let start = Instant::now();
+        build_stores(index, corpus, &encoder, &missing, &paths)?;
+        eprintln!(
+            "built {} multi-vector stores in {:.1} s",
+            missing.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
+    let raw = embed_queries(&encoder, &texts)?;
+    let first = args.algorithm.first().context("no algorithm")?;
+    let mut searcher = first.searcher(index);
+    let mut first_stage = Vec::with_capacity(records.len());
+    for record in records {
+        let (_, hits, _) = answer(index, searcher.as_mut(), record, args.k as usize)?;
+        first_stage.push(hits);
+    }
+    let depth = args.rerank_depth as usize;
+    let mut rows = Vec::new();
+    let mut infos = Vec::new();
+    for spec in &args.clusters {
+        let store = open_store(&store_path(stores, spec), index)?;
+        let mut scorer = ChamferScorer::new();
+        let mut run = Run::new();
+        let mut micros = Vec::with_capacity(records.len());
+        let mut query_vectors = 0usize;
+        for (i, (record, hits)) in records.iter().zip(&first_stage).enumerate() {
+            let start = Instant::now();
+            let q = spec.query.apply(&raw[i], i as u64);
+            let reranked = rerank(&mut scorer, &store, &q.data, hits, depth);
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+            query_vectors += q.len();
+            let mut ranked = Vec::with_capacity(reranked.len());
+            for h in &reranked {
+                ranked.push((index.doc_id(h.doc)?.to_owned(), f64::from(h.score)));
+            }
+            run.insert(record.id.clone(), ranked);
+        }
+        let latency = latency_stats(micros);
+        rows.push(Row {
+            system: format!("{first} > mv {spec}@{depth}"),
+            eval: evaluate(qrels, &run, measures, options)?,
+            latency: Some(latency),
+        });
+        let docs_with = (0..store.num_docs())
+            .filter(|&d| !store.doc(d).is_empty())
+            .count();
+        infos.push(RerankInfo {
+            spec: spec.to_string(),
+            vectors_per_doc: store.num_vectors() as f64 / docs_with.max(1) as f64,
+            query_vectors: query_vectors as f64 / records.len().max(1) as f64,
+            bytes: store.file_len(),
+            latency,
+        });
+    }
+    Ok((rows, infos))
+}
+
+fn print_rerank_table(infos: &[RerankInfo]) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(
+        out,
+        "\n{:<10} {:>12} {:>12} {:>14} {:>16} {:>16}",
+        "clusters", "vectors/doc", "vectors/qry", "store_bytes", "rerank_mean_us", "rerank_p50_us"
+    )?;
+    for i in infos {
+        writeln!(
+            out,
+            "{:<10} {:>12.1} {:>12.1} {:>14} {:>16.1} {:>16.1}",
+            i.spec, i.vectors_per_doc, i.query_vectors, i.bytes, i.latency.mean, i.latency.p50
+        )?;
+    }
+    Ok(())
 }
 
 fn print_table(rows: &[Row], measures: &[Measure]) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ mod encoding;
 mod eval;
 mod export;
 mod info;
+mod multivec;
 mod progress;
 mod search;
 mod serve;
@@ -36,6 +37,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
     Info(info::InfoArgs),
+    Multivec(multivec::MultivecArgs),
     ExportCiff(export::ExportArgs),
     Synth(synth::SynthArgs),
     Demo(demo::DemoArgs),
@@ -51,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Multivec(args) => multivec::run(&args),
         Command::ExportCiff(args) => export::run(&args),
         Command::Synth(args) => synth::run(&args),
         Command::Demo(args) => demo::run(&args),

@@ -84,6 +84,9 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         algorithm: bmp_query::SearchSpec::new(bmp_query::Algorithm::Bmp),
         output: Some(run.clone()),
         tag: None,
+        multivec: None,
+        rerank_depth: 100,
+        token: super::multivec::TokenModelArgs::default(),
     })?;
     eprintln!("run written to {}", run.display());
     let algorithms = [bmp_query::Algorithm::Exhaustive, bmp_query::Algorithm::Bmp];

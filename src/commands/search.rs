@@ -13,6 +13,10 @@ use bmp_query::{Hit, Query, SearchSpec, Searcher};
 use clap::Args;
 
 use super::encoding::{encode_query_file, EncoderArgs, TextEncoder};
+use super::multivec::{embed_queries, open_store, TokenModelArgs};
+use bmp_encoder::{ClusterSpec, TokenVectors};
+use bmp_eval::QueryReader;
+use bmp_query::chamfer::{rerank, ChamferScorer};
 
 /// Answer top-k queries and write a TREC run.
 ///
@@ -21,7 +25,10 @@ use super::encoding::{encode_query_file, EncoderArgs, TextEncoder};
 /// vocabulary are ignored and counted. The run (`qid Q0 docid rank score tag`) goes to --output or
 /// standard output; mean / p50 / p99 latency per query goes to standard error. With --model, the
 /// queries are text (BEIR queries.jsonl: {"_id", "text"}) encoded with that SPLADE model first;
-/// the index must have been built with the same model.
+/// the index must have been built with the same model. With --multivec (text queries only), the
+/// top --rerank-depth results are reordered by Chamfer similarity of token embeddings
+/// (--token-model) against the store, which `bmp-index multivec` built for this index; the
+/// query side is reduced the way the store's documents were (its clustering spec).
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// Index file.
@@ -51,6 +58,23 @@ pub struct SearchArgs {
     /// Run tag (last column of the run); default `bmp-<algorithm>`.
     #[arg(long)]
     pub tag: Option<String>,
+    /// Rerank with this multi-vector store (needs --model: the queries are text).
+    #[arg(long, requires = "model")]
+    pub multivec: Option<PathBuf>,
+    /// How many first-stage results --multivec reorders.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rerank_depth: u32,
+    /// The token model of --multivec.
+    #[command(flatten)]
+    pub token: TokenModelArgs,
+}
+
+/// The second stage of `search`: the store, the token model and each query's raw vectors.
+struct MultiVectorStage {
+    store: bmp_index::multivec::MultiVecStore,
+    spec: ClusterSpec,
+    queries: Vec<TokenVectors>,
+    scorer: ChamferScorer,
 }
 
 /// Parses an `--algorithm` value (`bmp`, `bmp:alpha=0.9:beta=0.5`, `exhaustive`, ...).
@@ -121,6 +145,44 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             records
         }
     };
+    let mut stage = match &args.multivec {
+        None => None,
+        Some(path) => {
+            let store = open_store(path, &index)?;
+            let spec: ClusterSpec = store
+                .name()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let texts: Vec<String> = QueryReader::open(&args.queries)?
+                .map(|q| q.map(|q| q.text))
+                .collect::<Result<_, _>>()?;
+            if texts.len() != records.len() {
+                anyhow::bail!(
+                    "{}: {} query texts for {} encoded queries",
+                    args.queries.display(),
+                    texts.len(),
+                    records.len()
+                );
+            }
+            let encoder = args.token.load()?;
+            if encoder.dim() != store.dim() {
+                anyhow::bail!(
+                    "{}: vectors of dimension {}, but {} makes {}",
+                    path.display(),
+                    store.dim(),
+                    args.token.token_model.display(),
+                    encoder.dim()
+                );
+            }
+            let queries = embed_queries(&encoder, &texts)?;
+            Some(MultiVectorStage {
+                store,
+                spec,
+                queries,
+                scorer: ChamferScorer::new(),
+            })
+        }
+    };
     let tag = args
         .tag
         .clone()
@@ -139,20 +201,40 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     };
     let mut searcher = args.algorithm.searcher(&index);
     let mut micros = Vec::with_capacity(records.len());
+    let mut rerank_micros = Vec::new();
     let (mut unknown, mut empty) = (0usize, 0usize);
-    for record in &records {
+    for (i, record) in records.iter().enumerate() {
         let (query, hits, took) = answer(&index, searcher.as_mut(), record, args.k as usize)?;
         unknown += query.unknown_terms;
         empty += usize::from(query.is_empty());
         micros.push(took);
-        for (rank, hit) in hits.iter().enumerate() {
+        let ranked: Vec<(u32, String)> = match stage.as_mut() {
+            None => hits.iter().map(|h| (h.doc, h.score.to_string())).collect(),
+            Some(st) => {
+                let start = Instant::now();
+                let q = st.spec.query.apply(&st.queries[i], i as u64);
+                let reranked = rerank(
+                    &mut st.scorer,
+                    &st.store,
+                    &q.data,
+                    &hits,
+                    args.rerank_depth as usize,
+                );
+                rerank_micros.push(start.elapsed().as_secs_f64() * 1e6);
+                reranked
+                    .iter()
+                    .map(|h| (h.doc, format!("{:.6}", h.score)))
+                    .collect()
+            }
+        };
+        for (rank, (doc, score)) in ranked.iter().enumerate() {
             writeln!(
                 out,
                 "{} Q0 {} {} {} {}",
                 record.id,
-                index.doc_id(hit.doc)?,
+                index.doc_id(*doc)?,
                 rank + 1,
-                hit.score,
+                score,
                 tag
             )
             .context("cannot write the run")?;
@@ -176,5 +258,12 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         unknown,
         empty
     );
+    if let Some(st) = &stage {
+        let lat = latency_stats(rerank_micros);
+        eprintln!(
+            "multi-vector rerank ({}, depth {}): mean {:.1} us, p50 {:.1} us, p99 {:.1} us",
+            st.spec, args.rerank_depth, lat.mean, lat.p50, lat.p99
+        );
+    }
     Ok(())
 }

@@ -37,6 +37,8 @@ pub struct SearchRequest {
     pub spec: SearchSpec,
     /// External ids of the only documents the search may return, if given.
     pub filter: Option<Vec<String>>,
+    /// How many of the first-stage hits the multi-vector stage reorders, if asked.
+    pub rerank: Option<usize>,
 }
 
 /// One query of a batch: a [`SearchRequest`] and the client's optional `id`.
@@ -48,7 +50,7 @@ pub struct BatchQuery {
     pub request: SearchRequest,
 }
 
-const SEARCH_FIELDS: [&str; 9] = [
+const SEARCH_FIELDS: [&str; 10] = [
     "query",
     "vector",
     "k",
@@ -58,6 +60,7 @@ const SEARCH_FIELDS: [&str; 9] = [
     "mu",
     "eta",
     "filter",
+    "rerank",
 ];
 
 /// Parses a request body as JSON.
@@ -198,11 +201,28 @@ impl SearchRequest {
             None => None,
             Some(v) => Some(filter_ids(v, prefix)?),
         };
+        let rfield = field_name(prefix, "rerank");
+        let rerank = match obj.get("rerank") {
+            None => None,
+            Some(v) => {
+                let depth = v.as_u64().filter(|&d| d >= 1).ok_or_else(|| {
+                    ApiError::invalid(format!("{rfield} must be a positive integer, got {v}"))
+                })?;
+                if !matches!(input, QueryInput::Text(_)) {
+                    return Err(ApiError::invalid(format!(
+                        "{rfield} needs a text query ({}): the multi-vector stage embeds the text",
+                        field_name(prefix, "query")
+                    )));
+                }
+                Some(usize::try_from(depth).unwrap_or(usize::MAX).min(k))
+            }
+        };
         Ok(SearchRequest {
             input,
             k,
             spec,
             filter,
+            rerank,
         })
     }
 }
@@ -321,18 +341,21 @@ pub fn parse_batch(v: &Value, config: &ServerConfig) -> Result<Vec<BatchQuery>, 
 }
 
 /// One hit of a response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HitOut {
     /// The document's external id.
     pub id: String,
-    /// The integer score (sum of quantized query weight times impact).
+    /// The integer first-stage score (sum of quantized query weight times impact).
     pub score: u32,
     /// 1-based rank.
     pub rank: usize,
+    /// With `rerank`: the Chamfer score of a reranked hit (absent for hits past the depth).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_score: Option<f32>,
 }
 
 /// The answer to one query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SearchResponse {
     /// The hits, best first.
     pub hits: Vec<HitOut>,
@@ -350,6 +373,10 @@ pub struct SearchResponse {
     /// For a text query: microseconds spent encoding it (included in `took_us`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encode_us: Option<u64>,
+    /// With `rerank`: microseconds spent embedding the query and reranking (included in
+    /// `took_us`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_us: Option<u64>,
 }
 
 /// The answer to one query of a batch.
@@ -399,6 +426,9 @@ pub struct StatsResponse {
     /// The text encoder, when the server takes text queries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The multi-vector store and its model, when the server can rerank.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multivec: Option<String>,
 }
 
 /// `POST /v1/admin/reload`: the index now served.

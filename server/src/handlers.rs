@@ -21,6 +21,7 @@ use crate::api::{
 use crate::encoder::Entries;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::rerank::Reranker;
 use crate::state::{AppState, ServedIndex};
 
 /// A validated request whose text, if it had one, has been encoded.
@@ -36,13 +37,19 @@ pub struct PreparedQuery {
     pub filter: Option<Vec<String>>,
     /// Microseconds spent encoding its text (text queries only).
     pub encode_us: Option<u64>,
+    /// With `rerank`: the depth and the query's multi-vector representation.
+    pub rerank: Option<(usize, Vec<f32>)>,
+    /// Microseconds spent embedding the query for the rerank.
+    pub rerank_us: Option<u64>,
 }
 
-/// Answers `query` over `served` (blocking), recording the search time in `metrics`.
+/// Answers `query` over `served` (blocking), recording the search time in `metrics`; a query
+/// with `rerank` goes through `reranker` as well.
 pub fn run_query(
     served: &ServedIndex,
     query: &PreparedQuery,
     metrics: &Metrics,
+    reranker: Option<&Reranker>,
 ) -> Result<SearchResponse, ApiError> {
     let start = Instant::now();
     let index = served.index();
@@ -56,30 +63,66 @@ pub fn run_query(
     let hits = searcher
         .search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f))
         .map_err(|e| ApiError::internal(format!("search failed: {e}")))?;
-    let hits = hits
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            Ok(HitOut {
-                id: index
-                    .doc_id(h.doc)
-                    .map_err(|e| ApiError::internal(format!("bad document {}: {e}", h.doc)))?
-                    .to_string(),
-                score: h.score,
-                rank: i + 1,
+    let search_elapsed = start.elapsed();
+    let doc_id = |doc: u32| {
+        index
+            .doc_id(doc)
+            .map(str::to_string)
+            .map_err(|e| ApiError::internal(format!("bad document {doc}: {e}")))
+    };
+    let mut rerank_us = None;
+    let hits = match (&query.rerank, reranker) {
+        (Some((depth, vectors)), Some(reranker)) => {
+            let t0 = Instant::now();
+            let reranked = reranker.rerank(index, vectors, &hits, *depth)?;
+            let first_score: std::collections::HashMap<u32, u32> =
+                hits.iter().map(|h| (h.doc, h.score)).collect();
+            let out = reranked
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    Ok(HitOut {
+                        id: doc_id(h.doc)?,
+                        score: first_score.get(&h.doc).copied().unwrap_or(0),
+                        rank: i + 1,
+                        rerank_score: (i < *depth).then_some(h.score),
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()?;
+            rerank_us = Some(t0.elapsed().as_micros() as u64 + query.rerank_us.unwrap_or(0));
+            out
+        }
+        (Some(_), None) => return Err(ApiError::internal("no reranker for a rerank query")),
+        (None, _) => hits
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                Ok(HitOut {
+                    id: doc_id(h.doc)?,
+                    score: h.score,
+                    rank: i + 1,
+                    rerank_score: None,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+            .collect::<Result<Vec<_>, ApiError>>()?,
+    };
     let elapsed = start.elapsed();
-    metrics.record_search(query.spec.algorithm.name(), query.spec.is_safe(), elapsed);
+    metrics.record_search(
+        query.spec.algorithm.name(),
+        query.spec.is_safe(),
+        search_elapsed,
+    );
     Ok(SearchResponse {
         hits,
-        took_us: elapsed.as_micros() as u64 + query.encode_us.unwrap_or(0),
+        took_us: elapsed.as_micros() as u64
+            + query.encode_us.unwrap_or(0)
+            + query.rerank_us.unwrap_or(0),
         algorithm: query.spec.to_string(),
         k: query.k,
         unknown_terms: parsed.unknown_terms,
         unknown_filter_ids: filter.map(|(_, unknown)| unknown),
         encode_us: query.encode_us,
+        rerank_us,
     })
 }
 
@@ -91,6 +134,7 @@ async fn prepare(
     fields: impl Fn(usize) -> String,
 ) -> Result<Vec<PreparedQuery>, ApiError> {
     let mut texts = Vec::new();
+    let mut rerank_texts: Vec<(usize, String)> = Vec::new();
     let mut is_text = Vec::with_capacity(requests.len());
     let mut prepared = Vec::with_capacity(requests.len());
     for request in requests {
@@ -99,11 +143,15 @@ async fn prepare(
             k,
             spec,
             filter,
+            rerank,
         } = request;
         is_text.push(matches!(input, QueryInput::Text(_)));
         let entries = match input {
             QueryInput::Vector(entries) => entries,
             QueryInput::Text(text) => {
+                if rerank.is_some() {
+                    rerank_texts.push((prepared.len(), text.clone()));
+                }
                 texts.push(text);
                 Vec::new()
             }
@@ -114,7 +162,36 @@ async fn prepare(
             spec,
             filter,
             encode_us: None,
+            rerank: rerank.map(|d| (d, Vec::new())),
+            rerank_us: None,
         });
+    }
+    if let Some(&(first, _)) = rerank_texts.first() {
+        let reranker = state.reranker().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "no_multivec",
+                format!(
+                    "{} asks for a rerank, but this server has no multi-vector store (start it \
+                     with --multivec)",
+                    fields(first).replace("query", "rerank")
+                ),
+            )
+        })?;
+        let start = Instant::now();
+        let (slots, texts): (Vec<usize>, Vec<String>) = rerank_texts.into_iter().unzip();
+        let vectors = tokio::task::spawn_blocking(move || reranker.query_vectors(&texts))
+            .await
+            .map_err(|_| ApiError::internal("query embedding failed unexpectedly"))??;
+        let took = Some(start.elapsed().as_micros() as u64);
+        for (slot, v) in slots.into_iter().zip(vectors) {
+            if let Some(q) = prepared.get_mut(slot) {
+                if let Some((_, qv)) = q.rerank.as_mut() {
+                    *qv = v;
+                }
+                q.rerank_us = took;
+            }
+        }
     }
     let Some(first_text) = is_text.iter().position(|&t| t) else {
         return Ok(prepared);
@@ -194,8 +271,9 @@ pub async fn search(
         let query = prepared
             .pop()
             .ok_or_else(|| ApiError::internal("no query"))?;
+        let reranker = state.reranker().cloned();
         blocking(&state, move |served, metrics| {
-            run_query(served, &query, metrics)
+            run_query(served, &query, metrics, reranker.as_deref())
         })
         .await
     })
@@ -214,16 +292,18 @@ pub async fn search_batch(
         let (ids, requests): (Vec<_>, Vec<_>) =
             queries.into_iter().map(|q| (q.id, q.request)).unzip();
         let prepared = prepare(&state, requests, |i| format!("queries[{i}].query")).await?;
+        let reranker = state.reranker().cloned();
         blocking(&state, move |served, metrics| {
             prepared
                 .iter()
                 .zip(ids)
                 .enumerate()
                 .map(|(i, (q, id))| {
-                    let response = run_query(served, q, metrics).map_err(|mut e| {
-                        e.message = format!("queries[{i}]: {}", e.message);
-                        e
-                    })?;
+                    let response =
+                        run_query(served, q, metrics, reranker.as_deref()).map_err(|mut e| {
+                            e.message = format!("queries[{i}]: {}", e.message);
+                            e
+                        })?;
                     Ok(BatchResult { id, response })
                 })
                 .collect::<Result<Vec<_>, ApiError>>()
@@ -254,6 +334,7 @@ pub async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
         file_bytes: index.file_len(),
         path: index.path().display().to_string(),
         model: state.encoder().map(|e| e.describe().to_string()),
+        multivec: state.reranker().map(|r| r.describe()),
     })
 }
 

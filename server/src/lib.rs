@@ -5,8 +5,10 @@
 //!
 //! - `POST /v1/search`: `{"vector": {"term": weight}}` or `{"query": "text"}` (with an encoder),
 //!   plus `"k"?: 10, "algorithm"?: "bmp", "alpha"?: f, "beta"?: f` (BMP), `"mu"?: f, "eta"?: f`
-//!   (superblock pruning, `"sp"`), `"filter"?: ["doc id", ...]`
-//!   → `{"hits": [{"id", "score", "rank"}], "took_us", "algorithm", "k", "unknown_terms"}`.
+//!   (superblock pruning, `"sp"`), `"filter"?: ["doc id", ...]`, `"rerank"?: depth` (a text
+//!   query on a server with a multi-vector store: the top `depth` reordered by Chamfer score)
+//!   → `{"hits": [{"id", "score", "rank", "rerank_score"?}], "took_us", "algorithm", "k",
+//!   "unknown_terms"}`.
 //! - `POST /v1/search/batch`: `{"queries": [{..., "id"?}]}` → `{"results": [...]}`.
 //! - `GET /v1/health`, `GET /v1/stats`.
 //! - `POST /v1/admin/reload` (unless disabled): swap in a rebuilt index atomically.
@@ -21,6 +23,7 @@ pub mod error;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+pub mod rerank;
 pub mod state;
 
 use std::future::Future;
@@ -37,6 +40,7 @@ pub use config::ServerConfig;
 pub use encoder::{Batcher, QueryEncoder};
 pub use error::ApiError;
 pub use metrics::Metrics;
+pub use rerank::{QueryVectorizer, Reranker};
 pub use state::{AppState, ServedIndex};
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

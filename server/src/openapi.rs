@@ -48,7 +48,8 @@ fn query_properties() -> Value {
         "beta": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "BMP only: fraction of the heaviest query terms used for block bounds; below 1 is approximate."},
         "mu": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "sp only: scaling of superblock and block maxima; below 1 is approximate."},
         "eta": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "sp only: scaling of superblock means; below 1 is approximate."},
-        "filter": {"type": "array", "items": {"type": "string"}, "description": "External ids of the only documents that may be returned; ids not in the index are ignored and counted."}
+        "filter": {"type": "array", "items": {"type": "string"}, "description": "External ids of the only documents that may be returned; ids not in the index are ignored and counted."},
+        "rerank": {"type": "integer", "minimum": 1, "description": "Text queries on a server started with --multivec: reorder the top this-many hits (at most k) by Chamfer similarity of token embeddings."}
     })
 }
 
@@ -75,6 +76,7 @@ pub fn document() -> Value {
                 "responses": {
                     "200": json_response("The hits, best first", "SearchResponse"),
                     "400": bad.clone(),
+                    "409": error_response("A rerank against a multi-vector store built for another index than the one served"),
                     "413": error_response("Body larger than --max-body-bytes"),
                     "503": error_response("Time budget exceeded")
                 }
@@ -130,7 +132,8 @@ pub fn document() -> Value {
                 "properties": {
                     "id": {"type": "string", "description": "External document id"},
                     "score": {"type": "integer", "description": "Sum of quantized query weight times impact"},
-                    "rank": {"type": "integer", "minimum": 1}
+                    "rank": {"type": "integer", "minimum": 1},
+                    "rerank_score": {"type": "number", "description": "With rerank: the Chamfer score of a reranked hit"}
                 }
             },
             "SearchResponse": {
@@ -142,7 +145,8 @@ pub fn document() -> Value {
                     "k": {"type": "integer"},
                     "unknown_terms": {"type": "integer"},
                     "unknown_filter_ids": {"type": "integer"},
-                    "encode_us": {"type": "integer"}
+                    "encode_us": {"type": "integer"},
+                    "rerank_us": {"type": "integer", "description": "With rerank: query embedding plus Chamfer scoring, in microseconds (included in took_us)"}
                 }
             },
             "BatchResponse": {
@@ -162,7 +166,8 @@ pub fn document() -> Value {
                     "documents": {"type": "integer"}, "terms": {"type": "integer"},
                     "postings": {"type": "integer"}, "block_size": {"type": "integer"},
                     "blocks": {"type": "integer"}, "file_bytes": {"type": "integer"},
-                    "path": {"type": "string"}, "model": {"type": "string"}
+                    "path": {"type": "string"}, "model": {"type": "string"},
+                    "multivec": {"type": "string", "description": "The multi-vector store and its model"}
                 }
             },
             "ReloadRequest": {

@@ -13,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::encoder::{Batcher, QueryEncoder};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::rerank::Reranker;
 
 /// An index being served, with the external-id lookup that filters need (built on first use).
 pub struct ServedIndex {
@@ -67,6 +68,7 @@ struct Inner {
     config: ServerConfig,
     permits: Arc<Semaphore>,
     encoder: Option<Batcher>,
+    reranker: Option<Arc<Reranker>>,
     metrics: Arc<Metrics>,
     reloading: tokio::sync::Mutex<()>,
 }
@@ -84,6 +86,17 @@ impl AppState {
         config: ServerConfig,
         encoder: Option<Arc<dyn QueryEncoder>>,
     ) -> std::io::Result<Self> {
+        AppState::with_stages(index, config, encoder, None)
+    }
+
+    /// State serving `index` under `config`, with an optional text encoder and an optional
+    /// multi-vector reranker (which needs the encoder: it reranks text queries).
+    pub fn with_stages(
+        index: Index,
+        config: ServerConfig,
+        encoder: Option<Arc<dyn QueryEncoder>>,
+        reranker: Option<Reranker>,
+    ) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::new());
         metrics.set_documents(index.num_docs());
         let encoder = encoder
@@ -96,6 +109,7 @@ impl AppState {
                 config,
                 permits,
                 encoder,
+                reranker: reranker.map(Arc::new),
                 metrics,
                 reloading: tokio::sync::Mutex::new(()),
             }),
@@ -126,6 +140,11 @@ impl AppState {
     /// The text encoder, if the server takes text queries.
     pub fn encoder(&self) -> Option<&Batcher> {
         self.inner.encoder.as_ref()
+    }
+
+    /// The multi-vector reranker, if the server has one.
+    pub fn reranker(&self) -> Option<&Arc<Reranker>> {
+        self.inner.reranker.as_ref()
     }
 
     /// The metrics.

@@ -1053,3 +1053,176 @@ async fn shutdown_lets_in_flight_requests_finish() {
     // No longer listening.
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
 }
+
+/// A deterministic unit vector of dimension 4 for `seed`.
+fn unit(seed: f32) -> [f32; 4] {
+    let v = [seed.sin(), seed.cos(), (2.0 * seed).sin(), 0.5];
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.map(|x| x / n)
+}
+
+/// One vector per word of a query, derived from the word's bytes.
+struct WordVectors;
+
+impl bmp_server::QueryVectorizer for WordVectors {
+    fn vectors(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                t.split_whitespace()
+                    .flat_map(|w| unit(w.bytes().map(f32::from).sum::<f32>()))
+                    .collect()
+            })
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        "word vectors".into()
+    }
+}
+
+/// A store with two vectors per document, tied to `index`.
+fn multivec_store(dir: &Path, index: &Index) -> bmp_index::multivec::MultiVecStore {
+    let path = dir.join("store.mvec");
+    let mut w = bmp_index::multivec::MultiVecWriter::create(
+        &path,
+        4,
+        index.num_docs(),
+        index.header().checksum,
+        "C2x2",
+    )
+    .unwrap();
+    for d in 0..index.num_docs() {
+        let mut v = unit(d as f32).to_vec();
+        v.extend(unit(d as f32 * 0.37 + 1.0));
+        w.add(d, &v).unwrap();
+    }
+    w.finish().unwrap();
+    bmp_index::multivec::MultiVecStore::open(&path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerank_reorders_the_head_by_chamfer_and_refuses_what_it_cannot_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 400, 9);
+    let index = Index::open(&path).unwrap();
+    let reranker =
+        bmp_server::Reranker::new(multivec_store(dir.path(), &index), Arc::new(WordVectors));
+    let state = AppState::with_stages(
+        Index::open(&path).unwrap(),
+        ServerConfig::default(),
+        Some(Arc::new(Words)),
+        Some(reranker),
+    )
+    .unwrap();
+    let server = Server::with_state(state).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/search", server.base);
+    let (status, r) = post(
+        &client,
+        &url,
+        json!({"query": "t1 t3", "k": 20, "rerank": 6}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    // The same in process: first stage, then Chamfer over the store.
+    let first = expected(&index, &json!({"t1": 1, "t3": 1}), 20, "bmp").0;
+    let store = bmp_index::multivec::MultiVecStore::open(dir.path().join("store.mvec")).unwrap();
+    let ids = bmp_index::ExternalIds::build(&index).unwrap();
+    let hits: Vec<bmp_query::Hit> = first
+        .iter()
+        .map(|(id, score)| bmp_query::Hit {
+            doc: ids.find(&index, id).unwrap().unwrap(),
+            score: *score as u32,
+        })
+        .collect();
+    let query = WordVectors.vectors_of("t1 t3");
+    let mut scorer = bmp_query::chamfer::ChamferScorer::new();
+    let want = bmp_query::chamfer::rerank(&mut scorer, &store, &query, &hits, 6);
+    let got = r["hits"].as_array().unwrap();
+    assert_eq!(got.len(), 20);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g["id"].as_str().unwrap(), index.doc_id(w.doc).unwrap());
+        assert_eq!(g["rank"].as_u64().unwrap(), i as u64 + 1);
+        match g.get("rerank_score") {
+            Some(s) => {
+                assert!(i < 6, "hit {i} past the depth has a rerank score");
+                assert!((s.as_f64().unwrap() - f64::from(w.score)).abs() < 1e-4);
+            }
+            None => assert!(i >= 6, "reranked hit {i} has no rerank score"),
+        }
+    }
+    // The head is the first stage's top 6, reordered; the tail keeps its order.
+    let mut head: Vec<&str> = got[..6].iter().map(|h| h["id"].as_str().unwrap()).collect();
+    let mut first_head: Vec<&str> = first[..6].iter().map(|(id, _)| id.as_str()).collect();
+    let tail: Vec<&str> = got[6..].iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        tail,
+        first[6..]
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+    );
+    head.sort_unstable();
+    first_head.sort_unstable();
+    assert_eq!(head, first_head);
+    assert!(r["rerank_us"].is_u64());
+
+    for (body, code) in [
+        (json!({"vector": {"t1": 1}, "rerank": 5}), "invalid_request"),
+        (json!({"query": "t1", "rerank": 0}), "invalid_request"),
+        (json!({"query": "t1", "rerank": "5"}), "invalid_request"),
+    ] {
+        let (status, r) = post(&client, &url, body.to_string()).await;
+        assert_eq!(status, 400, "{body}: {r}");
+        assert_eq!(r["error"]["code"], json!(code), "{body}: {r}");
+        assert!(r["error"]["message"].as_str().unwrap().contains("rerank"));
+    }
+    // After a reload to another index the store no longer matches: refused, not wrong.
+    let other = build(dir.path(), "b.bmp", "b", 300, 4);
+    let (status, r) = post(
+        &client,
+        &format!("{}/v1/admin/reload", server.base),
+        json!({"index": other}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let (status, r) = post(
+        &client,
+        &url,
+        json!({"query": "t1", "rerank": 3}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 409, "{r}");
+    assert_eq!(r["error"]["code"], json!("multivec_stale"));
+    server.stop().await;
+
+    // A server without a store refuses a rerank, naming the field.
+    let state = AppState::with_encoder(
+        Index::open(&path).unwrap(),
+        ServerConfig::default(),
+        Some(Arc::new(Words)),
+    )
+    .unwrap();
+    let server = Server::with_state(state).await;
+    let (status, r) = post(
+        &client,
+        &format!("{}/v1/search/batch", server.base),
+        json!({"queries": [{"query": "t1"}, {"query": "t2", "rerank": 3}]}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{r}");
+    assert_eq!(r["error"]["code"], json!("no_multivec"));
+    assert!(r["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("queries[1].rerank"));
+    server.stop().await;
+}
+
+impl WordVectors {
+    fn vectors_of(&self, text: &str) -> Vec<f32> {
+        use bmp_server::QueryVectorizer;
+        self.vectors(&[text.to_string()]).unwrap().remove(0)
+    }
+}

@@ -6,12 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bmp_encoder::{DeviceKind, Precision};
+use bmp_encoder::{ClusterSpec, DeviceKind, Precision, TokenEncoder};
 use bmp_index::Index;
-use bmp_server::{reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder, ServerConfig};
+use bmp_server::{
+    reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder, QueryVectorizer, Reranker,
+    ServerConfig,
+};
 use clap::Args;
 
 use super::encoding::{parse_device, parse_precision, EncoderArgs, TextEncoder};
+use super::multivec::{open_store, TokenModelArgs};
 
 /// Serve an index over HTTP (JSON).
 ///
@@ -73,6 +77,36 @@ pub struct ServeArgs {
     /// Do not serve `POST /v1/admin/reload` (SIGHUP still reloads).
     #[arg(long)]
     pub no_admin: bool,
+    /// Multi-vector store (built by `bmp-index multivec` for this index) for reranking text
+    /// queries that ask for it (`"rerank": depth`); needs --model.
+    #[arg(long, requires = "model")]
+    pub multivec: Option<PathBuf>,
+    /// The token model of --multivec.
+    #[command(flatten)]
+    pub token: TokenModelArgs,
+}
+
+/// Query texts to multi-vector representations: the token model, then the store's query-side
+/// reduction.
+struct TokenQueries {
+    encoder: TokenEncoder,
+    spec: ClusterSpec,
+    description: String,
+}
+
+impl QueryVectorizer for TokenQueries {
+    fn vectors(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+        let raw = self.encoder.encode(texts).map_err(|e| e.to_string())?;
+        Ok(raw
+            .iter()
+            .enumerate()
+            .map(|(i, v)| self.spec.query.apply(v, i as u64).data)
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
 }
 
 /// A SPLADE model as the server's query encoder.
@@ -127,11 +161,40 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         }
     };
     let index = Index::open(&args.index)?;
+    let reranker = match &args.multivec {
+        None => None,
+        Some(path) => {
+            let store = open_store(path, &index)?;
+            let spec: ClusterSpec = store
+                .name()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let encoder = args.token.load()?;
+            if encoder.dim() != store.dim() {
+                anyhow::bail!(
+                    "{}: vectors of dimension {}, but {} makes {}",
+                    path.display(),
+                    store.dim(),
+                    args.token.token_model.display(),
+                    encoder.dim()
+                );
+            }
+            let description = format!("{} ({spec} queries)", args.token.token_model.display());
+            Some(Reranker::new(
+                store,
+                Arc::new(TokenQueries {
+                    encoder,
+                    spec,
+                    description,
+                }),
+            ))
+        }
+    };
     let runtime = config
         .build_runtime()
         .context("cannot start the async runtime")?;
-    let state =
-        AppState::with_encoder(index, config, encoder).context("cannot start the query encoder")?;
+    let state = AppState::with_stages(index, config, encoder, reranker)
+        .context("cannot start the query encoder")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await

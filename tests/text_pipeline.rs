@@ -71,9 +71,10 @@ fn head(src: &Path, dst: &Path, n: usize) {
 /// Mean measures by system name from `eval`'s table.
 fn table(stdout: &str) -> BTreeMap<String, Vec<f64>> {
     let mut rows = BTreeMap::new();
-    for line in stdout.lines().skip(1) {
+    // The main table ends at the first blank line (a rerank table may follow).
+    for line in stdout.lines().skip(1).take_while(|l| !l.trim().is_empty()) {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        // system name (one or two words), 5 measures, queries, 3 latencies (or dashes).
+        // system name (one or more words), 5 measures, queries, 3 latencies (or dashes).
         let name_words = cols.len() - 9;
         let name = cols[..name_words].join(" ");
         let values = cols[name_words..name_words + 5]
@@ -473,5 +474,248 @@ fn measures_equal_pytrec_eval_on_scifact() {
     assert_eq!(
         ours, theirs,
         "per-query nDCG@10, MRR@10, R@100, R@1000, MAP to 4 decimals"
+    );
+}
+
+/// The rerank table of `eval --rerank`: per spec, (vectors per document, vectors per query,
+/// store bytes).
+fn rerank_table(stdout: &str) -> BTreeMap<String, (f64, f64, u64)> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("clusters"))
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            (
+                c[0].to_string(),
+                (
+                    c[1].parse().unwrap(),
+                    c[2].parse().unwrap(),
+                    c[3].parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn multivector_rerank_in_eval_multivec_and_search() {
+    let (Some(model), Some(cranfield)) = (model(), dataset("cranfield")) else {
+        return;
+    };
+    let Some(tokens) = need(
+        repo().join("models/minilm-l6"),
+        "token model (run scripts/setup-models.sh)",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sub = d.join("cran60");
+    fs::create_dir_all(sub.join("qrels")).unwrap();
+    head(
+        &cranfield.join("corpus.jsonl"),
+        &sub.join("corpus.jsonl"),
+        60,
+    );
+    fs::copy(cranfield.join("queries.jsonl"), sub.join("queries.jsonl")).unwrap();
+    fs::copy(cranfield.join("qrels/test.tsv"), sub.join("qrels/test.tsv")).unwrap();
+    let (model, tokens, sub_s) = (
+        model.to_str().unwrap(),
+        tokens.to_str().unwrap(),
+        sub.to_str().unwrap(),
+    );
+    let eval = ok(
+        d,
+        &[
+            "eval",
+            "--dataset",
+            sub_s,
+            "--model",
+            model,
+            "--work-dir",
+            "work",
+            "--k",
+            "50",
+            "--rerank",
+            "multivector",
+            "--clusters",
+            "none,C4x8,K2",
+            "--rerank-depth",
+            "20",
+            "--token-model",
+            tokens,
+        ],
+    );
+    let rows = table(&eval);
+    for spec in ["none", "C4x8", "K2"] {
+        let row = &rows[&format!("bmp > mv {spec}@20")];
+        assert!(
+            row.iter().all(|v| (0.0..=1.0).contains(v)),
+            "{spec}: {row:?}"
+        );
+        // Reranking reorders the top 20 of 50 only: recall@100 is the first stage's.
+        assert_eq!(row[2], rows["splade bmp"][2], "{spec} changed recall@100");
+    }
+    let costs = rerank_table(&eval);
+    let (all, all_q, all_bytes) = costs["none"];
+    let (c4, c4_q, c4_bytes) = costs["C4x8"];
+    let (k2, _, _) = costs["K2"];
+    assert!(all > 20.0, "unpruned documents have their tokens: {all}");
+    assert!(
+        c4 <= 8.0 && c4 > 0.0 && c4_q <= 4.0 && c4_q < all_q,
+        "C4x8: {c4} {c4_q}"
+    );
+    assert!(
+        (k2 - all / 2.0).abs() <= 1.0,
+        "K2 keeps every other token: {k2} vs {all}"
+    );
+    assert!(c4_bytes * 5 < all_bytes);
+
+    // The multivec command writes the same store, byte for byte (k-means is seeded).
+    let index = fs::read_dir(d.join("work"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bmp"))
+        .unwrap();
+    let index_s = index.to_str().unwrap();
+    let cached = fs::read_dir(d.join("work"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("multivec.")
+        })
+        .unwrap()
+        .join("C4x8.mvec");
+    let out = ok(
+        d,
+        &[
+            "multivec",
+            "--index",
+            index_s,
+            "--corpus",
+            &format!("{sub_s}/corpus.jsonl"),
+            "--clusters",
+            "C4x8",
+            "--output",
+            "mv",
+            "--token-model",
+            tokens,
+        ],
+    );
+    assert!(out.contains("C4x8"), "{out}");
+    assert_eq!(
+        fs::read(d.join("mv/C4x8.mvec")).unwrap(),
+        fs::read(&cached).unwrap()
+    );
+
+    // search --multivec ranks as eval's C4x8 row does.
+    ok(
+        d,
+        &[
+            "search",
+            "--index",
+            index_s,
+            "--queries",
+            &format!("{sub_s}/queries.jsonl"),
+            "--model",
+            model,
+            "--algorithm",
+            "bmp",
+            "--k",
+            "50",
+            "--multivec",
+            "mv/C4x8.mvec",
+            "--rerank-depth",
+            "20",
+            "--token-model",
+            tokens,
+            "--output",
+            "c4.run",
+        ],
+    );
+    let scored = ok(
+        d,
+        &[
+            "eval",
+            "--run",
+            "c4.run",
+            "--qrels",
+            &format!("{sub_s}/qrels/test.tsv"),
+        ],
+    );
+    let from_search = table(&scored).into_values().next().unwrap();
+    assert_eq!(
+        from_search[0], rows["bmp > mv C4x8@20"][0],
+        "nDCG@10 differs"
+    );
+
+    // Errors name the problem.
+    let (code, _, err) = run(
+        d,
+        &[
+            "multivec",
+            "--index",
+            index_s,
+            "--corpus",
+            "x",
+            "--clusters",
+            "C0x4",
+            "--output",
+            "o",
+        ],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("C0x4"), "{err}");
+    fail(
+        d,
+        &[
+            "eval",
+            "--index",
+            index_s,
+            "--queries",
+            "q",
+            "--qrels",
+            "r",
+            "--rerank",
+            "multivector",
+        ],
+        "--rerank needs --dataset",
+    );
+    let other = d.join("other");
+    fs::create_dir_all(&other).unwrap();
+    head(&sub.join("corpus.jsonl"), &other.join("corpus.jsonl"), 30);
+    ok(
+        d,
+        &[
+            "build",
+            "--input",
+            other.join("corpus.jsonl").to_str().unwrap(),
+            "--model",
+            model,
+            "--output",
+            "other.bmp",
+        ],
+    );
+    fail(
+        d,
+        &[
+            "search",
+            "--index",
+            "other.bmp",
+            "--queries",
+            &format!("{sub_s}/queries.jsonl"),
+            "--model",
+            model,
+            "--multivec",
+            "mv/C4x8.mvec",
+            "--token-model",
+            tokens,
+        ],
+        "built for another index",
     );
 }

@@ -181,12 +181,37 @@ fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum()
 }
 
-/// k-means of `v` into `k` unit-length centroids (see the module documentation). Returns `v`
-/// itself when it has at most `k` vectors.
+/// k-means of `v` into at most `k` unit-length centroids (see the module documentation): the
+/// renormalised means of the groups of [`kmeans_groups`]. Returns `v` itself when it has at most
+/// `k` vectors.
 pub fn kmeans(v: &TokenVectors, k: usize, seed: u64) -> TokenVectors {
+    if v.len() <= k || k == 0 {
+        return v.clone();
+    }
+    let groups = kmeans_groups(v, k, seed);
+    let m = groups.iter().max().map_or(0, |&g| g + 1);
+    let mut centroids = TokenVectors {
+        dim: v.dim,
+        data: vec![0.0; m * v.dim],
+    };
+    for (x, &g) in v.rows().zip(&groups) {
+        for (c, &xv) in centroids.data[g * v.dim..(g + 1) * v.dim].iter_mut().zip(x) {
+            *c += xv;
+        }
+    }
+    for c in centroids.data.chunks_exact_mut(v.dim) {
+        l2_normalize(c);
+    }
+    centroids
+}
+
+/// The k-means group of each vector of `v` (k-means++ seeding from `seed`, assignment by largest
+/// dot product with the renormalised group means, at most [`KMEANS_ITERATIONS`] rounds). Groups
+/// are numbered `0..m` in order of first member, `m <= k`; no group is empty.
+pub fn kmeans_groups(v: &TokenVectors, k: usize, seed: u64) -> Vec<usize> {
     let (n, dim) = (v.len(), v.dim);
     if n <= k || k == 0 {
-        return v.clone();
+        return (0..n).collect();
     }
     let mut rng = SplitMix(seed ^ (n as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
     // k-means++ seeding: each next centre drawn with probability proportional to the squared
@@ -223,7 +248,7 @@ pub fn kmeans(v: &TokenVectors, k: usize, seed: u64) -> TokenVectors {
     let mut assignment = vec![usize::MAX; n];
     let mut sums = vec![0f32; k * dim];
     let mut counts = vec![0usize; k];
-    for _ in 0..KMEANS_ITERATIONS {
+    for round in 0..KMEANS_ITERATIONS {
         let mut changed = false;
         for (i, x) in v.rows().enumerate() {
             let mut best = (f32::NEG_INFINITY, 0usize);
@@ -238,7 +263,7 @@ pub fn kmeans(v: &TokenVectors, k: usize, seed: u64) -> TokenVectors {
                 changed = true;
             }
         }
-        if !changed {
+        if !changed || round + 1 == KMEANS_ITERATIONS {
             break;
         }
         sums.fill(0.0);
@@ -258,7 +283,50 @@ pub fn kmeans(v: &TokenVectors, k: usize, seed: u64) -> TokenVectors {
             }
         }
     }
-    centroids
+    // Number the groups in order of first member, leaving out empty ones.
+    let mut renumber = vec![usize::MAX; k];
+    let mut next = 0;
+    for a in &mut assignment {
+        if renumber[*a] == usize::MAX {
+            renumber[*a] = next;
+            next += 1;
+        }
+        *a = renumber[*a];
+    }
+    assignment
+}
+
+impl Reduction {
+    /// The reduction as a linear map: `rows` weights over the `v.len()` input vectors each
+    /// (row-major), such that row `r` of the reduced vectors is the weighted sum of the inputs
+    /// (renormalised for the cluster reductions). Training uses it to keep the reduction inside
+    /// the differentiable forward pass while the grouping itself is not differentiated.
+    pub fn weights(&self, v: &TokenVectors, seed: u64) -> (usize, Vec<f32>) {
+        let n = v.len();
+        let select = |picked: Vec<usize>| {
+            let mut w = vec![0f32; picked.len() * n];
+            for (r, &i) in picked.iter().enumerate() {
+                w[r * n + i] = 1.0;
+            }
+            (picked.len(), w)
+        };
+        let groups = |k: usize| {
+            let g = kmeans_groups(v, k, seed);
+            let m = g.iter().max().map_or(0, |&x| x + 1);
+            let mut w = vec![0f32; m * n];
+            for (i, &gi) in g.iter().enumerate() {
+                w[gi * n + i] = 1.0;
+            }
+            (m, w)
+        };
+        match *self {
+            Reduction::All => select((0..n).collect()),
+            Reduction::EveryNth(step) => select((0..n).step_by(step.max(1)).collect()),
+            Reduction::Tail(keep) => select((n.saturating_sub(keep)..n).collect()),
+            Reduction::Clusters(k) => groups(k),
+            Reduction::Fraction(p) => groups((u64::from(p) * n as u64).div_ceil(100).max(1) as usize),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -340,5 +408,39 @@ mod tests {
         let tail = Reduction::Tail(2).apply(&v, 0);
         assert_eq!(tail.rows().collect::<Vec<_>>(), vec![v.row(3), v.row(4)]);
         assert_eq!(Reduction::All.apply(&v, 0), v);
+    }
+
+    #[test]
+    fn weights_reproduce_every_reduction() {
+        let rows: Vec<Vec<f32>> = (0..23)
+            .map(|i| vec![(i as f32).sin(), (i as f32 * 0.3).cos(), 1.0 + (i % 4) as f32])
+            .collect();
+        let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let v = vectors(&refs);
+        for r in [
+            Reduction::All,
+            Reduction::Clusters(4),
+            Reduction::Fraction(25),
+            Reduction::EveryNth(3),
+            Reduction::Tail(5),
+        ] {
+            let want = r.apply(&v, 11);
+            let (m, w) = r.weights(&v, 11);
+            assert_eq!(m, want.len(), "{r:?}");
+            for (row, wrow) in want.rows().zip(w.chunks_exact(v.len())) {
+                let mut got = vec![0f32; v.dim];
+                for (x, &c) in v.rows().zip(wrow) {
+                    for (g, &xv) in got.iter_mut().zip(x) {
+                        *g += c * xv;
+                    }
+                }
+                if matches!(r, Reduction::Clusters(_) | Reduction::Fraction(_)) {
+                    l2_normalize(&mut got);
+                }
+                for (a, b) in got.iter().zip(row) {
+                    assert!((a - b).abs() < 1e-5, "{r:?}: {a} vs {b}");
+                }
+            }
+        }
     }
 }

@@ -31,6 +31,7 @@ pub mod sparse;
 pub mod splade;
 pub mod text;
 pub mod token_embed;
+pub mod train;
 mod tokenizer;
 
 pub use clustering::{ClusterSpec, Reduction};

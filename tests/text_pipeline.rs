@@ -719,3 +719,90 @@ fn multivector_rerank_in_eval_multivec_and_search() {
         "built for another index",
     );
 }
+
+#[test]
+fn train_runs_reports_the_loss_and_writes_a_model_directory() {
+    let Some(tokens) = need(
+        repo().join("models/minilm-l6"),
+        "token model (run scripts/setup-models.sh)",
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pairs: String = [
+        (
+            "heat transfer in boundary layers",
+            "heat transfer rates measured on a flat plate",
+        ),
+        (
+            "vitamin d and bones",
+            "vitamin d supplements and bone mineral density",
+        ),
+        (
+            "protein folding",
+            "simulations of small protein folding pathways",
+        ),
+        ("wing flutter", "flutter of swept wings at supersonic speed"),
+        (
+            "shock waves",
+            "interaction of shock waves with boundary layers",
+        ),
+        (
+            "gene expression",
+            "expression of genes in yeast under stress",
+        ),
+        ("insulin resistance", "insulin resistance in obese adults"),
+        ("jet noise", "noise radiated by supersonic jets"),
+    ]
+    .iter()
+    .map(|(q, p)| format!("{q}\t{p}\n"))
+    .collect();
+    fs::write(d.join("pairs.tsv"), pairs).unwrap();
+    let tokens = tokens.to_str().unwrap();
+    let out = ok(
+        d,
+        &[
+            "train",
+            "--model",
+            tokens,
+            "--pairs",
+            "pairs.tsv",
+            "--output",
+            "trained",
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--held-out",
+            "2",
+            "--log-every",
+            "2",
+            "--clusters",
+            "C2x4",
+            "--doc-max-length",
+            "16",
+            "--query-max-length",
+            "8",
+        ],
+    );
+    for needle in [
+        "held-out before: loss",
+        "step      2  loss",
+        "step      4  loss",
+        "held-out after:",
+    ] {
+        assert!(out.contains(needle), "{needle:?} not in:\n{out}");
+    }
+    for file in ["model.safetensors", "config.json", "tokenizer.json"] {
+        assert!(d.join("trained").join(file).is_file(), "{file} missing");
+    }
+    fs::write(d.join("bad.tsv"), "no tab here\n").unwrap();
+    fail(
+        d,
+        &[
+            "train", "--model", tokens, "--pairs", "bad.tsv", "--output", "x",
+        ],
+        "bad.tsv:1: expected query<TAB>document",
+    );
+}

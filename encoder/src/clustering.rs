@@ -324,7 +324,9 @@ impl Reduction {
             Reduction::EveryNth(step) => select((0..n).step_by(step.max(1)).collect()),
             Reduction::Tail(keep) => select((n.saturating_sub(keep)..n).collect()),
             Reduction::Clusters(k) => groups(k),
-            Reduction::Fraction(p) => groups((u64::from(p) * n as u64).div_ceil(100).max(1) as usize),
+            Reduction::Fraction(p) => {
+                groups((u64::from(p) * n as u64).div_ceil(100).max(1) as usize)
+            }
         }
     }
 }
@@ -413,7 +415,13 @@ mod tests {
     #[test]
     fn weights_reproduce_every_reduction() {
         let rows: Vec<Vec<f32>> = (0..23)
-            .map(|i| vec![(i as f32).sin(), (i as f32 * 0.3).cos(), 1.0 + (i % 4) as f32])
+            .map(|i| {
+                vec![
+                    (i as f32).sin(),
+                    (i as f32 * 0.3).cos(),
+                    1.0 + (i % 4) as f32,
+                ]
+            })
             .collect();
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
         let v = vectors(&refs);

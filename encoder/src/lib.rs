@@ -31,8 +31,8 @@ pub mod sparse;
 pub mod splade;
 pub mod text;
 pub mod token_embed;
-pub mod train;
 mod tokenizer;
+pub mod train;
 
 pub use clustering::{ClusterSpec, Reduction};
 pub use device::{DeviceKind, Precision};

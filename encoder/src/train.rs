@@ -77,8 +77,8 @@ impl TrainableBert {
     pub fn load(weights: &Path, config: &BertConfig, device: &Device) -> Result<Self> {
         let err = weights_error(weights);
         // SAFETY: read-only map; the tensors are copied out of it.
-        let file = unsafe { candle_core::safetensors::MmapedSafetensors::new(weights) }
-            .map_err(&err)?;
+        let file =
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(weights) }.map_err(&err)?;
         let prefix = if file.get("bert.embeddings.word_embeddings.weight").is_ok() {
             "bert."
         } else {
@@ -86,16 +86,9 @@ impl TrainableBert {
         };
         let mut params = Vec::new();
         let mut var = |names: &[String]| -> Result<Tensor> {
-            let name = names
-                .iter()
-                .find(|n| file.get(n).is_ok())
-                .ok_or_else(|| {
-                    EncoderError::InvalidInput(format!(
-                        "{}: no tensor {}",
-                        weights.display(),
-                        names[0]
-                    ))
-                })?;
+            let name = names.iter().find(|n| file.get(n).is_ok()).ok_or_else(|| {
+                EncoderError::InvalidInput(format!("{}: no tensor {}", weights.display(), names[0]))
+            })?;
             let t = file
                 .load(name, device)
                 .and_then(|t| t.to_dtype(DType::F32))
@@ -119,8 +112,12 @@ impl TrainableBert {
             ))
         };
         let word = var(&one(format!("{prefix}embeddings.word_embeddings.weight")))?;
-        let position = var(&one(format!("{prefix}embeddings.position_embeddings.weight")))?;
-        let token_type = var(&one(format!("{prefix}embeddings.token_type_embeddings.weight")))?;
+        let position = var(&one(format!(
+            "{prefix}embeddings.position_embeddings.weight"
+        )))?;
+        let token_type = var(&one(format!(
+            "{prefix}embeddings.token_type_embeddings.weight"
+        )))?;
         let embedding_norm = norm(&mut var, "embeddings.LayerNorm")?;
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
@@ -181,7 +178,10 @@ impl TrainableBert {
         let h = self.config.hidden_size;
         let heads = self.config.num_attention_heads;
         let dh = h / heads;
-        let words = self.word.index_select(&ids.flatten_all()?, 0)?.reshape((b, len, h))?;
+        let words = self
+            .word
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, len, h))?;
         let positions = Tensor::arange(0u32, len as u32, &self.device)?;
         let pos = self.position.index_select(&positions, 0)?;
         let types = self.token_type.get(0)?;
@@ -192,7 +192,9 @@ impl TrainableBert {
         let scale = 1.0 / (dh as f64).sqrt();
         for layer in &self.layers {
             let split = |t: Tensor| -> candle_core::Result<Tensor> {
-                t.reshape((b, len, heads, dh))?.transpose(1, 2)?.contiguous()
+                t.reshape((b, len, heads, dh))?
+                    .transpose(1, 2)?
+                    .contiguous()
             };
             let q = split(Self::linear(&x, &layer.query)?)?;
             let k = split(Self::linear(&x, &layer.key)?)?;
@@ -347,7 +349,12 @@ impl ChamferTrainer {
     ) -> Result<Vec<Tensor>> {
         let tokens = tokenizer.tokenize_marking_special(texts)?;
         let b = tokens.len();
-        let len = tokens.iter().map(|(ids, _)| ids.len()).max().unwrap_or(0).max(1);
+        let len = tokens
+            .iter()
+            .map(|(ids, _)| ids.len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
         let mut ids = Vec::with_capacity(b * len);
         let mut mask = Vec::with_capacity(b * len);
         for (row, (seq, _)) in tokens.iter().enumerate() {
@@ -420,7 +427,11 @@ impl ChamferTrainer {
         let picked = log_probs.gather(&targets, 1)?;
         let loss = (picked.mean_all()? * -1.0)?;
         let best = scores.argmax(1)?.to_vec1::<u32>()?;
-        let correct = best.iter().enumerate().filter(|&(i, &j)| i as u32 == j).count();
+        let correct = best
+            .iter()
+            .enumerate()
+            .filter(|&(i, &j)| i as u32 == j)
+            .count();
         Ok((loss, correct))
     }
 

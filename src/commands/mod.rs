@@ -13,6 +13,7 @@ mod progress;
 mod search;
 mod serve;
 mod synth;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +41,7 @@ enum Command {
     Multivec(multivec::MultivecArgs),
     ExportCiff(export::ExportArgs),
     Synth(synth::SynthArgs),
+    Train(train::TrainArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -56,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Multivec(args) => multivec::run(&args),
         Command::ExportCiff(args) => export::run(&args),
         Command::Synth(args) => synth::run(&args),
+        Command::Train(args) => train::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

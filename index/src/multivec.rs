@@ -126,7 +126,7 @@ impl MultiVecWriter {
                 self.starts.len()
             )));
         }
-        if vectors.len() % dim != 0 {
+        if !vectors.len().is_multiple_of(dim) {
             return Err(Error::Invalid(format!(
                 "multi-vector store: {} floats for document {doc} is not a multiple of the \
                  dimension {dim}",

@@ -24,7 +24,7 @@ use super::encoding::{
     DEFAULT_MODEL_DIR,
 };
 use super::multivec::{
-    build_stores, embed_queries, open_store, parse_clusters, store_path, TokenModelArgs,
+    build_stores, embed_queries, open_store, parse_clusters, store_path, TokenModelArgs, QUERY_SEED,
 };
 use super::search::{answer, latency_stats, parse_algorithm, Latency};
 use bmp_encoder::ClusterSpec;
@@ -481,7 +481,7 @@ fn multivector_rows(
         let mut query_vectors = 0usize;
         for (i, (record, hits)) in records.iter().zip(&first_stage).enumerate() {
             let start = Instant::now();
-            let q = spec.query.apply(&raw[i], i as u64);
+            let q = spec.query.apply(&raw[i], QUERY_SEED);
             let reranked = rerank(&mut scorer, &store, &q.data, hits, depth);
             micros.push(start.elapsed().as_secs_f64() * 1e6);
             query_vectors += q.len();

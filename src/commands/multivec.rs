@@ -16,6 +16,10 @@ use clap::Args;
 use super::encoding::{count_documents, parse_device, CHUNK_DOCS};
 use super::progress::count_bar;
 
+/// The k-means seed of every query: a query's vectors depend on its text alone, not on where it
+/// stands in a file or a batch.
+pub const QUERY_SEED: u64 = 0;
+
 /// Where scripts/setup-models.sh puts all-MiniLM-L6-v2.
 pub const DEFAULT_TOKEN_MODEL: &str = "models/minilm-l6";
 

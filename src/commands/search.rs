@@ -13,7 +13,7 @@ use bmp_query::{Hit, Query, SearchSpec, Searcher};
 use clap::Args;
 
 use super::encoding::{encode_query_file, EncoderArgs, TextEncoder};
-use super::multivec::{embed_queries, open_store, TokenModelArgs};
+use super::multivec::{embed_queries, open_store, TokenModelArgs, QUERY_SEED};
 use bmp_encoder::{ClusterSpec, TokenVectors};
 use bmp_eval::QueryReader;
 use bmp_query::chamfer::{rerank, ChamferScorer};
@@ -212,7 +212,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             None => hits.iter().map(|h| (h.doc, h.score.to_string())).collect(),
             Some(st) => {
                 let start = Instant::now();
-                let q = st.spec.query.apply(&st.queries[i], i as u64);
+                let q = st.spec.query.apply(&st.queries[i], QUERY_SEED);
                 let reranked = rerank(
                     &mut st.scorer,
                     &st.store,

@@ -15,7 +15,7 @@ use bmp_server::{
 use clap::Args;
 
 use super::encoding::{parse_device, parse_precision, EncoderArgs, TextEncoder};
-use super::multivec::{open_store, TokenModelArgs};
+use super::multivec::{open_store, TokenModelArgs, QUERY_SEED};
 
 /// Serve an index over HTTP (JSON).
 ///
@@ -99,8 +99,7 @@ impl QueryVectorizer for TokenQueries {
         let raw = self.encoder.encode(texts).map_err(|e| e.to_string())?;
         Ok(raw
             .iter()
-            .enumerate()
-            .map(|(i, v)| self.spec.query.apply(v, i as u64).data)
+            .map(|v| self.spec.query.apply(v, QUERY_SEED).data)
             .collect())
     }
 

@@ -20,8 +20,9 @@ use clap::{Parser, Subcommand};
 /// Learned-sparse retrieval with Block-Max Pruning.
 ///
 /// Encode text with a SPLADE model, build a compressed, memory-mapped block-max index from sparse
-/// vectors (JSONL or CIFF) or text, inspect it, export it, answer top-k queries, and evaluate
-/// retrieval quality and latency on BEIR / MS MARCO data.
+/// vectors (JSONL or CIFF) or text, inspect it, export it, answer top-k queries (over HTTP too),
+/// rerank them with multi-vector token embeddings (CRISP clustering, which `train` can learn), and
+/// evaluate retrieval quality and latency on BEIR / MS MARCO data.
 #[derive(Debug, Parser)]
 #[command(name = "bmp-index", version, about, long_about)]
 pub struct Cli {

@@ -82,10 +82,10 @@ pub fn parse_clusters(s: &str) -> Result<ClusterSpec, String> {
     s.parse()
 }
 
-/// Build multi-vector stores for an index: every document of a BEIR corpus is embedded token by
-/// token with --token-model and reduced per --clusters, one store per spec.
+/// Build multi-vector stores (token embeddings, CRISP-reduced) beside an index.
 ///
-/// Specs: none (every token), CqxD (k-means into q query / D document centroids, e.g. C4x8,
+/// Every document of a BEIR corpus that the index holds is embedded token by token with
+/// --token-model and reduced per --clusters, one store per spec. Specs: none (every token), CqxD (k-means into q query / D document centroids, e.g. C4x8,
 /// C8x32), Cp (k-means into p% of the length, e.g. C25), Kn (every n-th token), tail / tailQxD
 /// (the last Q / D tokens). Stores are written to OUTPUT/<spec>.mvec, f16, checksummed, tied to
 /// the index (a store built for another index is refused).

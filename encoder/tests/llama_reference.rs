@@ -1,0 +1,127 @@
+//! Our Llama forward (dequantized f32 weights, all positions, padding mask) against candle's
+//! `quantized_llama` on the same GGUF file: SmolLM2-135M-Instruct from `models/smollm2-135m`
+//! (fetched by `scripts/setup-models.sh`).
+
+use std::path::PathBuf;
+
+use bmp_encoder::llama::LlamaModel;
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor, D};
+use candle_transformers::models::quantized_llama::ModelWeights;
+
+fn gguf() -> Option<PathBuf> {
+    let models = std::env::var_os("BMP_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
+    let path = models.join("smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: run scripts/setup-models.sh before the tests",
+        path.display()
+    );
+    eprintln!("note: skipping: {} is missing", path.display());
+    None
+}
+
+/// Token ids of whole-token strings of the GGUF vocabulary (GPT-2 style: `Ġ` is a space).
+fn ids(vocab: &[String], tokens: &[&str]) -> Vec<u32> {
+    tokens
+        .iter()
+        .map(|t| {
+            vocab
+                .iter()
+                .position(|v| v == t)
+                .unwrap_or_else(|| panic!("{t:?} is not a token of the vocabulary"))
+                as u32
+        })
+        .collect()
+}
+
+#[test]
+fn next_token_predictions_match_quantized_llama_and_padding_changes_nothing() {
+    let Some(path) = gguf() else { return };
+    let device = Device::Cpu;
+    let ours = LlamaModel::from_gguf(&path, None, &device).unwrap();
+    assert_eq!(ours.config().num_layers, 30);
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let vocab: Vec<String> = content.metadata["tokenizer.ggml.tokens"]
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string().unwrap().clone())
+        .collect();
+    let mut reference = ModelWeights::from_gguf(content, &mut file, &device).unwrap();
+    let prompts = [
+        ids(&vocab, &["The", "Ġcapital", "Ġof", "ĠFrance", "Ġis"]),
+        ids(
+            &vocab,
+            &["One", ",", "Ġtwo", ",", "Ġthree", ",", "Ġfour", ","],
+        ),
+        ids(&vocab, &["The", "Ġquick", "Ġbrown"]),
+    ];
+    let max_len = prompts.iter().map(Vec::len).max().unwrap();
+    let (mut padded, mut mask) = (Vec::new(), Vec::new());
+    for p in &prompts {
+        padded.extend(p.iter().copied());
+        padded.extend(std::iter::repeat_n(2u32, max_len - p.len()));
+        mask.extend(std::iter::repeat_n(1u8, p.len()));
+        mask.extend(std::iter::repeat_n(0u8, max_len - p.len()));
+    }
+    let batch_ids = Tensor::from_vec(padded, (prompts.len(), max_len), &device).unwrap();
+    let batch_mask = Tensor::from_vec(mask, (prompts.len(), max_len), &device).unwrap();
+    let batch_logits = ours
+        .logits(&ours.hidden_states(&batch_ids, &batch_mask).unwrap())
+        .unwrap();
+    for (row, p) in prompts.iter().enumerate() {
+        let input = Tensor::new(p.as_slice(), &device)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let theirs = reference.forward(&input, 0).unwrap().squeeze(0).unwrap();
+        let alone_mask = Tensor::ones((1, p.len()), candle_core::DType::U8, &device).unwrap();
+        let alone = ours
+            .logits(&ours.hidden_states(&input, &alone_mask).unwrap())
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .get(p.len() - 1)
+            .unwrap();
+        let batched = batch_logits.get(row).unwrap().get(p.len() - 1).unwrap();
+        let want = theirs
+            .argmax(D::Minus1)
+            .unwrap()
+            .to_scalar::<u32>()
+            .unwrap();
+        let got = alone.argmax(D::Minus1).unwrap().to_scalar::<u32>().unwrap();
+        assert_eq!(
+            got, want,
+            "prompt {row}: ours predicts {:?}, quantized_llama {:?}",
+            vocab[got as usize], vocab[want as usize]
+        );
+        eprintln!("prompt {row}: next token {:?}", vocab[got as usize]);
+        let diff = (alone - batched)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-3, "prompt {row}: padding moved a logit by {diff}");
+    }
+}
+
+#[test]
+fn a_layer_cut_loads_only_the_first_blocks() {
+    let Some(path) = gguf() else { return };
+    let cut = LlamaModel::from_gguf(&path, Some(8), &Device::Cpu).unwrap();
+    assert_eq!(cut.config().num_layers, 8);
+    let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
+    let mask = Tensor::ones((1, 3), candle_core::DType::U8, &Device::Cpu).unwrap();
+    assert_eq!(cut.forward_all(&ids, &mask).unwrap().len(), 9);
+    assert!(LlamaModel::from_gguf(&path, Some(31), &Device::Cpu).is_err());
+}

@@ -25,6 +25,7 @@ pub mod clustering;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod gguf_tokenizer;
 pub mod llama;
 pub mod model_dir;
 mod projection;

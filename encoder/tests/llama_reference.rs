@@ -125,3 +125,30 @@ fn a_layer_cut_loads_only_the_first_blocks() {
     assert_eq!(cut.forward_all(&ids, &mask).unwrap().len(), 9);
     assert!(LlamaModel::from_gguf(&path, Some(31), &Device::Cpu).is_err());
 }
+
+#[test]
+fn the_gguf_tokenizer_splits_as_the_vocabulary_expects() {
+    let Some(path) = gguf() else { return };
+    let tokenizer = bmp_encoder::gguf_tokenizer::gguf_tokenizer(&path).unwrap();
+    let mut file = std::fs::File::open(&path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let vocab: Vec<String> = content.metadata["tokenizer.ggml.tokens"]
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string().unwrap().clone())
+        .collect();
+    let enc = tokenizer.encode("The capital of France is", false).unwrap();
+    assert_eq!(
+        enc.get_ids(),
+        ids(&vocab, &["The", "Ġcapital", "Ġof", "ĠFrance", "Ġis"]).as_slice()
+    );
+    // Digits one by one, special tokens whole, and the text decodes back.
+    let enc = tokenizer.encode("<|im_start|>year 2024", false).unwrap();
+    assert_eq!(
+        enc.get_ids(),
+        ids(&vocab, &["<|im_start|>", "year", "Ġ", "2", "0", "2", "4"]).as_slice()
+    );
+    let back = tokenizer.decode(enc.get_ids(), false).unwrap();
+    assert_eq!(back, "<|im_start|>year 2024");
+}

@@ -27,6 +27,7 @@ pub mod device;
 pub mod error;
 pub mod gguf_tokenizer;
 pub mod llama;
+pub mod llm_embed;
 pub mod model_dir;
 mod projection;
 pub mod sparse;

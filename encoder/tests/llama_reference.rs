@@ -152,3 +152,42 @@ fn the_gguf_tokenizer_splits_as_the_vocabulary_expects() {
     let back = tokenizer.decode(enc.get_ids(), false).unwrap();
     assert_eq!(back, "<|im_start|>year 2024");
 }
+
+#[test]
+fn llm_encoder_gives_dense_and_sparse_outputs() {
+    use bmp_encoder::llm_embed::{DenseIndex, LlmEncoder, Pooling};
+    let Some(path) = gguf() else { return };
+    let enc = LlmEncoder::load(&path, Some(12), 64).unwrap();
+    let texts = [
+        "The cat sat on the mat.",
+        "A cat was sitting on a small rug.",
+        "Stock markets fell sharply after the interest rate decision.",
+    ];
+    for pooling in [Pooling::Mean, Pooling::LastToken] {
+        let batch = enc.encode_dense(&texts, pooling).unwrap();
+        let mut index = DenseIndex::new(batch[0].len());
+        for (i, v) in batch.iter().enumerate() {
+            let norm: f32 = v.iter().map(|x| x * x).sum();
+            assert!((norm - 1.0).abs() < 1e-4);
+            // Batched (padded) equals alone.
+            let alone = enc.encode_dense(&[texts[i]], pooling).unwrap();
+            for (a, b) in alone[0].iter().zip(v) {
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "{pooling:?}: padding changed text {i}"
+                );
+            }
+            index.push(v).unwrap();
+        }
+        // The two cat sentences are nearer each other than the market one.
+        let hits = index.search(&batch[0], 3);
+        assert_eq!(hits[0].0, 0);
+        assert_eq!(hits[1].0, 1, "{pooling:?}: {hits:?}");
+    }
+    let sparse = enc.encode_sparse(&texts[..1]).unwrap();
+    assert!(!sparse[0].is_empty());
+    assert!(sparse[0].windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(sparse[0].iter().all(|&(_, w)| w > 0.0 && w.is_finite()));
+    assert_eq!(sparse, enc.encode_sparse(&texts[..1]).unwrap());
+    assert!(enc.encode_dense(&[""], Pooling::Mean).is_err());
+}

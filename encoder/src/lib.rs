@@ -26,6 +26,7 @@ pub mod config;
 pub mod device;
 pub mod error;
 pub mod gguf_tokenizer;
+pub mod layer_cut;
 pub mod llama;
 pub mod llm_embed;
 pub mod model_dir;

@@ -204,10 +204,10 @@ impl LlamaModel {
         Ok((angles.cos()?, angles.sin()?))
     }
 
-    /// Hidden states after each block and after the final norm, for padded token ids `[b, len]`
-    /// and their mask (1 = real token; padding at the end of a row). Entry `l` of the result is
-    /// the input of block `l` (entry 0: the embeddings); the last entry is the final normed
-    /// output. Every entry is `[b, len, hidden]`.
+    /// The residual stream at every depth, for padded token ids `[b, len]` and their mask
+    /// (1 = real token; padding at the end of a row): entry `l` is the input of block `l` (entry
+    /// 0: the embeddings) and the last entry the output of the last block, before the final
+    /// norm. Every entry is `[b, len, hidden]`.
     pub fn forward_all(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Vec<Tensor>> {
         let (b, len) = ids.dims2()?;
         let c = &self.config;
@@ -262,18 +262,17 @@ impl LlamaModel {
             let up = y.broadcast_matmul(&block.up.t()?)?;
             x = (x + (gate * up)?.broadcast_matmul(&block.down.t()?)?)?;
         }
-        states.push(x.clone());
-        let last = states.len() - 1;
-        states[last] = self.rms_norm(&x, &self.norm)?;
+        states.push(x);
         Ok(states)
     }
 
     /// The final normed hidden states `[b, len, hidden]`.
     pub fn hidden_states(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let mut states = self.forward_all(ids, mask)?;
-        states
+        let last = states
             .pop()
-            .ok_or_else(|| candle_core::Error::Msg("no hidden state".into()))
+            .ok_or_else(|| candle_core::Error::Msg("no hidden state".into()))?;
+        self.rms_norm(&last, &self.norm)
     }
 
     /// Vocabulary logits of hidden states `[.., hidden]`.

@@ -191,3 +191,40 @@ fn llm_encoder_gives_dense_and_sparse_outputs() {
     assert_eq!(sparse, enc.encode_sparse(&texts[..1]).unwrap());
     assert!(enc.encode_dense(&[""], Pooling::Mean).is_err());
 }
+
+#[test]
+fn layer_cut_analysis_on_real_pairs() {
+    use bmp_encoder::layer_cut::{angular_distances, best_depths, layer_losses};
+    let Some(path) = gguf() else { return };
+    let model = LlamaModel::from_gguf(&path, Some(8), &Device::Cpu).unwrap();
+    let tokenizer = bmp_encoder::gguf_tokenizer::gguf_tokenizer(&path).unwrap();
+    let tok = |t: &str| tokenizer.encode(t, false).unwrap().get_ids().to_vec();
+    let queries: Vec<Vec<u32>> = ["cat on a mat", "stock market crash", "rain tomorrow"]
+        .iter()
+        .map(|t| tok(t))
+        .collect();
+    let docs: Vec<Vec<u32>> = [
+        "The cat sat on the mat all afternoon.",
+        "Shares fell sharply as the stock market crashed.",
+        "Forecasters expect heavy rain tomorrow morning.",
+    ]
+    .iter()
+    .map(|t| tok(t))
+    .collect();
+    let d = angular_distances(&model, &docs, 2).unwrap();
+    assert_eq!(d.len(), 8 - 2 + 1);
+    assert!(d.iter().all(|x| (0.0..=1.0).contains(x)), "{d:?}");
+    let losses = layer_losses(&model, &queries, &docs).unwrap();
+    assert_eq!(losses.len(), 9, "depths 0..=8");
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l >= 0.0),
+        "{losses:?}"
+    );
+    let (low, high) = best_depths(&losses);
+    assert!(
+        (1..=4).contains(&low) && (5..=8).contains(&high),
+        "{low} {high}"
+    );
+    assert!(angular_distances(&model, &docs, 9).is_err());
+    assert!(layer_losses(&model, &queries[..1], &docs[..1]).is_err());
+}

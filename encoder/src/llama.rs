@@ -54,6 +54,10 @@ pub struct LlamaModel {
     blocks: Vec<Block>,
     norm: Tensor,
     lm_head: Tensor,
+    /// Whether the lm head is the token embeddings (tied).
+    tied: bool,
+    /// GGUF stores q and k for interleaved rotary pairs; Hugging Face checkpoints rotate halves.
+    interleaved_rope: bool,
     device: Device,
     path: PathBuf,
 }
@@ -155,9 +159,10 @@ impl LlamaModel {
             });
         }
         let norm = tensor("output_norm.weight")?;
-        let lm_head = match content.tensor_infos.contains_key("output.weight") {
-            true => tensor("output.weight")?,
-            false => embeddings.clone(),
+        let tied = !content.tensor_infos.contains_key("output.weight");
+        let lm_head = match tied {
+            false => tensor("output.weight")?,
+            true => embeddings.clone(),
         };
         Ok(Self {
             config: LlamaConfig {
@@ -173,9 +178,199 @@ impl LlamaModel {
             blocks,
             norm,
             lm_head,
+            tied,
+            interleaved_rope: true,
             device: device.clone(),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Loads a Hugging Face Llama directory (`config.json`, `model.safetensors`), as
+    /// [`LlamaModel::save`] writes it; `keep` loads only the first blocks.
+    pub fn from_safetensors(dir: &Path, keep: Option<usize>, device: &Device) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|error| EncoderError::Io {
+            path: config_path.clone(),
+            error,
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|error| EncoderError::Config {
+                path: config_path.clone(),
+                error,
+            })?;
+        let field = |name: &'static str| {
+            v.get(name).ok_or_else(|| EncoderError::ConfigField {
+                path: config_path.clone(),
+                field: name,
+                message: "missing".into(),
+            })
+        };
+        let int = |name: &'static str| -> Result<usize> {
+            field(name)?
+                .as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| EncoderError::ConfigField {
+                    path: config_path.clone(),
+                    field: name,
+                    message: "must be a positive integer".into(),
+                })
+        };
+        let hidden_size = int("hidden_size")?;
+        let num_heads = int("num_attention_heads")?;
+        let num_kv_heads = v
+            .get("num_key_value_heads")
+            .and_then(serde_json::Value::as_u64)
+            .map_or(num_heads, |n| n as usize);
+        let file_layers = int("num_hidden_layers")?;
+        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
+            return Err(EncoderError::InvalidInput(format!(
+                "{}: {num_heads} heads over {num_kv_heads} key/value heads",
+                config_path.display()
+            )));
+        }
+        let num_layers = match keep {
+            None => file_layers,
+            Some(n) if (1..=file_layers).contains(&n) => n,
+            Some(n) => {
+                return Err(EncoderError::InvalidOption {
+                    option: "keep",
+                    message: format!("{n} layers: the model has 1..={file_layers}"),
+                })
+            }
+        };
+        let rms_norm_eps = v
+            .get("rms_norm_eps")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(1e-6);
+        let rope_theta = v
+            .get("rope_theta")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(10_000.0) as f32;
+        let tied = v
+            .get("tie_word_embeddings")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let weights = dir.join("model.safetensors");
+        let err = gguf_error(&weights);
+        // SAFETY: read-only map; tensors are copied out of it.
+        let file =
+            unsafe { candle_core::safetensors::MmapedSafetensors::new(&weights) }.map_err(&err)?;
+        let tensor = |name: &str| -> Result<Tensor> {
+            file.load(name, device)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .map_err(&err)
+        };
+        let embeddings = tensor("model.embed_tokens.weight")?;
+        let (vocab_size, _) = embeddings.dims2().map_err(&err)?;
+        let mut blocks = Vec::with_capacity(num_layers);
+        for l in 0..num_layers {
+            let p = format!("model.layers.{l}");
+            blocks.push(Block {
+                attn_norm: tensor(&format!("{p}.input_layernorm.weight"))?,
+                wq: tensor(&format!("{p}.self_attn.q_proj.weight"))?,
+                wk: tensor(&format!("{p}.self_attn.k_proj.weight"))?,
+                wv: tensor(&format!("{p}.self_attn.v_proj.weight"))?,
+                wo: tensor(&format!("{p}.self_attn.o_proj.weight"))?,
+                ffn_norm: tensor(&format!("{p}.post_attention_layernorm.weight"))?,
+                gate: tensor(&format!("{p}.mlp.gate_proj.weight"))?,
+                up: tensor(&format!("{p}.mlp.up_proj.weight"))?,
+                down: tensor(&format!("{p}.mlp.down_proj.weight"))?,
+            });
+        }
+        let norm = tensor("model.norm.weight")?;
+        let lm_head = match tied {
+            true => embeddings.clone(),
+            false => tensor("lm_head.weight")?,
+        };
+        Ok(Self {
+            config: LlamaConfig {
+                vocab_size,
+                hidden_size,
+                num_layers,
+                num_heads,
+                num_kv_heads,
+                rms_norm_eps,
+                rope_theta,
+            },
+            embeddings,
+            blocks,
+            norm,
+            lm_head,
+            tied,
+            interleaved_rope: false,
+            device: device.clone(),
+            path: dir.to_path_buf(),
+        })
+    }
+
+    /// Writes the model as a Hugging Face Llama directory: `model.safetensors` (q and k in the
+    /// rotate-halves layout) and `config.json`. The tokenizer is the caller's to write.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| EncoderError::Io { path, error }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let c = &self.config;
+        let dh = c.hidden_size / c.num_heads;
+        // GGUF's interleaved rows [head, pair, 2] back to [head, 2, pair].
+        let halves = |w: &Tensor, heads: usize| -> candle_core::Result<Tensor> {
+            if !self.interleaved_rope {
+                return Ok(w.clone());
+            }
+            let (out, inp) = w.dims2()?;
+            w.reshape((heads, dh / 2, 2, inp))?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((out, inp))
+        };
+        let mut tensors = std::collections::HashMap::new();
+        tensors.insert(
+            "model.embed_tokens.weight".to_string(),
+            self.embeddings.clone(),
+        );
+        for (l, b) in self.blocks.iter().enumerate() {
+            let p = format!("model.layers.{l}");
+            for (name, t) in [
+                ("input_layernorm.weight", b.attn_norm.clone()),
+                ("self_attn.q_proj.weight", halves(&b.wq, c.num_heads)?),
+                ("self_attn.k_proj.weight", halves(&b.wk, c.num_kv_heads)?),
+                ("self_attn.v_proj.weight", b.wv.clone()),
+                ("self_attn.o_proj.weight", b.wo.clone()),
+                ("post_attention_layernorm.weight", b.ffn_norm.clone()),
+                ("mlp.gate_proj.weight", b.gate.clone()),
+                ("mlp.up_proj.weight", b.up.clone()),
+                ("mlp.down_proj.weight", b.down.clone()),
+            ] {
+                tensors.insert(format!("{p}.{name}"), t);
+            }
+        }
+        tensors.insert("model.norm.weight".to_string(), self.norm.clone());
+        if !self.tied {
+            tensors.insert("lm_head.weight".to_string(), self.lm_head.clone());
+        }
+        let weights = dir.join("model.safetensors");
+        let tmp = dir.join(".model.safetensors.tmp");
+        candle_core::safetensors::save(&tensors, &tmp).map_err(gguf_error(&tmp))?;
+        std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
+        let intermediate = self.blocks.first().map_or(0, |b| b.gate.dims()[0]);
+        let config = serde_json::json!({
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "vocab_size": c.vocab_size,
+            "hidden_size": c.hidden_size,
+            "intermediate_size": intermediate,
+            "num_hidden_layers": c.num_layers,
+            "num_attention_heads": c.num_heads,
+            "num_key_value_heads": c.num_kv_heads,
+            "rms_norm_eps": c.rms_norm_eps,
+            "rope_theta": c.rope_theta,
+            "hidden_act": "silu",
+            "tie_word_embeddings": self.tied,
+        });
+        let path = dir.join("config.json");
+        let text = serde_json::to_string_pretty(&config).unwrap_or_default();
+        std::fs::write(&path, text + "\n").map_err(io(&path))
     }
 
     /// The model's shape (with the layers actually loaded).
@@ -235,8 +430,15 @@ impl LlamaModel {
                     .transpose(1, 2)?
                     .contiguous()
             };
-            let q = candle_nn::rotary_emb::rope_i(&heads_of(&block.wq, heads)?, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope_i(&heads_of(&block.wk, kv)?, &cos, &sin)?;
+            let rotate = |t: Tensor| -> candle_core::Result<Tensor> {
+                if self.interleaved_rope {
+                    candle_nn::rotary_emb::rope_i(&t, &cos, &sin)
+                } else {
+                    candle_nn::rotary_emb::rope(&t, &cos, &sin)
+                }
+            };
+            let q = rotate(heads_of(&block.wq, heads)?)?;
+            let k = rotate(heads_of(&block.wk, kv)?)?;
             let v = heads_of(&block.wv, kv)?;
             let group = heads / kv;
             let repeat = |t: Tensor| -> candle_core::Result<Tensor> {

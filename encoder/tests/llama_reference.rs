@@ -228,3 +228,32 @@ fn layer_cut_analysis_on_real_pairs() {
     assert!(angular_distances(&model, &docs, 9).is_err());
     assert!(layer_losses(&model, &queries[..1], &docs[..1]).is_err());
 }
+
+#[test]
+fn a_cut_model_saved_as_safetensors_loads_back_with_the_same_outputs() {
+    let Some(path) = gguf() else { return };
+    let device = Device::Cpu;
+    let cut = LlamaModel::from_gguf(&path, Some(6), &device).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    cut.save(dir.path()).unwrap();
+    let back = LlamaModel::from_safetensors(dir.path(), None, &device).unwrap();
+    assert_eq!(back.config(), cut.config());
+    let ids = Tensor::new(&[[504u32, 3458, 282, 4649, 314], [1, 2, 3, 4, 5]], &device).unwrap();
+    let mask = Tensor::new(&[[1u8, 1, 1, 1, 1], [1, 1, 1, 0, 0]], &device).unwrap();
+    let a = cut
+        .logits(&cut.hidden_states(&ids, &mask).unwrap())
+        .unwrap();
+    let b = back
+        .logits(&back.hidden_states(&ids, &mask).unwrap())
+        .unwrap();
+    let diff = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-3, "logits moved by {diff}");
+    assert!(LlamaModel::from_safetensors(dir.path(), Some(7), &device).is_err());
+}

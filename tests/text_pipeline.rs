@@ -806,3 +806,88 @@ fn train_runs_reports_the_loss_and_writes_a_model_directory() {
         "bad.tsv:1: expected query<TAB>document",
     );
 }
+
+#[test]
+fn prune_layer_cut_writes_a_loadable_smaller_model() {
+    let Some(gguf) = need(
+        repo().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "SmolLM2 GGUF (run scripts/setup-models.sh)",
+    ) else {
+        return;
+    };
+    let Some(scifact) = dataset("scifact") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    head(&scifact.join("corpus.jsonl"), &d.join("corpus.jsonl"), 12);
+    let gguf = gguf.to_str().unwrap();
+    let out = ok(
+        d,
+        &[
+            "prune",
+            "layer-cut",
+            "--model",
+            gguf,
+            "--corpus",
+            "corpus.jsonl",
+            "--pairs",
+            "8",
+            "--max-length",
+            "24",
+            "--auto",
+            "--upper",
+            "--output",
+            "auto",
+        ],
+    );
+    assert!(
+        out.contains("angular distance of each block of 4 layers"),
+        "{out}"
+    );
+    let best: Vec<usize> = out
+        .lines()
+        .find(|l| l.starts_with("best depth:"))
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(best[0] <= 15 && best[1] > 15, "{best:?}");
+    let config = fs::read_to_string(d.join("auto/config.json")).unwrap();
+    assert!(
+        config.contains(&format!("\"num_hidden_layers\": {}", best[1])),
+        "{config}"
+    );
+    // A Hugging Face directory is a model too: cut it again.
+    ok(
+        d,
+        &[
+            "prune",
+            "layer-cut",
+            "--model",
+            "auto",
+            "--keep",
+            "2",
+            "--output",
+            "two",
+        ],
+    );
+    assert!(fs::read_to_string(d.join("two/config.json"))
+        .unwrap()
+        .contains("\"num_hidden_layers\": 2"));
+    assert!(d.join("two/tokenizer.json").is_file());
+    fail(
+        d,
+        &[
+            "prune",
+            "layer-cut",
+            "--model",
+            "two",
+            "--keep",
+            "3",
+            "--output",
+            "x",
+        ],
+        "3 layers: the model has 1..=2",
+    );
+}

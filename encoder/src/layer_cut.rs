@@ -4,8 +4,9 @@
 //! - [`angular_distances`]: for a block of `n` layers starting at `l`,
 //!   `d(l, l + n) = arccos(cos(x_l, x_{l+n})) / pi`, `x_l` the input of layer `l` at each text's
 //!   last real token, averaged over texts. Small means the block changes little.
-//! - [`layer_losses`]: for every depth `l` (the states after `l` layers, mean-pooled over real
-//!   tokens and L2-normalised), the untrained InfoNCE loss of (query, positive) pairs with the
+//! - [`layer_losses`]: for every depth `l` (the states after `l` layers through the final
+//!   RMSNorm, as the LM head would read them, mean-pooled over real tokens and L2-normalised;
+//!   without the norm a few very large residual dimensions make every text look alike), the untrained InfoNCE loss of (query, positive) pairs with the
 //!   other positives of the set as negatives, temperature 0.05. L3Prune keeps the depth with the
 //!   lowest loss in the lower half, or in the upper half for the larger model ([`best_depths`]).
 
@@ -97,11 +98,8 @@ pub fn layer_losses(
         lens.iter()
             .enumerate()
             .map(|(row, &n)| {
-                let mut v = states
-                    .get(row)?
-                    .narrow(0, 0, n)?
-                    .mean(0)?
-                    .to_vec1::<f32>()?;
+                let real = model.final_norm(&states.get(row)?.narrow(0, 0, n)?)?;
+                let mut v = real.mean(0)?.to_vec1::<f32>()?;
                 l2_normalize(&mut v);
                 Ok(v)
             })

@@ -477,6 +477,12 @@ impl LlamaModel {
         self.rms_norm(&last, &self.norm)
     }
 
+    /// The final RMSNorm applied to states of any depth (`[.., hidden]`), as the LM head reads
+    /// them.
+    pub fn final_norm(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.rms_norm(x, &self.norm)
+    }
+
     /// Vocabulary logits of hidden states `[.., hidden]`.
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
         hidden.broadcast_matmul(&self.lm_head.t()?)

@@ -10,6 +10,7 @@ mod export;
 mod info;
 mod multivec;
 mod progress;
+mod prune;
 mod search;
 mod serve;
 mod synth;
@@ -43,6 +44,7 @@ enum Command {
     ExportCiff(export::ExportArgs),
     Synth(synth::SynthArgs),
     Train(train::TrainArgs),
+    Prune(prune::PruneArgs),
     Demo(demo::DemoArgs),
 }
 
@@ -60,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportCiff(args) => export::run(&args),
         Command::Synth(args) => synth::run(&args),
         Command::Train(args) => train::run(&args),
+        Command::Prune(args) => prune::run(&args),
         Command::Demo(args) => demo::run(&args),
     }
 }

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file;
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::error::{EncoderError, Result};
 
@@ -58,6 +58,8 @@ pub struct LlamaModel {
     tied: bool,
     /// GGUF stores q and k for interleaved rotary pairs; Hugging Face checkpoints rotate halves.
     interleaved_rope: bool,
+    /// Rotary embeddings through composed ops (candle's fused rope kernels have no backward).
+    differentiable: bool,
     device: Device,
     path: PathBuf,
 }
@@ -180,6 +182,7 @@ impl LlamaModel {
             lm_head,
             tied,
             interleaved_rope: true,
+            differentiable: false,
             device: device.clone(),
             path: path.to_path_buf(),
         })
@@ -298,6 +301,7 @@ impl LlamaModel {
             lm_head,
             tied,
             interleaved_rope: false,
+            differentiable: false,
             device: device.clone(),
             path: dir.to_path_buf(),
         })
@@ -373,6 +377,49 @@ impl LlamaModel {
         std::fs::write(&path, text + "\n").map_err(io(&path))
     }
 
+    /// Turns every weight into a trainable `Var` and switches the forward pass to ops that all
+    /// have a backward (the rotary embeddings through composed ops). Returns the weights by their
+    /// Hugging Face names; gradients of a loss computed afterwards reach each of them.
+    pub fn make_trainable(&mut self) -> Result<Vec<(String, Var)>> {
+        fn var(t: &mut Tensor, name: String, out: &mut Vec<(String, Var)>) -> Result<()> {
+            let v = Var::from_tensor(t)?;
+            *t = v.as_tensor().clone();
+            out.push((name, v));
+            Ok(())
+        }
+        let mut out = Vec::new();
+        var(
+            &mut self.embeddings,
+            "model.embed_tokens.weight".into(),
+            &mut out,
+        )?;
+        if self.tied {
+            self.lm_head = self.embeddings.clone();
+        }
+        for (l, b) in self.blocks.iter_mut().enumerate() {
+            let p = format!("model.layers.{l}");
+            for (name, t) in [
+                ("input_layernorm.weight", &mut b.attn_norm),
+                ("self_attn.q_proj.weight", &mut b.wq),
+                ("self_attn.k_proj.weight", &mut b.wk),
+                ("self_attn.v_proj.weight", &mut b.wv),
+                ("self_attn.o_proj.weight", &mut b.wo),
+                ("post_attention_layernorm.weight", &mut b.ffn_norm),
+                ("mlp.gate_proj.weight", &mut b.gate),
+                ("mlp.up_proj.weight", &mut b.up),
+                ("mlp.down_proj.weight", &mut b.down),
+            ] {
+                var(t, format!("{p}.{name}"), &mut out)?;
+            }
+        }
+        var(&mut self.norm, "model.norm.weight".into(), &mut out)?;
+        if !self.tied {
+            var(&mut self.lm_head, "lm_head.weight".into(), &mut out)?;
+        }
+        self.differentiable = true;
+        Ok(out)
+    }
+
     /// The model's shape (with the layers actually loaded).
     pub fn config(&self) -> &LlamaConfig {
         &self.config
@@ -431,10 +478,12 @@ impl LlamaModel {
                     .contiguous()
             };
             let rotate = |t: Tensor| -> candle_core::Result<Tensor> {
-                if self.interleaved_rope {
-                    candle_nn::rotary_emb::rope_i(&t, &cos, &sin)
-                } else {
-                    candle_nn::rotary_emb::rope(&t, &cos, &sin)
+                use candle_nn::rotary_emb::{rope, rope_i, rope_i_slow, rope_slow};
+                match (self.interleaved_rope, self.differentiable) {
+                    (true, false) => rope_i(&t, &cos, &sin),
+                    (true, true) => rope_i_slow(&t, &cos, &sin),
+                    (false, false) => rope(&t, &cos, &sin),
+                    (false, true) => rope_slow(&t, &cos, &sin),
                 }
             };
             let q = rotate(heads_of(&block.wq, heads)?)?;

@@ -25,6 +25,7 @@ pub mod clustering;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod gaprune;
 pub mod gguf_tokenizer;
 pub mod layer_cut;
 pub mod llama;

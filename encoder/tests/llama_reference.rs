@@ -340,3 +340,91 @@ fn a_trainable_llama_gives_every_weight_a_gradient() {
         );
     }
 }
+
+#[test]
+fn gaprune_and_magnitude_zero_half_of_the_mlp_weights() {
+    use bmp_encoder::gaprune::{
+        gaprune_scores, gradient_stats, is_mlp, magnitude_scores, prune_lowest,
+    };
+    let Some(path) = gguf() else { return };
+    let tokenizer = bmp_encoder::gguf_tokenizer::gguf_tokenizer(&path).unwrap();
+    let ids = |t: &str| tokenizer.encode(t, false).unwrap().get_ids().to_vec();
+    let pairs = |texts: &[(&str, &str)]| -> Vec<(Vec<u32>, Vec<u32>)> {
+        texts.iter().map(|(q, d)| (ids(q), ids(d))).collect()
+    };
+    let domain = pairs(&[
+        (
+            "vitamin d and bones",
+            "Vitamin D supplements did not change bone density.",
+        ),
+        (
+            "insulin resistance",
+            "Insulin resistance rises with obesity in adults.",
+        ),
+        (
+            "gene expression in yeast",
+            "Yeast genes change expression under heat stress.",
+        ),
+        (
+            "statins and stroke",
+            "Statin therapy lowered the risk of stroke.",
+        ),
+    ]);
+    let general = pairs(&[
+        ("cat on a mat", "The cat sat on the mat."),
+        ("stock prices", "Stock prices fell sharply today."),
+        ("rain tomorrow", "Heavy rain is expected tomorrow."),
+        ("football final", "The team won the football final."),
+    ]);
+    let mut model = LlamaModel::from_gguf(&path, Some(2), &Device::Cpu).unwrap();
+    let vars = model.make_trainable().unwrap();
+    let dom = gradient_stats(&model, &vars, &domain, 2).unwrap();
+    let gen = gradient_stats(&model, &vars, &general, 2).unwrap();
+    assert_eq!((dom.batches, gen.batches), (2, 2));
+    let mlp: Vec<&String> = vars.iter().map(|(n, _)| n).filter(|n| is_mlp(n)).collect();
+    assert_eq!(mlp.len(), 2 * 3);
+    for name in &mlp {
+        let f = dom.fisher[*name]
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(f > 0.0 && f.is_finite(), "{name}: Fisher sum {f}");
+    }
+    let scores = gaprune_scores(&vars, &dom, &gen).unwrap();
+    let total: usize = mlp
+        .iter()
+        .map(|n| {
+            vars.iter()
+                .find(|(m, _)| m == *n)
+                .unwrap()
+                .1
+                .as_tensor()
+                .elem_count()
+        })
+        .sum();
+    assert_eq!(prune_lowest(&vars, &scores, 0.5).unwrap(), total / 2);
+    let zeros: usize = vars
+        .iter()
+        .filter(|(n, _)| is_mlp(n))
+        .map(|(_, v)| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .filter(|&&x| x == 0.0)
+                .count()
+        })
+        .sum();
+    assert!(zeros >= total / 2);
+    // The pruned model still runs; magnitude pruning on a fresh copy zeroes the same count.
+    let t = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
+    let m = Tensor::ones((1, 3), candle_core::DType::U8, &Device::Cpu).unwrap();
+    assert!(model.hidden_states(&t, &m).is_ok());
+    let mut fresh = LlamaModel::from_gguf(&path, Some(2), &Device::Cpu).unwrap();
+    let fresh_vars = fresh.make_trainable().unwrap();
+    let mag = magnitude_scores(&fresh_vars).unwrap();
+    assert_eq!(prune_lowest(&fresh_vars, &mag, 0.5).unwrap(), total / 2);
+}

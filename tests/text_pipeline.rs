@@ -890,4 +890,83 @@ fn prune_layer_cut_writes_a_loadable_smaller_model() {
         ],
         "3 layers: the model has 1..=2",
     );
+
+    // GAPrune and magnitude pruning at 50% of the MLP weights of a 2-layer cut: the count is
+    // exact (2 layers x 3 projections x 576 x 1536 / 2) and the output loads again.
+    let Some(cranfield) = dataset("cranfield") else {
+        return;
+    };
+    head(
+        &cranfield.join("corpus.jsonl"),
+        &d.join("general.jsonl"),
+        12,
+    );
+    let half = 2 * 3 * 576 * 1536 / 2;
+    let out = ok(
+        d,
+        &[
+            "prune",
+            "gaprune",
+            "--model",
+            gguf,
+            "--keep",
+            "2",
+            "--domain-corpus",
+            "corpus.jsonl",
+            "--general-corpus",
+            "general.jsonl",
+            "--pairs",
+            "4",
+            "--batch-size",
+            "2",
+            "--max-length",
+            "16",
+            "--output",
+            "gap",
+        ],
+    );
+    assert!(out.contains(&format!("zeroed {half} MLP weights")), "{out}");
+    let out = ok(
+        d,
+        &[
+            "prune",
+            "magnitude",
+            "--model",
+            gguf,
+            "--keep",
+            "2",
+            "--output",
+            "mag",
+        ],
+    );
+    assert!(out.contains(&format!("zeroed {half} MLP weights")), "{out}");
+    for pruned in ["gap", "mag"] {
+        ok(
+            d,
+            &[
+                "prune",
+                "layer-cut",
+                "--model",
+                pruned,
+                "--keep",
+                "1",
+                "--output",
+                "again",
+            ],
+        );
+    }
+    fail(
+        d,
+        &[
+            "prune",
+            "magnitude",
+            "--model",
+            gguf,
+            "--sparsity",
+            "1.5",
+            "--output",
+            "x",
+        ],
+        "sparsity",
+    );
 }

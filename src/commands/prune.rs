@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use bmp_encoder::gaprune::{gaprune_scores, gradient_stats, magnitude_scores, prune_lowest};
 use bmp_encoder::gguf_tokenizer::gguf_tokenizer;
 use bmp_encoder::layer_cut::{angular_distances, best_depths, layer_losses};
 use bmp_encoder::llama::LlamaModel;
@@ -10,7 +11,8 @@ use bmp_eval::CorpusReader;
 use candle_core::Device;
 use clap::{Args, Subcommand};
 
-/// Prune a decoder LLM (Llama family, GGUF or a Hugging Face directory).
+/// Prune a decoder LLM (Llama family, GGUF or a Hugging Face directory): cut layers, or zero MLP
+/// weights by GAPrune or by magnitude.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     #[command(subcommand)]
@@ -20,6 +22,65 @@ pub struct PruneArgs {
 #[derive(Debug, Subcommand)]
 enum PruneMethod {
     LayerCut(LayerCutArgs),
+    Gaprune(GapruneArgs),
+    Magnitude(MagnitudeArgs),
+}
+
+/// GAPrune: zero the MLP weights (gate, up, down of every layer) of lowest Domain Alignment
+/// Importance, ranked together over all layers.
+///
+/// Fisher information (mean squared gradient) and mean gradients of an InfoNCE loss on mean-pooled
+/// final states are gathered on (title, text) pairs of --domain-corpus and of --general-corpus;
+/// DAI = softplus((F_dom - F_gen) |w| clip(1 + 0.2 a, 0.8, 1.2) + 0.5 sqrt(|w|)), with a the
+/// per-weight product of the two tensor-normalised mean gradients. Writes a Hugging Face
+/// directory.
+#[derive(Debug, Args)]
+struct GapruneArgs {
+    /// The model: a .gguf file, or a directory with config.json and model.safetensors.
+    #[arg(long)]
+    model: PathBuf,
+    /// BEIR corpus.jsonl of the target domain (title -> text pairs).
+    #[arg(long)]
+    domain_corpus: PathBuf,
+    /// BEIR corpus.jsonl of general text (title -> text pairs).
+    #[arg(long)]
+    general_corpus: PathBuf,
+    /// Pairs read from each corpus.
+    #[arg(long, default_value_t = 64)]
+    pairs: usize,
+    /// Pairs per gradient batch (the other pairs are the negatives).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..))]
+    batch_size: u32,
+    /// Tokens per text.
+    #[arg(long, default_value_t = 64)]
+    max_length: usize,
+    /// Fraction of the MLP weights to zero.
+    #[arg(long, default_value_t = 0.5)]
+    sparsity: f64,
+    /// Keep only the first N layers first (a layer cut).
+    #[arg(long)]
+    keep: Option<usize>,
+    /// Output directory.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+/// Magnitude pruning: zero the MLP weights of smallest |w|, ranked together over all layers (the
+/// baseline GAPrune is compared with). Writes a Hugging Face directory.
+#[derive(Debug, Args)]
+struct MagnitudeArgs {
+    /// The model: a .gguf file, or a directory with config.json and model.safetensors.
+    #[arg(long)]
+    model: PathBuf,
+    /// Fraction of the MLP weights to zero.
+    #[arg(long, default_value_t = 0.5)]
+    sparsity: f64,
+    /// Keep only the first N layers first (a layer cut).
+    #[arg(long)]
+    keep: Option<usize>,
+    /// Output directory.
+    #[arg(long)]
+    output: PathBuf,
 }
 
 /// Keep the first N layers (plus the final norm) and write the model as a Hugging Face directory
@@ -65,6 +126,8 @@ struct LayerCutArgs {
 pub fn run(args: &PruneArgs) -> anyhow::Result<()> {
     match &args.method {
         PruneMethod::LayerCut(a) => layer_cut(a),
+        PruneMethod::Gaprune(a) => gaprune(a),
+        PruneMethod::Magnitude(a) => magnitude(a),
     }
 }
 
@@ -87,39 +150,97 @@ fn tokenizer(model: &Path) -> anyhow::Result<tokenizers::Tokenizer> {
     }
 }
 
+/// Up to `n` (title, text) pairs of a corpus, as token ids truncated at `max_length`.
+fn corpus_pairs(
+    corpus: &Path,
+    tok: &tokenizers::Tokenizer,
+    n: usize,
+    max_length: usize,
+) -> anyhow::Result<Vec<(Vec<u32>, Vec<u32>)>> {
+    let encode = |t: &str| -> anyhow::Result<Vec<u32>> {
+        let mut ids = tok
+            .encode(t, false)
+            .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?
+            .get_ids()
+            .to_vec();
+        ids.truncate(max_length);
+        Ok(ids)
+    };
+    let mut pairs = Vec::new();
+    for doc in CorpusReader::open(corpus)? {
+        let doc = doc?;
+        if doc.title.trim().is_empty() || doc.text.trim().is_empty() {
+            continue;
+        }
+        pairs.push((encode(&doc.title)?, encode(&doc.text)?));
+        if pairs.len() == n {
+            break;
+        }
+    }
+    if pairs.len() < 2 {
+        anyhow::bail!(
+            "{}: fewer than 2 documents with a title and a text",
+            corpus.display()
+        );
+    }
+    Ok(pairs)
+}
+
+/// Writes a pruned model and its tokenizer.
+fn write(model: &LlamaModel, tok: &tokenizers::Tokenizer, output: &Path) -> anyhow::Result<()> {
+    model.save(output)?;
+    let path = output.join("tokenizer.json");
+    tok.save(&path, false)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+fn gaprune(args: &GapruneArgs) -> anyhow::Result<()> {
+    let tok = tokenizer(&args.model)?;
+    let mut model = load(&args.model, args.keep)?;
+    let vars = model.make_trainable()?;
+    let batch = args.batch_size as usize;
+    let domain = corpus_pairs(&args.domain_corpus, &tok, args.pairs, args.max_length)?;
+    let general = corpus_pairs(&args.general_corpus, &tok, args.pairs, args.max_length)?;
+    let start = std::time::Instant::now();
+    let dom = gradient_stats(&model, &vars, &domain, batch)?;
+    let gen = gradient_stats(&model, &vars, &general, batch)?;
+    eprintln!(
+        "gradients of {} domain and {} general pairs in {:.1} s",
+        domain.len(),
+        general.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let scores = gaprune_scores(&vars, &dom, &gen)?;
+    let zeroed = prune_lowest(&vars, &scores, args.sparsity)?;
+    println!("zeroed {zeroed} MLP weights (sparsity {})", args.sparsity);
+    write(&model, &tok, &args.output)?;
+    eprintln!("written to {}", args.output.display());
+    Ok(())
+}
+
+fn magnitude(args: &MagnitudeArgs) -> anyhow::Result<()> {
+    let tok = tokenizer(&args.model)?;
+    let mut model = load(&args.model, args.keep)?;
+    let vars = model.make_trainable()?;
+    let scores = magnitude_scores(&vars)?;
+    let zeroed = prune_lowest(&vars, &scores, args.sparsity)?;
+    println!("zeroed {zeroed} MLP weights (sparsity {})", args.sparsity);
+    write(&model, &tok, &args.output)?;
+    eprintln!("written to {}", args.output.display());
+    Ok(())
+}
+
 fn layer_cut(args: &LayerCutArgs) -> anyhow::Result<()> {
     let tok = tokenizer(&args.model)?;
     let keep = match &args.corpus {
         None => args.keep,
         Some(corpus) => {
             let full = load(&args.model, None)?;
-            let encode = |t: &str| -> anyhow::Result<Vec<u32>> {
-                let mut ids = tok
-                    .encode(t, false)
-                    .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?
-                    .get_ids()
-                    .to_vec();
-                ids.truncate(args.max_length);
-                Ok(ids)
-            };
-            let (mut queries, mut docs) = (Vec::new(), Vec::new());
-            for doc in CorpusReader::open(corpus)? {
-                let doc = doc?;
-                if doc.title.trim().is_empty() || doc.text.trim().is_empty() {
-                    continue;
-                }
-                queries.push(encode(&doc.title)?);
-                docs.push(encode(&doc.text)?);
-                if queries.len() == args.pairs {
-                    break;
-                }
-            }
-            if queries.len() < 2 {
-                anyhow::bail!(
-                    "{}: fewer than 2 documents with a title and a text",
-                    corpus.display()
-                );
-            }
+            let (queries, docs): (Vec<_>, Vec<_>) =
+                corpus_pairs(corpus, &tok, args.pairs, args.max_length)?
+                    .into_iter()
+                    .unzip();
             let distances = angular_distances(&full, &docs, args.block)?;
             println!(
                 "angular distance of each block of {} layers (layers l..l+{}):",
@@ -146,10 +267,7 @@ fn layer_cut(args: &LayerCutArgs) -> anyhow::Result<()> {
     };
     let keep = keep.context("give --keep N or --auto with --corpus")?;
     let model = load(&args.model, Some(keep))?;
-    model.save(&args.output)?;
-    let tokenizer_path = args.output.join("tokenizer.json");
-    tok.save(&tokenizer_path, false)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tokenizer_path.display()))?;
+    write(&model, &tok, &args.output)?;
     eprintln!(
         "kept {keep} of the model's layers; written to {}",
         args.output.display()

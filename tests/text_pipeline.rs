@@ -970,3 +970,74 @@ fn prune_layer_cut_writes_a_loadable_smaller_model() {
         "sparsity",
     );
 }
+
+#[test]
+fn a_decoder_llm_encodes_builds_and_searches_like_splade() {
+    let Some(gguf) = need(
+        repo().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "SmolLM2 GGUF (run scripts/setup-models.sh)",
+    ) else {
+        return;
+    };
+    let Some(cranfield) = dataset("cranfield") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    head(&cranfield.join("corpus.jsonl"), &d.join("c.jsonl"), 8);
+    head(&cranfield.join("queries.jsonl"), &d.join("q.jsonl"), 2);
+    let gguf = gguf.to_str().unwrap();
+    ok(
+        d,
+        &[
+            "build",
+            "--input",
+            "c.jsonl",
+            "--model",
+            gguf,
+            "--max-length",
+            "24",
+            "--output",
+            "llm.bmp",
+        ],
+    );
+    let info = ok(d, &["info", "--index", "llm.bmp"]);
+    assert!(info.contains("documents") && info.contains('8'), "{info}");
+    let run = ok(
+        d,
+        &[
+            "search",
+            "--index",
+            "llm.bmp",
+            "--queries",
+            "q.jsonl",
+            "--model",
+            gguf,
+            "--max-length",
+            "24",
+            "--k",
+            "3",
+            "--algorithm",
+            "bmp",
+        ],
+    );
+    assert_eq!(run.lines().count(), 6, "{run}");
+    // Documents are cut to 256 terms by default.
+    ok(
+        d,
+        &[
+            "encode",
+            "--model",
+            gguf,
+            "--input",
+            "c.jsonl",
+            "--max-length",
+            "24",
+            "--output",
+            "v.jsonl",
+        ],
+    );
+    let first = fs::read_to_string(d.join("v.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(line["vector"].as_object().unwrap().len(), 256);
+}

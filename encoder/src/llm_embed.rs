@@ -78,6 +78,56 @@ impl LlmEncoder {
         })
     }
 
+    /// Loads a model given as a GGUF file or as a Hugging Face Llama directory (config.json,
+    /// model.safetensors, tokenizer.json), e.g. one `bmp-index prune` wrote.
+    pub fn load_any(model: &Path, max_length: usize) -> Result<Self> {
+        if !model.is_dir() {
+            return Self::load(model, None, max_length);
+        }
+        if max_length == 0 {
+            return Err(EncoderError::InvalidOption {
+                option: "max_length",
+                message: "must be at least 1".into(),
+            });
+        }
+        let device = Device::Cpu;
+        let llama = LlamaModel::from_safetensors(model, None, &device)?;
+        let path = model.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_file(&path).map_err(|e| EncoderError::Tokenizer {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            model: llama,
+            tokenizer,
+            max_length,
+            pad_id: 0,
+            device,
+        })
+    }
+
+    /// Whether `path` holds a decoder LLM this encoder loads: a `.gguf` file, or a directory
+    /// whose config.json says `"model_type": "llama"`.
+    pub fn recognizes(path: &Path) -> bool {
+        if path.is_file() {
+            return path.extension().is_some_and(|e| e == "gguf");
+        }
+        std::fs::read_to_string(path.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| {
+                v.get("model_type")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+            })
+            .is_some_and(|m| m == "llama")
+    }
+
+    /// The vocabulary size (sparse vectors' dimension).
+    pub fn vocab_size(&self) -> usize {
+        self.model.config().vocab_size
+    }
+
     /// The model.
     pub fn model(&self) -> &LlamaModel {
         &self.model

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use bmp_encoder::llm_embed::LlmEncoder;
 use bmp_encoder::{
     beir_document_text, prune, DeviceKind, Precision, Pruning, SparseVector, SpladeEncoder,
     SpladeOptions,
@@ -33,7 +34,8 @@ pub struct EncoderArgs {
     /// Truncation length in tokens, special tokens included (default: the model's maximum).
     #[arg(long)]
     pub max_length: Option<usize>,
-    /// Keep only the N heaviest terms of each document vector (queries are never pruned).
+    /// Keep only the N heaviest terms of each document vector (queries are never pruned); a
+    /// decoder LLM model (a .gguf file or a Llama directory) defaults to 256.
     #[arg(long)]
     pub doc_top_k: Option<usize>,
     /// Drop document terms whose weight is below this floor (queries are never pruned).
@@ -92,21 +94,50 @@ impl EncoderArgs {
     }
 }
 
-/// A loaded SPLADE model: one model for documents and queries, with the document pruning applied
-/// to document vectors only.
+/// The documents' top-k cut of a decoder LLM's sparse vectors when none is given: its LM head
+/// gives most of its 49k-term vocabulary a positive weight.
+pub const LLM_DEFAULT_DOC_TOP_K: usize = 256;
+
+/// The model behind a [`TextEncoder`].
+enum Backend {
+    /// A SPLADE masked-LM.
+    Splade(SpladeEncoder),
+    /// A decoder LLM through its LM head, with its vocabulary.
+    Llm(Box<LlmEncoder>, Vec<String>),
+}
+
+/// A loaded sparse text encoder (a SPLADE model, or a decoder LLM given as a `.gguf` file or a
+/// Hugging Face Llama directory): one model for documents and queries, with the document pruning
+/// applied to document vectors only.
 pub struct TextEncoder {
-    model: SpladeEncoder,
+    model: Backend,
     document_pruning: Pruning,
+    batch_size: usize,
 }
 
 impl TextEncoder {
-    /// Loads the model in `dir` (Hugging Face layout).
+    /// Loads the model at `path`: a SPLADE directory (Hugging Face layout), or a decoder LLM.
     pub fn load(dir: &Path, args: &EncoderArgs) -> anyhow::Result<TextEncoder> {
-        let document_pruning = Pruning {
+        let mut document_pruning = Pruning {
             top_k: args.doc_top_k,
             min_weight: args.doc_min_weight,
         };
         document_pruning.validate()?;
+        if LlmEncoder::recognizes(dir) {
+            if document_pruning.top_k.is_none() {
+                document_pruning.top_k = Some(LLM_DEFAULT_DOC_TOP_K);
+            }
+            let llm = LlmEncoder::load_any(dir, args.max_length.unwrap_or(512))
+                .with_context(|| format!("cannot load the model {}", dir.display()))?;
+            let vocab = (0..llm.vocab_size() as u32)
+                .map(|id| llm.token(id).unwrap_or_else(|| format!("[unused_id_{id}]")))
+                .collect();
+            return Ok(TextEncoder {
+                model: Backend::Llm(Box::new(llm), vocab),
+                document_pruning,
+                batch_size: args.batch_size as usize,
+            });
+        }
         let options = SpladeOptions {
             batch_size: args.batch_size as usize,
             max_length: args.max_length,
@@ -123,14 +154,34 @@ impl TextEncoder {
         let model = SpladeEncoder::load(dir, options)
             .with_context(|| format!("cannot load the model in {}{hint}", dir.display()))?;
         Ok(TextEncoder {
-            model,
+            model: Backend::Splade(model),
             document_pruning,
+            batch_size: args.batch_size as usize,
         })
     }
 
     /// The token string of vocabulary id `id`.
     pub fn token(&self, id: u32) -> &str {
-        self.model.token(id).unwrap_or("[UNK]")
+        match &self.model {
+            Backend::Splade(m) => m.token(id).unwrap_or("[UNK]"),
+            Backend::Llm(_, vocab) => vocab.get(id as usize).map_or("[UNK]", String::as_str),
+        }
+    }
+
+    /// Sparse vectors of an LLM, in chunks of the batch size, with progress.
+    fn llm_vectors(
+        llm: &LlmEncoder,
+        texts: &[String],
+        batch: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> anyhow::Result<Vec<SparseVector>> {
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(batch.max(1)) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            out.extend(llm.encode_sparse(&refs)?);
+            progress(chunk.len());
+        }
+        Ok(out)
     }
 
     /// Encodes document texts (pruned as asked), in input order.
@@ -139,7 +190,10 @@ impl TextEncoder {
         texts: &[String],
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<Vec<SparseVector>> {
-        let mut vectors = self.model.encode_batch_with_progress(texts, progress)?;
+        let mut vectors = match &self.model {
+            Backend::Splade(m) => m.encode_batch_with_progress(texts, progress)?,
+            Backend::Llm(llm, _) => Self::llm_vectors(llm, texts, self.batch_size, progress)?,
+        };
         for vector in &mut vectors {
             prune(vector, &self.document_pruning);
         }
@@ -148,7 +202,10 @@ impl TextEncoder {
 
     /// Encodes query texts (never pruned), in input order.
     pub fn encode_queries(&self, texts: &[String]) -> anyhow::Result<Vec<SparseVector>> {
-        Ok(self.model.encode_queries(texts)?)
+        match &self.model {
+            Backend::Splade(m) => Ok(m.encode_queries(texts)?),
+            Backend::Llm(llm, _) => Self::llm_vectors(llm, texts, self.batch_size, &mut |_| {}),
+        }
     }
 
     /// The `(term, weight)` entries of a vector, as the index and the query parser take them.

@@ -101,7 +101,7 @@ pub const LLM_DEFAULT_DOC_TOP_K: usize = 256;
 /// The model behind a [`TextEncoder`].
 enum Backend {
     /// A SPLADE masked-LM.
-    Splade(SpladeEncoder),
+    Splade(Box<SpladeEncoder>),
     /// A decoder LLM through its LM head, with its vocabulary.
     Llm(Box<LlmEncoder>, Vec<String>),
 }
@@ -154,7 +154,7 @@ impl TextEncoder {
         let model = SpladeEncoder::load(dir, options)
             .with_context(|| format!("cannot load the model in {}{hint}", dir.display()))?;
         Ok(TextEncoder {
-            model: Backend::Splade(model),
+            model: Backend::Splade(Box::new(model)),
             document_pruning,
             batch_size: args.batch_size as usize,
         })

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor, Var};
 
+use crate::batching::pad_batch;
 use crate::error::{EncoderError, Result};
 use crate::llama::LlamaModel;
 
@@ -46,17 +47,7 @@ pub struct GradientStats {
 
 fn pooled(model: &LlamaModel, ids: &[Vec<u32>], device: &Device) -> Result<Tensor> {
     let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-    let len = lens.iter().copied().max().unwrap_or(1);
-    let (mut flat, mut mask) = (Vec::new(), Vec::new());
-    for seq in ids {
-        flat.extend_from_slice(seq);
-        flat.extend(std::iter::repeat_n(0u32, len - seq.len()));
-        mask.extend(std::iter::repeat_n(1u8, seq.len()));
-        mask.extend(std::iter::repeat_n(0u8, len - seq.len()));
-    }
-    let b = ids.len();
-    let t = Tensor::from_vec(flat, (b, len), device)?;
-    let m = Tensor::from_vec(mask, (b, len), device)?;
+    let (t, m, _) = pad_batch(ids, 0, device)?;
     let h = model.hidden_states(&t, &m)?;
     let rows = lens
         .iter()

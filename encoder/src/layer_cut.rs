@@ -12,6 +12,7 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::batching::pad_batch;
 use crate::error::{EncoderError, Result};
 use crate::llama::LlamaModel;
 use crate::token_embed::l2_normalize;
@@ -30,17 +31,7 @@ fn all_states(
         ));
     }
     let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-    let len = lens.iter().copied().max().unwrap_or(1);
-    let (mut flat, mut mask) = (Vec::new(), Vec::new());
-    for seq in ids {
-        flat.extend_from_slice(seq);
-        flat.extend(std::iter::repeat_n(pad, len - seq.len()));
-        mask.extend(std::iter::repeat_n(1u8, seq.len()));
-        mask.extend(std::iter::repeat_n(0u8, len - seq.len()));
-    }
-    let b = ids.len();
-    let t = Tensor::from_vec(flat, (b, len), device)?;
-    let m = Tensor::from_vec(mask, (b, len), device)?;
+    let (t, m, _) = pad_batch(ids, pad, device)?;
     Ok((model.forward_all(&t, &m)?, lens))
 }
 

@@ -81,6 +81,31 @@ fn gguf_error(path: &Path) -> impl Fn(candle_core::Error) -> EncoderError + '_ {
     }
 }
 
+/// Checks the attention heads (`num_heads` a multiple of `num_kv_heads`) and returns how many of
+/// the `file_layers` blocks to load (`keep`, at least 1, or all).
+fn check_shape(
+    path: &Path,
+    num_heads: usize,
+    num_kv_heads: usize,
+    file_layers: usize,
+    keep: Option<usize>,
+) -> Result<usize> {
+    if num_heads == 0 || num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {
+        return Err(EncoderError::InvalidInput(format!(
+            "{}: {num_heads} heads over {num_kv_heads} key/value heads",
+            path.display()
+        )));
+    }
+    match keep {
+        None => Ok(file_layers),
+        Some(n) if (1..=file_layers).contains(&n) => Ok(n),
+        Some(n) => Err(EncoderError::InvalidOption {
+            option: "keep",
+            message: format!("{n} layers: the model has 1..={file_layers}"),
+        }),
+    }
+}
+
 impl LlamaModel {
     /// Reads a GGUF file of architecture `llama`, dequantizing every weight to f32. `keep` loads
     /// only the first `keep` blocks (a layer cut); `None` loads them all.
@@ -111,22 +136,7 @@ impl LlamaModel {
         let num_heads = int("llama.attention.head_count")?;
         let num_kv_heads = int("llama.attention.head_count_kv")?;
         let file_layers = int("llama.block_count")?;
-        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
-            return Err(EncoderError::InvalidInput(format!(
-                "{}: {num_heads} heads over {num_kv_heads} key/value heads",
-                path.display()
-            )));
-        }
-        let num_layers = match keep {
-            None => file_layers,
-            Some(n) if (1..=file_layers).contains(&n) => n,
-            Some(n) => {
-                return Err(EncoderError::InvalidOption {
-                    option: "keep",
-                    message: format!("{n} layers: the model has 1..={file_layers}"),
-                })
-            }
-        };
+        let num_layers = check_shape(path, num_heads, num_kv_heads, file_layers, keep)?;
         let rms_norm_eps = f64::from(
             meta("llama.attention.layer_norm_rms_epsilon")?
                 .to_f32()
@@ -225,22 +235,7 @@ impl LlamaModel {
             .and_then(serde_json::Value::as_u64)
             .map_or(num_heads, |n| n as usize);
         let file_layers = int("num_hidden_layers")?;
-        if num_heads == 0 || num_kv_heads == 0 || num_heads % num_kv_heads != 0 {
-            return Err(EncoderError::InvalidInput(format!(
-                "{}: {num_heads} heads over {num_kv_heads} key/value heads",
-                config_path.display()
-            )));
-        }
-        let num_layers = match keep {
-            None => file_layers,
-            Some(n) if (1..=file_layers).contains(&n) => n,
-            Some(n) => {
-                return Err(EncoderError::InvalidOption {
-                    option: "keep",
-                    message: format!("{n} layers: the model has 1..={file_layers}"),
-                })
-            }
-        };
+        let num_layers = check_shape(&config_path, num_heads, num_kv_heads, file_layers, keep)?;
         let rms_norm_eps = v
             .get("rms_norm_eps")
             .and_then(serde_json::Value::as_f64)

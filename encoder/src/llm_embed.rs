@@ -11,6 +11,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
+use crate::batching::pad_batch;
 use crate::error::{EncoderError, Result};
 use crate::gguf_tokenizer::gguf_tokenizer;
 use crate::llama::LlamaModel;
@@ -158,17 +159,7 @@ impl LlmEncoder {
     fn states(&self, texts: &[&str]) -> Result<(Tensor, Vec<usize>)> {
         let ids = self.tokenize(texts)?;
         let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let len = lens.iter().copied().max().unwrap_or(1);
-        let (mut flat, mut mask) = (Vec::new(), Vec::new());
-        for seq in &ids {
-            flat.extend_from_slice(seq);
-            flat.extend(std::iter::repeat_n(self.pad_id, len - seq.len()));
-            mask.extend(std::iter::repeat_n(1u8, seq.len()));
-            mask.extend(std::iter::repeat_n(0u8, len - seq.len()));
-        }
-        let b = ids.len();
-        let ids = Tensor::from_vec(flat, (b, len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (b, len), &self.device)?;
+        let (ids, mask, _) = pad_batch(&ids, self.pad_id, &self.device)?;
         Ok((self.model.hidden_states(&ids, &mask)?, lens))
     }
 

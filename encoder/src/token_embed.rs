@@ -12,7 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::BertModel;
 
-use crate::batching::length_sorted_batches;
+use crate::batching::{length_sorted_batches, pad_batch};
 use crate::config::read_bert_config;
 use crate::device::{open_device, DeviceKind, Precision};
 use crate::error::{EncoderError, Result};
@@ -230,17 +230,9 @@ impl TokenEncoder {
         if b == 0 || max_len == 0 {
             return Ok(vec![TokenVectors::new(self.dim); b]);
         }
-        let mut ids = Vec::with_capacity(b * max_len);
-        let mut mask = Vec::with_capacity(b * max_len);
-        for (row, (seq, _)) in seqs.iter().enumerate() {
-            ids.extend_from_slice(seq);
-            ids.resize((row + 1) * max_len, self.pad_token_id);
-            mask.extend(std::iter::repeat_n(1u8, seq.len()));
-            mask.resize((row + 1) * max_len, 0u8);
-        }
-        let ids = Tensor::from_vec(ids, (b, max_len), &self.device)?;
+        let ids: Vec<&[u32]> = seqs.iter().map(|(ids, _)| ids.as_slice()).collect();
+        let (ids, mask, _) = pad_batch(&ids, self.pad_token_id, &self.device)?;
         let type_ids = ids.zeros_like()?;
-        let mask = Tensor::from_vec(mask, (b, max_len), &self.device)?;
         let hidden = self.bert.forward(&ids, &type_ids, Some(&mask))?;
         let hidden = match &self.projection {
             None => hidden,

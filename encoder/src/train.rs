@@ -22,6 +22,7 @@ use candle_core::{DType, Device, Tensor, Var, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use candle_transformers::models::bert::{Config as BertConfig, HiddenAct};
 
+use crate::batching::pad_batch;
 use crate::clustering::{ClusterSpec, Reduction};
 use crate::config::read_bert_config;
 use crate::error::{EncoderError, Result};
@@ -349,23 +350,9 @@ impl ChamferTrainer {
     ) -> Result<Vec<Tensor>> {
         let tokens = tokenizer.tokenize_marking_special(texts)?;
         let b = tokens.len();
-        let len = tokens
-            .iter()
-            .map(|(ids, _)| ids.len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut ids = Vec::with_capacity(b * len);
-        let mut mask = Vec::with_capacity(b * len);
-        for (row, (seq, _)) in tokens.iter().enumerate() {
-            ids.extend_from_slice(seq);
-            ids.resize((row + 1) * len, self.model.pad_token_id);
-            mask.extend(std::iter::repeat_n(1u8, seq.len()));
-            mask.resize((row + 1) * len, 0u8);
-        }
         let device = &self.model.device;
-        let ids = Tensor::from_vec(ids, (b, len), device)?;
-        let mask = Tensor::from_vec(mask, (b, len), device)?;
+        let seqs: Vec<&[u32]> = tokens.iter().map(|(ids, _)| ids.as_slice()).collect();
+        let (ids, mask, len) = pad_batch(&seqs, self.model.pad_token_id, device)?;
         let hidden = self.model.forward(&ids, &mask)?;
         let h = self.model.config.hidden_size;
         let flat = hidden.reshape((b * len, h))?;

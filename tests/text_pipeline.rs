@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 
 mod common;
 
-use common::{dataset, model, need, repo, required};
+use common::{dataset, model, need, repo, required, smollm2, token_model};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
 
@@ -503,10 +503,7 @@ fn multivector_rerank_in_eval_multivec_and_search() {
     let (Some(model), Some(cranfield)) = (model(), dataset("cranfield")) else {
         return;
     };
-    let Some(tokens) = need(
-        repo().join("models/minilm-l6"),
-        "token model (run scripts/setup-models.sh)",
-    ) else {
+    let Some(tokens) = token_model() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -722,10 +719,7 @@ fn multivector_rerank_in_eval_multivec_and_search() {
 
 #[test]
 fn train_runs_reports_the_loss_and_writes_a_model_directory() {
-    let Some(tokens) = need(
-        repo().join("models/minilm-l6"),
-        "token model (run scripts/setup-models.sh)",
-    ) else {
+    let Some(tokens) = token_model() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -809,10 +803,7 @@ fn train_runs_reports_the_loss_and_writes_a_model_directory() {
 
 #[test]
 fn prune_layer_cut_writes_a_loadable_smaller_model() {
-    let Some(gguf) = need(
-        repo().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        "SmolLM2 GGUF (run scripts/setup-models.sh)",
-    ) else {
+    let Some(gguf) = smollm2() else {
         return;
     };
     let Some(scifact) = dataset("scifact") else {
@@ -973,10 +964,7 @@ fn prune_layer_cut_writes_a_loadable_smaller_model() {
 
 #[test]
 fn a_decoder_llm_encodes_builds_and_searches_like_splade() {
-    let Some(gguf) = need(
-        repo().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"),
-        "SmolLM2 GGUF (run scripts/setup-models.sh)",
-    ) else {
+    let Some(gguf) = smollm2() else {
         return;
     };
     let Some(cranfield) = dataset("cranfield") else {

@@ -9,21 +9,20 @@ use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor, D};
 use candle_transformers::models::quantized_llama::ModelWeights;
 
+mod common;
+
 fn gguf() -> Option<PathBuf> {
-    let models = std::env::var_os("BMP_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let path = models.join("smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.is_file() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/setup-models.sh before the tests",
-        path.display()
-    );
-    eprintln!("note: skipping: {} is missing", path.display());
-    None
+    common::model_path("smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf", "")
+}
+
+/// The token strings of a GGUF file's vocabulary, by id.
+fn vocab_of(content: &gguf_file::Content) -> Vec<String> {
+    content.metadata["tokenizer.ggml.tokens"]
+        .to_vec()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_string().unwrap().clone())
+        .collect()
 }
 
 /// Token ids of whole-token strings of the GGUF vocabulary (GPT-2 style: `Ġ` is a space).
@@ -48,12 +47,7 @@ fn next_token_predictions_match_quantized_llama_and_padding_changes_nothing() {
     assert_eq!(ours.config().num_layers, 30);
     let mut file = std::fs::File::open(&path).unwrap();
     let content = gguf_file::Content::read(&mut file).unwrap();
-    let vocab: Vec<String> = content.metadata["tokenizer.ggml.tokens"]
-        .to_vec()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_string().unwrap().clone())
-        .collect();
+    let vocab = vocab_of(&content);
     let mut reference = ModelWeights::from_gguf(content, &mut file, &device).unwrap();
     let prompts = [
         ids(&vocab, &["The", "Ġcapital", "Ġof", "ĠFrance", "Ġis"]),
@@ -131,13 +125,7 @@ fn the_gguf_tokenizer_splits_as_the_vocabulary_expects() {
     let Some(path) = gguf() else { return };
     let tokenizer = bmp_encoder::gguf_tokenizer::gguf_tokenizer(&path).unwrap();
     let mut file = std::fs::File::open(&path).unwrap();
-    let content = gguf_file::Content::read(&mut file).unwrap();
-    let vocab: Vec<String> = content.metadata["tokenizer.ggml.tokens"]
-        .to_vec()
-        .unwrap()
-        .iter()
-        .map(|v| v.to_string().unwrap().clone())
-        .collect();
+    let vocab = vocab_of(&gguf_file::Content::read(&mut file).unwrap());
     let enc = tokenizer.encode("The capital of France is", false).unwrap();
     assert_eq!(
         enc.get_ids(),

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use bmp_encoder::{Pruning, SparseVector, SpladeEncoder, SpladeOptions};
 use serde::Deserialize;
 
+mod common;
+
 const TOLERANCE: f64 = 1e-4;
 
 #[derive(Deserialize)]
@@ -32,27 +34,8 @@ fn fixture() -> Fixture {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {}: {e}", path.display()))
 }
 
-/// The model directory (`$BMP_MODELS_DIR/splade-tiny`, by default `<repo>/models/splade-tiny`, as
-/// `scripts/setup-models.sh` places it), or `None` (after a note) when it is absent outside CI.
 fn model_dir() -> Option<PathBuf> {
-    let models = std::env::var_os("BMP_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let dir = models.join("splade-tiny");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!(
-            "{} is missing: run scripts/setup-models.sh before the tests",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "note: skipping, {} is missing (run scripts/setup-models.sh to fetch the model)",
-        dir.display()
-    );
-    None
+    common::model_path("splade-tiny", "model.safetensors")
 }
 
 fn load(dir: &PathBuf, options: SpladeOptions) -> SpladeEncoder {

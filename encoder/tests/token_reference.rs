@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use bmp_encoder::{TokenEncoder, TokenEncoderOptions};
 use serde::Deserialize;
 
+mod common;
+
 #[derive(Deserialize)]
 struct Fixture {
     max_length: usize,
@@ -34,23 +36,8 @@ fn fixture() -> Fixture {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad fixture {}: {e}", path.display()))
 }
 
-/// `$BMP_MODELS_DIR/minilm-l6` (default `<repo>/models/minilm-l6`), or `None` after a note when
-/// it is absent outside CI.
 fn model_dir() -> Option<PathBuf> {
-    let models = std::env::var_os("BMP_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let dir = models.join("minilm-l6");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/setup-models.sh before the tests",
-        dir.display()
-    );
-    eprintln!("note: skipping: {} is missing", dir.display());
-    None
+    common::model_path("minilm-l6", "model.safetensors")
 }
 
 #[test]

@@ -9,21 +9,10 @@ use bmp_encoder::train::{ChamferTrainer, TrainOptions};
 use bmp_encoder::{TokenEncoder, TokenEncoderOptions};
 use candle_core::Device;
 
+mod common;
+
 fn model_dir() -> Option<PathBuf> {
-    let models = std::env::var_os("BMP_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"));
-    let dir = models.join("minilm-l6");
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{} is missing: run scripts/setup-models.sh before the tests",
-        dir.display()
-    );
-    eprintln!("note: skipping: {} is missing", dir.display());
-    None
+    common::model_path("minilm-l6", "model.safetensors")
 }
 
 const PAIRS: [(&str, &str); 4] = [

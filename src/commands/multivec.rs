@@ -248,6 +248,31 @@ pub fn open_store(path: &Path, index: &Index) -> anyhow::Result<MultiVecStore> {
     Ok(store)
 }
 
+/// Opens the store at `path` for `index` with the clustering spec it was built with, and loads
+/// the token model, which must make vectors of the store's dimension.
+pub fn open_rerank_stage(
+    path: &Path,
+    index: &Index,
+    token: &TokenModelArgs,
+) -> anyhow::Result<(MultiVecStore, ClusterSpec, TokenEncoder)> {
+    let store = open_store(path, index)?;
+    let spec: ClusterSpec = store
+        .name()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let encoder = token.load()?;
+    if encoder.dim() != store.dim() {
+        anyhow::bail!(
+            "{}: vectors of dimension {}, but {} makes {}",
+            path.display(),
+            store.dim(),
+            token.token_model.display(),
+            encoder.dim()
+        );
+    }
+    Ok((store, spec, encoder))
+}
+
 /// The raw token vectors of each query text (reduced later, per spec).
 pub fn embed_queries(
     encoder: &TokenEncoder,

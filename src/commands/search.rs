@@ -13,7 +13,7 @@ use bmp_query::{Hit, Query, SearchSpec, Searcher};
 use clap::Args;
 
 use super::encoding::{encode_query_file, EncoderArgs, TextEncoder};
-use super::multivec::{embed_queries, open_store, TokenModelArgs, QUERY_SEED};
+use super::multivec::{embed_queries, open_rerank_stage, TokenModelArgs, QUERY_SEED};
 use bmp_encoder::{ClusterSpec, TokenVectors};
 use bmp_eval::QueryReader;
 use bmp_query::chamfer::{rerank, ChamferScorer};
@@ -148,11 +148,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let mut stage = match &args.multivec {
         None => None,
         Some(path) => {
-            let store = open_store(path, &index)?;
-            let spec: ClusterSpec = store
-                .name()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let (store, spec, encoder) = open_rerank_stage(path, &index, &args.token)?;
             let texts: Vec<String> = QueryReader::open(&args.queries)?
                 .map(|q| q.map(|q| q.text))
                 .collect::<Result<_, _>>()?;
@@ -162,16 +158,6 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
                     args.queries.display(),
                     texts.len(),
                     records.len()
-                );
-            }
-            let encoder = args.token.load()?;
-            if encoder.dim() != store.dim() {
-                anyhow::bail!(
-                    "{}: vectors of dimension {}, but {} makes {}",
-                    path.display(),
-                    store.dim(),
-                    args.token.token_model.display(),
-                    encoder.dim()
                 );
             }
             let queries = embed_queries(&encoder, &texts)?;

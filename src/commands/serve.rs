@@ -15,7 +15,7 @@ use bmp_server::{
 use clap::Args;
 
 use super::encoding::{parse_device, parse_precision, EncoderArgs, TextEncoder};
-use super::multivec::{open_store, TokenModelArgs, QUERY_SEED};
+use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
 
 /// Serve an index over HTTP (JSON).
 ///
@@ -163,21 +163,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let reranker = match &args.multivec {
         None => None,
         Some(path) => {
-            let store = open_store(path, &index)?;
-            let spec: ClusterSpec = store
-                .name()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let encoder = args.token.load()?;
-            if encoder.dim() != store.dim() {
-                anyhow::bail!(
-                    "{}: vectors of dimension {}, but {} makes {}",
-                    path.display(),
-                    store.dim(),
-                    args.token.token_model.display(),
-                    encoder.dim()
-                );
-            }
+            let (store, spec, encoder) = open_rerank_stage(path, &index, &args.token)?;
             let description = format!("{} ({spec} queries)", args.token.token_model.display());
             Some(Reranker::new(
                 store,

@@ -32,6 +32,24 @@ pub fn model() -> Option<PathBuf> {
     )
 }
 
+/// The token-embedding model (all-MiniLM-L6-v2) of `scripts/setup-models.sh`.
+#[allow(dead_code)] // not every test crate needs it
+pub fn token_model() -> Option<PathBuf> {
+    need(
+        repo().join("models/minilm-l6"),
+        "token model (run scripts/setup-models.sh)",
+    )
+}
+
+/// The SmolLM2 GGUF of `scripts/setup-models.sh`.
+#[allow(dead_code)] // not every test crate needs it
+pub fn smollm2() -> Option<PathBuf> {
+    need(
+        repo().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "SmolLM2 GGUF (run scripts/setup-models.sh)",
+    )
+}
+
 /// A BEIR dataset from `../shared/data`.
 pub fn dataset(name: &str) -> Option<PathBuf> {
     need(repo().join("../shared/data").join(name), "dataset")

@@ -40,6 +40,10 @@ struct Block {
     wq: Tensor,
     wk: Tensor,
     wv: Tensor,
+    /// Query / key / value biases (Qwen2 has them, Llama not).
+    bq: Option<Tensor>,
+    bk: Option<Tensor>,
+    bv: Option<Tensor>,
     wo: Tensor,
     ffn_norm: Tensor,
     gate: Tensor,
@@ -60,9 +64,16 @@ pub struct LlamaModel {
     interleaved_rope: bool,
     /// Rotary embeddings through composed ops (candle's fused rope kernels have no backward).
     differentiable: bool,
+    /// The Hugging Face config.json the model was read from (`None` for GGUF); `save` keeps its
+    /// other fields.
+    hf_config: Option<serde_json::Value>,
     device: Device,
     path: PathBuf,
 }
+
+/// The `model_type`s of Hugging Face checkpoints this forward pass runs: Llama, and Qwen2 (the
+/// same blocks with query / key / value biases).
+pub const HF_MODEL_TYPES: [&str; 2] = ["llama", "qwen2"];
 
 impl std::fmt::Debug for LlamaModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -163,6 +174,9 @@ impl LlamaModel {
                 wq: tensor(&format!("{p}.attn_q.weight"))?,
                 wk: tensor(&format!("{p}.attn_k.weight"))?,
                 wv: tensor(&format!("{p}.attn_v.weight"))?,
+                bq: None,
+                bk: None,
+                bv: None,
                 wo: tensor(&format!("{p}.attn_output.weight"))?,
                 ffn_norm: tensor(&format!("{p}.ffn_norm.weight"))?,
                 gate: tensor(&format!("{p}.ffn_gate.weight"))?,
@@ -193,13 +207,15 @@ impl LlamaModel {
             tied,
             interleaved_rope: true,
             differentiable: false,
+            hf_config: None,
             device: device.clone(),
             path: path.to_path_buf(),
         })
     }
 
-    /// Loads a Hugging Face Llama directory (`config.json`, `model.safetensors`), as
-    /// [`LlamaModel::save`] writes it; `keep` loads only the first blocks.
+    /// Loads a Hugging Face Llama or Qwen2 directory (`config.json` with a `model_type` of
+    /// [`HF_MODEL_TYPES`], `model.safetensors`), as [`LlamaModel::save`] writes it; `keep` loads
+    /// only the first blocks.
     pub fn from_safetensors(dir: &Path, keep: Option<usize>, device: &Device) -> Result<Self> {
         let config_path = dir.join("config.json");
         let text = std::fs::read_to_string(&config_path).map_err(|error| EncoderError::Io {
@@ -228,6 +244,14 @@ impl LlamaModel {
                     message: "must be a positive integer".into(),
                 })
         };
+        let model_type = field("model_type")?.as_str().unwrap_or_default();
+        if !HF_MODEL_TYPES.contains(&model_type) {
+            return Err(EncoderError::ConfigField {
+                path: config_path.clone(),
+                field: "model_type",
+                message: format!("{model_type:?}: expected one of {HF_MODEL_TYPES:?}"),
+            });
+        }
         let hidden_size = int("hidden_size")?;
         let num_heads = int("num_attention_heads")?;
         let num_kv_heads = v
@@ -258,6 +282,12 @@ impl LlamaModel {
                 .and_then(|t| t.to_dtype(DType::F32))
                 .map_err(&err)
         };
+        let bias = |name: String| -> Result<Option<Tensor>> {
+            match file.get(&name) {
+                Ok(_) => tensor(&name).map(Some),
+                Err(_) => Ok(None),
+            }
+        };
         let embeddings = tensor("model.embed_tokens.weight")?;
         let (vocab_size, _) = embeddings.dims2().map_err(&err)?;
         let mut blocks = Vec::with_capacity(num_layers);
@@ -268,6 +298,9 @@ impl LlamaModel {
                 wq: tensor(&format!("{p}.self_attn.q_proj.weight"))?,
                 wk: tensor(&format!("{p}.self_attn.k_proj.weight"))?,
                 wv: tensor(&format!("{p}.self_attn.v_proj.weight"))?,
+                bq: bias(format!("{p}.self_attn.q_proj.bias"))?,
+                bk: bias(format!("{p}.self_attn.k_proj.bias"))?,
+                bv: bias(format!("{p}.self_attn.v_proj.bias"))?,
                 wo: tensor(&format!("{p}.self_attn.o_proj.weight"))?,
                 ffn_norm: tensor(&format!("{p}.post_attention_layernorm.weight"))?,
                 gate: tensor(&format!("{p}.mlp.gate_proj.weight"))?,
@@ -297,13 +330,15 @@ impl LlamaModel {
             tied,
             interleaved_rope: false,
             differentiable: false,
+            hf_config: Some(v),
             device: device.clone(),
             path: dir.to_path_buf(),
         })
     }
 
-    /// Writes the model as a Hugging Face Llama directory: `model.safetensors` (q and k in the
-    /// rotate-halves layout) and `config.json`. The tokenizer is the caller's to write.
+    /// Writes the model as a Hugging Face directory: `model.safetensors` (q and k in the
+    /// rotate-halves layout) and `config.json` (a Llama one for a GGUF model; the loaded one with
+    /// the shape updated for a Hugging Face model). The tokenizer is the caller's to write.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
@@ -317,11 +352,12 @@ impl LlamaModel {
             if !self.interleaved_rope {
                 return Ok(w.clone());
             }
-            let (out, inp) = w.dims2()?;
+            let shape = w.dims().to_vec();
+            let inp: usize = shape[1..].iter().product();
             w.reshape((heads, dh / 2, 2, inp))?
                 .transpose(1, 2)?
                 .contiguous()?
-                .reshape((out, inp))
+                .reshape(shape)
         };
         let mut tensors = std::collections::HashMap::new();
         tensors.insert(
@@ -343,6 +379,15 @@ impl LlamaModel {
             ] {
                 tensors.insert(format!("{p}.{name}"), t);
             }
+            for (name, t) in [
+                ("self_attn.q_proj.bias", &b.bq),
+                ("self_attn.k_proj.bias", &b.bk),
+                ("self_attn.v_proj.bias", &b.bv),
+            ] {
+                if let Some(t) = t {
+                    tensors.insert(format!("{p}.{name}"), t.clone());
+                }
+            }
         }
         tensors.insert("model.norm.weight".to_string(), self.norm.clone());
         if !self.tied {
@@ -353,20 +398,31 @@ impl LlamaModel {
         candle_core::safetensors::save(&tensors, &tmp).map_err(gguf_error(&tmp))?;
         std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
         let intermediate = self.blocks.first().map_or(0, |b| b.gate.dims()[0]);
-        let config = serde_json::json!({
-            "architectures": ["LlamaForCausalLM"],
-            "model_type": "llama",
-            "vocab_size": c.vocab_size,
-            "hidden_size": c.hidden_size,
-            "intermediate_size": intermediate,
-            "num_hidden_layers": c.num_layers,
-            "num_attention_heads": c.num_heads,
-            "num_key_value_heads": c.num_kv_heads,
-            "rms_norm_eps": c.rms_norm_eps,
-            "rope_theta": c.rope_theta,
-            "hidden_act": "silu",
-            "tie_word_embeddings": self.tied,
+        let mut config = self.hf_config.clone().unwrap_or_else(|| {
+            serde_json::json!({
+                "architectures": ["LlamaForCausalLM"],
+                "model_type": "llama",
+                "hidden_act": "silu",
+                "rope_theta": c.rope_theta,
+            })
         });
+        if let Some(fields) = config.as_object_mut() {
+            for (key, value) in [
+                ("vocab_size", serde_json::json!(c.vocab_size)),
+                ("hidden_size", serde_json::json!(c.hidden_size)),
+                ("intermediate_size", serde_json::json!(intermediate)),
+                ("num_hidden_layers", serde_json::json!(c.num_layers)),
+                ("num_attention_heads", serde_json::json!(c.num_heads)),
+                ("num_key_value_heads", serde_json::json!(c.num_kv_heads)),
+                ("rms_norm_eps", serde_json::json!(c.rms_norm_eps)),
+                ("tie_word_embeddings", serde_json::json!(self.tied)),
+            ] {
+                fields.insert(key.into(), value);
+            }
+            if fields.contains_key("max_window_layers") {
+                fields.insert("max_window_layers".into(), serde_json::json!(c.num_layers));
+            }
+        }
         let path = dir.join("config.json");
         let text = serde_json::to_string_pretty(&config).unwrap_or_default();
         std::fs::write(&path, text + "\n").map_err(io(&path))
@@ -405,6 +461,15 @@ impl LlamaModel {
                 ("mlp.down_proj.weight", &mut b.down),
             ] {
                 var(t, format!("{p}.{name}"), &mut out)?;
+            }
+            for (name, t) in [
+                ("self_attn.q_proj.bias", &mut b.bq),
+                ("self_attn.k_proj.bias", &mut b.bk),
+                ("self_attn.v_proj.bias", &mut b.bv),
+            ] {
+                if let Some(t) = t {
+                    var(t, format!("{p}.{name}"), &mut out)?;
+                }
             }
         }
         var(&mut self.norm, "model.norm.weight".into(), &mut out)?;
@@ -466,12 +531,18 @@ impl LlamaModel {
         for block in &self.blocks {
             states.push(x.clone());
             let y = self.rms_norm(&x, &block.attn_norm)?;
-            let heads_of = |w: &Tensor, n: usize| -> candle_core::Result<Tensor> {
-                y.broadcast_matmul(&w.t()?)?
-                    .reshape((b, len, n, dh))?
-                    .transpose(1, 2)?
-                    .contiguous()
-            };
+            let heads_of =
+                |w: &Tensor, bias: &Option<Tensor>, n: usize| -> candle_core::Result<Tensor> {
+                    let projected = y.broadcast_matmul(&w.t()?)?;
+                    let projected = match bias {
+                        Some(bias) => projected.broadcast_add(bias)?,
+                        None => projected,
+                    };
+                    projected
+                        .reshape((b, len, n, dh))?
+                        .transpose(1, 2)?
+                        .contiguous()
+                };
             let rotate = |t: Tensor| -> candle_core::Result<Tensor> {
                 use candle_nn::rotary_emb::{rope, rope_i, rope_i_slow, rope_slow};
                 match (self.interleaved_rope, self.differentiable) {
@@ -481,9 +552,9 @@ impl LlamaModel {
                     (false, true) => rope_slow(&t, &cos, &sin),
                 }
             };
-            let q = rotate(heads_of(&block.wq, heads)?)?;
-            let k = rotate(heads_of(&block.wk, kv)?)?;
-            let v = heads_of(&block.wv, kv)?;
+            let q = rotate(heads_of(&block.wq, &block.bq, heads)?)?;
+            let k = rotate(heads_of(&block.wk, &block.bk, kv)?)?;
+            let v = heads_of(&block.wv, &block.bv, kv)?;
             let group = heads / kv;
             let repeat = |t: Tensor| -> candle_core::Result<Tensor> {
                 if group == 1 {

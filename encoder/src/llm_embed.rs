@@ -14,7 +14,7 @@ use tokenizers::Tokenizer;
 use crate::batching::pad_batch;
 use crate::error::{EncoderError, Result};
 use crate::gguf_tokenizer::gguf_tokenizer;
-use crate::llama::LlamaModel;
+use crate::llama::{LlamaModel, HF_MODEL_TYPES};
 use crate::sparse::SparseVector;
 use crate::token_embed::l2_normalize;
 
@@ -79,8 +79,8 @@ impl LlmEncoder {
         })
     }
 
-    /// Loads a model given as a GGUF file or as a Hugging Face Llama directory (config.json,
-    /// model.safetensors, tokenizer.json), e.g. one `bmp-index prune` wrote.
+    /// Loads a model given as a GGUF file or as a Hugging Face Llama / Qwen2 directory
+    /// (config.json, model.safetensors, tokenizer.json), e.g. one `bmp-index prune` wrote.
     pub fn load_any(model: &Path, max_length: usize) -> Result<Self> {
         if !model.is_dir() {
             return Self::load(model, None, max_length);
@@ -108,7 +108,7 @@ impl LlmEncoder {
     }
 
     /// Whether `path` holds a decoder LLM this encoder loads: a `.gguf` file, or a directory
-    /// whose config.json says `"model_type": "llama"`.
+    /// whose config.json says `"model_type": "llama"` or `"qwen2"`.
     pub fn recognizes(path: &Path) -> bool {
         if path.is_file() {
             return path.extension().is_some_and(|e| e == "gguf");
@@ -121,7 +121,7 @@ impl LlmEncoder {
                     .and_then(|m| m.as_str())
                     .map(str::to_owned)
             })
-            .is_some_and(|m| m == "llama")
+            .is_some_and(|m| HF_MODEL_TYPES.contains(&m.as_str()))
     }
 
     /// The vocabulary size (sparse vectors' dimension).

@@ -1029,3 +1029,129 @@ fn a_decoder_llm_encodes_builds_and_searches_like_splade() {
     let line: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     assert_eq!(line["vector"].as_object().unwrap().len(), 256);
 }
+
+/// A small BEIR dataset cut from `src`: its first `n_queries` judged test queries, their judged
+/// documents and the first `extra_docs` documents of the corpus.
+fn mini_dataset(src: &Path, dst: &Path, n_queries: usize, extra_docs: usize) {
+    let qrels = fs::read_to_string(src.join("qrels/test.tsv")).unwrap();
+    let mut lines = qrels.lines();
+    let header = lines.next().unwrap();
+    let mut kept_queries: Vec<String> = Vec::new();
+    let mut kept_qrels = vec![header.to_owned()];
+    let mut docs = std::collections::BTreeSet::new();
+    for line in lines {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if !kept_queries.iter().any(|q| q == cols[0]) {
+            if kept_queries.len() == n_queries {
+                continue;
+            }
+            kept_queries.push(cols[0].to_owned());
+        }
+        kept_qrels.push(line.to_owned());
+        docs.insert(cols[1].to_owned());
+    }
+    let id_of = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let corpus = fs::read_to_string(src.join("corpus.jsonl")).unwrap();
+    let kept_corpus: Vec<&str> = corpus
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i < extra_docs || docs.contains(&id_of(l)))
+        .map(|(_, l)| l)
+        .collect();
+    let queries = fs::read_to_string(src.join("queries.jsonl")).unwrap();
+    let kept: Vec<&str> = queries
+        .lines()
+        .filter(|l| kept_queries.contains(&id_of(l)))
+        .collect();
+    fs::create_dir_all(dst.join("qrels")).unwrap();
+    fs::write(dst.join("corpus.jsonl"), kept_corpus.join("\n") + "\n").unwrap();
+    fs::write(dst.join("queries.jsonl"), kept.join("\n") + "\n").unwrap();
+    fs::write(dst.join("qrels/test.tsv"), kept_qrels.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn eval_scores_a_decoder_llm_sparse_and_dense_from_one_encoding() {
+    let (Some(gguf), Some(splade), Some(cranfield)) = (smollm2(), model(), dataset("cranfield"))
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    mini_dataset(&cranfield, &d.join("mini"), 3, 6);
+    let gguf = gguf.to_str().unwrap();
+    let args = [
+        "eval",
+        "--dataset",
+        "mini",
+        "--model",
+        gguf,
+        "--max-length",
+        "16",
+        "--work-dir",
+        "work",
+        "--algorithm",
+        "bmp,exhaustive",
+        "--dense",
+    ];
+    let (code, stdout, stderr) = run(d, &args);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("(sparse and dense)"), "{stderr}");
+    let rows = table(&stdout);
+    assert_eq!(
+        rows.keys().cloned().collect::<Vec<_>>(),
+        [
+            "llm-dense mean (flat)",
+            "llm-sparse bmp",
+            "llm-sparse exhaustive"
+        ],
+        "{stdout}"
+    );
+    assert_eq!(rows["llm-sparse bmp"], rows["llm-sparse exhaustive"]);
+    for values in rows.values() {
+        assert!(values.iter().all(|v| (0.0..=1.0).contains(v)), "{stdout}");
+    }
+    // Every judged document is in this small corpus: exact search over all of them finds them
+    // all by depth 100.
+    assert_eq!(rows["llm-dense mean (flat)"][2], 1.0, "{stdout}");
+    let cached: Vec<String> = fs::read_dir(d.join("work"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        cached.iter().any(|n| n.ends_with(".dense-mean.bin")),
+        "{cached:?}"
+    );
+    // A second run reads both caches and gives the same table.
+    let (code, again, stderr) = run(d, &args);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("using cached document vectors"), "{stderr}");
+    assert_eq!(table(&again), rows);
+    // Last-token pooling is another embedding, cached apart.
+    let mut last = args.to_vec();
+    last.extend(["--pooling", "last"]);
+    let stdout = ok(d, &last);
+    assert!(
+        table(&stdout).contains_key("llm-dense last (flat)"),
+        "{stdout}"
+    );
+    // A SPLADE model has no dense embeddings.
+    fail(
+        d,
+        &[
+            "eval",
+            "--dataset",
+            "mini",
+            "--model",
+            splade.to_str().unwrap(),
+            "--work-dir",
+            "work",
+            "--dense",
+        ],
+        "dense embeddings need a decoder LLM",
+    );
+}

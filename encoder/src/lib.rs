@@ -23,6 +23,7 @@ mod batching;
 mod bert_mlm;
 pub mod clustering;
 pub mod config;
+pub mod dense_index;
 pub mod device;
 pub mod error;
 pub mod gaprune;

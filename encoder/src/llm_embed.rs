@@ -2,7 +2,8 @@
 //! sparse vectors through its LM head the SPLADE way.
 //!
 //! - Dense: the mean of the real tokens' final hidden states, or the last real token's
-//!   ([`Pooling`]), L2-normalised. Search over them is brute force ([`DenseIndex`]).
+//!   ([`Pooling`]), L2-normalised. Search over them is brute force
+//!   ([`crate::dense_index::DenseIndex`]).
 //! - Sparse: `w_j = max over real tokens of log(1 + relu(logit_j))` over the vocabulary, like
 //!   SPLADE; the vectors go to `bmp-index build` like any other sparse encoder's.
 
@@ -12,6 +13,7 @@ use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
 use crate::batching::pad_batch;
+pub use crate::dense_index::DenseIndex;
 use crate::error::{EncoderError, Result};
 use crate::gguf_tokenizer::gguf_tokenizer;
 use crate::llama::{LlamaModel, HF_MODEL_TYPES};
@@ -25,6 +27,15 @@ pub enum Pooling {
     Mean,
     /// The last real token (it has seen the whole text in a causal model).
     LastToken,
+}
+
+impl std::fmt::Display for Pooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pooling::Mean => "mean",
+            Pooling::LastToken => "last",
+        })
+    }
 }
 
 impl std::str::FromStr for Pooling {
@@ -134,7 +145,7 @@ impl LlmEncoder {
         &self.model
     }
 
-    /// Token ids of each text, truncated.
+    /// Token ids of each text, truncated (empty for a text without a token).
     fn tokenize(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
         texts
             .iter()
@@ -145,63 +156,92 @@ impl LlmEncoder {
                     .map_err(|e| EncoderError::Tokenize(e.to_string()))?;
                 let mut ids = enc.get_ids().to_vec();
                 ids.truncate(self.max_length);
-                if ids.is_empty() {
-                    return Err(EncoderError::InvalidInput(format!(
-                        "text {t:?} has no token"
-                    )));
-                }
                 Ok(ids)
             })
             .collect()
     }
 
-    /// Final hidden states `[b, len, hidden]` of a right-padded batch and each text's length.
-    fn states(&self, texts: &[&str]) -> Result<(Tensor, Vec<usize>)> {
-        let ids = self.tokenize(texts)?;
-        let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let (ids, mask, _) = pad_batch(&ids, self.pad_id, &self.device)?;
-        Ok((self.model.hidden_states(&ids, &mask)?, lens))
+    /// Final hidden states `[b, len, hidden]` of right-padded token ids (none empty).
+    fn states(&self, ids: &[Vec<u32>]) -> Result<Tensor> {
+        let (ids, mask, _) = pad_batch(ids, self.pad_id, &self.device)?;
+        Ok(self.model.hidden_states(&ids, &mask)?)
     }
 
-    /// Dense embeddings of `texts`, L2-normalised.
+    /// Dense embeddings of `texts`, L2-normalised; a text without a token (an empty one) gets
+    /// the zero vector, which matches nothing.
     pub fn encode_dense(&self, texts: &[&str], pooling: Pooling) -> Result<Vec<Vec<f32>>> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (states, lens) = self.states(texts)?;
+        let ids = self.tokenize(texts)?;
+        let real: Vec<Vec<u32>> = ids.iter().filter(|t| !t.is_empty()).cloned().collect();
         let mut out = Vec::with_capacity(texts.len());
-        for (row, &n) in lens.iter().enumerate() {
-            let s = states.get(row)?;
-            let v = match pooling {
-                Pooling::Mean => s.narrow(0, 0, n)?.mean(0)?,
-                Pooling::LastToken => s.get(n - 1)?,
-            };
-            let mut v = v.to_vec1::<f32>()?;
-            l2_normalize(&mut v);
-            out.push(v);
+        if real.is_empty() {
+            out.resize(texts.len(), vec![0.0; self.model.config().hidden_size]);
+            return Ok(out);
+        }
+        let states = self.states(&real)?;
+        let mut row = 0;
+        for tokens in &ids {
+            if tokens.is_empty() {
+                out.push(vec![0.0; self.model.config().hidden_size]);
+            } else {
+                out.push(pool(&states.get(row)?, tokens.len(), pooling)?);
+                row += 1;
+            }
         }
         Ok(out)
     }
 
     /// Sparse vectors of `texts` over the model's vocabulary (token id, weight), sorted by id.
     pub fn encode_sparse(&self, texts: &[&str]) -> Result<Vec<SparseVector>> {
-        let mut out = Vec::with_capacity(texts.len());
-        // One text at a time: the logits of a text are [len, vocab].
-        for text in texts {
-            let (states, lens) = self.states(&[*text])?;
-            let s = states.get(0)?.narrow(0, 0, lens[0])?;
-            let pooled = self.model.logits(&s)?.max(0)?;
-            let weights = pooled.relu()?.affine(1.0, 1.0)?.log()?.to_vec1::<f32>()?;
-            out.push(
-                weights
-                    .into_iter()
-                    .enumerate()
-                    .filter(|&(_, w)| w > 0.0)
-                    .map(|(j, w)| (j as u32, w))
-                    .collect(),
-            );
+        texts
+            .iter()
+            .map(|text| Ok(self.encode_one(text, None)?.0))
+            .collect()
+    }
+
+    /// Sparse vectors and dense embeddings (pooled as `pooling` asks) of `texts` from one
+    /// forward pass each.
+    pub fn encode_sparse_and_dense(
+        &self,
+        texts: &[&str],
+        pooling: Pooling,
+    ) -> Result<Vec<(SparseVector, Vec<f32>)>> {
+        texts
+            .iter()
+            .map(|text| {
+                let (sparse, dense) = self.encode_one(text, Some(pooling))?;
+                Ok((sparse, dense.unwrap_or_default()))
+            })
+            .collect()
+    }
+
+    /// One text's sparse vector, and its dense embedding when `pooling` is given. One text at a
+    /// time: the logits of a text are `[len, vocab]`. A text without a token gets the empty
+    /// vector (and the zero embedding).
+    fn encode_one(
+        &self,
+        text: &str,
+        pooling: Option<Pooling>,
+    ) -> Result<(SparseVector, Option<Vec<f32>>)> {
+        let ids = self.tokenize(&[text])?;
+        let n = ids[0].len();
+        if n == 0 {
+            let zero = pooling.map(|_| vec![0.0; self.model.config().hidden_size]);
+            return Ok((SparseVector::new(), zero));
         }
-        Ok(out)
+        let s = self.states(&ids)?.get(0)?;
+        let dense = match pooling {
+            None => None,
+            Some(pooling) => Some(pool(&s, n, pooling)?),
+        };
+        let pooled = self.model.logits(&s)?.max(0)?;
+        let weights = pooled.relu()?.affine(1.0, 1.0)?.log()?.to_vec1::<f32>()?;
+        let sparse = weights
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, w)| w > 0.0)
+            .map(|(j, w)| (j as u32, w))
+            .collect();
+        Ok((sparse, dense))
     }
 
     /// The token string of `id`.
@@ -210,45 +250,13 @@ impl LlmEncoder {
     }
 }
 
-/// Brute-force search over dense, normalised embeddings.
-#[derive(Debug, Default)]
-pub struct DenseIndex {
-    dim: usize,
-    vectors: Vec<f32>,
-}
-
-impl DenseIndex {
-    /// An index of `dim`-dimensional vectors.
-    pub fn new(dim: usize) -> Self {
-        Self {
-            dim,
-            vectors: Vec::new(),
-        }
-    }
-
-    /// Adds a vector (its position is its id).
-    pub fn push(&mut self, v: &[f32]) -> Result<()> {
-        if v.len() != self.dim {
-            return Err(EncoderError::InvalidInput(format!(
-                "vector of dimension {}, index of {}",
-                v.len(),
-                self.dim
-            )));
-        }
-        self.vectors.extend_from_slice(v);
-        Ok(())
-    }
-
-    /// The `k` best ids by dot product, best first (ties by smaller id).
-    pub fn search(&self, q: &[f32], k: usize) -> Vec<(usize, f32)> {
-        let mut scored: Vec<(usize, f32)> = self
-            .vectors
-            .chunks_exact(self.dim.max(1))
-            .enumerate()
-            .map(|(i, v)| (i, v.iter().zip(q).map(|(a, b)| a * b).sum()))
-            .collect();
-        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        scored.truncate(k);
-        scored
-    }
+/// Pools the first `n` (real) rows of one text's states `[len, hidden]`, L2-normalised.
+fn pool(states: &Tensor, n: usize, pooling: Pooling) -> Result<Vec<f32>> {
+    let v = match pooling {
+        Pooling::Mean => states.narrow(0, 0, n)?.mean(0)?,
+        Pooling::LastToken => states.get(n - 1)?,
+    };
+    let mut v = v.to_vec1::<f32>()?;
+    l2_normalize(&mut v);
+    Ok(v)
 }

@@ -177,7 +177,27 @@ fn llm_encoder_gives_dense_and_sparse_outputs() {
     assert!(sparse[0].windows(2).all(|w| w[0].0 < w[1].0));
     assert!(sparse[0].iter().all(|&(_, w)| w > 0.0 && w.is_finite()));
     assert_eq!(sparse, enc.encode_sparse(&texts[..1]).unwrap());
-    assert!(enc.encode_dense(&[""], Pooling::Mean).is_err());
+    // One pass for both outputs gives what the two passes give.
+    let both = enc
+        .encode_sparse_and_dense(&texts[..2], Pooling::Mean)
+        .unwrap();
+    let dense = enc.encode_dense(&texts[..2], Pooling::Mean).unwrap();
+    for (i, (s, d)) in both.iter().enumerate() {
+        assert_eq!(s, &enc.encode_sparse(&texts[i..=i]).unwrap()[0]);
+        assert!(d.iter().zip(&dense[i]).all(|(a, b)| (a - b).abs() < 1e-4));
+    }
+    // An empty text (Cranfield has one) matches nothing and leaves its batch unchanged.
+    let with_empty = enc.encode_dense(&[texts[0], ""], Pooling::Mean).unwrap();
+    assert!(with_empty[1].iter().all(|&x| x == 0.0));
+    assert!(with_empty[0]
+        .iter()
+        .zip(&dense[0])
+        .all(|(a, b)| (a - b).abs() < 1e-4));
+    assert!(enc.encode_sparse(&[""]).unwrap()[0].is_empty());
+    let (s, d) = &enc
+        .encode_sparse_and_dense(&[""], Pooling::LastToken)
+        .unwrap()[0];
+    assert!(s.is_empty() && d.len() == dense[0].len() && d.iter().all(|&x| x == 0.0));
 }
 
 #[test]

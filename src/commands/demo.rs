@@ -148,6 +148,8 @@ fn text_part(args: &DemoArgs) -> anyhow::Result<()> {
             ..build::ReorderArgs::default()
         },
         rerank: None,
+        dense: false,
+        pooling: bmp_encoder::llm_embed::Pooling::Mean,
         clusters: Vec::new(),
         rerank_depth: 100,
         token: super::multivec::TokenModelArgs::default(),

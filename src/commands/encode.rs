@@ -1,4 +1,4 @@
-//! `bmp-index encode`: text to SPLADE sparse vectors (JSONL).
+//! `bmp-index encode`: text to sparse vectors (JSONL).
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
@@ -10,16 +10,19 @@ use clap::Args;
 
 use super::encoding::{encode_corpus, write_vector_line, EncoderArgs, TextEncoder};
 
-/// Encode text into SPLADE sparse vectors.
+/// Encode text into sparse vectors.
 ///
 /// Reads a BEIR corpus (`{"_id", "title", "text"}` per line; title optional, so a BEIR
 /// queries.jsonl works too), joins title and text as BEIR does, encodes with the SPLADE model
-/// (BERT masked-LM: w_j = max over tokens of log(1 + relu(logit_j))) and writes
+/// (BERT masked-LM: w_j = max over tokens of log(1 + relu(logit_j))) or a decoder LLM's LM head
+/// the same way, and writes
 /// `{"id": ..., "vector": {"token": weight}}` lines that `build` reads. The output is written
 /// atomically.
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
-    /// Model directory in Hugging Face layout (config.json, model.safetensors, tokenizer.json).
+    /// SPLADE model directory in Hugging Face layout (config.json, model.safetensors,
+    /// tokenizer.json), or a decoder LLM: a .gguf file, or a Llama / Qwen2 directory such as
+    /// `prune` writes (sparse vectors through its LM head).
     #[arg(long, default_value = super::encoding::DEFAULT_MODEL_DIR)]
     pub model: PathBuf,
     /// BEIR corpus (or queries) JSONL, optionally gzip.
@@ -40,7 +43,7 @@ pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     let mut file = AtomicFile::create(&args.output)?;
     let mut out = BufWriter::new(&mut file);
     let write_err = || format!("cannot write {}", args.output.display());
-    let summary = encode_corpus(&encoder, &args.input, &mut |doc, vector| {
+    let summary = encode_corpus(&encoder, &args.input, &mut |doc, vector, _| {
         write_vector_line(&mut out, &encoder, &doc.id, vector).with_context(write_err)
     })?;
     out.flush().with_context(write_err)?;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use bmp_encoder::llm_embed::LlmEncoder;
+use bmp_encoder::llm_embed::{LlmEncoder, Pooling};
 use bmp_encoder::{
     beir_document_text, prune, DeviceKind, Precision, Pruning, SparseVector, SpladeEncoder,
     SpladeOptions,
@@ -113,6 +113,8 @@ pub struct TextEncoder {
     model: Backend,
     document_pruning: Pruning,
     batch_size: usize,
+    /// Dense document embeddings alongside the sparse vectors (a decoder LLM only).
+    dense: Option<Pooling>,
 }
 
 impl TextEncoder {
@@ -136,6 +138,7 @@ impl TextEncoder {
                 model: Backend::Llm(Box::new(llm), vocab),
                 document_pruning,
                 batch_size: args.batch_size as usize,
+                dense: None,
             });
         }
         let options = SpladeOptions {
@@ -157,7 +160,44 @@ impl TextEncoder {
             model: Backend::Splade(Box::new(model)),
             document_pruning,
             batch_size: args.batch_size as usize,
+            dense: None,
         })
+    }
+
+    /// What the sparse vectors come from, as result tables name it: `splade`, or `llm-sparse`.
+    pub fn label(&self) -> &'static str {
+        match &self.model {
+            Backend::Splade(_) => "splade",
+            Backend::Llm(..) => "llm-sparse",
+        }
+    }
+
+    /// Also produce dense document embeddings, pooled as `pooling` says, from the same forward
+    /// pass as the sparse vectors. Only a decoder LLM has them.
+    pub fn enable_dense(&mut self, pooling: Pooling) -> anyhow::Result<()> {
+        match &self.model {
+            Backend::Llm(..) => {
+                self.dense = Some(pooling);
+                Ok(())
+            }
+            Backend::Splade(_) => anyhow::bail!(
+                "dense embeddings need a decoder LLM as --model (a .gguf file or a Llama / Qwen2 \
+                 directory); a SPLADE model gives sparse vectors only"
+            ),
+        }
+    }
+
+    /// Dense embeddings of query texts (after [`TextEncoder::enable_dense`]), in input order.
+    pub fn encode_dense_queries(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let (Backend::Llm(llm, _), Some(pooling)) = (&self.model, self.dense) else {
+            anyhow::bail!("dense embeddings are not enabled for this model");
+        };
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(self.batch_size.max(1)) {
+            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            out.extend(llm.encode_dense(&refs, pooling)?);
+        }
+        Ok(out)
     }
 
     /// The token string of vocabulary id `id`.
@@ -184,20 +224,38 @@ impl TextEncoder {
         Ok(out)
     }
 
-    /// Encodes document texts (pruned as asked), in input order.
+    /// Encodes document texts in input order: the sparse vectors (pruned as asked), and the
+    /// dense embeddings when enabled (otherwise none).
     pub fn encode_documents(
         &self,
         texts: &[String],
         progress: &mut dyn FnMut(usize),
-    ) -> anyhow::Result<Vec<SparseVector>> {
-        let mut vectors = match &self.model {
-            Backend::Splade(m) => m.encode_batch_with_progress(texts, progress)?,
-            Backend::Llm(llm, _) => Self::llm_vectors(llm, texts, self.batch_size, progress)?,
+    ) -> anyhow::Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
+        let (mut vectors, dense) = match (&self.model, self.dense) {
+            (Backend::Splade(m), _) => (m.encode_batch_with_progress(texts, progress)?, Vec::new()),
+            (Backend::Llm(llm, _), None) => (
+                Self::llm_vectors(llm, texts, self.batch_size, progress)?,
+                Vec::new(),
+            ),
+            (Backend::Llm(llm, _), Some(pooling)) => {
+                let mut sparse = Vec::with_capacity(texts.len());
+                let mut dense = Vec::with_capacity(texts.len());
+                for text in texts {
+                    let (s, d) = llm
+                        .encode_sparse_and_dense(&[text.as_str()], pooling)?
+                        .pop()
+                        .context("the encoder returned no vector")?;
+                    sparse.push(s);
+                    dense.push(d);
+                    progress(1);
+                }
+                (sparse, dense)
+            }
         };
         for vector in &mut vectors {
             prune(vector, &self.document_pruning);
         }
-        Ok(vectors)
+        Ok((vectors, dense))
     }
 
     /// Encodes query texts (never pruned), in input order.
@@ -245,12 +303,18 @@ pub fn count_documents(path: &Path) -> anyhow::Result<u64> {
     Ok(n)
 }
 
+/// What receives each encoded document: the document, its sparse vector, and its dense
+/// embedding when the encoder makes one.
+pub type DocumentSink<'a> =
+    dyn FnMut(&Document, &SparseVector, Option<&[f32]>) -> anyhow::Result<()> + 'a;
+
 /// Encodes the BEIR corpus (`{"_id", "title", "text"}` lines) at `path` chunk by chunk, calling
-/// `sink(document, vector)` for each document in corpus order. A progress bar shows docs/s.
+/// `sink(document, vector, dense)` for each document in corpus order (`dense` when the encoder
+/// makes dense embeddings too). A progress bar shows docs/s.
 pub fn encode_corpus(
     encoder: &TextEncoder,
     path: &Path,
-    sink: &mut dyn FnMut(&Document, &SparseVector) -> anyhow::Result<()>,
+    sink: &mut DocumentSink<'_>,
 ) -> anyhow::Result<EncodeSummary> {
     let total = count_documents(path)?;
     let bar = count_bar(total, "encoding");
@@ -265,12 +329,12 @@ pub fn encode_corpus(
             .map(|d| beir_document_text(&d.title, &d.text))
             .collect();
         let start = Instant::now();
-        let vectors = encoder.encode_documents(&texts, &mut |n| bar.inc(n as u64))?;
+        let (vectors, dense) = encoder.encode_documents(&texts, &mut |n| bar.inc(n as u64))?;
         summary.encode_seconds += start.elapsed().as_secs_f64();
-        for (doc, vector) in chunk.iter().zip(&vectors) {
+        for (i, (doc, vector)) in chunk.iter().zip(&vectors).enumerate() {
             summary.docs += 1;
             summary.postings += vector.len();
-            sink(doc, vector)?;
+            sink(doc, vector, dense.get(i).map(Vec::as_slice))?;
         }
         chunk.clear();
         Ok(())
@@ -298,7 +362,7 @@ pub fn encode_corpus_into(
 ) -> anyhow::Result<EncodeSummary> {
     let mut term_of_token: Vec<Option<u32>> = Vec::new();
     let mut entries: Vec<(u32, f32)> = Vec::new();
-    encode_corpus(encoder, path, &mut |doc, vector| {
+    encode_corpus(encoder, path, &mut |doc, vector, _| {
         entries.clear();
         for &(token, w) in vector {
             let slot = token as usize;

@@ -27,6 +27,8 @@ use super::multivec::{
     build_stores, embed_queries, open_store, parse_clusters, store_path, TokenModelArgs, QUERY_SEED,
 };
 use super::search::{answer, latency_stats, parse_algorithm, Latency};
+use bmp_encoder::dense_index::DenseIndex;
+use bmp_encoder::llm_embed::Pooling;
 use bmp_encoder::ClusterSpec;
 use bmp_query::chamfer::{rerank, ChamferScorer};
 
@@ -38,6 +40,8 @@ use bmp_query::chamfer::{rerank, ChamferScorer};
 ///   corpus is encoded with the SPLADE model (vectors cached in --work-dir), indexed, the judged
 ///   queries are encoded and answered with each --algorithm, and the run is scored.
 ///   --bm25 adds a tantivy BM25 baseline (title + text, English stemming) to the table.
+///   With a decoder LLM as --model, the sparse rows are its LM-head vectors (llm-sparse) and
+///   --dense adds a row for its pooled dense embeddings (llm-dense, exact search).
 ///   --rerank multivector reranks the first algorithm's top --rerank-depth by Chamfer similarity
 ///   of token embeddings (--token-model), one row per --clusters spec, and prints a second table
 ///   of vectors per document, store bytes and rerank latency. The stores are cached in
@@ -72,8 +76,9 @@ pub struct EvalArgs {
     /// Qrels file (BEIR TSV with header, or TREC `qid 0 docid rel`).
     #[arg(long)]
     pub qrels: Option<PathBuf>,
-    /// SPLADE model directory (default for --dataset: models/splade-tiny, fetched by
-    /// scripts/setup-models.sh; with --index, only when the queries are text).
+    /// SPLADE model directory, or a decoder LLM (a .gguf file, or a Llama / Qwen2 directory such
+    /// as `prune` writes). Default for --dataset: models/splade-tiny, fetched by
+    /// scripts/setup-models.sh; with --index, only when the queries are text.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Encoder options.
@@ -124,6 +129,14 @@ pub struct EvalArgs {
     /// The token model of --rerank multivector.
     #[command(flatten)]
     pub token: TokenModelArgs,
+    /// Also evaluate the dense embeddings of a decoder LLM --model (--dataset only): documents
+    /// and queries pooled as --pooling says, L2-normalised, searched exactly by brute force. The
+    /// corpus is encoded once for both outputs; the embeddings are cached in --work-dir.
+    #[arg(long)]
+    pub dense: bool,
+    /// Pooling of the dense embeddings: mean (over the real tokens) or last (the last token).
+    #[arg(long, default_value = "mean", requires = "dense")]
+    pub pooling: Pooling,
 }
 
 /// Second stages `eval` can add.
@@ -163,6 +176,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let measures = Measure::standard();
     if args.bm25 && args.dataset.is_none() {
         anyhow::bail!("--bm25 needs --dataset (it indexes the dataset's corpus)");
+    }
+    if args.dense && args.dataset.is_none() {
+        anyhow::bail!("--dense needs --dataset (it embeds the dataset's corpus)");
     }
     if args.rerank.is_some() && args.dataset.is_none() {
         anyhow::bail!("--rerank needs --dataset (it embeds the dataset's corpus)");
@@ -247,19 +263,29 @@ fn eval_dataset(
         .model
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR));
-    let encoder = TextEncoder::load(&model, &args.encoder)?;
+    let mut encoder = TextEncoder::load(&model, &args.encoder)?;
+    if args.dense {
+        encoder.enable_dense(args.pooling)?;
+    }
     let model_name = model
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
     let key = format!("{model_name}.{}", args.encoder.document_key());
     let vectors = work.join(format!("corpus.{key}.jsonl"));
-    if vectors.exists() {
+    let dense_path = work.join(format!("corpus.{key}.dense-{}.bin", args.pooling));
+    if vectors.exists() && (!args.dense || dense_path.exists()) {
         eprintln!("using cached document vectors {}", vectors.display());
     } else {
         let mut file = AtomicFile::create(&vectors)?;
         let mut out = BufWriter::new(&mut file);
-        let summary = encode_corpus(&encoder, corpus, &mut |doc, vector| {
+        let mut dense = None::<DenseIndex>;
+        let summary = encode_corpus(&encoder, corpus, &mut |doc, vector, embedding| {
+            if let Some(embedding) = embedding {
+                dense
+                    .get_or_insert_with(|| DenseIndex::new(embedding.len()))
+                    .push_with_id(&doc.id, embedding)?;
+            }
             write_vector_line(&mut out, &encoder, &doc.id, vector)
                 .with_context(|| format!("cannot write {}", vectors.display()))
         })?;
@@ -267,10 +293,18 @@ fn eval_dataset(
             .with_context(|| format!("cannot write {}", vectors.display()))?;
         drop(out);
         file.commit()?;
+        if let Some(dense) = dense {
+            dense.save(&dense_path)?;
+        }
         eprintln!(
-            "encoded {} documents: {:.1} docs/s, {:.1} terms per document",
+            "encoded {} documents: {:.1} docs/s{}, {:.1} terms per document",
             summary.docs,
             summary.docs_per_second(),
+            if args.dense {
+                " (sparse and dense)"
+            } else {
+                ""
+            },
             summary.postings as f64 / summary.docs.max(1) as f64
         );
     }
@@ -305,7 +339,28 @@ fn eval_dataset(
         records.len(),
         start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64
     );
-    let mut rows = search_rows(args, &index, &records, &qrels, measures, options)?;
+    let mut rows = search_rows(
+        args,
+        &index,
+        &records,
+        encoder.label(),
+        &qrels,
+        measures,
+        options,
+    )?;
+    if args.dense {
+        let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
+        rows.push(dense_row(
+            &encoder,
+            &DenseIndex::open(&dense_path)?,
+            &texts,
+            &queries,
+            args,
+            &qrels,
+            measures,
+            options,
+        )?);
+    }
     if args.rerank == Some(RerankKind::Multivector) {
         let stores = work.join(format!(
             "multivec.{}.{}",
@@ -368,9 +423,12 @@ fn eval_index(
     let qrels = read_qrels(args)?;
     let index = Index::open(index_path)?;
     let queries = args.queries.as_ref().context("--queries is required")?;
-    let records = match &args.model {
-        Some(model) => encode_query_file(&TextEncoder::load(model, &args.encoder)?, queries)?,
-        None => read_queries(queries)?,
+    let (records, label) = match &args.model {
+        Some(model) => {
+            let encoder = TextEncoder::load(model, &args.encoder)?;
+            (encode_query_file(&encoder, queries)?, encoder.label())
+        }
+        None => (read_queries(queries)?, "splade"),
     };
     let judged: Vec<SparseRecord> = records
         .into_iter()
@@ -379,7 +437,53 @@ fn eval_index(
     if judged.is_empty() {
         anyhow::bail!("no query of {} is judged in the qrels", queries.display());
     }
-    search_rows(args, &index, &judged, &qrels, measures, options)
+    search_rows(args, &index, &judged, label, &qrels, measures, options)
+}
+
+/// Dense retrieval: the queries embedded by `encoder`, answered exactly over `index`.
+#[allow(clippy::too_many_arguments)]
+fn dense_row(
+    encoder: &TextEncoder,
+    index: &DenseIndex,
+    texts: &[String],
+    queries: &[bmp_eval::Query],
+    args: &EvalArgs,
+    qrels: &Qrels,
+    measures: &[Measure],
+    options: &EvalOptions,
+) -> anyhow::Result<Row> {
+    let start = Instant::now();
+    let embedded = encoder.encode_dense_queries(texts)?;
+    eprintln!(
+        "embedded {} queries: {:.2} ms per query",
+        embedded.len(),
+        start.elapsed().as_secs_f64() * 1e3 / embedded.len().max(1) as f64
+    );
+    let mut run = Run::new();
+    let mut micros = Vec::with_capacity(queries.len());
+    for (q, v) in queries.iter().zip(&embedded) {
+        if v.len() != index.dim() {
+            anyhow::bail!(
+                "query embeddings of dimension {}, cached document embeddings of {}: delete the \
+                 --work-dir cache",
+                v.len(),
+                index.dim()
+            );
+        }
+        let start = Instant::now();
+        let hits = index.search(v, args.k as usize);
+        micros.push(start.elapsed().as_secs_f64() * 1e6);
+        let mut ranked = Vec::with_capacity(hits.len());
+        for (i, score) in hits {
+            ranked.push((index.id(i).unwrap_or_default().to_owned(), f64::from(score)));
+        }
+        run.insert(q.id.clone(), ranked);
+    }
+    Ok(Row {
+        system: format!("llm-dense {} (flat)", args.pooling),
+        eval: evaluate(qrels, &run, measures, options)?,
+        latency: Some(latency_stats(micros)),
+    })
 }
 
 /// Answers `records` with every algorithm of `args` and evaluates each run.
@@ -387,6 +491,7 @@ fn search_rows(
     args: &EvalArgs,
     index: &Index,
     records: &[SparseRecord],
+    label: &str,
     qrels: &Qrels,
     measures: &[Measure],
     options: &EvalOptions,
@@ -413,7 +518,7 @@ fn search_rows(
             }
         }
         rows.push(Row {
-            system: format!("splade {spec}"),
+            system: format!("{label} {spec}"),
             eval: evaluate(qrels, &run, measures, options)?,
             latency: Some(latency_stats(micros)),
         });

@@ -1336,6 +1336,43 @@ fn error_section_byte_flip_fails_verification() {
 }
 
 #[test]
+fn check_passes_a_built_index_and_names_a_corrupt_section() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    build_small(dir);
+    let r = ok(dir, "check --index idx.bmp");
+    assert!(
+        r.stdout
+            .starts_with("idx.bmp: ok (7 documents, 4 terms, 13 postings, 1 blocks, 1 superblocks"),
+        "{}",
+        r.stdout
+    );
+    let good = read(dir, "idx.bmp");
+    let ids = section_range(&good, 4);
+    let mut bad = good.clone();
+    bad[ids.start] ^= 0x20;
+    write(dir, "bad.bmp", &bad);
+    let r = fails(
+        dir,
+        "check --index bad.bmp",
+        &["bad.bmp: corrupt index: checksum mismatch in section doc id strings"],
+    );
+    assert_eq!(r.stdout, "");
+    // Padding between sections is not under a checksum; `check` still wants it zero.
+    let (_, first, _) = section_table(&good)[0];
+    assert!(first > 128 + 13 * 32, "no padding before the first section");
+    let mut bad = good;
+    bad[first - 1] = 7;
+    write(dir, "bad.bmp", &bad);
+    fails(
+        dir,
+        "check --index bad.bmp",
+        &["padding byte", "is not zero"],
+    );
+    fails(dir, "check --index missing.bmp", &["missing.bmp"]);
+}
+
+#[test]
 fn error_unknown_version_with_stale_checksum() {
     let tmp = tempdir();
     let dir = tmp.path();

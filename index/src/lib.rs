@@ -8,6 +8,7 @@ compile_error!("the bmp index format is little-endian and is read in place: a li
 
 pub mod atomic;
 pub mod build;
+pub mod check;
 pub mod collection;
 pub mod docids;
 pub mod error;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod check;
 mod demo;
 mod encode;
 mod encoding;
@@ -21,7 +22,7 @@ use clap::{Parser, Subcommand};
 /// Learned-sparse retrieval with Block-Max Pruning.
 ///
 /// Encode text with a SPLADE model, build a compressed, memory-mapped block-max index from sparse
-/// vectors (JSONL or CIFF) or text, inspect it, export it, answer top-k queries (over HTTP too),
+/// vectors (JSONL or CIFF) or text, inspect and check it, export it, answer top-k queries (over HTTP too),
 /// rerank them with multi-vector token embeddings (CRISP clustering, which `train` can learn), and
 /// evaluate retrieval quality and latency on BEIR / MS MARCO data.
 #[derive(Debug, Parser)]
@@ -40,6 +41,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Bench(bench::BenchArgs),
     Info(info::InfoArgs),
+    Check(check::CheckArgs),
     Multivec(multivec::MultivecArgs),
     ExportCiff(export::ExportArgs),
     Synth(synth::SynthArgs),
@@ -58,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Info(args) => info::run(&args),
+        Command::Check(args) => check::run(&args),
         Command::Multivec(args) => multivec::run(&args),
         Command::ExportCiff(args) => export::run(&args),
         Command::Synth(args) => synth::run(&args),

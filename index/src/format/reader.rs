@@ -481,6 +481,24 @@ impl Index {
         Ok(())
     }
 
+    /// Checks that every byte outside the header, the section table and the sections (the
+    /// alignment padding, which no checksum covers) is zero, as the writer leaves it.
+    pub fn verify_padding(&self) -> Result<()> {
+        let mut sections: Vec<Range<usize>> = self.ranges.to_vec();
+        sections.sort_by_key(|r| r.start);
+        let mut at = HEADER_SIZE + SectionKind::ALL.len() * SECTION_ENTRY_SIZE;
+        for r in sections
+            .iter()
+            .chain(std::iter::once(&(self.mmap.len()..self.mmap.len())))
+        {
+            if let Some(i) = self.mmap[at..r.start].iter().position(|&b| b != 0) {
+                return Err(self.corrupt(format!("padding byte {} is not zero", at + i)));
+            }
+            at = at.max(r.end);
+        }
+        Ok(())
+    }
+
     /// The string of term `id`.
     pub fn term(&self, id: u32) -> Result<&str> {
         let r = self.range(

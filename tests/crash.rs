@@ -1,0 +1,152 @@
+//! Crash safety: `bmp-index build` killed with SIGKILL at 100 moments while it overwrites an
+//! existing index. After each kill the index file is the old one, byte for byte (and answers as
+//! before), or the complete new one, and `check` passes; a killed build leaves at most one
+//! temporary file, which the next build removes.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
+
+fn bmp(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const BUILD_NEW: [&str; 9] = [
+    "build",
+    "--input",
+    "new.jsonl",
+    "--output",
+    "idx.bmp",
+    "--reorder",
+    "bp",
+    "--block-size",
+    "16",
+];
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect()
+}
+
+#[test]
+fn a_build_killed_at_any_moment_leaves_the_old_index_or_the_new_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (name, seed) in [("old", "1"), ("new", "2")] {
+        bmp(
+            dir,
+            &[
+                "synth",
+                "--docs",
+                "20000",
+                "--queries",
+                "20",
+                "--seed",
+                seed,
+                "--output-docs",
+                &format!("{name}.jsonl"),
+                "--output-queries",
+                &format!("{name}-q.jsonl"),
+            ],
+        );
+    }
+    // The complete new index, and how long building it takes.
+    let start = Instant::now();
+    bmp(dir, &BUILD_NEW);
+    let build_time = start.elapsed();
+    let new = std::fs::read(dir.join("idx.bmp")).unwrap();
+    bmp(
+        dir,
+        &[
+            "build",
+            "--input",
+            "old.jsonl",
+            "--output",
+            "idx.bmp",
+            "--block-size",
+            "16",
+        ],
+    );
+    let old = std::fs::read(dir.join("idx.bmp")).unwrap();
+    assert_ne!(old, new);
+    let search = [
+        "search",
+        "--index",
+        "idx.bmp",
+        "--queries",
+        "old-q.jsonl",
+        "--k",
+        "10",
+    ];
+    let old_answers = bmp(dir, &search);
+
+    let mut rng = 0x9E3779B97F4A7C15u64;
+    let (mut kept_old, mut got_new, mut rounds_with_temp) = (0, 0, 0);
+    for round in 0..100 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        // Moments spread over the whole build, and a little past it.
+        let at = build_time.mul_f64((rng % 1000) as f64 / 900.0);
+        let mut child = Command::new(BIN)
+            .args(BUILD_NEW)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill();
+        child.wait().unwrap();
+        let now = std::fs::read(dir.join("idx.bmp")).unwrap();
+        if now == old {
+            kept_old += 1;
+            if round % 10 == 0 {
+                assert_eq!(bmp(dir, &search), old_answers, "round {round}");
+            }
+        } else {
+            assert_eq!(
+                now, new,
+                "round {round}: the index is neither the old nor the new one"
+            );
+            got_new += 1;
+            // Back to the old index for the next round.
+            std::fs::write(dir.join("idx.bmp"), &old).unwrap();
+        }
+        bmp(dir, &["check", "--index", "idx.bmp"]);
+        // A build first removes what killed builds left: temporary files never pile up.
+        let temps = temp_files(dir).len();
+        assert!(temps <= 1, "round {round}: {temps} temporary files");
+        rounds_with_temp += temps;
+    }
+    eprintln!(
+        "100 kills: {kept_old} left the old index, {got_new} the complete new one; \
+         {rounds_with_temp} left a temporary file"
+    );
+    assert!(kept_old > 0, "no kill landed during the build");
+    assert!(
+        rounds_with_temp > 0,
+        "no kill landed while the new index was being written"
+    );
+    // Killed builds leave temporary files; the next build of the same index removes them.
+    bmp(dir, &BUILD_NEW);
+    assert_eq!(std::fs::read(dir.join("idx.bmp")).unwrap(), new);
+    assert_eq!(temp_files(dir), Vec::<String>::new());
+}

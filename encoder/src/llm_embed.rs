@@ -191,57 +191,68 @@ impl LlmEncoder {
     }
 
     /// Sparse vectors of `texts` over the model's vocabulary (token id, weight), sorted by id.
-    pub fn encode_sparse(&self, texts: &[&str]) -> Result<Vec<SparseVector>> {
-        texts
-            .iter()
-            .map(|text| Ok(self.encode_one(text, None)?.0))
-            .collect()
+    /// Texts go through the model in length-sorted batches of `batch`.
+    pub fn encode_sparse(&self, texts: &[&str], batch: usize) -> Result<Vec<SparseVector>> {
+        Ok(self
+            .encode_batched(texts, None, batch)?
+            .into_iter()
+            .map(|(sparse, _)| sparse)
+            .collect())
     }
 
     /// Sparse vectors and dense embeddings (pooled as `pooling` asks) of `texts` from one
-    /// forward pass each.
+    /// forward pass, in length-sorted batches of `batch`.
     pub fn encode_sparse_and_dense(
         &self,
         texts: &[&str],
         pooling: Pooling,
+        batch: usize,
     ) -> Result<Vec<(SparseVector, Vec<f32>)>> {
-        texts
-            .iter()
-            .map(|text| {
-                let (sparse, dense) = self.encode_one(text, Some(pooling))?;
-                Ok((sparse, dense.unwrap_or_default()))
-            })
-            .collect()
+        Ok(self
+            .encode_batched(texts, Some(pooling), batch)?
+            .into_iter()
+            .map(|(sparse, dense)| (sparse, dense.unwrap_or_default()))
+            .collect())
     }
 
-    /// One text's sparse vector, and its dense embedding when `pooling` is given. One text at a
-    /// time: the logits of a text are `[len, vocab]`. A text without a token gets the empty
-    /// vector (and the zero embedding).
-    fn encode_one(
+    /// Each text's sparse vector, and its dense embedding when `pooling` is given, in input
+    /// order. Texts are sorted by token count and run `batch` at a time (little padding); a text
+    /// without a token gets the empty vector (and the zero embedding).
+    fn encode_batched(
         &self,
-        text: &str,
+        texts: &[&str],
         pooling: Option<Pooling>,
-    ) -> Result<(SparseVector, Option<Vec<f32>>)> {
-        let ids = self.tokenize(&[text])?;
-        let n = ids[0].len();
-        if n == 0 {
-            let zero = pooling.map(|_| vec![0.0; self.model.config().hidden_size]);
-            return Ok((SparseVector::new(), zero));
-        }
-        let s = self.states(&ids)?.get(0)?;
-        let dense = match pooling {
-            None => None,
-            Some(pooling) => Some(pool(&s, n, pooling)?),
-        };
-        let pooled = self.model.logits(&s)?.max(0)?;
-        let weights = pooled.relu()?.affine(1.0, 1.0)?.log()?.to_vec1::<f32>()?;
-        let sparse = weights
-            .into_iter()
-            .enumerate()
-            .filter(|&(_, w)| w > 0.0)
-            .map(|(j, w)| (j as u32, w))
+        batch: usize,
+    ) -> Result<Vec<(SparseVector, Option<Vec<f32>>)>> {
+        let ids = self.tokenize(texts)?;
+        let zero = || pooling.map(|_| vec![0.0; self.model.config().hidden_size]);
+        let mut out: Vec<(SparseVector, Option<Vec<f32>>)> = (0..texts.len())
+            .map(|_| (SparseVector::new(), zero()))
             .collect();
-        Ok((sparse, dense))
+        let mut order: Vec<usize> = (0..ids.len()).filter(|&i| !ids[i].is_empty()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+        for group in order.chunks(batch.max(1)) {
+            let rows: Vec<Vec<u32>> = group.iter().map(|&i| ids[i].clone()).collect();
+            let states = self.states(&rows)?;
+            for (row, &i) in group.iter().enumerate() {
+                let n = ids[i].len();
+                let s = states.get(row)?.narrow(0, 0, n)?;
+                let dense = match pooling {
+                    None => None,
+                    Some(pooling) => Some(pool(&s, n, pooling)?),
+                };
+                let pooled = self.model.logits(&s)?.max(0)?;
+                let weights = pooled.relu()?.affine(1.0, 1.0)?.log()?.to_vec1::<f32>()?;
+                let sparse = weights
+                    .into_iter()
+                    .enumerate()
+                    .filter(|&(_, w)| w > 0.0)
+                    .map(|(j, w)| (j as u32, w))
+                    .collect();
+                out[i] = (sparse, dense);
+            }
+        }
+        Ok(out)
     }
 
     /// The token string of `id`.

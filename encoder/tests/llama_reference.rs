@@ -172,18 +172,31 @@ fn llm_encoder_gives_dense_and_sparse_outputs() {
         assert_eq!(hits[0].0, 0);
         assert_eq!(hits[1].0, 1, "{pooling:?}: {hits:?}");
     }
-    let sparse = enc.encode_sparse(&texts[..1]).unwrap();
+    let sparse = enc.encode_sparse(&texts[..1], 8).unwrap();
     assert!(!sparse[0].is_empty());
     assert!(sparse[0].windows(2).all(|w| w[0].0 < w[1].0));
     assert!(sparse[0].iter().all(|&(_, w)| w > 0.0 && w.is_finite()));
-    assert_eq!(sparse, enc.encode_sparse(&texts[..1]).unwrap());
+    assert_eq!(sparse, enc.encode_sparse(&texts[..1], 1).unwrap());
+    // Batched (length-sorted, padded) equals one at a time, in input order.
+    let alone: Vec<_> = texts
+        .iter()
+        .map(|t| enc.encode_sparse(&[*t], 1).unwrap().remove(0))
+        .collect();
+    let batched = enc.encode_sparse(&texts, 8).unwrap();
+    for (a, b) in alone.iter().zip(&batched) {
+        assert_eq!(
+            a.iter().map(|e| e.0).collect::<Vec<_>>(),
+            b.iter().map(|e| e.0).collect::<Vec<_>>()
+        );
+        assert!(a.iter().zip(b).all(|(x, y)| (x.1 - y.1).abs() < 1e-3));
+    }
     // One pass for both outputs gives what the two passes give.
     let both = enc
-        .encode_sparse_and_dense(&texts[..2], Pooling::Mean)
+        .encode_sparse_and_dense(&texts[..2], Pooling::Mean, 1)
         .unwrap();
     let dense = enc.encode_dense(&texts[..2], Pooling::Mean).unwrap();
     for (i, (s, d)) in both.iter().enumerate() {
-        assert_eq!(s, &enc.encode_sparse(&texts[i..=i]).unwrap()[0]);
+        assert_eq!(s, &enc.encode_sparse(&texts[i..=i], 1).unwrap()[0]);
         assert!(d.iter().zip(&dense[i]).all(|(a, b)| (a - b).abs() < 1e-4));
     }
     // An empty text (Cranfield has one) matches nothing and leaves its batch unchanged.
@@ -193,9 +206,11 @@ fn llm_encoder_gives_dense_and_sparse_outputs() {
         .iter()
         .zip(&dense[0])
         .all(|(a, b)| (a - b).abs() < 1e-4));
-    assert!(enc.encode_sparse(&[""]).unwrap()[0].is_empty());
+    let with_empty = enc.encode_sparse(&["", texts[0]], 4).unwrap();
+    assert!(with_empty[0].is_empty());
+    assert_eq!(with_empty[1].len(), sparse[0].len());
     let (s, d) = &enc
-        .encode_sparse_and_dense(&[""], Pooling::LastToken)
+        .encode_sparse_and_dense(&[""], Pooling::LastToken, 4)
         .unwrap()[0];
     assert!(s.is_empty() && d.len() == dense[0].len() && d.iter().all(|&x| x == 0.0));
 }

@@ -216,9 +216,9 @@ impl TextEncoder {
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<Vec<SparseVector>> {
         let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(batch.max(1)) {
+        for chunk in texts.chunks(batch.max(1) * 4) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            out.extend(llm.encode_sparse(&refs)?);
+            out.extend(llm.encode_sparse(&refs, batch)?);
             progress(chunk.len());
         }
         Ok(out)
@@ -240,14 +240,14 @@ impl TextEncoder {
             (Backend::Llm(llm, _), Some(pooling)) => {
                 let mut sparse = Vec::with_capacity(texts.len());
                 let mut dense = Vec::with_capacity(texts.len());
-                for text in texts {
-                    let (s, d) = llm
-                        .encode_sparse_and_dense(&[text.as_str()], pooling)?
-                        .pop()
-                        .context("the encoder returned no vector")?;
-                    sparse.push(s);
-                    dense.push(d);
-                    progress(1);
+                // Progress every few batches; each call sorts its texts by length.
+                for chunk in texts.chunks(self.batch_size.max(1) * 4) {
+                    let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+                    for (s, d) in llm.encode_sparse_and_dense(&refs, pooling, self.batch_size)? {
+                        sparse.push(s);
+                        dense.push(d);
+                    }
+                    progress(chunk.len());
                 }
                 (sparse, dense)
             }

@@ -1697,3 +1697,61 @@ fn demo_runs_the_whole_pipeline() {
         assert!(row.ends_with("1.0000"), "{row}");
     }
 }
+
+#[test]
+fn limits_a_100_mb_line_and_a_query_of_every_term_at_k_one_million() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    // A 100 MB line that is not JSON: the error names the line; the lines around it are fine.
+    let mut big = String::from("{\"id\": \"a\", \"vector\": {\"x\": 1.0}}\n");
+    big.push_str(&"x".repeat(100 << 20));
+    big.push_str("\n{\"id\": \"b\", \"vector\": {\"y\": 1.0}}\n");
+    write(dir, "big.jsonl", &big);
+    drop(big);
+    fails(
+        dir,
+        "build --input big.jsonl --output big.bmp",
+        &["big.jsonl:2: invalid JSON"],
+    );
+    assert!(!dir.join("big.bmp").exists());
+
+    // Every vocabulary term in one query, k = 1,000,000: every document that has a term, in the
+    // exhaustive order, from every processor.
+    ok(
+        dir,
+        "synth --docs 1500 --queries 1 --seed 4 --output-docs d.jsonl --output-queries q.jsonl",
+    );
+    ok(dir, "build --input d.jsonl --output x.bmp --block-size 16");
+    let mut terms = std::collections::BTreeSet::new();
+    for line in fs::read_to_string(dir.join("d.jsonl")).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        terms.extend(v["vector"].as_object().unwrap().keys().cloned());
+    }
+    let vector: serde_json::Map<String, serde_json::Value> = terms
+        .iter()
+        .map(|t| (t.clone(), serde_json::json!(0.5)))
+        .collect();
+    write(
+        dir,
+        "all.jsonl",
+        serde_json::json!({"id": "all", "vector": vector}).to_string() + "\n",
+    );
+    let search = |algorithm: &str| {
+        ok(
+            dir,
+            &format!(
+                "search --index x.bmp --queries all.jsonl --k 1000000 --tag t --algorithm \
+                 {algorithm}"
+            ),
+        )
+        .stdout
+    };
+    let truth = search("exhaustive");
+    assert_eq!(truth.lines().count(), 1500);
+    for algorithm in ["bmp", "sp", "maxscore", "bmw"] {
+        assert!(
+            search(algorithm) == truth,
+            "{algorithm} differs from exhaustive"
+        );
+    }
+}

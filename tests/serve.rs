@@ -118,6 +118,9 @@ fn hits(v: &serde_json::Value) -> Vec<(String, u32, usize)> {
 /// Sends one request and returns (status, body).
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
@@ -368,4 +371,144 @@ fn text_queries_answer_like_search_with_the_model() {
     let (_, stats) = http(&server.addr, "GET", "/v1/stats", "");
     assert!(stats.contains("splade-tiny"), "{stats}");
     server.stop();
+}
+
+/// The resident memory of process `pid` in KiB (Linux).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Streams a chunked body of `total` bytes (or until the server stops reading) and returns the
+/// response status, if one came back.
+fn stream_body(addr: &str, total: usize) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    let mut sent = 0;
+    while sent < total {
+        let ok = write!(stream, "{:x}\r\n", chunk.len()).is_ok()
+            && stream.write_all(&chunk).is_ok()
+            && stream.write_all(b"\r\n").is_ok();
+        if !ok {
+            break;
+        }
+        sent += chunk.len();
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.get(9..12).and_then(|s| s.parse().ok())
+}
+
+#[test]
+fn extreme_requests_get_clear_answers_in_bounded_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &[
+            "synth",
+            "--docs",
+            "2000",
+            "--queries",
+            "1",
+            "--seed",
+            "3",
+            "--output-docs",
+            "d.jsonl",
+            "--output-queries",
+            "q.jsonl",
+        ],
+    );
+    ok(dir, &["build", "--input", "d.jsonl", "--output", "x.bmp"]);
+    let mut vocabulary = std::collections::BTreeSet::new();
+    for line in std::fs::read_to_string(dir.join("d.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        vocabulary.extend(v["vector"].as_object().unwrap().keys().cloned());
+    }
+    let all_terms: serde_json::Map<String, serde_json::Value> = vocabulary
+        .iter()
+        .map(|t| (t.clone(), serde_json::json!(1.0)))
+        .collect();
+    assert!(all_terms.len() > 10_000, "{} terms", all_terms.len());
+
+    let served = Served::start(
+        dir,
+        &[
+            "--index",
+            "x.bmp",
+            "--max-query-terms",
+            "100000",
+            "--max-k",
+            "1000000",
+        ],
+    );
+    let pid = served.child.id();
+    let addr = served.addr.clone();
+    // Every vocabulary term, k = 1,000,000: every document, in the exhaustive order.
+    let query = serde_json::json!({"vector": all_terms, "k": 1_000_000});
+    let (status, body) = http(&addr, "POST", "/v1/search", &query.to_string());
+    assert_eq!(status, 200, "{}", &body[..body.len().min(300)]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let got = hits(&v);
+    assert_eq!(got.len(), 2000);
+    let exhaustive = serde_json::json!({"vector": all_terms, "k": 1_000_000,
+        "algorithm": "exhaustive"});
+    let (_, body) = http(&addr, "POST", "/v1/search", &exhaustive.to_string());
+    assert_eq!(hits(&serde_json::from_str(&body).unwrap()), got);
+    let warm = rss_kib(pid);
+
+    // A 1 GB body, announced: refused before it is read.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1073741824\r\nConnection: close\r\n\r\n{{\"vector\": {{"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    // A 1 GB chunked body, unannounced: the server stops reading at its limit.
+    let status = stream_body(&addr, 1 << 30);
+    assert!(matches!(status, None | Some(413)), "{status:?}");
+    let after = rss_kib(pid);
+    assert!(
+        after < warm + 64 * 1024,
+        "resident memory grew from {warm} KiB to {after} KiB"
+    );
+    // Still serving.
+    let (status, _) = http(&addr, "GET", "/v1/health", "");
+    assert_eq!(status, 200);
+    served.stop();
+
+    // Under the default limits, the same extremes are clear 400s naming the limit.
+    let served = Served::start(dir, &["--index", "x.bmp"]);
+    let (status, body) = http(&served.addr, "POST", "/v1/search", &query.to_string());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("more than the limit of 4096"), "{body}");
+    let deep = serde_json::json!({"vector": {"t1": 1.0}, "k": 1_000_000});
+    let (status, body) = http(&served.addr, "POST", "/v1/search", &deep.to_string());
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("1000"), "{body}");
+    served.stop();
 }

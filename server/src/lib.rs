@@ -65,9 +65,28 @@ pub fn router(state: AppState) -> Router {
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Answers 413 at once to a request whose `Content-Length` exceeds the body limit, without
+/// reading the body (the body limit alone would first wait for the announced bytes).
+async fn refuse_oversized(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit = state.config().max_body_bytes;
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    next.run(request).await
 }
 
 /// Counts a request in the metrics from arrival to response; one dropped before its response

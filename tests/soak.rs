@@ -1,0 +1,370 @@
+//! A loopback soak of `bmp-index serve`: 8 concurrent clients send a mix of valid, malformed and
+//! oversized requests while the index is rebuilt and reloaded (SIGHUP and the admin endpoint)
+//! every few seconds. Every valid request must get a 2xx, every bad one a 4xx, the server must
+//! not crash, and its heap (anonymous resident memory) must stay flat within 10% after warm-up.
+//! p99 latency of the valid requests is printed per window.
+//!
+//! It runs for `BMP_SOAK_SECS` seconds (30 by default, as in CI; 600 for the full soak).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
+const CLIENTS: usize = 8;
+const BODY_LIMIT: usize = 64 << 10;
+
+fn bmp(dir: &Path, args: &[&str]) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One request over a fresh connection: the status, or `None` when the connection failed.
+fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    // An oversized body may be refused before it is all sent.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    std::str::from_utf8(response.get(9..12)?).ok()?.parse().ok()
+}
+
+/// Resident memory of `pid` in KiB: (anonymous, total).
+fn rss(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some((field("RssAnon:")?, field("VmRSS:")?))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Valid,
+    Bad,
+}
+
+/// The request of client `c`'s `n`-th turn: (kind, method, path, body).
+fn pick(c: usize, n: u64, terms: &[String]) -> (Kind, &'static str, &'static str, Vec<u8>) {
+    let r = (n.wrapping_mul(2654435761).wrapping_add(c as u64 * 97)) % 100;
+    let term = |i: u64| terms[((i * 7919 + c as u64) % terms.len() as u64) as usize].clone();
+    let vector = |len: u64| -> serde_json::Value {
+        (0..len)
+            .map(|i| (term(n + i), serde_json::json!(0.5 + (i % 5) as f64)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    match r {
+        0..=59 => {
+            let body = serde_json::json!({"vector": vector(1 + n % 12), "k": 1 + n % 50});
+            (
+                Kind::Valid,
+                "POST",
+                "/v1/search",
+                body.to_string().into_bytes(),
+            )
+        }
+        60..=69 => {
+            let queries: Vec<_> = (0..4)
+                .map(|i| serde_json::json!({"id": i, "vector": vector(3 + i), "k": 10}))
+                .collect();
+            let body = serde_json::json!({"queries": queries});
+            (
+                Kind::Valid,
+                "POST",
+                "/v1/search/batch",
+                body.to_string().into_bytes(),
+            )
+        }
+        70..=74 => (Kind::Valid, "GET", "/v1/health", Vec::new()),
+        75..=79 => (
+            Kind::Bad,
+            "POST",
+            "/v1/search",
+            b"{\"vector\": {\"a\": ".to_vec(),
+        ),
+        80..=83 => (
+            Kind::Bad,
+            "POST",
+            "/v1/search",
+            br#"{"vector": {"a": "heavy"}, "k": -3}"#.to_vec(),
+        ),
+        84..=86 => (
+            Kind::Bad,
+            "POST",
+            "/v1/search",
+            serde_json::json!({"vector": vector(2), "k": 100000000})
+                .to_string()
+                .into_bytes(),
+        ),
+        87..=91 => {
+            let mut body = b"{\"vector\": {".to_vec();
+            body.resize(BODY_LIMIT * 2, b' ');
+            (Kind::Bad, "POST", "/v1/search", body)
+        }
+        92..=95 => (Kind::Bad, "GET", "/v1/search", Vec::new()),
+        _ => (Kind::Bad, "POST", "/v1/nowhere", b"{}".to_vec()),
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    /// Latencies (µs) of valid requests, per window.
+    windows: Vec<Vec<u64>>,
+    valid: u64,
+    bad: u64,
+    /// Problems: a valid request without a 2xx, a bad one without a 4xx, a failed connection.
+    failures: Vec<String>,
+}
+
+fn p99(mut v: Vec<u64>) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    v[(v.len() * 99 / 100).min(v.len() - 1)]
+}
+
+#[test]
+fn serve_survives_a_loopback_soak_with_reloads() {
+    let secs: u64 = std::env::var("BMP_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let window = Duration::from_secs(if secs >= 300 { 60 } else { 10 });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (name, seed) in [("a", "1"), ("b", "2")] {
+        bmp(
+            dir,
+            &[
+                "synth",
+                "--docs",
+                "30000",
+                "--queries",
+                "1",
+                "--seed",
+                seed,
+                "--output-docs",
+                &format!("{name}.jsonl"),
+                "--output-queries",
+                &format!("{name}-q.jsonl"),
+            ],
+        );
+        bmp(
+            dir,
+            &[
+                "build",
+                "--input",
+                &format!("{name}.jsonl"),
+                "--output",
+                &format!("{name}.bmp"),
+            ],
+        );
+    }
+    std::fs::copy(dir.join("a.bmp"), dir.join("live.bmp")).unwrap();
+    let terms: Vec<String> = {
+        let first = std::fs::read_to_string(dir.join("a.jsonl")).unwrap();
+        let mut t = std::collections::BTreeSet::new();
+        for line in first.lines().take(500) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            t.extend(v["vector"].as_object().unwrap().keys().cloned());
+        }
+        t.into_iter().collect()
+    };
+
+    let mut server: Child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--index",
+            "live.bmp",
+            "--threads",
+            "2",
+            "--max-body-bytes",
+            &BODY_LIMIT.to_string(),
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = {
+        use std::io::BufRead;
+        let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        // Keep draining the server's log so it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        line.trim()
+            .rsplit_once("http://")
+            .map(|(_, a)| a.to_owned())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+    };
+    let pid = server.id();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let nwindows = secs.div_ceil(window.as_secs()) as usize;
+    let tally = Arc::new(Mutex::new(Tally {
+        windows: vec![Vec::new(); nwindows + 1],
+        ..Tally::default()
+    }));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (addr, terms, tally) = (addr.clone(), terms.clone(), tally.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let (kind, method, path, body) = pick(c, n, &terms);
+                    let sent = Instant::now();
+                    let status = request(&addr, method, path, &body);
+                    let micros = sent.elapsed().as_micros() as u64;
+                    let w = (sent.duration_since(start).as_secs() / window.as_secs()) as usize;
+                    let mut t = tally.lock().unwrap();
+                    match (kind, status) {
+                        (Kind::Valid, Some(200..=299)) => {
+                            t.valid += 1;
+                            if let Some(v) = t.windows.get_mut(w) {
+                                v.push(micros);
+                            }
+                        }
+                        (Kind::Bad, Some(400..=499)) => t.bad += 1,
+                        (kind, status) => t.failures.push(format!(
+                            "{kind:?} {method} {path} ({} bytes): {status:?}",
+                            body.len()
+                        )),
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+
+    // Reloads: every 3 s the live index is replaced (rename) by the other one and reloaded,
+    // by SIGHUP and by the admin endpoint in turn.
+    let reloader = {
+        let (addr, stop, dir) = (addr.clone(), stop.clone(), dir.to_path_buf());
+        std::thread::spawn(move || {
+            let mut reloads = 0u32;
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_secs(3));
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let source = if reloads % 2 == 0 { "b.bmp" } else { "a.bmp" };
+                std::fs::copy(dir.join(source), dir.join("next.bmp")).unwrap();
+                std::fs::rename(dir.join("next.bmp"), dir.join("live.bmp")).unwrap();
+                if reloads % 4 < 2 {
+                    let ok = Command::new("kill")
+                        .args(["-HUP", &pid.to_string()])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    if !ok {
+                        failures.push("SIGHUP failed".to_owned());
+                    }
+                } else {
+                    let status = request(&addr, "POST", "/v1/admin/reload", b"");
+                    if status != Some(200) {
+                        failures.push(format!("admin reload: {status:?}"));
+                    }
+                }
+                reloads += 1;
+            }
+            (reloads, failures)
+        })
+    };
+
+    // Memory, once a second; the first fifth of the run is warm-up.
+    let mut samples = Vec::new();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        match rss(pid) {
+            Some(s) => samples.push((start.elapsed(), s)),
+            None => panic!("the server is gone after {:?}", start.elapsed()),
+        }
+    }
+    for client in clients {
+        client.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (reloads, reload_failures) = reloader.join().unwrap();
+    assert!(server.try_wait().unwrap().is_none(), "the server exited");
+    assert_eq!(request(&addr, "GET", "/v1/health", b""), Some(200));
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = server.wait().unwrap();
+
+    let tally = tally.lock().unwrap();
+    eprintln!(
+        "soak of {secs} s, {CLIENTS} clients: {} valid requests, {} bad ones, {reloads} reloads",
+        tally.valid, tally.bad
+    );
+    eprintln!("window  valid  p99_us");
+    for (w, lat) in tally
+        .windows
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+    {
+        eprintln!("{:>6}  {:>5}  {:>6}", w, lat.len(), p99(lat.clone()));
+    }
+    let warm = samples
+        .iter()
+        .filter(|(t, _)| t.as_secs() >= (secs / 5).max(5))
+        .map(|(_, (anon, _))| *anon)
+        .collect::<Vec<_>>();
+    let (low, high) = (
+        warm.iter().copied().min().unwrap_or(0),
+        warm.iter().copied().max().unwrap_or(0),
+    );
+    let total = samples.iter().map(|(_, (_, t))| *t).max().unwrap_or(0);
+    eprintln!("heap after warm-up: {low}..{high} KiB; largest resident set {total} KiB");
+    assert!(
+        status.success(),
+        "the server did not stop cleanly: {status:?}"
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} requests without the expected status, e.g. {:?}",
+        tally.failures.len(),
+        &tally.failures[..tally.failures.len().min(5)]
+    );
+    assert!(reload_failures.is_empty(), "{reload_failures:?}");
+    assert!(reloads >= 2, "{reloads} reloads");
+    assert!(tally.valid > 100 && tally.bad > 20);
+    assert!(
+        high as f64 <= low as f64 * 1.10,
+        "the heap grew from {low} to {high} KiB after warm-up"
+    );
+}

@@ -281,7 +281,11 @@ fn serve_survives_a_loopback_soak_with_reloads() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let source = if reloads.is_multiple_of(2) { "b.bmp" } else { "a.bmp" };
+                let source = if reloads.is_multiple_of(2) {
+                    "b.bmp"
+                } else {
+                    "a.bmp"
+                };
                 std::fs::copy(dir.join(source), dir.join("next.bmp")).unwrap();
                 std::fs::rename(dir.join("next.bmp"), dir.join("live.bmp")).unwrap();
                 if reloads % 4 < 2 {

@@ -115,8 +115,9 @@ fn reseal(bytes: &mut [u8], i: usize, (offset, len): (usize, usize)) {
     bytes[64..72].copy_from_slice(&sum.to_le_bytes());
 }
 
-fn open_and_check(path: &Path) -> bmp_index::Result<Index> {
-    let index = Index::open(path)?;
+/// Opens index bytes in memory and checks them.
+fn open_and_check(bytes: &[u8]) -> bmp_index::Result<Index> {
+    let index = Index::from_bytes("bad.bmp", bytes)?;
     check(&index, &mut |_| {})?;
     Ok(index)
 }
@@ -143,13 +144,18 @@ fn every_flipped_byte_is_caught_at_open_or_by_check() {
     let path = dir.path().join("x.bmp");
     small_index(&path);
     let good = std::fs::read(&path).unwrap();
-    let bad_path = dir.path().join("bad.bmp");
+    // In memory, the intact bytes open and check like the file.
+    let intact = open_and_check(&good).unwrap();
+    assert_eq!(
+        intact.num_postings(),
+        Index::open(&path).unwrap().num_postings()
+    );
+    assert!(Index::from_bytes("short.bmp", &good[..100]).is_err());
     for i in 0..good.len() {
         let mut bad = good.clone();
         bad[i] ^= 0x5A;
-        std::fs::write(&bad_path, &bad).unwrap();
         assert!(
-            open_and_check(&bad_path).is_err(),
+            open_and_check(&bad).is_err(),
             "byte {i} of {} flipped and not caught",
             good.len()
         );
@@ -168,7 +174,6 @@ fn a_resealed_flip_is_caught_by_check_or_changes_no_answer() {
         .map(|q| Query::from_entries(&intact, q).unwrap())
         .collect();
     let expected = answers(&intact, &queries).unwrap();
-    let bad_path = dir.path().join("bad.bmp");
     let (mut caught, mut harmless) = (0, 0);
     for (s, &(offset, len)) in sections(&good).iter().enumerate() {
         for i in offset..offset + len {
@@ -176,8 +181,7 @@ fn a_resealed_flip_is_caught_by_check_or_changes_no_answer() {
                 let mut bad = good.clone();
                 bad[i] ^= mask;
                 reseal(&mut bad, s, (offset, len));
-                std::fs::write(&bad_path, &bad).unwrap();
-                match open_and_check(&bad_path) {
+                match open_and_check(&bad) {
                     Err(_) => caught += 1,
                     Ok(index) => {
                         let got = answers(&index, &queries);

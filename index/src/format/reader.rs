@@ -240,6 +240,22 @@ impl Index {
         Self::from_mmap(path, mmap)
     }
 
+    /// Opens an index held in memory (copied into an anonymous mapping), with the checks of
+    /// [`Index::open`]; `name` stands for the path in error messages.
+    pub fn from_bytes(name: impl Into<PathBuf>, bytes: &[u8]) -> Result<Index> {
+        let path = name.into();
+        if bytes.len() < HEADER_SIZE {
+            return Err(Error::corrupt(
+                &path,
+                format!("{} bytes is shorter than the header", bytes.len()),
+            ));
+        }
+        let mut map = memmap2::MmapMut::map_anon(bytes.len()).map_err(|e| Error::io(&path, e))?;
+        map.copy_from_slice(bytes);
+        let mmap = map.make_read_only().map_err(|e| Error::io(&path, e))?;
+        Self::from_mmap(path, mmap)
+    }
+
     fn from_mmap(path: PathBuf, mmap: Mmap) -> Result<Index> {
         let corrupt = |m: String| Error::corrupt(&path, m);
         let len = mmap.len();

@@ -1,0 +1,11 @@
+//! The JSONL reader on arbitrary bytes: an error or a collection, never a panic.
+#![no_main]
+
+use bmp_index::readers::jsonl::read_jsonl_into;
+use bmp_index::Collection;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut collection = Collection::new();
+    let _ = read_jsonl_into(data, std::path::Path::new("fuzz.jsonl"), &mut collection);
+});

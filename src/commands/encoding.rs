@@ -208,20 +208,32 @@ impl TextEncoder {
         }
     }
 
-    /// Sparse vectors of an LLM, in chunks of the batch size, with progress.
+    /// Sparse vectors of an LLM, and its dense embeddings when `pooling` is given (otherwise
+    /// none), from one pass in chunks of a few batches, with progress.
     fn llm_vectors(
         llm: &LlmEncoder,
         texts: &[String],
         batch: usize,
+        pooling: Option<Pooling>,
         progress: &mut dyn FnMut(usize),
-    ) -> anyhow::Result<Vec<SparseVector>> {
-        let mut out = Vec::with_capacity(texts.len());
+    ) -> anyhow::Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
+        let mut sparse = Vec::with_capacity(texts.len());
+        let mut dense = Vec::new();
+        // Each call sorts its texts by length into batches.
         for chunk in texts.chunks(batch.max(1) * 4) {
             let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            out.extend(llm.encode_sparse(&refs, batch)?);
+            match pooling {
+                None => sparse.extend(llm.encode_sparse(&refs, batch)?),
+                Some(pooling) => {
+                    for (s, d) in llm.encode_sparse_and_dense(&refs, pooling, batch)? {
+                        sparse.push(s);
+                        dense.push(d);
+                    }
+                }
+            }
             progress(chunk.len());
         }
-        Ok(out)
+        Ok((sparse, dense))
     }
 
     /// Encodes document texts in input order: the sparse vectors (pruned as asked), and the
@@ -231,25 +243,10 @@ impl TextEncoder {
         texts: &[String],
         progress: &mut dyn FnMut(usize),
     ) -> anyhow::Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
-        let (mut vectors, dense) = match (&self.model, self.dense) {
-            (Backend::Splade(m), _) => (m.encode_batch_with_progress(texts, progress)?, Vec::new()),
-            (Backend::Llm(llm, _), None) => (
-                Self::llm_vectors(llm, texts, self.batch_size, progress)?,
-                Vec::new(),
-            ),
-            (Backend::Llm(llm, _), Some(pooling)) => {
-                let mut sparse = Vec::with_capacity(texts.len());
-                let mut dense = Vec::with_capacity(texts.len());
-                // Progress every few batches; each call sorts its texts by length.
-                for chunk in texts.chunks(self.batch_size.max(1) * 4) {
-                    let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-                    for (s, d) in llm.encode_sparse_and_dense(&refs, pooling, self.batch_size)? {
-                        sparse.push(s);
-                        dense.push(d);
-                    }
-                    progress(chunk.len());
-                }
-                (sparse, dense)
+        let (mut vectors, dense) = match &self.model {
+            Backend::Splade(m) => (m.encode_batch_with_progress(texts, progress)?, Vec::new()),
+            Backend::Llm(llm, _) => {
+                Self::llm_vectors(llm, texts, self.batch_size, self.dense, progress)?
             }
         };
         for vector in &mut vectors {
@@ -262,7 +259,9 @@ impl TextEncoder {
     pub fn encode_queries(&self, texts: &[String]) -> anyhow::Result<Vec<SparseVector>> {
         match &self.model {
             Backend::Splade(m) => Ok(m.encode_queries(texts)?),
-            Backend::Llm(llm, _) => Self::llm_vectors(llm, texts, self.batch_size, &mut |_| {}),
+            Backend::Llm(llm, _) => {
+                Ok(Self::llm_vectors(llm, texts, self.batch_size, None, &mut |_| {})?.0)
+            }
         }
     }
 

@@ -35,6 +35,7 @@ pub struct LlamaConfig {
 }
 
 /// One transformer block's weights (`[out, in]` matrices).
+#[derive(Clone)]
 struct Block {
     attn_norm: Tensor,
     wq: Tensor,
@@ -49,6 +50,37 @@ struct Block {
     gate: Tensor,
     up: Tensor,
     down: Tensor,
+}
+
+impl Block {
+    /// The weights under their Hugging Face names (after `model.layers.{l}.`), and the optional
+    /// biases.
+    #[allow(clippy::type_complexity)]
+    fn named_mut(
+        &mut self,
+    ) -> (
+        [(&'static str, &mut Tensor); 9],
+        [(&'static str, &mut Option<Tensor>); 3],
+    ) {
+        (
+            [
+                ("input_layernorm.weight", &mut self.attn_norm),
+                ("self_attn.q_proj.weight", &mut self.wq),
+                ("self_attn.k_proj.weight", &mut self.wk),
+                ("self_attn.v_proj.weight", &mut self.wv),
+                ("self_attn.o_proj.weight", &mut self.wo),
+                ("post_attention_layernorm.weight", &mut self.ffn_norm),
+                ("mlp.gate_proj.weight", &mut self.gate),
+                ("mlp.up_proj.weight", &mut self.up),
+                ("mlp.down_proj.weight", &mut self.down),
+            ],
+            [
+                ("self_attn.q_proj.bias", &mut self.bq),
+                ("self_attn.k_proj.bias", &mut self.bk),
+                ("self_attn.v_proj.bias", &mut self.bv),
+            ],
+        )
+    }
 }
 
 /// A Llama decoder with f32 weights.
@@ -366,24 +398,18 @@ impl LlamaModel {
         );
         for (l, b) in self.blocks.iter().enumerate() {
             let p = format!("model.layers.{l}");
-            for (name, t) in [
-                ("input_layernorm.weight", b.attn_norm.clone()),
-                ("self_attn.q_proj.weight", halves(&b.wq, c.num_heads)?),
-                ("self_attn.k_proj.weight", halves(&b.wk, c.num_kv_heads)?),
-                ("self_attn.v_proj.weight", b.wv.clone()),
-                ("self_attn.o_proj.weight", b.wo.clone()),
-                ("post_attention_layernorm.weight", b.ffn_norm.clone()),
-                ("mlp.gate_proj.weight", b.gate.clone()),
-                ("mlp.up_proj.weight", b.up.clone()),
-                ("mlp.down_proj.weight", b.down.clone()),
-            ] {
+            // Cloning a block clones handles to its tensors, not their data.
+            let mut b = b.clone();
+            let (weights, biases) = b.named_mut();
+            for (name, t) in weights {
+                let t = match name {
+                    "self_attn.q_proj.weight" => halves(t, c.num_heads)?,
+                    "self_attn.k_proj.weight" => halves(t, c.num_kv_heads)?,
+                    _ => t.clone(),
+                };
                 tensors.insert(format!("{p}.{name}"), t);
             }
-            for (name, t) in [
-                ("self_attn.q_proj.bias", &b.bq),
-                ("self_attn.k_proj.bias", &b.bk),
-                ("self_attn.v_proj.bias", &b.bv),
-            ] {
+            for (name, t) in biases {
                 if let Some(t) = t {
                     tensors.insert(format!("{p}.{name}"), t.clone());
                 }
@@ -449,24 +475,11 @@ impl LlamaModel {
         }
         for (l, b) in self.blocks.iter_mut().enumerate() {
             let p = format!("model.layers.{l}");
-            for (name, t) in [
-                ("input_layernorm.weight", &mut b.attn_norm),
-                ("self_attn.q_proj.weight", &mut b.wq),
-                ("self_attn.k_proj.weight", &mut b.wk),
-                ("self_attn.v_proj.weight", &mut b.wv),
-                ("self_attn.o_proj.weight", &mut b.wo),
-                ("post_attention_layernorm.weight", &mut b.ffn_norm),
-                ("mlp.gate_proj.weight", &mut b.gate),
-                ("mlp.up_proj.weight", &mut b.up),
-                ("mlp.down_proj.weight", &mut b.down),
-            ] {
+            let (weights, biases) = b.named_mut();
+            for (name, t) in weights {
                 var(t, format!("{p}.{name}"), &mut out)?;
             }
-            for (name, t) in [
-                ("self_attn.q_proj.bias", &mut b.bq),
-                ("self_attn.k_proj.bias", &mut b.bk),
-                ("self_attn.v_proj.bias", &mut b.bv),
-            ] {
+            for (name, t) in biases {
                 if let Some(t) = t {
                     var(t, format!("{p}.{name}"), &mut out)?;
                 }

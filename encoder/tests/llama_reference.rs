@@ -347,20 +347,7 @@ fn a_trainable_llama_gives_every_weight_a_gradient() {
     let loss = (logp.gather(&targets, 1).unwrap().mean_all().unwrap() * -1.0).unwrap();
     let grads = loss.backward().unwrap();
     for (name, v) in &vars {
-        let g = grads
-            .get(v.as_tensor())
-            .unwrap_or_else(|| panic!("{name} has no gradient"));
-        let size = g
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            size > 0.0 && size.is_finite(),
-            "{name}: gradient norm² {size}"
-        );
+        common::assert_gradient_flows(name, grads.get(v.as_tensor()));
     }
 }
 

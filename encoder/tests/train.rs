@@ -75,18 +75,7 @@ fn every_weight_gets_a_gradient_through_the_clustering() {
     // Three embedding tables and their LayerNorm (2), and 16 tensors in each of 6 layers.
     assert_eq!(grads.len(), 5 + 6 * 16);
     for (name, grad) in grads {
-        let grad = grad.unwrap_or_else(|| panic!("{name} has no gradient"));
-        let size = grad
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            size > 0.0 && size.is_finite(),
-            "{name}: gradient norm² {size}"
-        );
+        common::assert_gradient_flows(&name, grad.as_ref());
     }
 }
 

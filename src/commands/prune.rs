@@ -1,5 +1,6 @@
 //! `bmp-index prune`: make a decoder LLM smaller before using it as an encoder.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -8,7 +9,7 @@ use bmp_encoder::gguf_tokenizer::gguf_tokenizer;
 use bmp_encoder::layer_cut::{angular_distances, best_depths, layer_losses};
 use bmp_encoder::llama::LlamaModel;
 use bmp_eval::CorpusReader;
-use candle_core::Device;
+use candle_core::{Device, Tensor, Var};
 use clap::{Args, Subcommand};
 
 /// Prune a decoder LLM (Llama family, GGUF or a Hugging Face directory): cut layers, or zero MLP
@@ -36,9 +37,8 @@ enum PruneMethod {
 /// directory.
 #[derive(Debug, Args)]
 struct GapruneArgs {
-    /// The model: a .gguf file, or a directory with config.json and model.safetensors.
-    #[arg(long)]
-    model: PathBuf,
+    #[command(flatten)]
+    mlp: MlpPruneArgs,
     /// BEIR corpus.jsonl of the target domain (title -> text pairs).
     #[arg(long)]
     domain_corpus: PathBuf,
@@ -54,21 +54,19 @@ struct GapruneArgs {
     /// Tokens per text.
     #[arg(long, default_value_t = 64)]
     max_length: usize,
-    /// Fraction of the MLP weights to zero.
-    #[arg(long, default_value_t = 0.5)]
-    sparsity: f64,
-    /// Keep only the first N layers first (a layer cut).
-    #[arg(long)]
-    keep: Option<usize>,
-    /// Output directory.
-    #[arg(long)]
-    output: PathBuf,
 }
 
 /// Magnitude pruning: zero the MLP weights of smallest |w|, ranked together over all layers (the
 /// baseline GAPrune is compared with). Writes a Hugging Face directory.
 #[derive(Debug, Args)]
 struct MagnitudeArgs {
+    #[command(flatten)]
+    mlp: MlpPruneArgs,
+}
+
+/// What both ways of zeroing MLP weights take.
+#[derive(Debug, Args)]
+struct MlpPruneArgs {
     /// The model: a .gguf file, or a directory with config.json and model.safetensors.
     #[arg(long)]
     model: PathBuf,
@@ -196,34 +194,41 @@ fn write(model: &LlamaModel, tok: &tokenizers::Tokenizer, output: &Path) -> anyh
 }
 
 fn gaprune(args: &GapruneArgs) -> anyhow::Result<()> {
-    let tok = tokenizer(&args.model)?;
-    let mut model = load(&args.model, args.keep)?;
-    let vars = model.make_trainable()?;
-    let batch = args.batch_size as usize;
-    let domain = corpus_pairs(&args.domain_corpus, &tok, args.pairs, args.max_length)?;
-    let general = corpus_pairs(&args.general_corpus, &tok, args.pairs, args.max_length)?;
-    let start = std::time::Instant::now();
-    let dom = gradient_stats(&model, &vars, &domain, batch)?;
-    let gen = gradient_stats(&model, &vars, &general, batch)?;
-    eprintln!(
-        "gradients of {} domain and {} general pairs in {:.1} s",
-        domain.len(),
-        general.len(),
-        start.elapsed().as_secs_f64()
-    );
-    let scores = gaprune_scores(&vars, &dom, &gen)?;
-    let zeroed = prune_lowest(&vars, &scores, args.sparsity)?;
-    println!("zeroed {zeroed} MLP weights (sparsity {})", args.sparsity);
-    write(&model, &tok, &args.output)?;
-    eprintln!("written to {}", args.output.display());
-    Ok(())
+    prune_mlp(&args.mlp, |model, vars, tok| {
+        let batch = args.batch_size as usize;
+        let domain = corpus_pairs(&args.domain_corpus, tok, args.pairs, args.max_length)?;
+        let general = corpus_pairs(&args.general_corpus, tok, args.pairs, args.max_length)?;
+        let start = std::time::Instant::now();
+        let dom = gradient_stats(model, vars, &domain, batch)?;
+        let gen = gradient_stats(model, vars, &general, batch)?;
+        eprintln!(
+            "gradients of {} domain and {} general pairs in {:.1} s",
+            domain.len(),
+            general.len(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(gaprune_scores(vars, &dom, &gen)?)
+    })
 }
 
 fn magnitude(args: &MagnitudeArgs) -> anyhow::Result<()> {
+    prune_mlp(&args.mlp, |_, vars, _| Ok(magnitude_scores(vars)?))
+}
+
+/// Loads the model, zeroes the fraction of its MLP weights that `score` ranks lowest, and writes
+/// it with its tokenizer.
+fn prune_mlp(
+    args: &MlpPruneArgs,
+    score: impl FnOnce(
+        &LlamaModel,
+        &[(String, Var)],
+        &tokenizers::Tokenizer,
+    ) -> anyhow::Result<HashMap<String, Tensor>>,
+) -> anyhow::Result<()> {
     let tok = tokenizer(&args.model)?;
     let mut model = load(&args.model, args.keep)?;
     let vars = model.make_trainable()?;
-    let scores = magnitude_scores(&vars)?;
+    let scores = score(&model, &vars, &tok)?;
     let zeroed = prune_lowest(&vars, &scores, args.sparsity)?;
     println!("zeroed {zeroed} MLP weights (sparsity {})", args.sparsity);
     write(&model, &tok, &args.output)?;

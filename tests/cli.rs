@@ -14,62 +14,27 @@ use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
+mod common;
+
+use common::{run as run_argv, run_ok, Run, BIN};
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
 // ---------------------------------------------------------------------------------------------
 
-/// What one run of the binary produced.
-struct Run {
-    /// The command line, for messages.
-    cmd: String,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary with `args` in `dir` (so paths in messages are the relative names given) and
-/// checks that it did not panic.
-fn run_argv(dir: &Path, args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run bmp-index");
-    let run = Run {
-        cmd: format!("bmp-index {}", args.join(" ")),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(
-        !run.stderr.contains("panicked") && run.code != Some(101),
-        "{} panicked:\n{}",
-        run.cmd,
-        run.stderr
-    );
-    run
+/// Splits the whitespace-separated arguments `args`.
+fn argv(args: &str) -> Vec<&str> {
+    args.split_ascii_whitespace().collect()
 }
 
 /// Runs the binary with the whitespace-separated arguments `args`.
 fn run(dir: &Path, args: &str) -> Run {
-    run_argv(dir, &args.split_ascii_whitespace().collect::<Vec<_>>())
+    run_argv(dir, &argv(args))
 }
 
 /// Runs the binary and checks that it succeeds.
 fn ok(dir: &Path, args: &str) -> Run {
-    let r = run(dir, args);
-    assert_eq!(
-        r.code,
-        Some(0),
-        "{} failed:\nstdout:\n{}\nstderr:\n{}",
-        r.cmd,
-        r.stdout,
-        r.stderr
-    );
-    r
+    run_ok(dir, &argv(args))
 }
 
 /// Checks that `r` failed with exit code 1 and an `error: ` message on standard error that

@@ -74,13 +74,8 @@ fn small_index(path: &Path) -> Vec<Vec<(String, f32)>> {
 /// sorted) is content no structure can vouch for, which the checksums catch.
 fn answers(index: &Index, queries: &[Query]) -> bmp_index::Result<Vec<Vec<Hit>>> {
     let mut out = Vec::new();
-    for algorithm in [
-        Algorithm::Exhaustive,
-        Algorithm::Bmp,
-        Algorithm::Sp,
-        Algorithm::MaxScore,
-        Algorithm::Bmw,
-    ] {
+    // Every algorithm, exhaustive first; each is rank-safe with its default settings.
+    for algorithm in Algorithm::ALL {
         let mut searcher = SearchSpec::new(algorithm).searcher(index);
         for query in queries {
             for k in [5, 40] {

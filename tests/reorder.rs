@@ -7,27 +7,15 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
+mod common;
+
+use common::{run_ok, BIN};
 
 /// Runs the binary with the whitespace-separated `args` in `dir`, checks that it succeeds, and
 /// returns its standard output and standard error.
 fn ok(dir: &Path, args: &str) -> (String, String) {
-    let out = Command::new(BIN)
-        .args(args.split_ascii_whitespace())
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run bmp-index");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "bmp-index {args} failed:\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    (stdout, stderr)
+    let r = run_ok(dir, &args.split_ascii_whitespace().collect::<Vec<_>>());
+    (r.stdout, r.stderr)
 }
 
 /// A TREC run: per query, `(docid, score)` in rank order.

@@ -3,29 +3,15 @@
 //! the real SPLADE model), a JSON error for a bad request, reload on SIGHUP, and a clean exit on
 //! SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr, Command};
 use std::time::{Duration, Instant};
 
 mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
-
-fn ok(dir: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::ok;
 
 /// A running `bmp-index serve`.
 struct Served {
@@ -37,23 +23,7 @@ struct Served {
 impl Served {
     /// Starts `serve` in `dir` on an ephemeral port with `args` added.
     fn start(dir: &Path, args: &[&str]) -> Served {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--addr", "127.0.0.1:0"])
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .rsplit_once("http://")
-            .map(|(_, a)| a.to_owned())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        let (child, stderr, addr) = common::start_serve(dir, args);
         Served {
             child,
             stderr,

@@ -8,29 +8,17 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
+mod common;
+
+use common::ok as bmp;
+
 const CLIENTS: usize = 8;
 const BODY_LIMIT: usize = 64 << 10;
-
-fn bmp(dir: &Path, args: &[&str]) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// One request over a fresh connection: the status, or `None` when the connection failed.
 fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Option<u16> {
@@ -198,36 +186,20 @@ fn serve_survives_a_loopback_soak_with_reloads() {
         t.into_iter().collect()
     };
 
-    let mut server: Child = Command::new(BIN)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
+    let limit = BODY_LIMIT.to_string();
+    let (mut server, mut stderr, addr) = common::start_serve(
+        dir,
+        &[
             "--index",
             "live.bmp",
             "--threads",
             "2",
             "--max-body-bytes",
-            &BODY_LIMIT.to_string(),
-        ])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = {
-        use std::io::BufRead;
-        let mut stderr = std::io::BufReader::new(server.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        // Keep draining the server's log so it never blocks on a full pipe.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        line.trim()
-            .rsplit_once("http://")
-            .map(|(_, a)| a.to_owned())
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-    };
+            &limit,
+        ],
+    );
+    // Keep draining the server's log so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let pid = server.id();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);

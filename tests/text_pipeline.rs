@@ -14,42 +14,15 @@ use std::process::{Command, Stdio};
 
 mod common;
 
-use common::{dataset, model, need, repo, required, smollm2, token_model};
-
-const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
-
-/// Runs the binary in `dir`; returns (exit code, stdout, stderr) and checks it did not panic.
-fn run(dir: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run bmp-index");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !stderr.contains("panicked"),
-        "bmp-index {args:?} panicked:\n{stderr}"
-    );
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let (code, stdout, stderr) = run(dir, args);
-    assert_eq!(
-        code,
-        Some(0),
-        "bmp-index {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    stdout
-}
+use common::{dataset, model, need, ok, repo, required, run, smollm2, token_model, Run};
 
 fn fail(dir: &Path, args: &[&str], needle: &str) {
-    let (code, stdout, stderr) = run(dir, args);
+    let Run {
+        code,
+        stdout,
+        stderr,
+        ..
+    } = run(dir, args);
     assert_eq!(
         code,
         Some(1),
@@ -276,7 +249,7 @@ fn eval_on_cranfield_end_to_end() {
         ],
     );
     assert_eq!(table(&again)["bmp.run"], *bmp);
-    let (_, _, stderr) = run(
+    let Run { stderr, .. } = run(
         dir,
         &[
             "eval",
@@ -374,7 +347,7 @@ fn eval_errors_name_the_problem() {
         "--bm25 needs --dataset",
     );
     // The OS error is printed once.
-    let (_, _, stderr) = run(dir, &["eval", "--run", "no.run", "--qrels", "no.tsv"]);
+    let Run { stderr, .. } = run(dir, &["eval", "--run", "no.run", "--qrels", "no.tsv"]);
     assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
     fail(
         dir,
@@ -652,7 +625,9 @@ fn multivector_rerank_in_eval_multivec_and_search() {
     );
 
     // Errors name the problem.
-    let (code, _, err) = run(
+    let Run {
+        code, stderr: err, ..
+    } = run(
         d,
         &[
             "multivec",
@@ -1098,7 +1073,12 @@ fn eval_scores_a_decoder_llm_sparse_and_dense_from_one_encoding() {
         "bmp,exhaustive",
         "--dense",
     ];
-    let (code, stdout, stderr) = run(d, &args);
+    let Run {
+        code,
+        stdout,
+        stderr,
+        ..
+    } = run(d, &args);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stderr.contains("(sparse and dense)"), "{stderr}");
     let rows = table(&stdout);
@@ -1127,7 +1107,12 @@ fn eval_scores_a_decoder_llm_sparse_and_dense_from_one_encoding() {
         "{cached:?}"
     );
     // A second run reads both caches and gives the same table.
-    let (code, again, stderr) = run(d, &args);
+    let Run {
+        code,
+        stdout: again,
+        stderr,
+        ..
+    } = run(d, &args);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("using cached document vectors"), "{stderr}");
     assert_eq!(table(&again), rows);

@@ -1,7 +1,69 @@
-//! What the end-to-end tests share: finding the real model and datasets they need, skipping
-//! with a note when one is missing, and failing instead under CI.
+//! What the end-to-end tests share: running the binary, finding the real model and datasets they
+//! need, skipping with a note when one is missing, and failing instead under CI.
+// Each test crate uses its own part of this module.
+#![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+/// The `bmp-index` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_bmp-index");
+
+/// What one run of the binary gave.
+pub struct Run {
+    /// The command line, for messages.
+    pub cmd: String,
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the binary with `args` in `dir` (so paths in messages are the relative names given), with
+/// standard input closed, and checks that it did not panic.
+pub fn run(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run bmp-index");
+    let run = Run {
+        cmd: format!("bmp-index {}", args.join(" ")),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(
+        !run.stderr.contains("panicked") && run.code != Some(101),
+        "{} panicked:\n{}",
+        run.cmd,
+        run.stderr
+    );
+    run
+}
+
+/// Runs the binary, checks that it succeeded, and returns the whole run.
+pub fn run_ok(dir: &Path, args: &[&str]) -> Run {
+    let r = run(dir, args);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "{} failed:\nstdout:\n{}\nstderr:\n{}",
+        r.cmd,
+        r.stdout,
+        r.stderr
+    );
+    r
+}
+
+/// Runs the binary, checks that it succeeded, and returns its standard output.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    run_ok(dir, args).stdout
+}
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -24,6 +86,31 @@ pub fn need(path: PathBuf, what: &str) -> Option<PathBuf> {
     None
 }
 
+/// Starts `bmp-index serve` in `dir` on an ephemeral loopback port with `args` added; returns the
+/// child, its standard error after the first line, and the address that line announced.
+pub fn start_serve(dir: &Path, args: &[&str]) -> (Child, BufReader<ChildStderr>, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run bmp-index serve");
+    let mut stderr = BufReader::new(child.stderr.take().expect("piped standard error"));
+    let mut line = String::new();
+    stderr
+        .read_line(&mut line)
+        .expect("cannot read the server's log");
+    let addr = line
+        .trim()
+        .rsplit_once("http://")
+        .map(|(_, a)| a.to_owned())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    (child, stderr, addr)
+}
+
 /// The SPLADE model of `scripts/setup-models.sh`.
 pub fn model() -> Option<PathBuf> {
     need(
@@ -33,7 +120,6 @@ pub fn model() -> Option<PathBuf> {
 }
 
 /// The token-embedding model (all-MiniLM-L6-v2) of `scripts/setup-models.sh`.
-#[allow(dead_code)] // not every test crate needs it
 pub fn token_model() -> Option<PathBuf> {
     need(
         repo().join("models/minilm-l6"),
@@ -42,7 +128,6 @@ pub fn token_model() -> Option<PathBuf> {
 }
 
 /// The SmolLM2 GGUF of `scripts/setup-models.sh`.
-#[allow(dead_code)] // not every test crate needs it
 pub fn smollm2() -> Option<PathBuf> {
     need(
         repo().join("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf"),

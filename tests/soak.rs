@@ -1,8 +1,8 @@
 //! A loopback soak of `bmp-index serve`: 8 concurrent clients send a mix of valid, malformed and
 //! oversized requests while the index is rebuilt and reloaded (SIGHUP and the admin endpoint)
 //! every few seconds. Every valid request must get a 2xx, every bad one a 4xx, the server must
-//! not crash, and its heap (anonymous resident memory) must stay flat within 10% after warm-up.
-//! p99 latency of the valid requests is printed per window.
+//! not crash, and its heap (anonymous resident memory) must never grow 10% above its level after
+//! warm-up. p99 latency of the valid requests and the heap are printed per window.
 //!
 //! It runs for `BMP_SOAK_SECS` seconds (30 by default, as in CI; 600 for the full soak).
 
@@ -306,14 +306,28 @@ fn serve_survives_a_loopback_soak_with_reloads() {
         "soak of {secs} s, {CLIENTS} clients: {} valid requests, {} bad ones, {reloads} reloads",
         tally.valid, tally.bad
     );
-    eprintln!("window  valid  p99_us");
+    eprintln!("window   valid  p99_us  heap_KiB");
     for (w, lat) in tally
         .windows
         .iter()
         .enumerate()
         .filter(|(_, l)| !l.is_empty())
     {
-        eprintln!("{:>6}  {:>5}  {:>6}", w, lat.len(), p99(lat.clone()));
+        let heap: Vec<u64> = samples
+            .iter()
+            .filter(|(t, _)| (t.as_secs() / window.as_secs()) as usize == w)
+            .map(|(_, (anon, _))| *anon)
+            .collect();
+        let (lo, hi) = (
+            heap.iter().min().unwrap_or(&0),
+            heap.iter().max().unwrap_or(&0),
+        );
+        eprintln!(
+            "{:>6}  {:>6}  {:>6}  {lo}..{hi}",
+            w,
+            lat.len(),
+            p99(lat.clone())
+        );
     }
     let warm = samples
         .iter()
@@ -325,7 +339,10 @@ fn serve_survives_a_loopback_soak_with_reloads() {
         warm.iter().copied().max().unwrap_or(0),
     );
     let total = samples.iter().map(|(_, (_, t))| *t).max().unwrap_or(0);
-    eprintln!("heap after warm-up: {low}..{high} KiB; largest resident set {total} KiB");
+    eprintln!(
+        "heap after warm-up: {} KiB at first, then {low}..{high} KiB; largest resident set {total} KiB",
+        warm.first().copied().unwrap_or(0)
+    );
     assert!(
         status.success(),
         "the server did not stop cleanly: {status:?}"
@@ -339,8 +356,11 @@ fn serve_survives_a_loopback_soak_with_reloads() {
     assert!(reload_failures.is_empty(), "{reload_failures:?}");
     assert!(reloads >= 2, "{reloads} reloads");
     assert!(tally.valid > 100 && tally.bad > 20);
+    // A leak shows as growth: no sample after warm-up may stand 10% above the first one. (The
+    // heap may shrink as the allocator returns memory; the table above shows by how much.)
+    let level = warm.first().copied().unwrap_or(0);
     assert!(
-        high as f64 <= low as f64 * 1.10,
-        "the heap grew from {low} to {high} KiB after warm-up"
+        high as f64 <= level as f64 * 1.10,
+        "the heap grew from {level} to {high} KiB after warm-up"
     );
 }

@@ -1687,11 +1687,7 @@ fn limits_a_100_mb_line_and_a_query_of_every_term_at_k_one_million() {
         "synth --docs 1500 --queries 1 --seed 4 --output-docs d.jsonl --output-queries q.jsonl",
     );
     ok(dir, "build --input d.jsonl --output x.bmp --block-size 16");
-    let mut terms = std::collections::BTreeSet::new();
-    for line in fs::read_to_string(dir.join("d.jsonl")).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        terms.extend(v["vector"].as_object().unwrap().keys().cloned());
-    }
+    let terms = common::vocabulary(&dir.join("d.jsonl"), usize::MAX);
     let vector: serde_json::Map<String, serde_json::Value> = terms
         .iter()
         .map(|t| (t.clone(), serde_json::json!(0.5)))

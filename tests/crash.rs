@@ -35,24 +35,8 @@ fn temp_files(dir: &Path) -> Vec<String> {
 fn a_build_killed_at_any_moment_leaves_the_old_index_or_the_new_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for (name, seed) in [("old", "1"), ("new", "2")] {
-        bmp(
-            dir,
-            &[
-                "synth",
-                "--docs",
-                "20000",
-                "--queries",
-                "20",
-                "--seed",
-                seed,
-                "--output-docs",
-                &format!("{name}.jsonl"),
-                "--output-queries",
-                &format!("{name}-q.jsonl"),
-            ],
-        );
-    }
+    common::synth(dir, "old", 20000, 20, 1);
+    common::synth(dir, "new", 20000, 20, 2);
     // The complete new index, and how long building it takes.
     let start = Instant::now();
     bmp(dir, &BUILD_NEW);

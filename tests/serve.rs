@@ -343,14 +343,9 @@ fn text_queries_answer_like_search_with_the_model() {
     server.stop();
 }
 
-/// The resident memory of process `pid` in KiB (Linux).
+/// The resident memory of process `pid` in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    common::memory_kib(pid).expect("the server is running").1
 }
 
 /// Streams a chunked body of `total` bytes (or until the server stops reading) and returns the
@@ -387,31 +382,9 @@ fn stream_body(addr: &str, total: usize) -> Option<u16> {
 fn extreme_requests_get_clear_answers_in_bounded_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ok(
-        dir,
-        &[
-            "synth",
-            "--docs",
-            "2000",
-            "--queries",
-            "1",
-            "--seed",
-            "3",
-            "--output-docs",
-            "d.jsonl",
-            "--output-queries",
-            "q.jsonl",
-        ],
-    );
+    common::synth(dir, "d", 2000, 1, 3);
     ok(dir, &["build", "--input", "d.jsonl", "--output", "x.bmp"]);
-    let mut vocabulary = std::collections::BTreeSet::new();
-    for line in std::fs::read_to_string(dir.join("d.jsonl"))
-        .unwrap()
-        .lines()
-    {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        vocabulary.extend(v["vector"].as_object().unwrap().keys().cloned());
-    }
+    let vocabulary = common::vocabulary(&dir.join("d.jsonl"), usize::MAX);
     let all_terms: serde_json::Map<String, serde_json::Value> = vocabulary
         .iter()
         .map(|t| (t.clone(), serde_json::json!(1.0)))

@@ -39,18 +39,6 @@ fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Option<u16> {
     std::str::from_utf8(response.get(9..12)?).ok()?.parse().ok()
 }
 
-/// Resident memory of `pid` in KiB: (anonymous, total).
-fn rss(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("RssAnon:")?, field("VmRSS:")?))
-}
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Valid,
@@ -147,23 +135,8 @@ fn serve_survives_a_loopback_soak_with_reloads() {
     let window = Duration::from_secs(if secs >= 300 { 60 } else { 10 });
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for (name, seed) in [("a", "1"), ("b", "2")] {
-        bmp(
-            dir,
-            &[
-                "synth",
-                "--docs",
-                "30000",
-                "--queries",
-                "1",
-                "--seed",
-                seed,
-                "--output-docs",
-                &format!("{name}.jsonl"),
-                "--output-queries",
-                &format!("{name}-q.jsonl"),
-            ],
-        );
+    for (name, seed) in [("a", 1), ("b", 2)] {
+        common::synth(dir, name, 30000, 1, seed);
         bmp(
             dir,
             &[
@@ -176,15 +149,9 @@ fn serve_survives_a_loopback_soak_with_reloads() {
         );
     }
     std::fs::copy(dir.join("a.bmp"), dir.join("live.bmp")).unwrap();
-    let terms: Vec<String> = {
-        let first = std::fs::read_to_string(dir.join("a.jsonl")).unwrap();
-        let mut t = std::collections::BTreeSet::new();
-        for line in first.lines().take(500) {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            t.extend(v["vector"].as_object().unwrap().keys().cloned());
-        }
-        t.into_iter().collect()
-    };
+    let terms: Vec<String> = common::vocabulary(&dir.join("a.jsonl"), 500)
+        .into_iter()
+        .collect();
 
     let limit = BODY_LIMIT.to_string();
     let (mut server, mut stderr, addr) = common::start_serve(
@@ -284,7 +251,7 @@ fn serve_survives_a_loopback_soak_with_reloads() {
     let mut samples = Vec::new();
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(1));
-        match rss(pid) {
+        match common::memory_kib(pid) {
             Some(s) => samples.push((start.elapsed(), s)),
             None => panic!("the server is gone after {:?}", start.elapsed()),
         }

@@ -3,6 +3,7 @@
 // Each test crate uses its own part of this module.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
@@ -84,6 +85,51 @@ pub fn need(path: PathBuf, what: &str) -> Option<PathBuf> {
     assert!(!required(), "{msg}");
     eprintln!("note: skipping: {msg}");
     None
+}
+
+/// Generates `docs` synthetic documents into `{name}.jsonl` and `queries` queries into
+/// `{name}-q.jsonl` in `dir`, from `seed`.
+pub fn synth(dir: &Path, name: &str, docs: usize, queries: usize, seed: u64) {
+    ok(
+        dir,
+        &[
+            "synth",
+            "--docs",
+            &docs.to_string(),
+            "--queries",
+            &queries.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--output-docs",
+            &format!("{name}.jsonl"),
+            "--output-queries",
+            &format!("{name}-q.jsonl"),
+        ],
+    );
+}
+
+/// The terms of the first `max_lines` documents of a JSONL corpus, sorted.
+pub fn vocabulary(path: &Path, max_lines: usize) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(path).expect("cannot read the corpus");
+    let mut terms = BTreeSet::new();
+    for line in text.lines().take(max_lines) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON document");
+        let vector = v["vector"].as_object().expect("a vector object");
+        terms.extend(vector.keys().cloned());
+    }
+    terms
+}
+
+/// Resident memory of process `pid` in KiB (Linux): (anonymous, total); `None` once it is gone.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some((field("RssAnon:")?, field("VmRSS:")?))
 }
 
 /// Starts `bmp-index serve` in `dir` on an ephemeral loopback port with `args` added; returns the

@@ -146,6 +146,7 @@ fn every_flipped_byte_is_caught_at_open_or_by_check() {
         Index::open(&path).unwrap().num_postings()
     );
     assert!(Index::from_bytes("short.bmp", &good[..100]).is_err());
+    assert!(Index::from_bytes("empty.bmp", &[]).is_err());
     for i in 0..good.len() {
         let mut bad = good.clone();
         bad[i] ^= 0x5A;

@@ -244,12 +244,7 @@ impl Index {
     /// [`Index::open`]; `name` stands for the path in error messages.
     pub fn from_bytes(name: impl Into<PathBuf>, bytes: &[u8]) -> Result<Index> {
         let path = name.into();
-        if bytes.len() < HEADER_SIZE {
-            return Err(Error::corrupt(
-                &path,
-                format!("{} bytes is shorter than the header", bytes.len()),
-            ));
-        }
+        // An empty map is allowed (memmap2 maps a byte behind it); `from_mmap` refuses it.
         let mut map = memmap2::MmapMut::map_anon(bytes.len()).map_err(|e| Error::io(&path, e))?;
         map.copy_from_slice(bytes);
         let mmap = map.make_read_only().map_err(|e| Error::io(&path, e))?;

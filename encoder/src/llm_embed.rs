@@ -167,34 +167,27 @@ impl LlmEncoder {
         Ok(self.model.hidden_states(&ids, &mask)?)
     }
 
-    /// Dense embeddings of `texts`, L2-normalised; a text without a token (an empty one) gets
-    /// the zero vector, which matches nothing.
-    pub fn encode_dense(&self, texts: &[&str], pooling: Pooling) -> Result<Vec<Vec<f32>>> {
-        let ids = self.tokenize(texts)?;
-        let real: Vec<Vec<u32>> = ids.iter().filter(|t| !t.is_empty()).cloned().collect();
-        let mut out = Vec::with_capacity(texts.len());
-        if real.is_empty() {
-            out.resize(texts.len(), vec![0.0; self.model.config().hidden_size]);
-            return Ok(out);
-        }
-        let states = self.states(&real)?;
-        let mut row = 0;
-        for tokens in &ids {
-            if tokens.is_empty() {
-                out.push(vec![0.0; self.model.config().hidden_size]);
-            } else {
-                out.push(pool(&states.get(row)?, tokens.len(), pooling)?);
-                row += 1;
-            }
-        }
-        Ok(out)
+    /// Dense embeddings of `texts`, L2-normalised, in length-sorted batches of `batch` (no
+    /// logits are computed); a text without a token (an empty one) gets the zero vector, which
+    /// matches nothing.
+    pub fn encode_dense(
+        &self,
+        texts: &[&str],
+        pooling: Pooling,
+        batch: usize,
+    ) -> Result<Vec<Vec<f32>>> {
+        Ok(self
+            .encode_batched(texts, false, Some(pooling), batch)?
+            .into_iter()
+            .map(|(_, dense)| dense.unwrap_or_default())
+            .collect())
     }
 
     /// Sparse vectors of `texts` over the model's vocabulary (token id, weight), sorted by id.
     /// Texts go through the model in length-sorted batches of `batch`.
     pub fn encode_sparse(&self, texts: &[&str], batch: usize) -> Result<Vec<SparseVector>> {
         Ok(self
-            .encode_batched(texts, None, batch)?
+            .encode_batched(texts, true, None, batch)?
             .into_iter()
             .map(|(sparse, _)| sparse)
             .collect())
@@ -209,18 +202,19 @@ impl LlmEncoder {
         batch: usize,
     ) -> Result<Vec<(SparseVector, Vec<f32>)>> {
         Ok(self
-            .encode_batched(texts, Some(pooling), batch)?
+            .encode_batched(texts, true, Some(pooling), batch)?
             .into_iter()
             .map(|(sparse, dense)| (sparse, dense.unwrap_or_default()))
             .collect())
     }
 
-    /// Each text's sparse vector, and its dense embedding when `pooling` is given, in input
-    /// order. Texts are sorted by token count and run `batch` at a time (little padding); a text
-    /// without a token gets the empty vector (and the zero embedding).
+    /// Each text's sparse vector (empty unless `sparse`), and its dense embedding when `pooling`
+    /// is given, in input order. Texts are sorted by token count and run `batch` at a time
+    /// (little padding); a text without a token gets the empty vector (and the zero embedding).
     fn encode_batched(
         &self,
         texts: &[&str],
+        sparse: bool,
         pooling: Option<Pooling>,
         batch: usize,
     ) -> Result<Vec<(SparseVector, Option<Vec<f32>>)>> {
@@ -241,15 +235,19 @@ impl LlmEncoder {
                     None => None,
                     Some(pooling) => Some(pool(&s, n, pooling)?),
                 };
-                let pooled = self.model.logits(&s)?.max(0)?;
-                let weights = pooled.relu()?.affine(1.0, 1.0)?.log()?.to_vec1::<f32>()?;
-                let sparse = weights
-                    .into_iter()
-                    .enumerate()
-                    .filter(|&(_, w)| w > 0.0)
-                    .map(|(j, w)| (j as u32, w))
-                    .collect();
-                out[i] = (sparse, dense);
+                let vector = if sparse {
+                    let pooled = self.model.logits(&s)?.max(0)?;
+                    let weights = pooled.relu()?.affine(1.0, 1.0)?.log()?.to_vec1::<f32>()?;
+                    weights
+                        .into_iter()
+                        .enumerate()
+                        .filter(|&(_, w)| w > 0.0)
+                        .map(|(j, w)| (j as u32, w))
+                        .collect()
+                } else {
+                    SparseVector::new()
+                };
+                out[i] = (vector, dense);
             }
         }
         Ok(out)

@@ -152,13 +152,13 @@ fn llm_encoder_gives_dense_and_sparse_outputs() {
         "Stock markets fell sharply after the interest rate decision.",
     ];
     for pooling in [Pooling::Mean, Pooling::LastToken] {
-        let batch = enc.encode_dense(&texts, pooling).unwrap();
+        let batch = enc.encode_dense(&texts, pooling, texts.len()).unwrap();
         let mut index = DenseIndex::new(batch[0].len());
         for (i, v) in batch.iter().enumerate() {
             let norm: f32 = v.iter().map(|x| x * x).sum();
             assert!((norm - 1.0).abs() < 1e-4);
             // Batched (padded) equals alone.
-            let alone = enc.encode_dense(&[texts[i]], pooling).unwrap();
+            let alone = enc.encode_dense(&[texts[i]], pooling, 1).unwrap();
             for (a, b) in alone[0].iter().zip(v) {
                 assert!(
                     (a - b).abs() < 1e-4,
@@ -194,13 +194,13 @@ fn llm_encoder_gives_dense_and_sparse_outputs() {
     let both = enc
         .encode_sparse_and_dense(&texts[..2], Pooling::Mean, 1)
         .unwrap();
-    let dense = enc.encode_dense(&texts[..2], Pooling::Mean).unwrap();
+    let dense = enc.encode_dense(&texts[..2], Pooling::Mean, 2).unwrap();
     for (i, (s, d)) in both.iter().enumerate() {
         assert_eq!(s, &enc.encode_sparse(&texts[i..=i], 1).unwrap()[0]);
         assert!(d.iter().zip(&dense[i]).all(|(a, b)| (a - b).abs() < 1e-4));
     }
     // An empty text (Cranfield has one) matches nothing and leaves its batch unchanged.
-    let with_empty = enc.encode_dense(&[texts[0], ""], Pooling::Mean).unwrap();
+    let with_empty = enc.encode_dense(&[texts[0], ""], Pooling::Mean, 2).unwrap();
     assert!(with_empty[1].iter().all(|&x| x == 0.0));
     assert!(with_empty[0]
         .iter()

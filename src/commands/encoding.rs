@@ -192,12 +192,8 @@ impl TextEncoder {
         let (Backend::Llm(llm, _), Some(pooling)) = (&self.model, self.dense) else {
             anyhow::bail!("dense embeddings are not enabled for this model");
         };
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(self.batch_size.max(1)) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            out.extend(llm.encode_dense(&refs, pooling)?);
-        }
-        Ok(out)
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        Ok(llm.encode_dense(&refs, pooling, self.batch_size)?)
     }
 
     /// The token string of vocabulary id `id`.

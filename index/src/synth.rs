@@ -11,7 +11,9 @@
 //! - **Topics**: 1,000 topics of 300 drawn terms each, drawn with a milder Zipf law (exponent 0.8, so
 //!   topics live in mid-frequency terms), each term with a log-normal affinity. With real queries,
 //!   every query is also a topic made of its own terms (affinity = its weights) plus 100 related
-//!   terms, so that the collection holds documents about each real query.
+//!   terms, so that the collection holds documents about each real query, unless planting is
+//!   turned off ([`SynthOptions::plant_queries`]): the documents are then drawn independently of
+//!   the queries.
 //! - **Documents**: a primary topic and, half of the time, a secondary one; a log-normal length
 //!   (mean 140 drawn terms, sigma 0.5: a heavy tail, clamped to 16..=2000); 65% of the terms are
 //!   topical (weight = affinity times a log-normal factor), 35% background (a low log-normal weight,
@@ -48,6 +50,9 @@ pub struct SynthOptions {
     pub topics: u32,
     /// Mean number of drawn terms per document.
     pub mean_doc_terms: f64,
+    /// Whether real queries also become topics (documents are then written about them). Without
+    /// it the documents are drawn independently of the queries, which only share the vocabulary.
+    pub plant_queries: bool,
 }
 
 impl Default for SynthOptions {
@@ -59,6 +64,7 @@ impl Default for SynthOptions {
             vocab: 30_522,
             topics: 1_000,
             mean_doc_terms: 140.0,
+            plant_queries: true,
         }
     }
 }
@@ -198,7 +204,12 @@ impl SynthGenerator {
             .enumerate()
             .map(|(i, t)| (t.as_str(), i as u32))
             .collect();
-        for q in real_queries {
+        let planted = if options.plant_queries {
+            real_queries
+        } else {
+            &[]
+        };
+        for q in planted {
             let max = q
                 .entries
                 .iter()
@@ -475,5 +486,36 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"id\":\"d\",\"vector\":{\"##beta\":1.5}}\n"
         );
+    }
+
+    #[test]
+    fn unplanted_documents_ignore_the_queries() {
+        let q = SparseRecord {
+            id: "q".into(),
+            entries: vec![("w3".into(), 3.0), ("w7".into(), 1.0)],
+        };
+        let opts = SynthOptions {
+            plant_queries: false,
+            ..SynthOptions::default()
+        };
+        let vocab = || build_vocabulary(opts.vocab, None, &[]);
+        let mut with = SynthGenerator::new(&opts, vocab(), std::slice::from_ref(&q));
+        let mut without = SynthGenerator::new(&opts, vocab(), &[]);
+        for _ in 0..200 {
+            assert_eq!(with.document(), without.document());
+        }
+        let mut planted = SynthGenerator::new(
+            &SynthOptions {
+                plant_queries: true,
+                ..opts
+            },
+            vocab(),
+            &[q],
+        );
+        let mut differs = false;
+        for _ in 0..200 {
+            differs |= planted.document() != without.document();
+        }
+        assert!(differs);
     }
 }

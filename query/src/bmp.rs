@@ -30,7 +30,7 @@ use crate::blocks::{
     Buckets, NUM_BUCKETS,
 };
 use crate::simd::add_sparse_page;
-use crate::{DocFilter, Hit, Query, QueryTerm, Searcher, TopK};
+use crate::{DocFilter, Hit, Query, QueryTerm, SearchStats, Searcher, TopK};
 
 /// Approximation parameters of BMP.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,6 +73,8 @@ pub struct BmpStats {
     pub scored: u32,
     /// The initial threshold.
     pub initial_threshold: u32,
+    /// The k-th score at the end (0 with fewer than k hits).
+    pub final_threshold: u32,
 }
 
 /// A kept query term's block-max row, walked page by page.
@@ -286,9 +288,18 @@ impl Searcher for Bmp<'_> {
         }
         self.stats.initial_threshold = theta0;
         self.stats.candidates = self.buckets.items.len() as u32;
-        let result = self.visit_blocks(query, filter);
-        result?;
+        self.visit_blocks(query, filter)?;
+        self.stats.final_threshold = self.topk.threshold().unwrap_or(0);
         Ok(self.topk.drain_sorted())
+    }
+
+    fn stats(&self) -> Option<SearchStats> {
+        Some(SearchStats {
+            scored_blocks: self.stats.scored,
+            expanded_superblocks: 0,
+            initial_threshold: self.stats.initial_threshold,
+            final_threshold: self.stats.final_threshold,
+        })
     }
 }
 

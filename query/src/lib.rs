@@ -48,6 +48,25 @@ pub trait Searcher: Send {
         k: usize,
         filter: Option<&DocFilter>,
     ) -> bmp_index::Result<Vec<Hit>>;
+
+    /// What the last search did, for the processors that work block by block (`None` for the
+    /// others).
+    fn stats(&self) -> Option<SearchStats> {
+        None
+    }
+}
+
+/// What one search of a block-at-a-time processor did: where its time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Blocks scored from the forward index.
+    pub scored_blocks: u32,
+    /// Superblocks whose block bounds were computed (superblock pruning only).
+    pub expanded_superblocks: u32,
+    /// The threshold the search started from (from the stored k-th impacts; 0 when filtered).
+    pub initial_threshold: u32,
+    /// The k-th score at the end (0 with fewer than k hits).
+    pub final_threshold: u32,
 }
 
 /// The available query processors.

@@ -7,12 +7,16 @@
 //!    `SBAvg(S) = sum_t q_t * avg_t(S)`: `num_blocks / c` entries per term instead of
 //!    `num_blocks`.
 //! 2. Superblocks whose `SBMax` reaches the initial threshold (BMP's, from the stored k-th
-//!    impacts) are bucketed by `SBMax` and visited in descending order.
-//! 3. A superblock is pruned when `SBMax <= theta / mu` and `SBAvg <= theta / eta`, `theta` being
-//!    the current k-th score. Otherwise the block bounds of its `c` blocks are computed (dense
-//!    rows sliced, range rows and sparse rows searched) and its blocks are scored in descending
-//!    bound, as BMP does, while `mu * UB` can beat `theta`.
-//! 4. The search ends at the first superblock whose `max(mu, eta) * SBMax` is below `theta`.
+//!    impacts) enter one max-heap, keyed by `SBMax`.
+//! 3. The heap's best item is taken again and again. A superblock is pruned when
+//!    `SBMax <= theta / mu` and `SBAvg <= theta / eta`, `theta` being the current k-th score;
+//!    otherwise it is *expanded*: the block bounds of its `c` blocks are computed (dense rows
+//!    sliced, range rows and sparse rows searched), and its best block goes into the heap, keyed
+//!    by its bound. A block taken from the heap is scored while `mu * UB` can beat `theta`, and
+//!    the next block of its superblock takes its place. Blocks are thus scored in the same
+//!    descending-bound order as BMP's, across superblocks, while only the superblocks whose
+//!    `SBMax` is ever the best bound left have their block bounds computed.
+//! 4. The search ends when the best key left, times `max(mu, eta)`, is below `theta`.
 //!
 //! `mu = eta = 1` is rank-safe: `SBMax` bounds every block of the superblock, and the tie rule of
 //! BMP (a bound equal to the k-th score still counts while the block starts below the k-th hit's
@@ -22,11 +26,14 @@ use bmp_index::format::reader::{BlockMaxRow, SuperblockRow};
 use bmp_index::format::ROW_PAGE_BLOCKS;
 use bmp_index::{Error, Index, Result};
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use crate::blocks::{
     add_dense, clamp_scale, initial_threshold, may_enter, prefetch_block, scaled, validate_scales,
-    BlockScorer, Buckets, NUM_BUCKETS,
+    BlockScorer,
 };
-use crate::{DocFilter, Hit, Query, Searcher, TopK};
+use crate::{DocFilter, Hit, Query, SearchStats, Searcher, TopK};
 
 /// Approximation parameters of superblock pruning.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,6 +62,9 @@ impl SpParams {
     }
 }
 
+/// Marks a heap item of [`Sp::visit`] as a position in the runs of expanded superblocks.
+const CURSOR: u32 = 1 << 31;
+
 /// What the last search did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SpStats {
@@ -66,6 +76,10 @@ pub struct SpStats {
     pub expanded: u32,
     /// Blocks scored.
     pub scored: u32,
+    /// The initial threshold.
+    pub initial_threshold: u32,
+    /// The k-th score at the end (0 with fewer than k hits).
+    pub final_threshold: u32,
 }
 
 /// A query term's block-max row, resolved once per query.
@@ -83,11 +97,17 @@ pub struct Sp<'a> {
     params: SpParams,
     sb_max: Vec<u32>,
     sb_avg: Vec<u32>,
-    buckets: Buckets,
+    /// The visiting order (see [`Sp::visit`]): `(bound, Reverse(first doc), item)`, the item a
+    /// superblock id, or [`CURSOR`] plus a position in `runs`.
+    heap: BinaryHeap<(u32, Reverse<u32>, u32)>,
+    /// The candidate blocks of the expanded superblocks as `(bound, block)`, one run per
+    /// superblock, each sorted best first.
+    runs: Vec<(u32, u32)>,
+    /// The lowest bound worth visiting: the initial threshold, at least 1.
+    floor: u32,
     rows: Vec<TermRow<'a>>,
     range_offsets: Vec<u32>,
     ub: Vec<u32>,
-    order: Vec<u32>,
     block_mask: Vec<u64>,
     scorer: BlockScorer<'a>,
     topk: TopK,
@@ -105,11 +125,12 @@ impl<'a> Sp<'a> {
             },
             sb_max: Vec::new(),
             sb_avg: Vec::new(),
-            buckets: Buckets::new(),
+            heap: BinaryHeap::new(),
+            runs: Vec::new(),
+            floor: 1,
             rows: Vec::new(),
             range_offsets: Vec::new(),
             ub: Vec::new(),
-            order: Vec::new(),
             block_mask: Vec::new(),
             scorer: BlockScorer::new(index),
             topk: TopK::new(0),
@@ -266,58 +287,71 @@ impl<'a> Sp<'a> {
         Ok(())
     }
 
-    /// Visits the candidate superblocks in descending `SBMax`.
+    /// Visits blocks in descending bound, across superblocks, expanding a superblock only when
+    /// its `SBMax` is the largest bound left.
+    ///
+    /// One max-heap holds the unexpanded candidate superblocks (keyed by `SBMax`) and, for each
+    /// expanded superblock, its best block not yet visited (keyed by that block's bound); equal
+    /// keys come lowest first document first. `SBMax` bounds every block inside, so blocks leave
+    /// the heap in the same descending-bound order as BMP's, while the bounds of a superblock's
+    /// blocks are computed only if its `SBMax` is ever the best bound left.
     fn visit(&mut self, query: &Query, filter: Option<&DocFilter>) -> Result<()> {
         let (c, bs) = (self.index.superblock_size(), self.index.block_size());
         let SpParams { mu, eta } = self.params;
         let stop_scale = mu.max(eta);
-        let floor = self.buckets.floor;
-        let mut bucket = NUM_BUCKETS;
-        'buckets: while bucket > 0 {
-            bucket -= 1;
-            if self.buckets.starts[bucket] == self.buckets.starts[bucket + 1] {
-                continue;
-            }
+        while let Some(&(bound, Reverse(first_doc), item)) = self.heap.peek() {
             if let Some(theta) = self.topk.threshold() {
-                let top = u32::try_from(self.buckets.top(bucket)).unwrap_or(u32::MAX);
-                if scaled(top, stop_scale) < theta {
+                if scaled(bound, stop_scale) < theta {
                     break;
                 }
             }
-            let range = self.buckets.sort(bucket, &self.sb_max);
-            for i in range {
-                let s = self.buckets.items[i];
+            self.heap.pop();
+            if item & CURSOR == 0 {
+                let s = item;
                 let (sbmax, sbavg) = (self.sb_max[s as usize], self.sb_avg[s as usize]);
-                let first_doc = s * c * bs;
                 if !may_enter(&self.topk, sbmax, first_doc, mu)
                     && !may_enter(&self.topk, sbavg, first_doc, eta)
                 {
-                    let theta = self.topk.threshold().unwrap_or(0);
-                    if scaled(sbmax, stop_scale) < theta {
-                        break 'buckets;
-                    }
                     continue;
                 }
                 self.stats.expanded += 1;
                 self.block_bounds(s, filter)?;
-                self.order.clear();
-                self.order
-                    .extend((0..self.ub.len() as u32).filter(|&j| self.ub[j as usize] >= floor));
-                let ub = &self.ub;
-                self.order
-                    .sort_unstable_by(|&x, &y| ub[y as usize].cmp(&ub[x as usize]).then(x.cmp(&y)));
-                for j in 0..self.order.len() {
-                    let local = self.order[j];
-                    let block = s * c + local;
-                    if !may_enter(&self.topk, self.ub[local as usize], block * bs, mu) {
-                        break;
+                // The superblock's blocks that may still enter, best first, as one run of
+                // `self.runs`.
+                let start = self.runs.len();
+                for (j, &u) in self.ub.iter().enumerate() {
+                    let block = s * c + j as u32;
+                    if u >= self.floor && may_enter(&self.topk, u, block * bs, mu) {
+                        self.runs.push((u, block));
                     }
-                    if let Some(&next) = self.order.get(j + 1) {
-                        prefetch_block(self.index, s * c + next);
-                    }
-                    self.scorer.score(block, query, filter, &mut self.topk)?;
-                    self.stats.scored += 1;
                 }
+                self.runs[start..].sort_unstable_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+                if let Some(&(u, block)) = self.runs.get(start) {
+                    self.heap
+                        .push((u, Reverse(block * bs), CURSOR | start as u32));
+                }
+            } else {
+                let at = (item & !CURSOR) as usize;
+                let Some(&(u, block)) = self.runs.get(at) else {
+                    continue;
+                };
+                let next = self
+                    .runs
+                    .get(at + 1)
+                    .filter(|n| n.1 / c == block / c)
+                    .copied();
+                if let Some((nu, nblock)) = next {
+                    self.heap
+                        .push((nu, Reverse(nblock * bs), CURSOR | (at + 1) as u32));
+                }
+                if !may_enter(&self.topk, u, block * bs, mu) {
+                    continue;
+                }
+                if let Some((_, nblock)) = next {
+                    prefetch_block(self.index, nblock);
+                }
+                self.scorer.score(block, query, filter, &mut self.topk)?;
+                self.stats.scored += 1;
             }
         }
         Ok(())
@@ -360,12 +394,29 @@ impl Searcher for Sp<'_> {
                 0
             }
         };
-        let floor = theta0.max(1);
-        if self.buckets.fill(&self.sb_max, floor).is_none() {
-            return Ok(Vec::new());
+        self.floor = theta0.max(1);
+        let first_doc =
+            |s: usize| s as u32 * self.index.superblock_size() * self.index.block_size();
+        self.heap.clear();
+        self.runs.clear();
+        for (s, &u) in self.sb_max.iter().enumerate() {
+            if u >= self.floor {
+                self.heap.push((u, Reverse(first_doc(s)), s as u32));
+            }
         }
-        self.stats.candidates = self.buckets.items.len() as u32;
+        self.stats.candidates = self.heap.len() as u32;
+        self.stats.initial_threshold = theta0;
         self.visit(query, filter)?;
+        self.stats.final_threshold = self.topk.threshold().unwrap_or(0);
         Ok(self.topk.drain_sorted())
+    }
+
+    fn stats(&self) -> Option<SearchStats> {
+        Some(SearchStats {
+            scored_blocks: self.stats.scored,
+            expanded_superblocks: self.stats.expanded,
+            initial_threshold: self.stats.initial_threshold,
+            final_threshold: self.stats.final_threshold,
+        })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::Index;
-use bmp_query::{Algorithm, Hit, Query, SearchSpec};
+use bmp_query::{Algorithm, Hit, Query, SearchSpec, SearchStats};
 use clap::Args;
 
 use super::search::latency_stats;
@@ -42,6 +42,11 @@ pub struct BenchArgs {
     /// Print one JSON object per measurement instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also print where the block-at-a-time processors (bmp, sp) spend their time: blocks scored
+    /// per query, how close the initial threshold comes to the final k-th score, and the same for
+    /// the slowest 1% of queries.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 fn parse_spec(s: &str) -> Result<SearchSpec, String> {
@@ -120,6 +125,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         anyhow::bail!("{}: no queries", args.queries.display());
     }
     let mut rows = Vec::new();
+    let mut profiles = Vec::new();
     for &k in &args.k {
         let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
         let truth: Vec<Vec<Hit>> = queries
@@ -135,11 +141,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             }
             let mut micros = Vec::with_capacity(queries.len());
             let mut recalls = Vec::new();
+            let mut stats = Vec::new();
             for (q, t) in queries.iter().zip(&truth) {
                 let start = Instant::now();
                 let hits = searcher.search(q, k)?;
                 micros.push(start.elapsed().as_secs_f64() * 1e6);
                 recalls.extend(recall(&hits, t));
+                stats.extend(searcher.stats());
+            }
+            if args.profile && stats.len() == micros.len() {
+                profiles.push(profile_line(spec, k, index.num_blocks(), &micros, &stats));
             }
             let lat = latency_stats(micros);
             let qps = if args.threads > 1 {
@@ -206,5 +217,73 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             );
         }
     }
+    if !profiles.is_empty() {
+        println!(
+            "\nprofile: blocks scored per query (mean / p50 / p99, and % of the {} blocks), \
+             superblocks expanded (mean), initial threshold / final k-th score (mean), and the \
+             same for the slowest 1% of queries",
+            index.num_blocks()
+        );
+        println!(
+            "{:<28} {:>6} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8}  {:>10} {:>8} {:>8}",
+            "algorithm",
+            "k",
+            "blocks",
+            "p50",
+            "p99",
+            "% all",
+            "superbl.",
+            "θ0/θk",
+            "slow1% µs",
+            "blocks",
+            "θ0/θk"
+        );
+        for line in &profiles {
+            println!("{line}");
+        }
+    }
     Ok(())
+}
+
+/// One line of the `--profile` table for one algorithm at one k.
+fn profile_line(
+    spec: SearchSpec,
+    k: usize,
+    num_blocks: u32,
+    micros: &[f64],
+    stats: &[SearchStats],
+) -> String {
+    let ratio = |s: &SearchStats| {
+        if s.final_threshold == 0 {
+            1.0
+        } else {
+            f64::from(s.initial_threshold) / f64::from(s.final_threshold)
+        }
+    };
+    let mean = |v: &mut dyn Iterator<Item = f64>| {
+        let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+        sum / n.max(1) as f64
+    };
+    let mut blocks: Vec<u32> = stats.iter().map(|s| s.scored_blocks).collect();
+    blocks.sort_unstable();
+    let pct =
+        |p: f64| blocks[((blocks.len() as f64 * p).ceil() as usize).clamp(1, blocks.len()) - 1];
+    let mean_blocks = mean(&mut blocks.iter().map(|&b| f64::from(b)));
+    let mut by_time: Vec<usize> = (0..micros.len()).collect();
+    by_time.sort_by(|&a, &b| micros[b].total_cmp(&micros[a]));
+    let slow = &by_time[..micros.len().div_ceil(100)];
+    format!(
+        "{:<28} {:>6} {:>8.0} {:>8} {:>8} {:>6.1}% {:>8.0} {:>8.3}  {:>10.0} {:>8.0} {:>8.3}",
+        spec.to_string(),
+        k,
+        mean_blocks,
+        pct(0.5),
+        pct(0.99),
+        100.0 * mean_blocks / f64::from(num_blocks.max(1)),
+        mean(&mut stats.iter().map(|s| f64::from(s.expanded_superblocks))),
+        mean(&mut stats.iter().map(ratio)),
+        mean(&mut slow.iter().map(|&i| micros[i])),
+        mean(&mut slow.iter().map(|&i| f64::from(stats[i].scored_blocks))),
+        mean(&mut slow.iter().map(|&i| ratio(&stats[i]))),
+    )
 }

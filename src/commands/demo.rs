@@ -98,6 +98,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         threads: 1,
         warmup: 1,
         json: false,
+        profile: false,
     })?;
     text_part(args)
 }

@@ -19,7 +19,7 @@ use super::progress::count_bar;
 /// mixtures and written in random topic order, log-normal lengths (about 100 to 200 terms, heavy
 /// tail) and long-tailed weights. Queries have 20 to 40 terms, or are real query vectors from
 /// --query-source (e.g. SPLADE++ MS MARCO queries), which then also seed topics so that the
-/// collection holds documents about them. The same seed gives the same files.
+/// collection holds documents about them (unless --no-plant). The same seed gives the same files.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
     /// Number of documents.
@@ -43,6 +43,11 @@ pub struct SynthArgs {
     /// Real query vectors (JSONL or Anserini TSV, optionally gzip) to use as the queries.
     #[arg(long)]
     pub query_source: Option<PathBuf>,
+    /// With --query-source: do not plant the queries as topics. The documents are then drawn
+    /// independently of the queries (which share only the vocabulary: give --vocab-file), a
+    /// collection that does not flatter pruning.
+    #[arg(long, requires = "query_source")]
+    pub no_plant: bool,
     /// JSONL file for the documents.
     #[arg(long)]
     pub output_docs: PathBuf,
@@ -115,6 +120,7 @@ pub fn run(args: &SynthArgs) -> anyhow::Result<()> {
         seed: args.seed,
         vocab: args.vocab,
         topics: args.topics,
+        plant_queries: !args.no_plant,
         ..SynthOptions::default()
     };
     let real = match &args.query_source {

@@ -31,6 +31,7 @@ use crate::blocks::{
 };
 use crate::simd::add_sparse_page;
 use crate::{DocFilter, Hit, Query, QueryTerm, SearchStats, Searcher, TopK};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Approximation parameters of BMP.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,6 +79,7 @@ pub struct BmpStats {
 }
 
 /// A kept query term's block-max row, walked page by page.
+#[derive(Clone, Copy)]
 struct PagedRow<'a> {
     weight: u32,
     row: BlockMaxRow<'a>,
@@ -149,14 +151,101 @@ impl PagedRow<'_> {
 pub struct Bmp<'a> {
     index: &'a Index,
     params: BmpParams,
+    /// Workers of one query: one, or `threads` (see [`Bmp::with_threads`]).
+    threads: usize,
+    /// The fewest blocks worth a worker of its own.
+    min_blocks_per_worker: usize,
+    /// The block bounds; with several workers, the first worker's part of the terms.
     bounds: Vec<u32>,
-    buckets: Buckets,
+    /// With several workers, the bounds of the other workers' parts of the terms.
+    partial: Vec<Vec<u32>>,
     kept: Vec<QueryTerm>,
     rows: Vec<PagedRow<'a>>,
-    scorer: BlockScorer<'a>,
     block_mask: Vec<u64>,
-    topk: TopK,
+    workers: Vec<Worker<'a>>,
     stats: BmpStats,
+}
+
+/// The fewest blocks worth a worker of its own, by default: below it, a worker costs more to
+/// start than it saves.
+pub const MIN_BLOCKS_PER_WORKER: usize = 1024;
+
+/// The visiting state of one worker: the candidate blocks of its range of blocks, its top-k and
+/// its scorer.
+struct Worker<'a> {
+    buckets: Buckets,
+    scorer: BlockScorer<'a>,
+    topk: TopK,
+    scored: u32,
+}
+
+impl<'a> Worker<'a> {
+    fn new(index: &'a Index) -> Self {
+        Worker {
+            buckets: Buckets::new(),
+            scorer: BlockScorer::new(index),
+            topk: TopK::new(0),
+            scored: 0,
+        }
+    }
+}
+
+/// Divides the rows into `groups` parts of about equal work (the entries each one adds), largest
+/// first into the lightest part; returns the part of each row.
+fn balance_rows(rows: &[PagedRow<'_>], groups: usize) -> Vec<usize> {
+    let cost = |r: &PagedRow<'_>| match r.row {
+        BlockMaxRow::Dense(row) => row.len(),
+        BlockMaxRow::Sparse { blocks, .. } => blocks.len(),
+        BlockMaxRow::Ranges { maxes, .. } => maxes.len(),
+    };
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(&rows[i])));
+    let mut load = vec![0usize; groups];
+    let mut part = vec![0usize; rows.len()];
+    for i in order {
+        let g = (0..groups).min_by_key(|&g| load[g]).unwrap_or(0);
+        load[g] += cost(&rows[i]);
+        part[i] = g;
+    }
+    part
+}
+
+/// Adds the rows into `bounds` (whole pages; only the first `nblocks` are zeroed and filled).
+///
+/// The bounds are computed one page of 65,536 blocks at a time, every term's part of the page in
+/// turn, so that the page (256 KiB) stays in cache while the rows stream through.
+fn accumulate(rows: &mut [PagedRow<'_>], bounds: &mut [u32], nblocks: usize) {
+    for (p, page) in bounds.chunks_exact_mut(ROW_PAGE_BLOCKS).enumerate() {
+        let Ok(page) = <&mut [u32; ROW_PAGE_BLOCKS]>::try_from(page) else {
+            continue;
+        };
+        let lo = p * ROW_PAGE_BLOCKS;
+        let n = nblocks.saturating_sub(lo).min(ROW_PAGE_BLOCKS);
+        page[..n].fill(0);
+        for t in rows.iter_mut() {
+            t.add_page(page, p, lo, n);
+        }
+    }
+}
+
+/// `floor(alpha * u)` for every bound, when `alpha < 1`.
+fn scale_bounds(bounds: &mut [u32], alpha: f32) {
+    if alpha < 1.0 {
+        let alpha = f64::from(alpha);
+        for u in bounds {
+            *u = (f64::from(*u) * alpha) as u32;
+        }
+    }
+}
+
+/// Zeroes the bound of every block of `bounds` (blocks `first..`) that `mask` does not allow.
+fn mask_bounds(bounds: &mut [u32], first: usize, mask: &[u64]) {
+    for (i, u) in bounds.iter_mut().enumerate() {
+        let b = first + i;
+        if mask.get(b / 64).is_none_or(|w| w >> (b % 64) & 1 == 0) {
+            *u = 0;
+        }
+    }
 }
 
 impl<'a> Bmp<'a> {
@@ -168,15 +257,38 @@ impl<'a> Bmp<'a> {
                 alpha: clamp_scale(params.alpha),
                 beta: clamp_scale(params.beta),
             },
+            threads: 1,
+            min_blocks_per_worker: MIN_BLOCKS_PER_WORKER,
             bounds: Vec::new(),
-            buckets: Buckets::new(),
+            partial: Vec::new(),
             kept: Vec::new(),
             rows: Vec::new(),
-            scorer: BlockScorer::new(index),
             block_mask: Vec::new(),
-            topk: TopK::new(0),
+            workers: vec![Worker::new(index)],
             stats: BmpStats::default(),
         }
+    }
+
+    /// Answers each query with `threads` workers on rayon's thread pool (1: on the calling
+    /// thread). The results are the same: every worker computes the bounds of a part of the
+    /// query terms, then visits the blocks of a part of the index in descending bound, keeping
+    /// its own top-k and sharing the best k-th score among the workers, which bounds the final
+    /// k-th score from below; the workers' top-k lists are merged.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        while self.workers.len() < self.threads {
+            self.workers.push(Worker::new(self.index));
+        }
+        self.workers.truncate(self.threads);
+        self.partial.resize_with(self.threads - 1, Vec::new);
+        self
+    }
+
+    /// Sets the fewest blocks worth a worker of its own (default [`MIN_BLOCKS_PER_WORKER`]):
+    /// a query on fewer blocks per worker uses fewer workers.
+    pub fn with_min_blocks_per_worker(mut self, blocks: usize) -> Self {
+        self.min_blocks_per_worker = blocks.max(1);
+        self
     }
 
     /// What the last search did.
@@ -184,20 +296,9 @@ impl<'a> Bmp<'a> {
         self.stats
     }
 
-    /// Fills `self.bounds` with the (alpha-scaled) block upper bounds of the kept terms.
-    ///
-    /// The bounds are computed one page of 65,536 blocks at a time, every term's part of the page
-    /// in turn, so that the page (256 KiB) stays in cache while the rows stream through.
-    #[inline(never)]
-    fn compute_bounds(&mut self, query: &Query) -> Result<()> {
-        let nblocks = self.index.num_blocks() as usize;
-        // Whole pages of bounds, so that a sparse row's `u16` block id indexes its page without a
-        // bounds check. Only the real blocks are zeroed per query: the padding past them is never
-        // read (a corrupt id may add into it, harmlessly).
-        let padded = row_pages(nblocks as u64) * ROW_PAGE_BLOCKS;
-        if self.bounds.len() != padded {
-            self.bounds = vec![0; padded];
-        }
+    /// Resolves the block-max rows of the kept query terms (all of them, or the heaviest
+    /// `ceil(beta * |q|)`) into `self.rows`.
+    fn resolve_rows(&mut self, query: &Query) -> Result<()> {
         self.kept.clear();
         self.kept.extend_from_slice(&query.terms);
         if self.params.beta < 1.0 {
@@ -215,39 +316,16 @@ impl<'a> Bmp<'a> {
                 range_offset: 0,
             });
         }
-        let alpha = f64::from(self.params.alpha);
-        for (p, page) in self.bounds.chunks_exact_mut(ROW_PAGE_BLOCKS).enumerate() {
-            let Ok(page) = <&mut [u32; ROW_PAGE_BLOCKS]>::try_from(page) else {
-                continue;
-            };
-            let lo = p * ROW_PAGE_BLOCKS;
-            let n = nblocks.saturating_sub(lo).min(ROW_PAGE_BLOCKS);
-            page[..n].fill(0);
-            for t in &mut self.rows {
-                t.add_page(page, p, lo, n);
-            }
-            if self.params.alpha < 1.0 {
-                for u in &mut page[..n] {
-                    *u = (f64::from(*u) * alpha) as u32;
-                }
-            }
-        }
         Ok(())
     }
 
-    /// Zeroes the bound of every block holding no document `filter` allows.
-    fn mask_bounds(&mut self, filter: &DocFilter) {
-        let nblocks = self.index.num_blocks();
-        filter.block_mask(self.index.block_size(), nblocks, &mut self.block_mask);
-        for (bounds, &bits) in self.bounds.chunks_mut(64).zip(&self.block_mask) {
-            if bits == u64::MAX {
-                continue;
-            }
-            for (i, u) in bounds.iter_mut().enumerate() {
-                if bits >> i & 1 == 0 {
-                    *u = 0;
-                }
-            }
+    /// Sizes `v` to whole pages of bounds, so that a sparse row's `u16` block id indexes its page
+    /// without a bounds check. Only the real blocks are zeroed per query: the padding past them
+    /// is never read (a corrupt id may add into it, harmlessly).
+    fn size_pages(v: &mut Vec<u32>, nblocks: usize) {
+        let padded = row_pages(nblocks as u64) * ROW_PAGE_BLOCKS;
+        if v.len() != padded {
+            *v = vec![0; padded];
         }
     }
 }
@@ -263,7 +341,6 @@ impl Searcher for Bmp<'_> {
         k: usize,
         filter: Option<&DocFilter>,
     ) -> Result<Vec<Hit>> {
-        self.topk.reset(k);
         self.stats = BmpStats {
             blocks: self.index.num_blocks(),
             ..BmpStats::default()
@@ -271,26 +348,51 @@ impl Searcher for Bmp<'_> {
         if k == 0 || query.terms.is_empty() || self.index.num_blocks() == 0 {
             return Ok(Vec::new());
         }
-        self.compute_bounds(query)?;
+        let nblocks = self.index.num_blocks() as usize;
+        self.resolve_rows(query)?;
         // The stored k-th impacts speak of every document, not of the filtered ones.
         let theta0 = match filter {
             None => initial_threshold(self.index, query, k)?,
             Some(filter) => {
-                self.mask_bounds(filter);
+                filter.block_mask(
+                    self.index.block_size(),
+                    self.index.num_blocks(),
+                    &mut self.block_mask,
+                );
                 0
             }
         };
         // Blocks below the initial threshold cannot hold a top-k document; zero bounds hold none.
         let floor = theta0.max(1);
-        let nblocks = self.index.num_blocks() as usize;
-        if self.buckets.fill(&self.bounds[..nblocks], floor).is_none() {
-            return Ok(Vec::new());
-        }
+        let mask = filter.map(|_| &self.block_mask[..]);
         self.stats.initial_threshold = theta0;
-        self.stats.candidates = self.buckets.items.len() as u32;
-        self.visit_blocks(query, filter)?;
-        self.stats.final_threshold = self.topk.threshold().unwrap_or(0);
-        Ok(self.topk.drain_sorted())
+        // Many workers only when each gets a fair share of blocks.
+        let threads = self
+            .threads
+            .min(nblocks / self.min_blocks_per_worker)
+            .max(1);
+        let hits = if threads == 1 {
+            Self::size_pages(&mut self.bounds, nblocks);
+            accumulate(&mut self.rows, &mut self.bounds, nblocks);
+            let bounds = &mut self.bounds[..nblocks];
+            scale_bounds(bounds, self.params.alpha);
+            if let Some(mask) = mask {
+                mask_bounds(bounds, 0, mask);
+            }
+            let w = &mut self.workers[0];
+            w.topk.reset(k);
+            w.scored = 0;
+            if let Some(n) = w.buckets.fill(bounds, floor).map(|_| w.buckets.items.len()) {
+                self.stats.candidates = n as u32;
+                w.visit(self.index, bounds, 0, query, filter, None)?;
+            }
+            self.stats.scored = w.scored;
+            self.stats.final_threshold = w.topk.threshold().unwrap_or(0);
+            w.topk.drain_sorted()
+        } else {
+            self.search_parallel(threads, query, k, filter, floor)?
+        };
+        Ok(hits)
     }
 
     fn stats(&self) -> Option<SearchStats> {
@@ -304,10 +406,122 @@ impl Searcher for Bmp<'_> {
 }
 
 impl Bmp<'_> {
-    /// Visits the bucketed candidate blocks in descending bound until none can enter the top-k.
+    /// The search with `threads` workers: the bounds of `threads` parts of the terms in
+    /// parallel, then `threads` ranges of blocks visited in parallel, their top-k merged.
+    fn search_parallel(
+        &mut self,
+        threads: usize,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+        floor: u32,
+    ) -> Result<Vec<Hit>> {
+        let nblocks = self.index.num_blocks() as usize;
+        Self::size_pages(&mut self.bounds, nblocks);
+        for v in &mut self.partial[..threads - 1] {
+            Self::size_pages(v, nblocks);
+        }
+        // 1. Bounds: worker g adds the rows of part g into its own array.
+        let part = balance_rows(&self.rows, threads);
+        let mut groups: Vec<Vec<PagedRow<'_>>> = vec![Vec::new(); threads];
+        for (row, &g) in self.rows.iter().zip(&part) {
+            groups[g].push(*row);
+        }
+        {
+            let (first, rest) = groups.split_at_mut(1);
+            let bounds = &mut self.bounds;
+            let partial = &mut self.partial[..threads - 1];
+            rayon::scope(|s| {
+                for (rows, out) in rest.iter_mut().zip(partial.iter_mut()) {
+                    s.spawn(move |_| accumulate(rows, out, nblocks));
+                }
+                accumulate(&mut first[0], bounds, nblocks);
+            });
+        }
+        // 2. Visits: worker t sums the parts for its range of blocks, then visits it.
+        // Whole cache lines of bounds per worker.
+        let chunk = nblocks.div_ceil(threads).next_multiple_of(16);
+        let shared = AtomicU32::new(0);
+        let alpha = self.params.alpha;
+        let mask = filter.map(|_| &self.block_mask[..]);
+        let partial = &self.partial[..threads - 1];
+        let index = self.index;
+        for w in &mut self.workers[..threads] {
+            w.topk.reset(k);
+            w.scored = 0;
+            w.buckets.items.clear();
+        }
+        let results: Vec<Result<()>> = {
+            let mut results: Vec<Result<()>> = (0..threads).map(|_| Ok(())).collect();
+            let ranges = self.bounds[..nblocks].chunks_mut(chunk);
+            rayon::scope(|s| {
+                for (((t, bounds), w), r) in ranges
+                    .enumerate()
+                    .zip(self.workers.iter_mut())
+                    .zip(results.iter_mut())
+                {
+                    let shared = &shared;
+                    s.spawn(move |_| {
+                        let first = t * chunk;
+                        for p in partial {
+                            add_assign(bounds, &p[first..first + bounds.len()]);
+                        }
+                        scale_bounds(bounds, alpha);
+                        if let Some(mask) = mask {
+                            mask_bounds(bounds, first, mask);
+                        }
+                        if w.buckets.fill(bounds, floor).is_some() {
+                            *r = w.visit(index, bounds, first as u32, query, filter, Some(shared));
+                        }
+                    });
+                }
+            });
+            results
+        };
+        for r in results {
+            r?;
+        }
+        let mut hits = Vec::with_capacity(k * threads);
+        for w in &mut self.workers[..threads] {
+            self.stats.scored += w.scored;
+            self.stats.candidates += w.buckets.items.len() as u32;
+            hits.extend(w.topk.drain_sorted());
+        }
+        hits.sort_unstable_by(Hit::rank_cmp);
+        hits.truncate(k);
+        self.stats.final_threshold = if hits.len() == k {
+            hits.last().map_or(0, |h| h.score)
+        } else {
+            0
+        };
+        Ok(hits)
+    }
+}
+
+/// `a[i] += b[i]` (bounds never overflow `u32`: at most 4096 terms of weight and impact below 256
+/// each... and wrapping keeps a corrupt file from panicking).
+fn add_assign(a: &mut [u32], b: &[u32]) {
+    for (x, &y) in a.iter_mut().zip(b) {
+        *x = x.wrapping_add(y);
+    }
+}
+
+impl Worker<'_> {
+    /// Visits the bucketed candidate blocks of `bounds` (blocks `first..`) in descending bound
+    /// until none can enter the top-k, nor beat the k-th score `shared` that another worker has
+    /// reached.
     #[inline(never)]
-    fn visit_blocks(&mut self, query: &Query, filter: Option<&DocFilter>) -> Result<()> {
-        let bs = self.index.block_size();
+    fn visit(
+        &mut self,
+        index: &Index,
+        bounds: &[u32],
+        first: u32,
+        query: &Query,
+        filter: Option<&DocFilter>,
+        shared: Option<&AtomicU32>,
+    ) -> Result<()> {
+        let bs = index.block_size();
+        let others = || shared.map_or(0, |s| s.load(Ordering::Relaxed));
         let mut bucket = NUM_BUCKETS;
         'buckets: while bucket > 0 {
             bucket -= 1;
@@ -315,15 +529,14 @@ impl Bmp<'_> {
                 continue;
             }
             // Everything from here on is bounded by the top of this bucket.
-            if let Some(theta) = self.topk.threshold() {
-                if self.buckets.top(bucket) < u64::from(theta) {
-                    break;
-                }
+            let theta = self.topk.threshold().unwrap_or(0).max(others());
+            if self.buckets.top(bucket) < u64::from(theta) {
+                break;
             }
-            let range = self.buckets.sort(bucket, &self.bounds);
+            let range = self.buckets.sort(bucket, bounds);
             for i in range {
-                let block = self.buckets.items[i];
-                let ub = self.bounds[block as usize];
+                let local = self.buckets.items[i];
+                let (block, ub) = (first + local, bounds[local as usize]);
                 if let Some((theta, worst_doc)) = self.topk.worst() {
                     if ub < theta {
                         break 'buckets;
@@ -332,12 +545,20 @@ impl Bmp<'_> {
                         continue;
                     }
                 }
+                // A k-th score reached by another worker: no document of this block can beat
+                // the final k-th score (equalling it is not enough once this worker keeps k).
+                if ub < others() {
+                    break 'buckets;
+                }
                 if let Some(&next) = self.buckets.items.get(i + 1) {
                     // The next block's bucket starts are read first when it is scored.
-                    prefetch_block(self.index, next);
+                    prefetch_block(index, first + next);
                 }
                 self.scorer.score(block, query, filter, &mut self.topk)?;
-                self.stats.scored += 1;
+                self.scored += 1;
+                if let (Some(s), Some(t)) = (shared, self.topk.threshold()) {
+                    s.fetch_max(t, Ordering::Relaxed);
+                }
             }
         }
         Ok(())

@@ -13,7 +13,7 @@ use bmp_index::{Collection, Index};
 use bmp_query::bmp::{Bmp, BmpParams};
 use bmp_query::exhaustive::Exhaustive;
 use bmp_query::sp::{Sp, SpParams};
-use bmp_query::{Query, Searcher};
+use bmp_query::{DocFilter, Query, Searcher};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -126,11 +126,21 @@ proptest! {
         let index = build(&docs, bs, dir.path());
         let mut exhaustive = Exhaustive::new(&index);
         let mut bmp = Bmp::new(&index, BmpParams::default());
+        // Two and three workers, each on a range of as few as 1 block.
+        let mut parallel: Vec<Bmp> = (2..=3)
+            .map(|t| Bmp::new(&index, BmpParams::default()).with_threads(t).with_min_blocks_per_worker(1))
+            .collect();
+        let filter = DocFilter::new((0..index.num_docs()).filter(|d| d % 3 != 1).collect());
         for q in queries_for(60, qseed) {
             let query = Query::from_entries(&index, &q).unwrap();
             let want = exhaustive.search(&query, k).unwrap();
             let got = bmp.search(&query, k).unwrap();
-            prop_assert_eq!(got, want, "k={} bs={} query={:?}", k, bs, q);
+            prop_assert_eq!(got, want.clone(), "k={} bs={} query={:?}", k, bs, q);
+            let want_filtered = exhaustive.search_filtered(&query, k, Some(&filter)).unwrap();
+            for p in &mut parallel {
+                prop_assert_eq!(p.search(&query, k).unwrap(), want.clone(), "parallel k={} bs={} query={:?}", k, bs, q);
+                prop_assert_eq!(p.search_filtered(&query, k, Some(&filter)).unwrap(), want_filtered.clone(), "parallel, filtered");
+            }
         }
     }
 

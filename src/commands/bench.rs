@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// Threads for the throughput measurement (1 skips it).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Workers per query, for the algorithms that can split one query (bmp); the latency columns
+    /// then measure one query on that many cores.
+    #[arg(long, default_value_t = 1)]
+    pub threads_per_query: usize,
     /// Passes over the queries before measuring (warms caches and the page cache).
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
@@ -133,7 +137,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .map(|q| exhaustive.search(q, k))
             .collect::<bmp_index::Result<_>>()?;
         for &spec in &args.algorithms {
-            let mut searcher = spec.searcher(&index);
+            let mut searcher = spec.searcher_with_threads(&index, args.threads_per_query);
             for _ in 0..args.warmup {
                 for q in &queries {
                     searcher.search(q, k)?;

@@ -96,6 +96,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         k: vec![args.k as usize],
         algorithms: algorithms.map(bmp_query::SearchSpec::new).to_vec(),
         threads: 1,
+        threads_per_query: 1,
         warmup: 1,
         json: false,
         profile: false,

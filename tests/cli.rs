@@ -313,7 +313,7 @@ fn happy_path_build_info_search() {
     assert_eq!(info_counts(&info.stdout), (7, 4, 13), "{}", info.stdout);
     assert_eq!(info_field(&info.stdout, "index"), "idx.bmp");
     assert_eq!(info_field(&info.stdout, "format version"), "3");
-    assert_eq!(info_field(&info.stdout, "block size"), "32");
+    assert_eq!(info_field(&info.stdout, "block size"), "8");
     assert_eq!(info_field(&info.stdout, "blocks"), "1");
     assert_eq!(info_field(&info.stdout, "superblocks"), "1 of 64 blocks");
     assert!(

@@ -2,7 +2,7 @@
 //! initial threshold, bound accumulation, bucketing blocks by bound, and scoring one block from the
 //! forward index.
 
-use bmp_index::format::KTH_IMPACT_KS;
+use bmp_index::format::{FORWARD_BUCKET, KTH_IMPACT_KS};
 use bmp_index::{Error, Index, Result};
 
 use crate::filter::allows;
@@ -171,6 +171,10 @@ impl Buckets {
 /// Scores whole blocks from the block-grouped forward index.
 pub(crate) struct BlockScorer<'a> {
     index: &'a Index,
+    /// Per query term present in the block's buckets: `(first entry of its bucket, end of the
+    /// bucket, low byte of the term, weight)`, then `(entry, 0, 0, weight)` once found.
+    lookups: Vec<(u32, u32, u8, u32)>,
+    /// The pairs of the query terms found in the block, with their weights.
     found: Vec<(&'a [[u8; 2]], u32)>,
     scores: [u32; 256],
 }
@@ -179,12 +183,19 @@ impl<'a> BlockScorer<'a> {
     pub fn new(index: &'a Index) -> Self {
         BlockScorer {
             index,
+            lookups: Vec::new(),
             found: Vec::new(),
             scores: [0; 256],
         }
     }
 
     /// Scores every document of `block` and offers the ones `filter` allows to `topk`.
+    ///
+    /// The query terms are looked up in stages, each stage over every term before the next:
+    /// bucket bounds (prefetching the bucket's low bytes), the entry (prefetching its pair
+    /// offsets), the pairs (prefetched), then the accumulation. The cache misses of one stage
+    /// thus overlap across the terms, instead of queueing behind each term's chain of dependent
+    /// loads and mispredicted scans.
     #[inline(never)]
     pub fn score(
         &mut self,
@@ -197,29 +208,50 @@ impl<'a> BlockScorer<'a> {
         let bs = self.index.block_size();
         let first = block * bs;
         let len = bs.min(self.index.num_docs() - first) as usize;
+        let lookups = &mut self.lookups;
+        lookups.clear();
+        for qt in &query.terms {
+            let bucket = (qt.term / FORWARD_BUCKET) as usize;
+            let (a, b) = (fb.starts.get(bucket), fb.starts.get(bucket + 1));
+            if a < b && b <= fb.lows.len() {
+                prefetch(fb.lows[a..].as_ptr().cast());
+                lookups.push((
+                    a as u32,
+                    b as u32,
+                    (qt.term % FORWARD_BUCKET) as u8,
+                    qt.weight,
+                ));
+            }
+        }
+        let mut n = 0;
+        for i in 0..lookups.len() {
+            let (a, b, low, w) = lookups[i];
+            let lows = &fb.lows[a as usize..b as usize];
+            let at = lows.partition_point(|&l| l < low);
+            if lows.get(at) == Some(&low) {
+                let entry = a as usize + at;
+                fb.prefetch_entry(entry);
+                lookups[n] = (entry as u32, 0, 0, w);
+                n += 1;
+            }
+        }
+        let found = &mut self.found;
+        found.clear();
+        for &(entry, _, _, w) in &lookups[..n] {
+            let pairs = fb.pairs_of(entry as usize);
+            prefetch(pairs.as_ptr().cast());
+            found.push((pairs, w));
+        }
         // A `u8` offset always indexes the 256 accumulators: no bounds check per pair. An offset
         // past the block (a corrupt file) is caught after the loop from the largest one seen.
         let scores = &mut self.scores;
         let mut max_off = 0u8;
-        let mut add = |pairs: &[[u8; 2]], w: u32| {
+        for &(pairs, w) in found.iter() {
             for &[off, impact] in pairs {
                 let s = &mut scores[usize::from(off)];
                 *s = s.wrapping_add(w.wrapping_mul(u32::from(impact)));
                 max_off = max_off.max(off);
             }
-        };
-        // Find every query term first and prefetch its pairs, then accumulate: the pair lookups
-        // are independent cache misses that overlap instead of stalling one after another.
-        let found = &mut self.found;
-        found.clear();
-        for qt in &query.terms {
-            if let Some(pairs) = fb.find(qt.term) {
-                prefetch(pairs.as_ptr().cast());
-                found.push((pairs, qt.weight));
-            }
-        }
-        for &(pairs, w) in found.iter() {
-            add(pairs, w);
         }
         if usize::from(max_off) >= len {
             self.scores.fill(0);

@@ -55,8 +55,9 @@ pub const SECTION_ALIGN: u64 = 64;
 pub const MIN_BLOCK_SIZE: u32 = 8;
 /// Largest allowed block size (doc offsets within a block fit in a `u8`).
 pub const MAX_BLOCK_SIZE: u32 = 256;
-/// The default block size.
-pub const DEFAULT_BLOCK_SIZE: u32 = 32;
+/// The default block size: the fastest on every benchmark collection at k = 10 and 1000, for an
+/// index about 30% larger than at 32 (the sweep is in docs/BENCHMARKS.md).
+pub const DEFAULT_BLOCK_SIZE: u32 = 8;
 /// The default number of blocks per superblock.
 pub const DEFAULT_SUPERBLOCK_SIZE: u32 = 64;
 /// Largest allowed number of blocks per superblock (a power of two, as every superblock size is,

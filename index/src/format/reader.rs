@@ -201,6 +201,22 @@ impl<'a> ForwardBlock<'a> {
         self.pairs.get(start..self.ends.get(i)).unwrap_or(&[])
     }
 
+    /// Hints the processor to load the pair offsets of the `i`-th entry.
+    #[inline]
+    pub fn prefetch_entry(&self, i: usize) {
+        let p: *const u8 = match self.ends {
+            Offsets::Narrow(e) => e.as_ptr().wrapping_add(i.saturating_sub(1)).cast(),
+            Offsets::Wide(e) => e.as_ptr().wrapping_add(i.saturating_sub(1)).cast(),
+        };
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint; it never faults, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(p.cast(), std::arch::x86_64::_MM_HINT_T0);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
+    }
+
     /// The pairs of term `term`, if the block has it.
     #[inline]
     pub fn find(&self, term: u32) -> Option<&'a [[u8; 2]]> {

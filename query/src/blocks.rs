@@ -6,7 +6,7 @@ use bmp_index::format::{FORWARD_BUCKET, KTH_IMPACT_KS};
 use bmp_index::{Error, Index, Result};
 
 use crate::filter::allows;
-use crate::{DocFilter, Query, TopK};
+use crate::{DocFilter, Query, QueryTerm, TopK};
 
 /// Cache lines of the next block's forward data prefetched while a block is scored.
 pub(crate) const PREFETCH_LINES: usize = 8;
@@ -17,12 +17,12 @@ pub const NUM_BUCKETS: usize = 1024;
 /// A score that at least `k` documents reach: each term stores its 10th, 100th and 1000th largest
 /// impact, so at least k' documents score at least `q_t * kth_t(k')`; the smallest stored
 /// `k' >= k` is used (0 above 1000).
-pub(crate) fn initial_threshold(index: &Index, query: &Query, k: usize) -> Result<u32> {
+pub(crate) fn initial_threshold(index: &Index, terms: &[QueryTerm], k: usize) -> Result<u32> {
     let Some(slot) = KTH_IMPACT_KS.iter().position(|&stored| stored >= k) else {
         return Ok(0);
     };
     let mut theta = 0u32;
-    for qt in &query.terms {
+    for qt in terms {
         let kth = index.term_stats(qt.term)?.kth_impact[slot];
         theta = theta.max(qt.weight.wrapping_mul(u32::from(kth)));
     }

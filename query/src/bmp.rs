@@ -13,30 +13,38 @@
 //!    the k-th score, or equal to it while every document of the block has a higher id than the
 //!    current k-th hit (ties are broken by doc id, so such a document could not enter).
 //!
-//! Approximation: `alpha < 1` replaces each bound by `floor(alpha * UB)`; `beta < 1` keeps only
-//! the `ceil(beta * |q|)` heaviest query terms for the bounds (scores always use every term, so the
-//! reported scores are exact). `alpha = beta = 1` is rank-safe.
+//! Approximation: `alpha < 1` stops the search at the first block whose `floor(alpha * UB)` cannot
+//! beat the k-th score found so far (the initial threshold still prunes by the whole bound: it is
+//! not a score found, and a candidate close to it may well hold a top-k document); `beta < 1`
+//! keeps only the `ceil(beta * |q|)` heaviest query terms for the bounds and the initial
+//! threshold (scores always use every term, so the reported scores are exact). `alpha = beta = 1`
+//! is rank-safe.
+//!
+//! Several workers (see [`Bmp::with_threads`]) answer one query together on as many cores.
 //!
 //! Filtered search: blocks holding no allowed document get a zero bound, the initial threshold is
 //! not used (the stored k-th impacts count every document), and only allowed documents are offered
 //! to the collector; the bounds stay upper bounds, so the search stays rank-safe.
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bmp_index::format::reader::BlockMaxRow;
 use bmp_index::format::{row_pages, ROW_PAGE_BLOCKS};
 use bmp_index::{Index, Result};
 
 use crate::blocks::{
-    add_dense, clamp_scale, initial_threshold, prefetch_block, validate_scales, BlockScorer,
-    Buckets, NUM_BUCKETS,
+    add_dense, clamp_scale, initial_threshold, prefetch_block, scaled, validate_scales,
+    BlockScorer, Buckets, NUM_BUCKETS,
 };
 use crate::simd::add_sparse_page;
-use crate::{DocFilter, Hit, Query, QueryTerm, SearchStats, Searcher, TopK};
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::{DocFilter, Query, QueryTerm, SearchStats, Searcher, TopK};
 
 /// Approximation parameters of BMP.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BmpParams {
-    /// Bound scaling in (0, 1]: a block is visited only while `alpha * UB` can beat the k-th score.
+    /// Bound scaling in (0, 1]: a block is visited only while `alpha * UB` can beat the k-th score
+    /// found so far.
     pub alpha: f32,
     /// Fraction in (0, 1] of the heaviest query terms used for the block bounds.
     pub beta: f32,
@@ -228,16 +236,6 @@ fn accumulate(rows: &mut [PagedRow<'_>], bounds: &mut [u32], nblocks: usize) {
     }
 }
 
-/// `floor(alpha * u)` for every bound, when `alpha < 1`.
-fn scale_bounds(bounds: &mut [u32], alpha: f32) {
-    if alpha < 1.0 {
-        let alpha = f64::from(alpha);
-        for u in bounds {
-            *u = (f64::from(*u) * alpha) as u32;
-        }
-    }
-}
-
 /// Zeroes the bound of every block of `bounds` (blocks `first..`) that `mask` does not allow.
 fn mask_bounds(bounds: &mut [u32], first: usize, mask: &[u64]) {
     for (i, u) in bounds.iter_mut().enumerate() {
@@ -335,24 +333,26 @@ impl Searcher for Bmp<'_> {
         "bmp"
     }
 
-    fn search_filtered(
-        &mut self,
-        query: &Query,
-        k: usize,
-        filter: Option<&DocFilter>,
-    ) -> Result<Vec<Hit>> {
+    fn topk(&mut self) -> &mut TopK {
+        &mut self.workers[0].topk
+    }
+
+    fn reset_stats(&mut self) {
         self.stats = BmpStats {
             blocks: self.index.num_blocks(),
             ..BmpStats::default()
         };
-        if k == 0 || query.terms.is_empty() || self.index.num_blocks() == 0 {
-            return Ok(Vec::new());
+    }
+
+    fn collect(&mut self, query: &Query, k: usize, filter: Option<&DocFilter>) -> Result<()> {
+        if self.index.num_blocks() == 0 {
+            return Ok(());
         }
         let nblocks = self.index.num_blocks() as usize;
         self.resolve_rows(query)?;
         // The stored k-th impacts speak of every document, not of the filtered ones.
         let theta0 = match filter {
-            None => initial_threshold(self.index, query, k)?,
+            None => initial_threshold(self.index, &self.kept, k)?,
             Some(filter) => {
                 filter.block_mask(
                     self.index.block_size(),
@@ -364,6 +364,7 @@ impl Searcher for Bmp<'_> {
         };
         // Blocks below the initial threshold cannot hold a top-k document; zero bounds hold none.
         let floor = theta0.max(1);
+        let alpha = self.params.alpha;
         let mask = filter.map(|_| &self.block_mask[..]);
         self.stats.initial_threshold = theta0;
         // Many workers only when each gets a fair share of blocks.
@@ -371,11 +372,10 @@ impl Searcher for Bmp<'_> {
             .threads
             .min(nblocks / self.min_blocks_per_worker)
             .max(1);
-        let hits = if threads == 1 {
+        if threads == 1 {
             Self::size_pages(&mut self.bounds, nblocks);
             accumulate(&mut self.rows, &mut self.bounds, nblocks);
             let bounds = &mut self.bounds[..nblocks];
-            scale_bounds(bounds, self.params.alpha);
             if let Some(mask) = mask {
                 mask_bounds(bounds, 0, mask);
             }
@@ -384,15 +384,14 @@ impl Searcher for Bmp<'_> {
             w.scored = 0;
             if let Some(n) = w.buckets.fill(bounds, floor).map(|_| w.buckets.items.len()) {
                 self.stats.candidates = n as u32;
-                w.visit(self.index, bounds, 0, query, filter, None)?;
+                w.visit(self.index, bounds, 0, query, filter, alpha, None)?;
             }
             self.stats.scored = w.scored;
             self.stats.final_threshold = w.topk.threshold().unwrap_or(0);
-            w.topk.drain_sorted()
+            Ok(())
         } else {
-            self.search_parallel(threads, query, k, filter, floor)?
-        };
-        Ok(hits)
+            self.search_parallel(threads, query, k, filter, floor)
+        }
     }
 
     fn stats(&self) -> Option<SearchStats> {
@@ -407,7 +406,8 @@ impl Searcher for Bmp<'_> {
 
 impl Bmp<'_> {
     /// The search with `threads` workers: the bounds of `threads` parts of the terms in
-    /// parallel, then `threads` ranges of blocks visited in parallel, their top-k merged.
+    /// parallel, then `threads` ranges of blocks visited in parallel, their top-k merged into the
+    /// first worker's.
     fn search_parallel(
         &mut self,
         threads: usize,
@@ -415,7 +415,7 @@ impl Bmp<'_> {
         k: usize,
         filter: Option<&DocFilter>,
         floor: u32,
-    ) -> Result<Vec<Hit>> {
+    ) -> Result<()> {
         let nblocks = self.index.num_blocks() as usize;
         Self::size_pages(&mut self.bounds, nblocks);
         for v in &mut self.partial[..threads - 1] {
@@ -466,12 +466,19 @@ impl Bmp<'_> {
                         for p in partial {
                             add_assign(bounds, &p[first..first + bounds.len()]);
                         }
-                        scale_bounds(bounds, alpha);
                         if let Some(mask) = mask {
                             mask_bounds(bounds, first, mask);
                         }
                         if w.buckets.fill(bounds, floor).is_some() {
-                            *r = w.visit(index, bounds, first as u32, query, filter, Some(shared));
+                            *r = w.visit(
+                                index,
+                                bounds,
+                                first as u32,
+                                query,
+                                filter,
+                                alpha,
+                                Some(shared),
+                            );
                         }
                     });
                 }
@@ -481,20 +488,19 @@ impl Bmp<'_> {
         for r in results {
             r?;
         }
-        let mut hits = Vec::with_capacity(k * threads);
-        for w in &mut self.workers[..threads] {
+        for w in &self.workers[..threads] {
             self.stats.scored += w.scored;
             self.stats.candidates += w.buckets.items.len() as u32;
-            hits.extend(w.topk.drain_sorted());
         }
-        hits.sort_unstable_by(Hit::rank_cmp);
-        hits.truncate(k);
-        self.stats.final_threshold = if hits.len() == k {
-            hits.last().map_or(0, |h| h.score)
-        } else {
-            0
-        };
-        Ok(hits)
+        let (first, rest) = self.workers[..threads].split_at_mut(1);
+        let topk = &mut first[0].topk;
+        for w in rest {
+            for h in w.topk.drain_sorted() {
+                topk.push(h.doc, h.score);
+            }
+        }
+        self.stats.final_threshold = topk.threshold().unwrap_or(0);
+        Ok(())
     }
 }
 
@@ -509,7 +515,7 @@ fn add_assign(a: &mut [u32], b: &[u32]) {
 impl Worker<'_> {
     /// Visits the bucketed candidate blocks of `bounds` (blocks `first..`) in descending bound
     /// until none can enter the top-k, nor beat the k-th score `shared` that another worker has
-    /// reached.
+    /// reached, each bound taken as `floor(alpha * UB)` in those tests.
     #[inline(never)]
     fn visit(
         &mut self,
@@ -518,6 +524,7 @@ impl Worker<'_> {
         first: u32,
         query: &Query,
         filter: Option<&DocFilter>,
+        alpha: f32,
         shared: Option<&AtomicU32>,
     ) -> Result<()> {
         let bs = index.block_size();
@@ -530,13 +537,15 @@ impl Worker<'_> {
             }
             // Everything from here on is bounded by the top of this bucket.
             let theta = self.topk.threshold().unwrap_or(0).max(others());
-            if self.buckets.top(bucket) < u64::from(theta) {
+            let top = u32::try_from(self.buckets.top(bucket)).unwrap_or(u32::MAX);
+            if scaled(top, alpha) < theta {
                 break;
             }
             let range = self.buckets.sort(bucket, bounds);
             for i in range {
                 let local = self.buckets.items[i];
-                let (block, ub) = (first + local, bounds[local as usize]);
+                let block = first + local;
+                let ub = scaled(bounds[local as usize], alpha);
                 if let Some((theta, worst_doc)) = self.topk.worst() {
                     if ub < theta {
                         break 'buckets;

@@ -33,7 +33,7 @@ use crate::blocks::{
     add_dense, clamp_scale, initial_threshold, may_enter, prefetch_block, scaled, validate_scales,
     BlockScorer,
 };
-use crate::{DocFilter, Hit, Query, SearchStats, Searcher, TopK};
+use crate::{DocFilter, Query, SearchStats, Searcher, TopK};
 
 /// Approximation parameters of superblock pruning.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -368,19 +368,20 @@ impl Searcher for Sp<'_> {
         "sp"
     }
 
-    fn search_filtered(
-        &mut self,
-        query: &Query,
-        k: usize,
-        filter: Option<&DocFilter>,
-    ) -> Result<Vec<Hit>> {
-        self.topk.reset(k);
+    fn topk(&mut self) -> &mut TopK {
+        &mut self.topk
+    }
+
+    fn reset_stats(&mut self) {
         self.stats = SpStats {
             superblocks: self.index.num_superblocks(),
             ..SpStats::default()
         };
-        if k == 0 || query.terms.is_empty() || self.index.num_blocks() == 0 {
-            return Ok(Vec::new());
+    }
+
+    fn collect(&mut self, query: &Query, k: usize, filter: Option<&DocFilter>) -> Result<()> {
+        if self.index.num_blocks() == 0 {
+            return Ok(());
         }
         if self.index.superblock_size() == 0 {
             return Err(Error::corrupt(self.index.path(), "superblock size 0"));
@@ -388,7 +389,7 @@ impl Searcher for Sp<'_> {
         self.prepare(query)?;
         // The stored k-th impacts speak of every document, not of the filtered ones.
         let theta0 = match filter {
-            None => initial_threshold(self.index, query, k)?,
+            None => initial_threshold(self.index, &query.terms, k)?,
             Some(filter) => {
                 self.mask_superblocks(filter);
                 0
@@ -408,7 +409,7 @@ impl Searcher for Sp<'_> {
         self.stats.initial_threshold = theta0;
         self.visit(query, filter)?;
         self.stats.final_threshold = self.topk.threshold().unwrap_or(0);
-        Ok(self.topk.drain_sorted())
+        Ok(())
     }
 
     fn stats(&self) -> Option<SearchStats> {

@@ -327,7 +327,7 @@ fn main() {
         Some(texts) => texts
             .iter()
             .map(|t| {
-                serde_json::json!({"query": t, "k": options.k, "algorithm": spec.algorithm.name()})
+                serde_json::json!({"query": t, "k": options.k, "algorithm": spec.name()})
                     .to_string()
             })
             .collect(),
@@ -339,10 +339,9 @@ fn main() {
                     .map(|(t, w)| (t.clone(), serde_json::json!(w)))
                     .collect();
                 let mut body = serde_json::json!({"vector": vector, "k": options.k,
-                    "algorithm": spec.algorithm.name()});
-                if spec.algorithm == bmp_query::Algorithm::Bmp {
-                    body["alpha"] = serde_json::json!(spec.bmp.alpha);
-                    body["beta"] = serde_json::json!(spec.bmp.beta);
+                    "algorithm": spec.name()});
+                for (param, value) in spec.params() {
+                    body[param.name] = serde_json::json!(value);
                 }
                 body.to_string()
             })

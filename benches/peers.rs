@@ -45,7 +45,7 @@ use bmp_index::export::export_ciff;
 use bmp_index::readers::ciff::read_ciff_file;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::{Collection, Index};
-use bmp_query::{Algorithm, Query, SearchSpec};
+use bmp_query::{Query, SearchSpec};
 
 /// The largest query weight the reference BMP takes.
 const MAX_QUERY_WEIGHT: f32 = 32.0;
@@ -75,8 +75,8 @@ fn parse_args() -> Result<Options, String> {
         work: PathBuf::new(),
         ks: vec![10, 1000],
         algorithms: vec![
-            SearchSpec::new(Algorithm::Bmp),
-            SearchSpec::new(Algorithm::Sp),
+            "bmp".parse().expect("an algorithm"),
+            "sp".parse().expect("an algorithm"),
         ],
         limit: None,
         reference_bmp: None,
@@ -105,7 +105,10 @@ fn parse_args() -> Result<Options, String> {
             "--algorithms" => {
                 o.algorithms = value()?
                     .split(',')
-                    .map(|a| a.parse::<SearchSpec>())
+                    .map(|a| {
+                        a.parse::<SearchSpec>()
+                            .map_err(|e| format!("--algorithms: {a}: {e}"))
+                    })
                     .collect::<Result<_, _>>()?
             }
             "--limit" => o.limit = Some(value()?.parse().map_err(|_| "--limit: not a number")?),
@@ -367,7 +370,7 @@ fn main() {
         })
         .collect();
     let kmax = o.ks.iter().copied().max().unwrap_or(10);
-    let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+    let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
     let exact: Vec<Vec<String>> = parsed
         .iter()
         .map(|q| {

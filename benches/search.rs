@@ -12,7 +12,7 @@ mod common;
 use std::hint::black_box;
 
 use bmp_index::Index;
-use bmp_query::{Algorithm, Query, SearchSpec};
+use bmp_query::{Query, SearchSpec};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 fn setup() -> (tempfile::TempDir, Index, Vec<Query>) {
@@ -35,18 +35,15 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("search");
     group.sample_size(10);
     for k in [10usize, 1000] {
-        for algorithm in Algorithm::ALL {
-            let mut searcher = SearchSpec::new(algorithm).searcher(&index);
-            group.bench_function(
-                format!("{algorithm}/k={k}/{}-queries", queries.len()),
-                |b| {
-                    b.iter(|| {
-                        for q in &queries {
-                            black_box(searcher.search(q, k).expect("search succeeds"));
-                        }
-                    })
-                },
-            );
+        for spec in SearchSpec::ALL {
+            let mut searcher = spec.searcher(&index);
+            group.bench_function(format!("{spec}/k={k}/{}-queries", queries.len()), |b| {
+                b.iter(|| {
+                    for q in &queries {
+                        black_box(searcher.search(q, k).expect("search succeeds"));
+                    }
+                })
+            });
         }
     }
     group.finish();

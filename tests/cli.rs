@@ -1434,7 +1434,7 @@ fn error_bad_arguments_are_rejected_by_clap() {
         ),
         (
             "search --index idx.bmp --queries q.tsv --algorithm magic",
-            "unknown algorithm \"magic\"",
+            "algorithm must be one of exhaustive, bmp, maxscore, bmw, sp, got \"magic\"",
         ),
         ("search --index idx.bmp", "--queries <QUERIES>"),
         (

@@ -8,7 +8,7 @@ use std::path::Path;
 use bmp_index::build::{build_index, BuildOptions};
 use bmp_index::check::check;
 use bmp_index::{Collection, Index};
-use bmp_query::{Algorithm, Hit, Query, SearchSpec};
+use bmp_query::{Hit, Query, SearchSpec};
 use xxhash_rust::xxh3::xxh3_64;
 
 const HEADER: usize = 128;
@@ -75,8 +75,8 @@ fn small_index(path: &Path) -> Vec<Vec<(String, f32)>> {
 fn answers(index: &Index, queries: &[Query]) -> bmp_index::Result<Vec<Vec<Hit>>> {
     let mut out = Vec::new();
     // Every algorithm, exhaustive first; each is rank-safe with its default settings.
-    for algorithm in Algorithm::ALL {
-        let mut searcher = SearchSpec::new(algorithm).searcher(index);
+    for spec in SearchSpec::ALL {
+        let mut searcher = spec.searcher(index);
         for query in queries {
             for k in [5, 40] {
                 out.push(searcher.search(query, k)?);

@@ -129,5 +129,5 @@ fn processors_agree_and_bench_reports_them() {
         "wand",
     ]);
     assert!(!ok);
-    assert!(err.contains("unknown algorithm"), "{err}");
+    assert!(err.contains("algorithm must be one of"), "{err}");
 }

@@ -9,7 +9,7 @@ use bmp_index::check::check;
 use bmp_index::format::writer::header_checksum;
 use bmp_index::format::{Header, SectionEntry, HEADER_SIZE, SECTION_ENTRY_SIZE};
 use bmp_index::Index;
-use bmp_query::{Algorithm, Query, QueryTerm, SearchSpec};
+use bmp_query::{Query, QueryTerm, SearchSpec};
 use libfuzzer_sys::fuzz_target;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -60,8 +60,8 @@ fn exercise(bytes: &[u8]) {
     };
     let mut answers = Vec::new();
     // Every algorithm, exhaustive first; each is rank-safe with its default settings.
-    for algorithm in Algorithm::ALL {
-        let mut searcher = SearchSpec::new(algorithm).searcher(&index);
+    for spec in SearchSpec::ALL {
+        let mut searcher = spec.searcher(&index);
         answers.push(searcher.search(&query, 10).ok());
     }
     if checked {

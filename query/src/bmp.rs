@@ -384,7 +384,13 @@ impl Searcher for Bmp<'_> {
             w.scored = 0;
             if let Some(n) = w.buckets.fill(bounds, floor).map(|_| w.buckets.items.len()) {
                 self.stats.candidates = n as u32;
-                w.visit(self.index, bounds, 0, query, filter, alpha, None)?;
+                let visit = Visit {
+                    query,
+                    filter,
+                    alpha,
+                    shared: None,
+                };
+                w.visit(self.index, bounds, 0, &visit)?;
             }
             self.stats.scored = w.scored;
             self.stats.final_threshold = w.topk.threshold().unwrap_or(0);
@@ -470,15 +476,13 @@ impl Bmp<'_> {
                             mask_bounds(bounds, first, mask);
                         }
                         if w.buckets.fill(bounds, floor).is_some() {
-                            *r = w.visit(
-                                index,
-                                bounds,
-                                first as u32,
+                            let visit = Visit {
                                 query,
                                 filter,
                                 alpha,
-                                Some(shared),
-                            );
+                                shared: Some(shared),
+                            };
+                            *r = w.visit(index, bounds, first as u32, &visit);
                         }
                     });
                 }
@@ -512,21 +516,29 @@ fn add_assign(a: &mut [u32], b: &[u32]) {
     }
 }
 
+/// What every worker of one search shares.
+#[derive(Clone, Copy)]
+struct Visit<'q> {
+    query: &'q Query,
+    filter: Option<&'q DocFilter>,
+    /// The bound scaling of approximate search (1: safe).
+    alpha: f32,
+    /// The best k-th score among the workers, with several.
+    shared: Option<&'q AtomicU32>,
+}
+
 impl Worker<'_> {
     /// Visits the bucketed candidate blocks of `bounds` (blocks `first..`) in descending bound
     /// until none can enter the top-k, nor beat the k-th score `shared` that another worker has
     /// reached, each bound taken as `floor(alpha * UB)` in those tests.
     #[inline(never)]
-    fn visit(
-        &mut self,
-        index: &Index,
-        bounds: &[u32],
-        first: u32,
-        query: &Query,
-        filter: Option<&DocFilter>,
-        alpha: f32,
-        shared: Option<&AtomicU32>,
-    ) -> Result<()> {
+    fn visit(&mut self, index: &Index, bounds: &[u32], first: u32, v: &Visit<'_>) -> Result<()> {
+        let Visit {
+            query,
+            filter,
+            alpha,
+            shared,
+        } = *v;
         let bs = index.block_size();
         let others = || shared.map_or(0, |s| s.load(Ordering::Relaxed));
         let mut bucket = NUM_BUCKETS;

@@ -10,18 +10,29 @@
 //! that comes first). Otherwise all the cursors before the pivot's doc id move to it (a *deep*
 //! move, decoding only the chunk where a cursor lands), or, when they are all on it, the document
 //! is scored, stopping early once the partial score plus the remaining block maxima cannot beat
-//! the threshold.
+//! the threshold. With a [`DocFilter`], a pivot document the filter does not allow sends the
+//! cursors up to the pivot to the next document it allows instead.
+//!
+//! The order is an array of `doc << 32 | cursor` keys, so that it is kept without touching the
+//! cursors: a cursor that moved sinks to its place, and the cursors that moved together (all on
+//! the pivot document, or all before it) are sorted among themselves and merged with the others
+//! in one pass. The block of each cursor's shallow position (its last doc id and bound) is kept
+//! beside the order too, and read again from the headers only once the pivot document (which
+//! never decreases) passes its end. With many query terms (learned sparse queries have dozens)
+//! the upkeep of the order is still where most of the time goes: every move of a cursor costs a
+//! pass over up to all the keys.
 //!
 //! Rank safety with ties: documents are visited in increasing doc id order, so every kept hit has
 //! a lower doc id than the current candidate, and a candidate whose score or upper bound is at
 //! most the threshold can never enter once the collector is full (see [`crate::maxscore`]).
+//! Bounds are summed in `u64`, scores saturating in `u32` as exhaustive scoring does.
 
 use bmp_index::postings::PostingsError;
 use bmp_index::{Error, Index, Result};
 
 use crate::cursor::{PostingCursor, END};
-use crate::filter::allows;
-use crate::{DocFilter, Hit, Query, Searcher, TopK};
+use crate::maxscore::next_allowed;
+use crate::{DocFilter, Query, Searcher, TopK};
 
 /// Block-Max WAND over the posting lists of the query terms.
 pub struct Bmw<'a> {
@@ -32,9 +43,39 @@ pub struct Bmw<'a> {
     /// Query weight of each cursor's term.
     weights: Vec<u32>,
     /// Upper bound of each cursor's term: weight times the term's largest impact.
-    bounds: Vec<u32>,
-    /// Cursor indices sorted by current doc id.
-    order: Vec<usize>,
+    bounds: Vec<u64>,
+    /// The cursors in increasing doc id order, as `doc << 32 | cursor index` keys.
+    order: Vec<u64>,
+    /// Sort buffer for [`resort`].
+    scratch: Vec<u64>,
+    /// Each cursor's block at its shallow position, as last read.
+    blocks: Vec<Block>,
+}
+
+/// A cursor's block at its shallow position: its last doc id, and its max impact times the
+/// query weight.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    last: u32,
+    bound: u64,
+}
+
+/// The sort key of cursor `i` on document `doc`.
+#[inline(always)]
+fn key(doc: u32, i: usize) -> u64 {
+    u64::from(doc) << 32 | i as u64
+}
+
+/// The doc id of a sort key.
+#[inline(always)]
+fn key_doc(key: u64) -> u32 {
+    (key >> 32) as u32
+}
+
+/// The cursor index of a sort key.
+#[inline(always)]
+fn key_cursor(key: u64) -> usize {
+    key as u32 as usize
 }
 
 impl<'a> Bmw<'a> {
@@ -47,6 +88,8 @@ impl<'a> Bmw<'a> {
             weights: Vec::new(),
             bounds: Vec::new(),
             order: Vec::new(),
+            scratch: Vec::new(),
+            blocks: Vec::new(),
         }
     }
 
@@ -56,19 +99,25 @@ impl<'a> Bmw<'a> {
         self.weights.clear();
         self.bounds.clear();
         self.order.clear();
+        self.blocks.clear();
         for qt in &query.terms {
             let stats = self.index.term_stats(qt.term)?;
             if stats.df == 0 || qt.weight == 0 {
                 continue;
             }
-            self.order.push(self.cursors.len());
-            self.cursors.push(PostingCursor::open(self.index, qt.term)?);
+            let mut c = PostingCursor::open(self.index, qt.term)?;
+            let max = c.block_max_geq(c.doc());
+            self.blocks.push(Block {
+                last: c.block_last_doc(),
+                bound: u64::from(qt.weight) * u64::from(max),
+            });
+            self.order.push(key(c.doc(), self.cursors.len()));
+            self.cursors.push(c);
             self.weights.push(qt.weight);
             self.bounds
-                .push(qt.weight.saturating_mul(u32::from(stats.max_impact)));
+                .push(u64::from(qt.weight) * u64::from(stats.max_impact));
         }
-        let cursors = &self.cursors;
-        self.order.sort_unstable_by_key(|&i| cursors[i].doc());
+        self.order.sort_unstable();
         Ok(())
     }
 
@@ -77,116 +126,181 @@ impl<'a> Bmw<'a> {
         let weights = &self.weights[..];
         let bounds = &self.bounds[..];
         let order = &mut self.order[..];
+        let scratch = &mut self.scratch;
+        let blocks = &mut self.blocks[..];
         let topk = &mut self.topk;
         let n = order.len();
         let mut threshold = 0u32;
         loop {
             // Pivot: the first cursor where the upper bounds so far can beat the threshold.
-            let mut upper = 0u32;
+            let t = u64::from(threshold);
+            let mut upper = 0u64;
             let mut pivot = n;
-            for (p, &i) in order.iter().enumerate() {
-                if cursors[i].doc() == END {
-                    break;
-                }
-                upper = upper.saturating_add(bounds[i]);
-                if upper > threshold {
+            for (p, &k) in order.iter().enumerate() {
+                upper += bounds[key_cursor(k)];
+                if upper > t {
                     pivot = p;
                     break;
                 }
             }
-            if pivot == n {
+            let Some(&pivot_key) = order.get(pivot) else {
+                return Ok(());
+            };
+            let pivot_doc = key_doc(pivot_key);
+            if pivot_doc == END {
                 return Ok(());
             }
-            let pivot_doc = cursors[order[pivot]].doc();
-            while pivot + 1 < n && cursors[order[pivot + 1]].doc() == pivot_doc {
+            while pivot + 1 < n && key_doc(order[pivot + 1]) == pivot_doc {
                 pivot += 1;
             }
 
             // Block upper bound of the pivot document, from the chunk headers.
-            let mut block_upper = 0u32;
-            for &i in &order[..=pivot] {
-                let c = &mut cursors[i];
-                let m = c.block_max_geq(pivot_doc);
-                block_upper = block_upper.saturating_add(weights[i].saturating_mul(u32::from(m)));
+            let mut block_upper = 0u64;
+            for &k in &order[..=pivot] {
+                let i = key_cursor(k);
+                let b = &mut blocks[i];
+                // The pivot document never decreases, and the cursor is not past it: the
+                // shallow position moves only once the pivot document passes its block.
+                if pivot_doc > b.last {
+                    let c = &mut cursors[i];
+                    let m = c.block_max_geq(pivot_doc);
+                    *b = Block {
+                        last: c.block_last_doc(),
+                        bound: u64::from(weights[i]) * u64::from(m),
+                    };
+                }
+                block_upper += b.bound;
             }
 
-            if block_upper > threshold {
-                if cursors[order[0]].doc() == pivot_doc {
-                    // Cursors 0..=pivot are all on the pivot document: score it.
+            if block_upper > t {
+                if let Some(f) = filter {
+                    // No document from the pivot document to the next one the filter allows can
+                    // enter: the cursors up to the pivot skip there.
+                    let allowed = next_allowed(f, pivot_doc);
+                    if allowed == END {
+                        return Ok(());
+                    }
+                    if allowed > pivot_doc {
+                        for k in &mut order[..=pivot] {
+                            let i = key_cursor(*k);
+                            let c = &mut cursors[i];
+                            c.next_geq(allowed)?;
+                            *k = key(c.doc(), i);
+                        }
+                        resort(order, pivot + 1, scratch);
+                        continue;
+                    }
+                }
+                if key_doc(order[0]) == pivot_doc {
+                    // Cursors 0..=pivot are all on the pivot document: score it, stopping once
+                    // the partial score and the remaining block maxima cannot beat the threshold.
                     let mut score = 0u32;
                     let mut may_enter = true;
-                    for &i in &order[..=pivot] {
-                        let c = &cursors[i];
-                        let part = weights[i].saturating_mul(u32::from(c.impact()));
-                        score = score.saturating_add(part);
-                        let block = weights[i].saturating_mul(u32::from(c.block_max()));
-                        block_upper = block_upper.saturating_sub(block.saturating_sub(part));
-                        if block_upper <= threshold {
+                    for &k in &order[..=pivot] {
+                        let i = key_cursor(k);
+                        let w = u64::from(weights[i]);
+                        let part = w * u64::from(cursors[i].impact());
+                        score = score.saturating_add(u32::try_from(part).unwrap_or(u32::MAX));
+                        // The impact is at most the block maximum (the cursor checks it).
+                        block_upper -= blocks[i].bound - part;
+                        if block_upper <= t {
                             may_enter = false;
                             break;
                         }
                     }
-                    for &i in &order[..=pivot] {
-                        cursors[i].next()?;
+                    for k in &mut order[..=pivot] {
+                        let i = key_cursor(*k);
+                        let c = &mut cursors[i];
+                        c.next()?;
+                        *k = key(c.doc(), i);
                     }
-                    if may_enter
-                        && score > threshold
-                        && allows(filter, pivot_doc)
-                        && topk.push(pivot_doc, score)
-                    {
+                    // The filter allows the pivot document (checked above).
+                    if may_enter && score > threshold && topk.push(pivot_doc, score) {
                         threshold = topk.threshold().unwrap_or(0);
                     }
-                    resort(order, cursors, pivot);
+                    resort(order, pivot + 1, scratch);
                 } else {
                     // No document before the pivot document can beat the threshold: move every
                     // cursor before it there.
                     let mut moved = 0;
-                    while moved < pivot && cursors[order[moved]].doc() < pivot_doc {
-                        cursors[order[moved]].next_geq(pivot_doc)?;
+                    while key_doc(order[moved]) < pivot_doc {
+                        let i = key_cursor(order[moved]);
+                        let c = &mut cursors[i];
+                        c.next_geq(pivot_doc)?;
+                        order[moved] = key(c.doc(), i);
                         moved += 1;
                     }
-                    resort(order, cursors, pivot);
+                    resort(order, moved, scratch);
                 }
             } else {
                 // No document from the pivot document to the end of the first block that ends
-                // (and before the cursor after the pivot) can beat the threshold.
+                // (and before the cursor after the pivot) can beat the threshold: the cursor of
+                // the largest upper bound skips there.
                 let mut next = END;
                 let mut mover = pivot;
-                for (p, &i) in order[..=pivot].iter().enumerate() {
-                    next = next.min(cursors[i].block_last_doc());
-                    if bounds[i] > bounds[order[mover]] {
+                let mut mover_bound = 0;
+                for (p, &k) in order[..=pivot].iter().enumerate() {
+                    let i = key_cursor(k);
+                    next = next.min(blocks[i].last);
+                    if bounds[i] > mover_bound {
                         mover = p;
+                        mover_bound = bounds[i];
                     }
                 }
                 next = next.saturating_add(1);
-                if let Some(&i) = order.get(pivot + 1) {
-                    next = next.min(cursors[i].doc());
+                if let Some(&k) = order.get(pivot + 1) {
+                    next = next.min(key_doc(k));
                 }
                 if next <= pivot_doc {
                     next = pivot_doc.saturating_add(1);
                 }
-                cursors[order[mover]].next_geq(next)?;
-                bubble_down(order, cursors, mover);
+                let i = key_cursor(order[mover]);
+                let c = &mut cursors[i];
+                c.next_geq(next)?;
+                order[mover] = key(c.doc(), i);
+                bubble_down(order, mover);
             }
         }
     }
 }
 
-/// Restores doc id order after the cursors at `order[..=last]` moved forward.
-fn resort(order: &mut [usize], cursors: &[PostingCursor<'_>], last: usize) {
-    for p in (0..=last).rev() {
-        bubble_down(order, cursors, p);
+/// Restores the order after the cursors at positions `..moved` moved forward: sorts them (in
+/// `scratch`) and merges them with the others, in one pass.
+#[inline]
+fn resort(order: &mut [u64], moved: usize, scratch: &mut Vec<u64>) {
+    if moved <= 1 {
+        if moved == 1 {
+            bubble_down(order, 0);
+        }
+        return;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(&order[..moved]);
+    scratch.sort_unstable();
+    // Front-to-back merge in place: the output position never passes the next unread one.
+    let mut out = 0;
+    let mut rest = moved;
+    for &k in scratch.iter() {
+        while let Some(&r) = order.get(rest).filter(|&&r| r < k) {
+            order[out] = r;
+            out += 1;
+            rest += 1;
+        }
+        order[out] = k;
+        out += 1;
     }
 }
 
-/// Restores doc id order after the cursor at `order[p]` moved forward.
+/// Restores the order after the cursor at position `p` moved forward (the positions after it
+/// being in order).
 #[inline]
-fn bubble_down(order: &mut [usize], cursors: &[PostingCursor<'_>], mut p: usize) {
-    let doc = cursors[order[p]].doc();
-    while p + 1 < order.len() && cursors[order[p + 1]].doc() < doc {
-        order.swap(p, p + 1);
+fn bubble_down(order: &mut [u64], mut p: usize) {
+    let k = order[p];
+    while let Some(&next) = order.get(p + 1).filter(|&&x| x < k) {
+        order[p] = next;
         p += 1;
     }
+    order[p] = k;
 }
 
 impl Searcher for Bmw<'_> {
@@ -194,20 +308,14 @@ impl Searcher for Bmw<'_> {
         "bmw"
     }
 
-    fn search_filtered(
-        &mut self,
-        query: &Query,
-        k: usize,
-        filter: Option<&DocFilter>,
-    ) -> Result<Vec<Hit>> {
-        self.topk.reset(k);
-        if k == 0 || query.terms.is_empty() {
-            return Ok(Vec::new());
-        }
+    fn topk(&mut self) -> &mut TopK {
+        &mut self.topk
+    }
+
+    fn collect(&mut self, query: &Query, _k: usize, filter: Option<&DocFilter>) -> Result<()> {
         self.open(query)?;
         let result = self.run(filter);
         self.cursors.clear();
-        result.map_err(|e| Error::corrupt(self.index.path(), e.0))?;
-        Ok(self.topk.drain_sorted())
+        result.map_err(|e| Error::corrupt(self.index.path(), e.0))
     }
 }

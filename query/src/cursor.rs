@@ -5,8 +5,12 @@
 //! them. Past the last posting its doc id is the sentinel [`END`] (`u32::MAX`).
 //!
 //! Besides the deep position (the current posting), the cursor keeps a *shallow* position: the
-//! chunk that [`PostingCursor::block_max_geq`] last moved to, read from the headers only, which is
-//! what Block-Max WAND uses for block upper bounds.
+//! chunk that [`PostingCursor::block_max_geq`] (or [`PostingCursor::window_max`]) last moved to,
+//! read from the headers only, which is what Block-Max WAND and MaxScore use for block and window
+//! upper bounds.
+//!
+//! Term-at-a-time scoring of a doc-id range goes through [`PostingCursor::for_each_below`], which
+//! runs over the decoded chunks without a call per posting.
 //!
 //! Every decoded chunk is checked: strictly increasing doc ids that agree with the chunk headers,
 //! all below the number of documents (see [`PostingList::decode_chunk`]), and impacts no larger
@@ -142,7 +146,8 @@ impl<'a> PostingCursor<'a> {
         let pos = self.pos + 1;
         if pos < self.len {
             self.pos = pos;
-            self.doc = self.buf[pos];
+            // `len <= CHUNK_LEN`: the mask only spares the bounds check.
+            self.doc = self.buf[pos % CHUNK_LEN];
             Ok(())
         } else if self.doc == END {
             Ok(())
@@ -182,6 +187,66 @@ impl<'a> PostingCursor<'a> {
             }
         }
         self.seek(target)
+    }
+
+    /// Calls `f(doc, impact)` for every posting from the current one up to (excluding) the first
+    /// with doc id `>= end`, and moves there (or to [`END`]). Does nothing when the current doc id
+    /// is already `>= end`. This is the term-at-a-time path: it runs over the decoded chunks
+    /// without a per-posting call of [`Self::next`].
+    #[inline]
+    pub fn for_each_below(
+        &mut self,
+        end: u32,
+        mut f: impl FnMut(u32, u8),
+    ) -> std::result::Result<(), PostingsError> {
+        while self.doc < end {
+            let start = self.pos;
+            let len = self.len;
+            let docs = self.buf.get(start..len).unwrap_or(&[]);
+            let impacts = self.impacts.get(start..len).unwrap_or(&[]);
+            if self.chunk_last < end {
+                for (&doc, &impact) in docs.iter().zip(impacts) {
+                    f(doc, impact);
+                }
+            } else {
+                for (i, (&doc, &impact)) in docs.iter().zip(impacts).enumerate() {
+                    if doc >= end {
+                        self.pos = start + i;
+                        self.doc = doc;
+                        return Ok(());
+                    }
+                    f(doc, impact);
+                }
+            }
+            self.next_chunk()?;
+        }
+        Ok(())
+    }
+
+    /// An upper bound on the impact of every posting from the current one on with a doc id in
+    /// `start..end`: the largest max impact of the chunks that may hold one, read from the
+    /// headers (0 when the current doc id is already `>= end`). Moves the shallow position to
+    /// the first chunk whose last doc id is `>= start` (never backwards, as
+    /// [`Self::block_max_geq`]), so calls must come with non-decreasing `start`.
+    #[inline]
+    pub fn window_max(&mut self, start: u32, end: u32) -> u8 {
+        if self.doc >= end {
+            return 0;
+        }
+        let h = self.headers;
+        let mut s = self.shallow.max(self.chunk);
+        while s < h.len() && h[s].last_doc < start {
+            s += 1;
+        }
+        self.shallow = s;
+        let mut max = 0;
+        for c in h.get(s..).unwrap_or(&[]) {
+            max = max.max(c.max_impact);
+            if c.last_doc >= end.saturating_sub(1) {
+                break;
+            }
+        }
+        max
     }
 
     /// Moves the shallow position to the chunk that would hold `target` (the first chunk whose
@@ -285,7 +350,11 @@ impl<'a> PostingCursor<'a> {
         let (docs, impacts) = self.list.decode_chunk(c, &mut self.buf)?;
         // decode_chunk checks the last id against the header and the number of documents, and
         // the first id against the previous chunk; packed deltas may still be 0 or wrap around.
-        let increasing = docs.windows(2).fold(true, |ok, w| ok & (w[0] < w[1]));
+        // Branch-free folds, which vectorize.
+        let increasing = docs
+            .iter()
+            .zip(docs.get(1..).unwrap_or(&[]))
+            .fold(true, |ok, (a, b)| ok & (a < b));
         if !increasing {
             return Err(PostingsError(format!("chunk {c}: doc ids not increasing")));
         }

@@ -3,7 +3,7 @@
 use bmp_index::{Error, Index, Result};
 
 use crate::filter::allows;
-use crate::{DocFilter, Hit, Query, Searcher, TopK};
+use crate::{DocFilter, Query, Searcher, TopK};
 
 /// Scores every posting of every query term into a dense accumulator.
 pub struct Exhaustive<'a> {
@@ -28,12 +28,11 @@ impl Searcher for Exhaustive<'_> {
         "exhaustive"
     }
 
-    fn search_filtered(
-        &mut self,
-        query: &Query,
-        k: usize,
-        filter: Option<&DocFilter>,
-    ) -> Result<Vec<Hit>> {
+    fn topk(&mut self) -> &mut TopK {
+        &mut self.topk
+    }
+
+    fn collect(&mut self, query: &Query, _k: usize, filter: Option<&DocFilter>) -> Result<()> {
         let num_docs = self.index.num_docs() as usize;
         if self.scores.len() != num_docs {
             self.scores = vec![0; num_docs];
@@ -52,7 +51,6 @@ impl Searcher for Exhaustive<'_> {
                     Error::corrupt(self.index.path(), format!("term {}: {}", qt.term, e.0))
                 })?;
         }
-        self.topk.reset(k);
         for (doc, s) in scores.iter_mut().enumerate() {
             if *s > 0 {
                 if allows(filter, doc as u32) {
@@ -67,6 +65,6 @@ impl Searcher for Exhaustive<'_> {
                 "a posting refers to a document beyond the index",
             ));
         }
-        Ok(self.topk.drain_sorted())
+        Ok(())
     }
 }

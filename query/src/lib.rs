@@ -19,21 +19,37 @@ pub mod sp;
 pub mod spec;
 pub mod topk;
 
-use std::fmt;
-use std::str::FromStr;
-
-use bmp_index::Index;
-
 pub use filter::DocFilter;
 pub use query::{Query, QueryTerm};
-pub use spec::SearchSpec;
+pub use spec::{AlgorithmInfo, ParamInfo, SearchSpec, SpecError, ALGORITHMS};
 pub use topk::{Hit, TopK};
 
 /// A top-k query processor bound to one index. Processors keep their scratch buffers between
 /// queries, so one instance per thread answers queries without reallocating.
+///
+/// A processor implements [`Searcher::collect`], which offers documents to its collector
+/// ([`Searcher::topk`]); the provided [`Searcher::search_filtered`] does what every search
+/// shares around it: resetting the collector (and the statistics), answering nothing for
+/// `k == 0` or a query without terms, and draining the collector in result order.
 pub trait Searcher: Send {
     /// The algorithm's name.
     fn name(&self) -> &'static str;
+
+    /// The processor's collector.
+    fn topk(&mut self) -> &mut TopK;
+
+    /// Offers the documents that may enter the top `k` of `query` (only those `filter` allows)
+    /// to [`Searcher::topk`], which [`Searcher::search_filtered`] has reset to `k`. Called only
+    /// with `k >= 1` and at least one query term.
+    fn collect(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+    ) -> bmp_index::Result<()>;
+
+    /// Forgets the last search's statistics; called at the start of every search.
+    fn reset_stats(&mut self) {}
 
     /// The top `k` documents for `query`: score descending, doc id ascending on ties, score > 0.
     fn search(&mut self, query: &Query, k: usize) -> bmp_index::Result<Vec<Hit>> {
@@ -47,7 +63,15 @@ pub trait Searcher: Send {
         query: &Query,
         k: usize,
         filter: Option<&DocFilter>,
-    ) -> bmp_index::Result<Vec<Hit>>;
+    ) -> bmp_index::Result<Vec<Hit>> {
+        self.topk().reset(k);
+        self.reset_stats();
+        if k == 0 || query.terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.collect(query, k, filter)?;
+        Ok(self.topk().drain_sorted())
+    }
 
     /// What the last search did, for the processors that work block by block (`None` for the
     /// others).
@@ -67,73 +91,4 @@ pub struct SearchStats {
     pub initial_threshold: u32,
     /// The k-th score at the end (0 with fewer than k hits).
     pub final_threshold: u32,
-}
-
-/// The available query processors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    /// Term-at-a-time scoring of every posting of every query term.
-    Exhaustive,
-    /// Block-Max Pruning, rank-safe (see [`bmp`]).
-    Bmp,
-    /// MaxScore, document-at-a-time (see [`maxscore`]).
-    MaxScore,
-    /// Block-Max WAND over the posting-list chunks (see [`bmw`]).
-    Bmw,
-    /// Superblock pruning over BMP's blocks, rank-safe (see [`sp`]).
-    Sp,
-}
-
-impl Algorithm {
-    /// Every algorithm.
-    pub const ALL: [Algorithm; 5] = [
-        Algorithm::Exhaustive,
-        Algorithm::Bmp,
-        Algorithm::MaxScore,
-        Algorithm::Bmw,
-        Algorithm::Sp,
-    ];
-
-    /// The algorithm's name, as accepted by [`FromStr`].
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::Exhaustive => "exhaustive",
-            Algorithm::Bmp => "bmp",
-            Algorithm::MaxScore => "maxscore",
-            Algorithm::Bmw => "bmw",
-            Algorithm::Sp => "sp",
-        }
-    }
-
-    /// A searcher for this algorithm over `index`.
-    pub fn searcher(self, index: &Index) -> Box<dyn Searcher + '_> {
-        match self {
-            Algorithm::Exhaustive => Box::new(exhaustive::Exhaustive::new(index)),
-            Algorithm::Bmp => Box::new(bmp::Bmp::new(index, bmp::BmpParams::default())),
-            Algorithm::MaxScore => Box::new(maxscore::MaxScore::new(index)),
-            Algorithm::Bmw => Box::new(bmw::Bmw::new(index)),
-            Algorithm::Sp => Box::new(sp::Sp::new(index, sp::SpParams::default())),
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Algorithm {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Algorithm::ALL
-            .iter()
-            .copied()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-                format!("unknown algorithm {s:?} (available: {})", names.join(", "))
-            })
-    }
 }

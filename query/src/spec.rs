@@ -178,14 +178,10 @@ pub const ALGORITHMS: &[AlgorithmInfo] = &[
                     _ => None,
                 },
             ),
-            scale(
-                "eta",
-                "scaling of the superblock means",
-                |s| match s {
-                    SearchSpec::Sp(p) => Some(&mut p.eta),
-                    _ => None,
-                },
-            ),
+            scale("eta", "scaling of the superblock means", |s| match s {
+                SearchSpec::Sp(p) => Some(&mut p.eta),
+                _ => None,
+            }),
         ],
         default: SearchSpec::Sp(SpParams { mu: 1.0, eta: 1.0 }),
     },
@@ -229,6 +225,7 @@ pub fn help() -> String {
             ));
         }
     }
+    out.truncate(out.trim_end().len());
     out
 }
 
@@ -349,9 +346,19 @@ impl SearchSpec {
 
     /// A searcher over `index`.
     pub fn searcher<'a>(&self, index: &'a Index) -> Box<dyn Searcher + 'a> {
+        self.searcher_with_threads(index, 1)
+    }
+
+    /// A searcher over `index` that answers each query with up to `threads` workers where the
+    /// algorithm can (`bmp`: see [`Bmp::with_threads`]); the others run on one thread.
+    pub fn searcher_with_threads<'a>(
+        &self,
+        index: &'a Index,
+        threads: usize,
+    ) -> Box<dyn Searcher + 'a> {
         match *self {
             SearchSpec::Exhaustive => Box::new(Exhaustive::new(index)),
-            SearchSpec::Bmp(params) => Box::new(Bmp::new(index, params)),
+            SearchSpec::Bmp(params) => Box::new(Bmp::new(index, params).with_threads(threads)),
             SearchSpec::MaxScore => Box::new(MaxScore::new(index)),
             SearchSpec::Bmw => Box::new(Bmw::new(index)),
             SearchSpec::Sp(params) => Box::new(Sp::new(index, params)),
@@ -478,7 +485,10 @@ mod tests {
         let e = err("bmp:beta=x");
         assert_eq!(e.to_string(), "beta must be a number, got \"x\"");
         let e = err("bmp:mu=0.5");
-        assert_eq!(e.to_string(), "mu applies only to algorithm \"sp\", not \"bmp\"");
+        assert_eq!(
+            e.to_string(),
+            "mu applies only to algorithm \"sp\", not \"bmp\""
+        );
         let e = err("exhaustive:gamma=0.5");
         assert_eq!(
             e.to_string(),
@@ -513,14 +523,12 @@ mod tests {
     fn the_table_matches_the_specs() {
         assert_eq!(SearchSpec::ALL.len(), ALGORITHMS.len());
         assert_eq!(SearchSpec::default(), SearchSpec::Bmp(BmpParams::default()));
-        assert_eq!(
-            ALGORITHMS[1].default,
-            SearchSpec::Bmp(BmpParams::default())
-        );
+        assert_eq!(ALGORITHMS[1].default, SearchSpec::Bmp(BmpParams::default()));
         assert_eq!(ALGORITHMS[4].default, SearchSpec::Sp(SpParams::default()));
         for (a, spec) in ALGORITHMS.iter().zip(SearchSpec::ALL) {
             // One row per variant, each found again from its spec and its name.
-            assert!(std::ptr::eq(spec.info(), a), "{}", a.name);
+            assert_eq!(spec.info().name, a.name);
+            assert_eq!(spec.info().summary, a.summary);
             assert_eq!(a.name.parse::<SearchSpec>().unwrap(), spec);
             assert_eq!(spec.to_string(), a.name);
             assert_eq!(spec.is_safe(), a.rank_safe);

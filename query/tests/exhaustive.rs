@@ -9,7 +9,7 @@ use bmp_index::build::{build_index, BuildOptions};
 use bmp_index::export::export_ciff;
 use bmp_index::readers::{ciff, jsonl, open_maybe_gzip};
 use bmp_index::{Collection, Index, Quantizer};
-use bmp_query::{Algorithm, Hit, Query};
+use bmp_query::{Hit, Query, SearchSpec};
 use proptest::prelude::*;
 
 type Docs = Vec<Vec<(String, f32)>>;
@@ -112,7 +112,7 @@ proptest! {
         let input = dir.path().join("docs.jsonl");
         write_jsonl(&input, &docs);
         let index = build_from(&input, &dir.path().join("a.bmp"), false, bs);
-        let mut searcher = Algorithm::Exhaustive.searcher(&index);
+        let mut searcher = SearchSpec::Exhaustive.searcher(&index);
         for q in &queries {
             let query = Query::from_entries(&index, q).unwrap();
             let hits = searcher.search(&query, k).unwrap();
@@ -132,8 +132,8 @@ proptest! {
         prop_assert_eq!(a.num_docs(), b.num_docs());
         prop_assert_eq!(a.num_terms(), b.num_terms());
         prop_assert_eq!(a.num_postings(), b.num_postings());
-        let mut sa = Algorithm::Exhaustive.searcher(&a);
-        let mut sb = Algorithm::Exhaustive.searcher(&b);
+        let mut sa = SearchSpec::Exhaustive.searcher(&a);
+        let mut sb = SearchSpec::Exhaustive.searcher(&b);
         for q in &queries {
             let qa = Query::from_entries(&a, q).unwrap();
             let qb = Query::from_entries(&b, q).unwrap();
@@ -154,7 +154,7 @@ fn query_with_no_known_term_returns_nothing() {
     let query = Query::from_entries(&index, &[("zzz".to_owned(), 2.0)]).unwrap();
     assert_eq!(query.unknown_terms, 1);
     assert!(query.is_empty());
-    let mut s = Algorithm::Exhaustive.searcher(&index);
+    let mut s = SearchSpec::Exhaustive.searcher(&index);
     assert!(s.search(&query, 10).unwrap().is_empty());
     assert!(Query::from_entries(&index, &[("a".to_owned(), f32::NAN)]).is_err());
     assert!(Query::from_entries(&index, &[("a".to_owned(), -1.0)]).is_err());
@@ -175,7 +175,7 @@ fn real_splade_queries_on_toy_ciff() {
     assert_eq!(index.num_docs(), 3);
     assert_eq!(index.num_terms(), 9);
     let q = Query::from_entries(&index, &[("text".into(), 1.0), ("simpl".into(), 2.0)]).unwrap();
-    let hits = Algorithm::Exhaustive
+    let hits = SearchSpec::Exhaustive
         .searcher(&index)
         .search(&q, 10)
         .unwrap();

@@ -11,12 +11,17 @@ use bmp_index::postings::{encode_postings, PostingList};
 use bmp_index::readers::queries::read_queries;
 use bmp_index::{Collection, Index};
 use bmp_query::cursor::{PostingCursor, END};
-use bmp_query::{Algorithm, DocFilter, Hit, Query, QueryTerm, Searcher};
+use bmp_query::sp::SpParams;
+use bmp_query::{DocFilter, Hit, Query, QueryTerm, SearchSpec, Searcher};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-const PRUNING: [Algorithm; 3] = [Algorithm::MaxScore, Algorithm::Bmw, Algorithm::Sp];
+const PRUNING: [SearchSpec; 3] = [
+    SearchSpec::MaxScore,
+    SearchSpec::Bmw,
+    SearchSpec::Sp(SpParams { mu: 1.0, eta: 1.0 }),
+];
 
 /// Documents as `(term name, weight)` lists.
 type Docs = Vec<Vec<(String, f32)>>;
@@ -158,8 +163,8 @@ proptest! {
         let docs = tie_docs(seed, num_docs, vocab, max_weight, clustered);
         let index = build_with(&docs, dir.path(), BuildOptions::with_block_size(block_size));
         let filter = random_filter(seed, num_docs);
-        let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
-        let mut all: Vec<_> = Algorithm::ALL.iter().map(|a| a.searcher(&index)).collect();
+        let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
+        let mut all: Vec<_> = SearchSpec::ALL.iter().map(|a| a.searcher(&index)).collect();
         for (qi, q) in random_queries(seed, vocab, 8).iter().enumerate() {
             let query = Query::from_entries(&index, q).unwrap();
             let k = [1, 10, 2, 100, 1000, 3, 1, 10][qi % 8];
@@ -183,7 +188,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let docs = tie_docs(seed, num_docs, vocab, max_weight, clustered);
         let index = build(&docs, dir.path());
-        let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+        let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
         let mut pruning = searchers(&index);
         let queries = random_queries(seed, vocab, 18);
         for (qi, q) in queries.iter().enumerate() {
@@ -381,7 +386,7 @@ fn edge_cases() {
         })
         .collect();
     let index = build(&docs, dir.path());
-    let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+    let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
     let mut pruning = searchers(&index);
     let q = |entries: &[(&str, f32)]| {
         let e: Vec<(String, f32)> = entries.iter().map(|(t, w)| (t.to_string(), *w)).collect();
@@ -479,7 +484,7 @@ fn block_skips_land_on_the_first_document_after_a_chunk() {
         })
         .collect();
     let index = build(&docs, dir.path());
-    let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+    let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
     let mut pruning = searchers(&index);
     let query = Query::from_entries(&index, &[("a".into(), 1.0), ("b".into(), 1.0)]).unwrap();
     let hits = check(exhaustive.as_mut(), &mut pruning, &query, 1).unwrap();
@@ -549,14 +554,14 @@ fn corrupt_postings_are_errors_not_panics() {
 #[test]
 fn algorithm_names() {
     assert_eq!(
-        "maxscore".parse::<Algorithm>().unwrap(),
-        Algorithm::MaxScore
+        "maxscore".parse::<SearchSpec>().unwrap(),
+        SearchSpec::MaxScore
     );
-    assert_eq!("bmw".parse::<Algorithm>().unwrap(), Algorithm::Bmw);
-    assert!(Algorithm::ALL.contains(&Algorithm::MaxScore));
-    assert!(Algorithm::ALL.contains(&Algorithm::Bmw));
-    assert_eq!(Algorithm::MaxScore.to_string(), "maxscore");
-    assert_eq!(Algorithm::Bmw.to_string(), "bmw");
+    assert_eq!("bmw".parse::<SearchSpec>().unwrap(), SearchSpec::Bmw);
+    assert!(SearchSpec::ALL.contains(&SearchSpec::MaxScore));
+    assert!(SearchSpec::ALL.contains(&SearchSpec::Bmw));
+    assert_eq!(SearchSpec::MaxScore.to_string(), "maxscore");
+    assert_eq!(SearchSpec::Bmw.to_string(), "bmw");
 }
 
 #[test]
@@ -590,7 +595,7 @@ fn real_dl19_queries_on_a_synthetic_collection() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let index = build(&docs, dir.path());
-    let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+    let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
     let mut pruning = searchers(&index);
     for q in &queries {
         let query = Query::from_entries(&index, &q.entries).unwrap();
@@ -599,6 +604,75 @@ fn real_dl19_queries_on_a_synthetic_collection() {
             let hits = check(exhaustive.as_mut(), &mut pruning, &query, k)
                 .unwrap_or_else(|e| panic!("query {}: {e}", q.id));
             assert!(!hits.is_empty());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Collections of several MaxScore windows (4,096 documents each), so that window bounds,
+    /// windows left out, lists that turn essential or non-essential from one window to the next
+    /// and thresholds carried across windows are all exercised, with and without a filter.
+    #[test]
+    fn pruning_matches_exhaustive_across_windows(seed: u64,
+                                  num_docs in 4000usize..=20000,
+                                  vocab in 1usize..=20,
+                                  max_weight in prop_oneof![2 => Just(1u32), 1 => Just(3), 1 => Just(30)],
+                                  clustered: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = tie_docs(seed, num_docs, vocab, max_weight, clustered);
+        let index = build(&docs, dir.path());
+        let filter = random_filter(seed, num_docs);
+        let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
+        let mut pruning = searchers(&index);
+        for (qi, q) in random_queries(seed, vocab, 10).iter().enumerate() {
+            let query = Query::from_entries(&index, q).unwrap();
+            let k = [1, 10, 100, 1000, 5000][qi % 5];
+            if let Err(e) = check(exhaustive.as_mut(), &mut pruning, &query, k) {
+                prop_assert!(false, "{}", e);
+            }
+            let mut expected = exhaustive.search(&query, num_docs).unwrap();
+            expected.retain(|h| filter.contains(h.doc));
+            expected.truncate(k);
+            for s in pruning.iter_mut() {
+                let got = s.search_filtered(&query, k, Some(&filter)).unwrap();
+                prop_assert_eq!(&got, &expected, "{} filtered at k = {} for {:?}", s.name(), k, q);
+            }
+        }
+    }
+
+    /// `for_each_below` visits exactly the postings before its bound and stops on the next one;
+    /// `window_max` bounds every impact left in its window, and is 0 when none is left there.
+    #[test]
+    fn cursor_windows_match_reference(docs in proptest::collection::btree_set(0u32..20000, 1..2000),
+                                      steps in proptest::collection::vec(1u32..3000, 1..30)) {
+        let docs: Vec<u32> = docs.into_iter().collect();
+        let impacts: Vec<u8> = docs.iter().map(|&d| (d % 11 + 1) as u8).collect();
+        let words = encode(&docs, &impacts);
+        let list = list_of(&words, docs.len(), 20000);
+        let mut c = PostingCursor::new(0, list, 11).unwrap();
+        let mut start = 0u32;
+        for len in steps {
+            let end = start.saturating_add(len);
+            let from = docs.partition_point(|&d| d < c.doc());
+            let left = &docs[from..];
+            let in_window = left.iter().take_while(|&&d| d < end).count();
+            let max = c.window_max(start, end);
+            if left.first().is_none_or(|&d| d >= end) {
+                prop_assert_eq!(max, 0);
+            }
+            for (j, &d) in left.iter().enumerate().take(in_window) {
+                if d >= start {
+                    prop_assert!(impacts[from + j] <= max);
+                }
+            }
+            let mut seen = Vec::new();
+            c.for_each_below(end, |d, i| seen.push((d, i))).unwrap();
+            let want: Vec<(u32, u8)> = (from..from + in_window).map(|j| (docs[j], impacts[j])).collect();
+            prop_assert_eq!(seen, want);
+            prop_assert_eq!(c.doc(), docs.get(from + in_window).copied().unwrap_or(END));
+            start = end;
         }
     }
 }

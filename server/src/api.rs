@@ -4,9 +4,9 @@
 //! rejection names the offending field (`queries[3].vector["foo"]`, `k`, ...), unknown fields
 //! included.
 
-use bmp_query::bmp::BmpParams;
-use bmp_query::sp::SpParams;
-use bmp_query::{Algorithm, SearchSpec};
+use std::sync::LazyLock;
+
+use bmp_query::{spec, SearchSpec};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -26,7 +26,8 @@ pub enum QueryInput {
 }
 
 /// One validated query: `{"vector": {...}}` or `{"query": "text"}`, with optional `k`,
-/// `algorithm`, `alpha`, `beta` and `filter`.
+/// `algorithm` and its parameters (`alpha`, `beta`, ...: see [`bmp_query::ALGORITHMS`]),
+/// `filter` and `rerank`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchRequest {
     /// The query.
@@ -50,18 +51,13 @@ pub struct BatchQuery {
     pub request: SearchRequest,
 }
 
-const SEARCH_FIELDS: [&str; 10] = [
-    "query",
-    "vector",
-    "k",
-    "algorithm",
-    "alpha",
-    "beta",
-    "mu",
-    "eta",
-    "filter",
-    "rerank",
-];
+/// The fields of a query: its own, and every parameter some algorithm takes.
+static SEARCH_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut fields = vec!["query", "vector", "k", "algorithm"];
+    fields.extend(spec::param_names());
+    fields.extend(["filter", "rerank"]);
+    fields
+});
 
 /// Parses a request body as JSON.
 pub fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -82,20 +78,35 @@ fn field_name(prefix: &str, name: &str) -> String {
     }
 }
 
-fn param(obj: &Map<String, Value>, prefix: &str, name: &str) -> Result<Option<f32>, ApiError> {
-    let Some(v) = obj.get(name) else {
-        return Ok(None);
+/// The algorithm and its parameters from the fields `algorithm` (a name; the default algorithm
+/// when absent) and those named after parameters (numbers). Which parameters an algorithm takes,
+/// and in what range, is [`SearchSpec::from_parts`]'s business.
+fn search_spec(obj: &Map<String, Value>, prefix: &str) -> Result<SearchSpec, ApiError> {
+    let name = match obj.get("algorithm") {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(v) => {
+            return Err(ApiError::invalid(format!(
+                "{} must be a string, got {v}",
+                field_name(prefix, "algorithm")
+            )))
+        }
     };
-    let field = field_name(prefix, name);
-    let x = v
-        .as_f64()
-        .ok_or_else(|| ApiError::invalid(format!("{field} must be a number, got {v}")))?;
-    if !(x > 0.0 && x <= 1.0) {
-        return Err(ApiError::invalid(format!(
-            "{field} must be in (0, 1], got {x}"
-        )));
+    let mut params = Vec::new();
+    for param in spec::param_names() {
+        if let Some(v) = obj.get(param) {
+            let x = v.as_f64().ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{} must be a number, got {v}",
+                    field_name(prefix, param)
+                ))
+            })?;
+            params.push((param, x as f32));
+        }
     }
-    Ok(Some(x as f32))
+    SearchSpec::from_parts(name, &params).map_err(|e| {
+        ApiError::invalid(format!("{} {}", field_name(prefix, e.field()), e.problem()))
+    })
 }
 
 impl SearchRequest {
@@ -160,43 +171,7 @@ impl SearchRequest {
             }
         };
 
-        let afield = field_name(prefix, "algorithm");
-        let algorithm = match obj.get("algorithm") {
-            None => Algorithm::Bmp,
-            Some(Value::String(s)) => s
-                .parse::<Algorithm>()
-                .map_err(|e| ApiError::invalid(format!("{afield}: {e}")))?,
-            Some(v) => {
-                return Err(ApiError::invalid(format!(
-                    "{afield} must be a string, got {v}"
-                )))
-            }
-        };
-        // Approximation parameters, each for its own algorithm.
-        let owners = [
-            ("alpha", Algorithm::Bmp),
-            ("beta", Algorithm::Bmp),
-            ("mu", Algorithm::Sp),
-            ("eta", Algorithm::Sp),
-        ];
-        let mut values = [1.0f32; 4];
-        for (slot, (name, owner)) in values.iter_mut().zip(owners) {
-            if let Some(v) = param(obj, prefix, name)? {
-                if algorithm != owner {
-                    return Err(ApiError::invalid(format!(
-                        "{} applies only to algorithm \"{owner}\", not {algorithm:?}",
-                        field_name(prefix, name)
-                    )));
-                }
-                *slot = v;
-            }
-        }
-        let [alpha, beta, mu, eta] = values;
-        let spec = SearchSpec {
-            algorithm,
-            bmp: BmpParams { alpha, beta },
-            sp: SpParams { mu, eta },
-        };
+        let spec = search_spec(obj, prefix)?;
         let filter = match obj.get("filter") {
             None => None,
             Some(v) => Some(filter_ids(v, prefix)?),

@@ -107,11 +107,7 @@ pub fn run_query(
             .collect::<Result<Vec<_>, ApiError>>()?,
     };
     let elapsed = start.elapsed();
-    metrics.record_search(
-        query.spec.algorithm.name(),
-        query.spec.is_safe(),
-        search_elapsed,
-    );
+    metrics.record_search(query.spec.name(), query.spec.is_safe(), search_elapsed);
     Ok(SearchResponse {
         hits,
         took_us: elapsed.as_micros() as u64

@@ -4,8 +4,9 @@
 //! your own axum app or run [`serve`] on a bound listener. Endpoints (JSON):
 //!
 //! - `POST /v1/search`: `{"vector": {"term": weight}}` or `{"query": "text"}` (with an encoder),
-//!   plus `"k"?: 10, "algorithm"?: "bmp", "alpha"?: f, "beta"?: f` (BMP), `"mu"?: f, "eta"?: f`
-//!   (superblock pruning, `"sp"`), `"filter"?: ["doc id", ...]`, `"rerank"?: depth` (a text
+//!   plus `"k"?: 10, "algorithm"?: "bmp"` and the algorithm's parameters (`"alpha"?: f, "beta"?: f`
+//!   for BMP, `"mu"?: f, "eta"?: f` for superblock pruning, `"sp"`; whatever
+//!   [`bmp_query::ALGORITHMS`] lists), `"filter"?: ["doc id", ...]`, `"rerank"?: depth` (a text
 //!   query on a server with a multi-vector store: the top `depth` reordered by Chamfer score)
 //!   → `{"hits": [{"id", "score", "rank", "rerank_score"?}], "took_us", "algorithm", "k",
 //!   "unknown_terms"}`.

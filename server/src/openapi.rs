@@ -1,5 +1,6 @@
 //! The OpenAPI 3.0 description of the API, served at `GET /openapi.json`.
 
+use bmp_query::{spec, SearchSpec, ALGORITHMS};
 use serde_json::{json, Value};
 
 /// The `(method, path)` of every route the API serves (`/v1/admin/reload` only when enabled).
@@ -34,8 +35,62 @@ fn json_body(schema: &str, required: bool) -> Value {
     })
 }
 
-fn query_properties() -> Value {
+/// The `algorithm` field, from the table of algorithms.
+fn algorithm_property() -> Value {
+    let names: Vec<&str> = ALGORITHMS.iter().map(|a| a.name).collect();
+    let described: Vec<String> = ALGORITHMS
+        .iter()
+        .map(|a| {
+            let safe = match (a.rank_safe, a.params.is_empty()) {
+                (false, _) => "approximate",
+                (true, true) => "rank-safe",
+                (true, false) => "rank-safe unless its parameters approximate",
+            };
+            format!("{}: {} ({safe})", a.name, a.summary)
+        })
+        .collect();
     json!({
+        "type": "string",
+        "enum": names,
+        "default": SearchSpec::default().name(),
+        "description": format!("The query processor. {}.", described.join("; "))
+    })
+}
+
+/// The field of the algorithm parameter `name`, from the table of algorithms (the range and
+/// default of its first algorithm: algorithms that share a parameter name share its range).
+fn param_property(name: &str) -> Value {
+    let owners: Vec<_> = spec::param_owners(name).collect();
+    let described: Vec<String> = owners
+        .iter()
+        .filter_map(|a| {
+            let p = a.param(name)?;
+            let approximate = if a.rank_safe {
+                format!(
+                    "; {} (the default) is rank-safe, other values approximate",
+                    p.default
+                )
+            } else {
+                String::new()
+            };
+            Some(format!("{} only: {}{approximate}", a.name, p.meaning))
+        })
+        .collect();
+    let Some(p) = owners.first().and_then(|a| a.param(name)) else {
+        return json!({"type": "number"});
+    };
+    json!({
+        "type": "number",
+        "exclusiveMinimum": true,
+        "minimum": p.min,
+        "maximum": p.max,
+        "default": p.default,
+        "description": format!("{}.", described.join(". "))
+    })
+}
+
+fn query_properties() -> Value {
+    let mut properties = json!({
         "query": {"type": "string", "description": "A text to encode with the server's model (needs --model). Give query or vector, not both."},
         "vector": {
             "type": "object",
@@ -43,14 +98,14 @@ fn query_properties() -> Value {
             "additionalProperties": {"type": "number", "minimum": 0}
         },
         "k": {"type": "integer", "minimum": 1, "default": 10, "description": "Hits wanted (at most the server's --max-k)."},
-        "algorithm": {"type": "string", "enum": ["bmp", "sp", "exhaustive", "maxscore", "bmw"], "default": "bmp", "description": "bmp: Block-Max Pruning; sp: superblock pruning; both rank-safe unless approximated."},
-        "alpha": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "BMP only: bound scaling; below 1 is approximate."},
-        "beta": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "BMP only: fraction of the heaviest query terms used for block bounds; below 1 is approximate."},
-        "mu": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "sp only: scaling of superblock and block maxima; below 1 is approximate."},
-        "eta": {"type": "number", "exclusiveMinimum": true, "minimum": 0, "maximum": 1, "default": 1, "description": "sp only: scaling of superblock means; below 1 is approximate."},
+        "algorithm": algorithm_property(),
         "filter": {"type": "array", "items": {"type": "string"}, "description": "External ids of the only documents that may be returned; ids not in the index are ignored and counted."},
         "rerank": {"type": "integer", "minimum": 1, "description": "Text queries on a server started with --multivec: reorder the top this-many hits (at most k) by Chamfer similarity of token embeddings."}
-    })
+    });
+    for name in spec::param_names() {
+        properties[name] = param_property(name);
+    }
+    properties
 }
 
 /// The OpenAPI document.
@@ -219,5 +274,41 @@ mod tests {
             .collect();
         served.sort();
         assert_eq!(described, served);
+    }
+
+    #[test]
+    fn describes_every_algorithm_and_parameter() {
+        let props = query_properties();
+        let names: Vec<&str> = props["algorithm"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let want: Vec<&str> = ALGORITHMS.iter().map(|a| a.name).collect();
+        assert_eq!(names, want);
+        assert_eq!(props["algorithm"]["default"], "bmp");
+        for a in ALGORITHMS {
+            for p in a.params {
+                let d = &props[p.name];
+                assert_eq!(d["maximum"], json!(p.max), "{}", p.name);
+                assert_eq!(d["default"], json!(p.default), "{}", p.name);
+                assert!(
+                    d["description"].as_str().unwrap().contains(a.name),
+                    "{}",
+                    p.name
+                );
+                // One range per parameter name, whichever algorithms take it.
+                for other in spec::param_owners(p.name) {
+                    let q = other.param(p.name).unwrap();
+                    assert_eq!((q.min, q.max, q.default), (p.min, p.max, p.default));
+                }
+            }
+        }
+        assert_eq!(
+            props["alpha"]["description"],
+            "bmp only: bound scaling: a block is visited only while alpha times its upper bound \
+             can beat the k-th score; 1 (the default) is rank-safe, other values approximate."
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::Index;
-use bmp_query::{Algorithm, Hit, Query, SearchSpec, SearchStats};
+use bmp_query::{Hit, Query, SearchSpec, SearchStats};
 use clap::Args;
 
 use super::search::latency_stats;
@@ -30,8 +30,8 @@ pub struct BenchArgs {
     /// Values of k, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "10,1000")]
     pub k: Vec<usize>,
-    /// Algorithms, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "exhaustive,maxscore,bmw,bmp", value_parser = parse_spec)]
+    /// Algorithms, comma separated, each `name[:key=value]*`.
+    #[arg(long, value_delimiter = ',', default_value = "exhaustive,maxscore,bmw,bmp", value_parser = parse_spec, long_help = bmp_query::spec::help())]
     pub algorithms: Vec<SearchSpec>,
     /// Threads for the throughput measurement (1 skips it).
     #[arg(long, default_value_t = 1)]
@@ -54,7 +54,7 @@ pub struct BenchArgs {
 }
 
 fn parse_spec(s: &str) -> Result<SearchSpec, String> {
-    s.parse()
+    s.parse().map_err(|e: bmp_query::SpecError| e.to_string())
 }
 
 /// One row of the report.
@@ -131,7 +131,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     for &k in &args.k {
-        let mut exhaustive = Algorithm::Exhaustive.searcher(&index);
+        let mut exhaustive = SearchSpec::Exhaustive.searcher(&index);
         let truth: Vec<Vec<Hit>> = queries
             .iter()
             .map(|q| exhaustive.search(q, k))

@@ -81,7 +81,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         model: None,
         encoder: super::encoding::EncoderArgs::default(),
         k: args.k,
-        algorithm: bmp_query::SearchSpec::new(bmp_query::Algorithm::Bmp),
+        algorithm: bmp_query::SearchSpec::Bmp(Default::default()),
         output: Some(run.clone()),
         tag: None,
         multivec: None,
@@ -89,12 +89,14 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         token: super::multivec::TokenModelArgs::default(),
     })?;
     eprintln!("run written to {}", run.display());
-    let algorithms = [bmp_query::Algorithm::Exhaustive, bmp_query::Algorithm::Bmp];
     bench::run(&bench::BenchArgs {
         index,
         queries,
         k: vec![args.k as usize],
-        algorithms: algorithms.map(bmp_query::SearchSpec::new).to_vec(),
+        algorithms: vec![
+            bmp_query::SearchSpec::Exhaustive,
+            bmp_query::SearchSpec::Bmp(Default::default()),
+        ],
         threads: 1,
         threads_per_query: 1,
         warmup: 1,
@@ -136,8 +138,8 @@ fn text_part(args: &DemoArgs) -> anyhow::Result<()> {
         encoder: super::encoding::EncoderArgs::default(),
         k: 1000,
         algorithm: vec![
-            bmp_query::SearchSpec::new(bmp_query::Algorithm::Bmp),
-            "bmp:alpha=0.9".parse().map_err(anyhow::Error::msg)?,
+            bmp_query::SearchSpec::Bmp(Default::default()),
+            "bmp:alpha=0.9".parse()?,
         ],
         bm25: true,
         relevance_level: 1,

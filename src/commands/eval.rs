@@ -88,7 +88,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub k: u32,
     /// Query processors, comma-separated (e.g. `bmp,bmp:alpha=0.9,exhaustive`).
-    #[arg(long, default_value = "bmp", value_delimiter = ',', value_parser = parse_algorithm)]
+    #[arg(long, default_value = "bmp", value_delimiter = ',', value_parser = parse_algorithm, long_help = bmp_query::spec::help())]
     pub algorithm: Vec<SearchSpec>,
     /// Also evaluate a tantivy BM25 baseline over title + text (--dataset only).
     #[arg(long)]

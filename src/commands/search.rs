@@ -47,10 +47,9 @@ pub struct SearchArgs {
     /// Number of results per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub k: u32,
-    /// Query processor: exhaustive, maxscore, bmw, bmp or sp (superblock pruning); BMP takes
-    /// approximation parameters as `bmp:alpha=0.9:beta=0.5`, SP as `sp:mu=0.9:eta=0.8` (all in
-    /// (0, 1]; 1 is rank-safe).
-    #[arg(long, default_value = "exhaustive", value_parser = parse_algorithm)]
+    /// Query processor, `name[:key=value]*` (e.g. `bmp`, `bmp:alpha=0.9:beta=0.5`); --help lists
+    /// the algorithms and their parameters.
+    #[arg(long, default_value = "exhaustive", value_parser = parse_algorithm, long_help = bmp_query::spec::help())]
     pub algorithm: SearchSpec,
     /// Write the run here (atomically) instead of standard output.
     #[arg(long)]
@@ -79,7 +78,7 @@ struct MultiVectorStage {
 
 /// Parses an `--algorithm` value (`bmp`, `bmp:alpha=0.9:beta=0.5`, `exhaustive`, ...).
 pub fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
-    s.parse()
+    s.parse().map_err(|e: bmp_query::SpecError| e.to_string())
 }
 
 /// Answers one query record with `searcher`: the parsed query, its hits, and the search time in

@@ -29,16 +29,6 @@ pub(crate) fn initial_threshold(index: &Index, terms: &[QueryTerm], k: usize) ->
     Ok(theta)
 }
 
-/// Checks that every named approximation scale lies in (0, 1].
-pub(crate) fn validate_scales(scales: &[(&str, f32)]) -> std::result::Result<(), String> {
-    for &(name, v) in scales {
-        if !(v > 0.0 && v <= 1.0) {
-            return Err(format!("{name} must be in (0, 1], got {v}"));
-        }
-    }
-    Ok(())
-}
-
 /// An approximation scale clamped into (0, 1]: 1 (exact) when it is not positive.
 pub(crate) fn clamp_scale(v: f32) -> f32 {
     if v > 0.0 {

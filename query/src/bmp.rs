@@ -33,8 +33,8 @@ use bmp_index::format::{row_pages, ROW_PAGE_BLOCKS};
 use bmp_index::{Index, Result};
 
 use crate::blocks::{
-    add_dense, clamp_scale, initial_threshold, prefetch_block, scaled, validate_scales,
-    BlockScorer, Buckets, NUM_BUCKETS,
+    add_dense, clamp_scale, initial_threshold, prefetch_block, scaled, BlockScorer, Buckets,
+    NUM_BUCKETS,
 };
 use crate::simd::add_sparse_page;
 
@@ -60,11 +60,6 @@ impl Default for BmpParams {
 }
 
 impl BmpParams {
-    /// Checks that both parameters lie in (0, 1].
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        validate_scales(&[("alpha", self.alpha), ("beta", self.beta)])
-    }
-
     /// Whether these parameters give exact (rank-safe) results.
     pub fn is_safe(&self) -> bool {
         self.alpha >= 1.0 && self.beta >= 1.0

@@ -30,8 +30,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::blocks::{
-    add_dense, clamp_scale, initial_threshold, may_enter, prefetch_block, scaled, validate_scales,
-    BlockScorer,
+    add_dense, clamp_scale, initial_threshold, may_enter, prefetch_block, scaled, BlockScorer,
 };
 use crate::{DocFilter, Query, SearchStats, Searcher, TopK};
 
@@ -51,11 +50,6 @@ impl Default for SpParams {
 }
 
 impl SpParams {
-    /// Checks that both parameters lie in (0, 1].
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        validate_scales(&[("mu", self.mu), ("eta", self.eta)])
-    }
-
     /// Whether these parameters give exact (rank-safe) results.
     pub fn is_safe(&self) -> bool {
         self.mu >= 1.0 && self.eta >= 1.0

@@ -39,18 +39,27 @@ impl Searcher for Exhaustive<'_> {
         }
         let scores = &mut self.scores;
         let mut out_of_range = false;
-        for qt in &query.terms {
-            let postings = self.index.postings(qt.term)?;
-            let weight = qt.weight;
-            postings
-                .for_each(|doc, impact| match scores.get_mut(doc as usize) {
-                    Some(s) => *s = s.saturating_add(weight * u32::from(impact)),
-                    None => out_of_range = true,
-                })
-                .map_err(|e| {
-                    Error::corrupt(self.index.path(), format!("term {}: {}", qt.term, e.0))
-                })?;
+        let mut accumulate = || -> Result<()> {
+            for qt in &query.terms {
+                let postings = self.index.postings(qt.term)?;
+                let weight = qt.weight;
+                postings
+                    .for_each(|doc, impact| match scores.get_mut(doc as usize) {
+                        Some(s) => *s = s.saturating_add(weight * u32::from(impact)),
+                        None => out_of_range = true,
+                    })
+                    .map_err(|e| {
+                        Error::corrupt(self.index.path(), format!("term {}: {}", qt.term, e.0))
+                    })?;
+            }
+            Ok(())
+        };
+        if let Err(e) = accumulate() {
+            // A corrupt list stops the search part way: leave no partial score to the next one.
+            self.scores.fill(0);
+            return Err(e);
         }
+        let scores = &mut self.scores;
         for (doc, s) in scores.iter_mut().enumerate() {
             if *s > 0 {
                 if allows(filter, doc as u32) {

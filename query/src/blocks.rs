@@ -29,6 +29,14 @@ pub(crate) fn initial_threshold(index: &Index, terms: &[QueryTerm], k: usize) ->
     Ok(theta)
 }
 
+/// Whether bit `block` of a block mask ([`DocFilter::block_mask`]) is set: the block holds an
+/// allowed document.
+#[inline]
+pub(crate) fn block_allowed(mask: &[u64], block: u32) -> bool {
+    mask.get((block / 64) as usize)
+        .is_some_and(|w| w >> (block % 64) & 1 == 1)
+}
+
 /// An approximation scale clamped into (0, 1]: 1 (exact) when it is not positive.
 pub(crate) fn clamp_scale(v: f32) -> f32 {
     if v > 0.0 {

@@ -33,8 +33,8 @@ use bmp_index::format::{row_pages, ROW_PAGE_BLOCKS};
 use bmp_index::{Index, Result};
 
 use crate::blocks::{
-    add_dense, clamp_scale, initial_threshold, prefetch_block, scaled, BlockScorer, Buckets,
-    NUM_BUCKETS,
+    add_dense, block_allowed, clamp_scale, initial_threshold, prefetch_block, scaled, BlockScorer,
+    Buckets, NUM_BUCKETS,
 };
 use crate::simd::add_sparse_page;
 
@@ -234,8 +234,7 @@ fn accumulate(rows: &mut [PagedRow<'_>], bounds: &mut [u32], nblocks: usize) {
 /// Zeroes the bound of every block of `bounds` (blocks `first..`) that `mask` does not allow.
 fn mask_bounds(bounds: &mut [u32], first: usize, mask: &[u64]) {
     for (i, u) in bounds.iter_mut().enumerate() {
-        let b = first + i;
-        if mask.get(b / 64).is_none_or(|w| w >> (b % 64) & 1 == 0) {
+        if !block_allowed(mask, (first + i) as u32) {
             *u = 0;
         }
     }

@@ -155,25 +155,12 @@ impl<'a> MaxScore<'a> {
             for ((b, c), &w) in bounds.iter_mut().zip(cursors.iter_mut()).zip(weights) {
                 *b = w.saturating_mul(u32::from(c.window_max(start, end)));
             }
-            for p in 1..n {
-                let i = order[p];
-                let mut q = p;
-                while q > 0 && {
-                    let a = order[q - 1];
-                    // bounds[a] / df[a] > bounds[i] / df[i]
-                    u64::from(bounds[a]) * cursors[i].len() as u64
-                        > u64::from(bounds[i]) * cursors[a].len() as u64
-                } {
-                    order[q] = order[q - 1];
-                    q -= 1;
-                }
-                order[q] = i;
-            }
-            let mut sum = 0u32;
-            for (s, &i) in prefix.iter_mut().zip(order.iter()) {
-                sum = sum.saturating_add(bounds[i]);
-                *s = sum;
-            }
+            // bounds[a] / df[a] > bounds[i] / df[i]
+            insertion_sort(&mut order[..n], |a, i| {
+                u64::from(bounds[a]) * cursors[i].len() as u64
+                    > u64::from(bounds[i]) * cursors[a].len() as u64
+            });
+            prefix_sums(order, bounds, prefix);
             ne = prefix.partition_point(|&s| s <= threshold);
             probe_order(&order[..ne], bounds, probe, probe_prefix);
 
@@ -347,17 +334,30 @@ impl Window<'_> {
 fn probe_order(order: &[usize], bounds: &[u32], probe: &mut [usize], prefix: &mut [u32]) {
     let probe = &mut probe[..order.len()];
     probe.copy_from_slice(order);
-    for p in 1..probe.len() {
-        let i = probe[p];
+    insertion_sort(probe, |a, i| bounds[a] > bounds[i]);
+    prefix_sums(probe, bounds, prefix);
+}
+
+/// Sorts `order` in place by insertion, `after(a, b)` telling whether `a` belongs after `b`: the
+/// orders sorted here change little between windows.
+#[inline]
+fn insertion_sort(order: &mut [usize], after: impl Fn(usize, usize) -> bool) {
+    for p in 1..order.len() {
+        let i = order[p];
         let mut q = p;
-        while q > 0 && bounds[probe[q - 1]] > bounds[i] {
-            probe[q] = probe[q - 1];
+        while q > 0 && after(order[q - 1], i) {
+            order[q] = order[q - 1];
             q -= 1;
         }
-        probe[q] = i;
+        order[q] = i;
     }
+}
+
+/// `prefix[j]`: the (saturating) sum of the bounds of `order[..=j]`.
+#[inline]
+fn prefix_sums(order: &[usize], bounds: &[u32], prefix: &mut [u32]) {
     let mut sum = 0u32;
-    for (s, &i) in prefix.iter_mut().zip(probe.iter()) {
+    for (s, &i) in prefix.iter_mut().zip(order) {
         sum = sum.saturating_add(bounds[i]);
         *s = sum;
     }

@@ -30,7 +30,8 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::blocks::{
-    add_dense, clamp_scale, initial_threshold, may_enter, prefetch_block, scaled, BlockScorer,
+    add_dense, block_allowed, clamp_scale, initial_threshold, may_enter, prefetch_block, scaled,
+    BlockScorer,
 };
 use crate::{DocFilter, Query, SearchStats, Searcher, TopK};
 
@@ -350,11 +351,6 @@ impl<'a> Sp<'a> {
         }
         Ok(())
     }
-}
-
-fn block_allowed(mask: &[u64], block: u32) -> bool {
-    mask.get((block / 64) as usize)
-        .is_some_and(|w| w >> (block % 64) & 1 == 1)
 }
 
 impl Searcher for Sp<'_> {

@@ -2,6 +2,7 @@
 //! initial threshold, bound accumulation, bucketing blocks by bound, and scoring one block from the
 //! forward index.
 
+use bmp_index::format::reader::{prefetch, ForwardBlock};
 use bmp_index::format::{FORWARD_BUCKET, KTH_IMPACT_KS};
 use bmp_index::{Error, Index, Result};
 
@@ -29,6 +30,22 @@ pub(crate) fn initial_threshold(index: &Index, terms: &[QueryTerm], k: usize) ->
     Ok(theta)
 }
 
+/// The threshold a document-at-a-time processor starts from: one below the
+/// [`initial_threshold`], so that a document scoring below it (which cannot be in the top-k)
+/// is pruned while one scoring exactly it (which may enter on a tie) is not; 0 with a filter,
+/// since the stored k-th impacts count documents the filter may reject.
+pub(crate) fn threshold_seed(
+    index: &Index,
+    query: &Query,
+    k: usize,
+    filter: Option<&DocFilter>,
+) -> Result<u32> {
+    match filter {
+        Some(_) => Ok(0),
+        None => Ok(initial_threshold(index, &query.terms, k)?.saturating_sub(1)),
+    }
+}
+
 /// Whether bit `block` of a block mask ([`DocFilter::block_mask`]) is set: the block holds an
 /// allowed document.
 #[inline]
@@ -44,18 +61,6 @@ pub(crate) fn clamp_scale(v: f32) -> f32 {
     } else {
         1.0
     }
-}
-
-/// Hints the processor to load the cache line at `p`.
-#[inline(always)]
-pub(crate) fn prefetch(p: *const i8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Prefetches the first cache lines of forward block `block`.
@@ -166,85 +171,254 @@ impl Buckets {
     }
 }
 
-/// Scores whole blocks from the block-grouped forward index.
-pub(crate) struct BlockScorer<'a> {
-    index: &'a Index,
+/// Stages of preparing a block for scoring, each one's loads prefetched by the one before: the
+/// block's offset, its header and bucket starts, the query terms' buckets, their entries, their
+/// pairs. The documents are then scored.
+pub(crate) const STAGES: usize = 5;
+
+/// One block on its way through the stages of [`BlockScorer`].
+struct Slot<'a> {
+    block: Option<u32>,
+    bytes: &'a [u8],
+    forward: Option<ForwardBlock<'a>>,
+    /// A malformed block, reported when the block is scored.
+    error: Option<Error>,
     /// Per query term present in the block's buckets: `(first entry of its bucket, end of the
     /// bucket, low byte of the term, weight)`, then `(entry, 0, 0, weight)` once found.
     lookups: Vec<(u32, u32, u8, u32)>,
     /// The pairs of the query terms found in the block, with their weights.
     found: Vec<(&'a [[u8; 2]], u32)>,
+}
+
+impl<'a> Slot<'a> {
+    fn new() -> Self {
+        Slot {
+            block: None,
+            bytes: &[],
+            forward: None,
+            error: None,
+            lookups: Vec::new(),
+            found: Vec::new(),
+        }
+    }
+
+    /// Runs stage `stage` (0 to [`STAGES`] - 1) of this slot's block.
+    #[inline]
+    fn advance(&mut self, stage: usize, index: &'a Index, query: &Query, header_lines: usize) {
+        let Some(block) = self.block else {
+            return;
+        };
+        match stage {
+            0 => {
+                self.error = None;
+                index.prefetch_forward_offset(block);
+            }
+            1 => {
+                self.bytes = index.forward_block_bytes(block);
+                for line in self.bytes.chunks(64).take(header_lines) {
+                    prefetch(line.as_ptr());
+                }
+            }
+            2 => {
+                self.lookups.clear();
+                self.found.clear();
+                match index.parse_forward_block(block, self.bytes) {
+                    Ok(fb) => {
+                        for qt in &query.terms {
+                            let bucket = (qt.term / FORWARD_BUCKET) as usize;
+                            let (a, b) = (fb.starts.get(bucket), fb.starts.get(bucket + 1));
+                            if a < b && b <= fb.lows.len() {
+                                prefetch(fb.lows[a..].as_ptr());
+                                self.lookups.push((
+                                    a as u32,
+                                    b as u32,
+                                    (qt.term % FORWARD_BUCKET) as u8,
+                                    qt.weight,
+                                ));
+                            }
+                        }
+                        self.forward = Some(fb);
+                    }
+                    Err(e) => {
+                        self.forward = None;
+                        self.error = Some(e);
+                    }
+                }
+            }
+            3 => {
+                let Some(fb) = &self.forward else {
+                    return;
+                };
+                let mut n = 0;
+                for i in 0..self.lookups.len() {
+                    let (a, b, low, w) = self.lookups[i];
+                    let lows = &fb.lows[a as usize..b as usize];
+                    let at = lows.partition_point(|&l| l < low);
+                    if lows.get(at) == Some(&low) {
+                        let entry = a as usize + at;
+                        fb.prefetch_entry(entry);
+                        self.lookups[n] = (entry as u32, 0, 0, w);
+                        n += 1;
+                    }
+                }
+                self.lookups.truncate(n);
+            }
+            _ => {
+                let Some(fb) = &self.forward else {
+                    return;
+                };
+                for &(entry, _, _, w) in &self.lookups {
+                    let pairs = fb.pairs_of(entry as usize);
+                    prefetch(pairs.as_ptr().cast());
+                    self.found.push((pairs, w));
+                }
+            }
+        }
+    }
+}
+
+/// Where a walk over [`Buckets`] in descending bound stands.
+#[derive(Debug, Clone, Copy)]
+pub struct Walk {
+    bucket: usize,
+    pos: usize,
+    end: usize,
+}
+
+impl Default for Walk {
+    fn default() -> Self {
+        Walk {
+            bucket: NUM_BUCKETS,
+            pos: 0,
+            end: 0,
+        }
+    }
+}
+
+impl Buckets {
+    /// The next item of `walk` in descending bound (then ascending item), each bucket sorted
+    /// when reached; `None` once the items are exhausted or once the next bucket's highest bound
+    /// fails `reachable`.
+    #[inline]
+    pub fn next(
+        &mut self,
+        walk: &mut Walk,
+        bounds: &[u32],
+        reachable: impl Fn(u64) -> bool,
+    ) -> Option<u32> {
+        loop {
+            if walk.pos < walk.end {
+                let item = self.items[walk.pos];
+                walk.pos += 1;
+                return Some(item);
+            }
+            loop {
+                if walk.bucket == 0 {
+                    return None;
+                }
+                walk.bucket -= 1;
+                if self.starts[walk.bucket] != self.starts[walk.bucket + 1] {
+                    break;
+                }
+            }
+            if !reachable(self.top(walk.bucket)) {
+                walk.bucket = 0;
+                return None;
+            }
+            let range = self.sort(walk.bucket, bounds);
+            (walk.pos, walk.end) = (range.start, range.end);
+        }
+    }
+}
+
+/// Scores whole blocks from the block-grouped forward index.
+///
+/// Reaching a block's pairs takes a chain of dependent loads (offset, bucket starts, entry, pair
+/// offsets, pairs), each likely a cache miss. Blocks go through a pipeline of [`STAGES`] stages,
+/// one block entering per [`BlockScorer::step`]: every step runs one stage of each block in
+/// flight, so that the loads of one stage, prefetched by the stage before, overlap across
+/// several blocks and all their query terms instead of queueing one behind the other.
+pub(crate) struct BlockScorer<'a> {
+    index: &'a Index,
+    slots: Vec<Slot<'a>>,
+    /// Steps taken; block fed at step `t` lives in slot `t % STAGES`.
+    step: usize,
+    /// Blocks in flight.
+    in_flight: usize,
+    /// Cache lines holding a block's header and bucket starts (with 16-bit starts).
+    header_lines: usize,
     scores: [u32; 256],
 }
 
 impl<'a> BlockScorer<'a> {
     pub fn new(index: &'a Index) -> Self {
+        let buckets = index.num_terms().div_ceil(FORWARD_BUCKET) as usize;
         BlockScorer {
             index,
-            lookups: Vec::new(),
-            found: Vec::new(),
+            slots: (0..STAGES).map(|_| Slot::new()).collect(),
+            step: 0,
+            in_flight: 0,
+            header_lines: (4 + 2 * (buckets + 1)).div_ceil(64),
             scores: [0; 256],
         }
     }
 
-    /// Scores every document of `block` and offers the ones `filter` allows to `topk`.
-    ///
-    /// The query terms are looked up in stages, each stage over every term before the next:
-    /// bucket bounds (prefetching the bucket's low bytes), the entry (prefetching its pair
-    /// offsets), the pairs (prefetched), then the accumulation. The cache misses of one stage
-    /// thus overlap across the terms, instead of queueing behind each term's chain of dependent
-    /// loads and mispredicted scans.
+    /// Empties the pipeline.
+    pub fn clear(&mut self) {
+        for slot in &mut self.slots {
+            slot.block = None;
+        }
+        self.in_flight = 0;
+    }
+
+    /// Whether blocks are still in flight.
+    pub fn busy(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// Feeds `next` (or nothing) into the pipeline and runs one stage of every block in flight;
+    /// returns the block whose stages are done, to be scored by [`BlockScorer::finish`] (or
+    /// dropped) before the next step.
+    #[inline]
+    pub fn step(&mut self, next: Option<u32>, query: &Query) -> Option<u32> {
+        let t = self.step;
+        self.step = t.wrapping_add(1);
+        // The slot of the block fed `STAGES` steps ago was left behind by the last step.
+        let new = t % STAGES;
+        if self.slots[new].block.take().is_some() {
+            self.in_flight -= 1;
+        }
+        if next.is_some() {
+            self.in_flight += 1;
+        }
+        self.slots[new].block = next;
+        for stage in (0..STAGES).rev() {
+            let at = (t + STAGES - stage) % STAGES;
+            self.slots[at].advance(stage, self.index, query, self.header_lines);
+        }
+        self.slots[(t + 1) % STAGES].block
+    }
+
+    /// Scores every document of the block [`BlockScorer::step`] last returned and offers the
+    /// ones `filter` allows to `topk`.
     #[inline(never)]
-    pub fn score(
-        &mut self,
-        block: u32,
-        query: &Query,
-        filter: Option<&DocFilter>,
-        topk: &mut TopK,
-    ) -> Result<()> {
-        let fb = self.index.forward_block(block)?;
+    pub fn finish(&mut self, filter: Option<&DocFilter>, topk: &mut TopK) -> Result<()> {
+        let at = self.step % STAGES;
+        let slot = &mut self.slots[at];
+        let Some(block) = slot.block else {
+            return Ok(());
+        };
+        if let Some(e) = slot.error.take() {
+            return Err(e);
+        }
         let bs = self.index.block_size();
         let first = block * bs;
         let len = bs.min(self.index.num_docs() - first) as usize;
-        let lookups = &mut self.lookups;
-        lookups.clear();
-        for qt in &query.terms {
-            let bucket = (qt.term / FORWARD_BUCKET) as usize;
-            let (a, b) = (fb.starts.get(bucket), fb.starts.get(bucket + 1));
-            if a < b && b <= fb.lows.len() {
-                prefetch(fb.lows[a..].as_ptr().cast());
-                lookups.push((
-                    a as u32,
-                    b as u32,
-                    (qt.term % FORWARD_BUCKET) as u8,
-                    qt.weight,
-                ));
-            }
-        }
-        let mut n = 0;
-        for i in 0..lookups.len() {
-            let (a, b, low, w) = lookups[i];
-            let lows = &fb.lows[a as usize..b as usize];
-            let at = lows.partition_point(|&l| l < low);
-            if lows.get(at) == Some(&low) {
-                let entry = a as usize + at;
-                fb.prefetch_entry(entry);
-                lookups[n] = (entry as u32, 0, 0, w);
-                n += 1;
-            }
-        }
-        let found = &mut self.found;
-        found.clear();
-        for &(entry, _, _, w) in &lookups[..n] {
-            let pairs = fb.pairs_of(entry as usize);
-            prefetch(pairs.as_ptr().cast());
-            found.push((pairs, w));
-        }
         // A `u8` offset always indexes the 256 accumulators: no bounds check per pair. An offset
         // past the block (a corrupt file) is caught after the loop from the largest one seen.
         let scores = &mut self.scores;
         let mut max_off = 0u8;
-        for &(pairs, w) in found.iter() {
+        for &(pairs, w) in slot.found.iter() {
             for &[off, impact] in pairs {
                 let s = &mut scores[usize::from(off)];
                 *s = s.wrapping_add(w.wrapping_mul(u32::from(impact)));
@@ -268,6 +442,26 @@ impl<'a> BlockScorer<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Scores every document of `block` at once (all stages in turn) and offers the ones
+    /// `filter` allows to `topk`. The pipeline must be empty.
+    pub fn score(
+        &mut self,
+        block: u32,
+        query: &Query,
+        filter: Option<&DocFilter>,
+        topk: &mut TopK,
+    ) -> Result<()> {
+        let at = self.step % STAGES;
+        let slot = &mut self.slots[at];
+        slot.block = Some(block);
+        for stage in 0..STAGES {
+            slot.advance(stage, self.index, query, self.header_lines);
+        }
+        let r = self.finish(filter, topk);
+        self.slots[at].block = None;
+        r
     }
 }
 

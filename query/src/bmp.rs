@@ -33,8 +33,7 @@ use bmp_index::format::{row_pages, ROW_PAGE_BLOCKS};
 use bmp_index::{Index, Result};
 
 use crate::blocks::{
-    add_dense, block_allowed, clamp_scale, initial_threshold, prefetch_block, scaled, BlockScorer,
-    Buckets, NUM_BUCKETS,
+    add_dense, block_allowed, clamp_scale, initial_threshold, scaled, BlockScorer, Buckets, Walk,
 };
 use crate::simd::add_sparse_page;
 
@@ -535,45 +534,45 @@ impl Worker<'_> {
         } = *v;
         let bs = index.block_size();
         let others = || shared.map_or(0, |s| s.load(Ordering::Relaxed));
-        let mut bucket = NUM_BUCKETS;
-        'buckets: while bucket > 0 {
-            bucket -= 1;
-            if self.buckets.starts[bucket] == self.buckets.starts[bucket + 1] {
-                continue;
+        let mut walk = Walk::default();
+        let mut walked = false;
+        self.scorer.clear();
+        loop {
+            let next = if walked {
+                None
+            } else {
+                // Everything from the next bucket on is bounded by its top.
+                let theta = self.topk.threshold().unwrap_or(0).max(others());
+                let next = self.buckets.next(&mut walk, bounds, |top| {
+                    scaled(u32::try_from(top).unwrap_or(u32::MAX), alpha) >= theta
+                });
+                walked = next.is_none();
+                next.map(|local| first + local)
+            };
+            let Some(block) = self.scorer.step(next, query) else {
+                if self.scorer.busy() {
+                    continue;
+                }
+                break;
+            };
+            let ub = scaled(bounds[(block - first) as usize], alpha);
+            if let Some((theta, worst_doc)) = self.topk.worst() {
+                if ub < theta {
+                    break;
+                }
+                if ub == theta && block * bs > worst_doc {
+                    continue;
+                }
             }
-            // Everything from here on is bounded by the top of this bucket.
-            let theta = self.topk.threshold().unwrap_or(0).max(others());
-            let top = u32::try_from(self.buckets.top(bucket)).unwrap_or(u32::MAX);
-            if scaled(top, alpha) < theta {
+            // A k-th score reached by another worker: no document of this block can beat
+            // the final k-th score (equalling it is not enough once this worker keeps k).
+            if ub < others() {
                 break;
             }
-            let range = self.buckets.sort(bucket, bounds);
-            for i in range {
-                let local = self.buckets.items[i];
-                let block = first + local;
-                let ub = scaled(bounds[local as usize], alpha);
-                if let Some((theta, worst_doc)) = self.topk.worst() {
-                    if ub < theta {
-                        break 'buckets;
-                    }
-                    if ub == theta && block * bs > worst_doc {
-                        continue;
-                    }
-                }
-                // A k-th score reached by another worker: no document of this block can beat
-                // the final k-th score (equalling it is not enough once this worker keeps k).
-                if ub < others() {
-                    break 'buckets;
-                }
-                if let Some(&next) = self.buckets.items.get(i + 1) {
-                    // The next block's bucket starts are read first when it is scored.
-                    prefetch_block(index, first + next);
-                }
-                self.scorer.score(block, query, filter, &mut self.topk)?;
-                self.scored += 1;
-                if let (Some(s), Some(t)) = (shared, self.topk.threshold()) {
-                    s.fetch_max(t, Ordering::Relaxed);
-                }
+            self.scorer.finish(filter, &mut self.topk)?;
+            self.scored += 1;
+            if let (Some(s), Some(t)) = (shared, self.topk.threshold()) {
+                s.fetch_max(t, Ordering::Relaxed);
             }
         }
         Ok(())

@@ -24,12 +24,14 @@
 //!
 //! Rank safety with ties: documents are visited in increasing doc id order, so every kept hit has
 //! a lower doc id than the current candidate, and a candidate whose score or upper bound is at
-//! most the threshold can never enter once the collector is full (see [`crate::maxscore`]).
+//! most the threshold can never enter once the collector is full (see [`crate::maxscore`]). The
+//! threshold starts one below BMP's initial threshold, as MaxScore's does.
 //! Bounds are summed in `u64`, scores saturating in `u32` as exhaustive scoring does.
 
 use bmp_index::postings::PostingsError;
 use bmp_index::{Error, Index, Result};
 
+use crate::blocks::threshold_seed;
 use crate::cursor::{PostingCursor, END};
 use crate::maxscore::next_allowed;
 use crate::{DocFilter, Query, Searcher, TopK};
@@ -121,7 +123,11 @@ impl<'a> Bmw<'a> {
         Ok(())
     }
 
-    fn run(&mut self, filter: Option<&DocFilter>) -> std::result::Result<(), PostingsError> {
+    fn run(
+        &mut self,
+        filter: Option<&DocFilter>,
+        seed: u32,
+    ) -> std::result::Result<(), PostingsError> {
         let cursors = &mut self.cursors[..];
         let weights = &self.weights[..];
         let bounds = &self.bounds[..];
@@ -130,7 +136,7 @@ impl<'a> Bmw<'a> {
         let blocks = &mut self.blocks[..];
         let topk = &mut self.topk;
         let n = order.len();
-        let mut threshold = 0u32;
+        let mut threshold = seed;
         loop {
             // Pivot: the first cursor where the upper bounds so far can beat the threshold.
             let t = u64::from(threshold);
@@ -216,7 +222,7 @@ impl<'a> Bmw<'a> {
                     }
                     // The filter allows the pivot document (checked above).
                     if may_enter && score > threshold && topk.push(pivot_doc, score) {
-                        threshold = topk.threshold().unwrap_or(0);
+                        threshold = threshold.max(topk.threshold().unwrap_or(0));
                     }
                     resort(order, pivot + 1, scratch);
                 } else {
@@ -312,9 +318,10 @@ impl Searcher for Bmw<'_> {
         &mut self.topk
     }
 
-    fn collect(&mut self, query: &Query, _k: usize, filter: Option<&DocFilter>) -> Result<()> {
+    fn collect(&mut self, query: &Query, k: usize, filter: Option<&DocFilter>) -> Result<()> {
         self.open(query)?;
-        let result = self.run(filter);
+        let seed = threshold_seed(self.index, query, k, filter)?;
+        let result = self.run(filter, seed);
         self.cursors.clear();
         result.map_err(|e| Error::corrupt(self.index.path(), e.0))
     }

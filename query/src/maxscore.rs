@@ -28,14 +28,16 @@
 //! equal score and a lower doc id. Candidates are offered in increasing doc id order, window
 //! after window, so every kept hit has a lower doc id than the current candidate, and a candidate
 //! whose score (or upper bound) is at most the threshold can never enter once the collector is
-//! full. While it is not full the threshold is taken as 0, and only scores above 0 enter, so
-//! nothing is pruned that could enter. Pruning inside an inner window uses the threshold of its
+//! full. While it is not full the threshold is one below BMP's initial threshold (at least k
+//! documents score that much, from the terms' stored k-th impacts: [`threshold_seed`]), 0 with a
+//! filter; only scores above it enter, so a document that could enter on a tie is never pruned. Pruning inside an inner window uses the threshold of its
 //! start, which is never above the current one. Scores are summed saturating, as exhaustive
 //! scoring does (a saturated sum never passes a threshold it should not).
 
 use bmp_index::postings::PostingsError;
 use bmp_index::{Error, Index, Result};
 
+use crate::blocks::threshold_seed;
 use crate::cursor::{PostingCursor, END};
 use crate::{DocFilter, Query, Searcher, TopK};
 
@@ -116,7 +118,11 @@ impl<'a> MaxScore<'a> {
         Ok(())
     }
 
-    fn run(&mut self, filter: Option<&DocFilter>) -> std::result::Result<(), PostingsError> {
+    fn run(
+        &mut self,
+        filter: Option<&DocFilter>,
+        seed: u32,
+    ) -> std::result::Result<(), PostingsError> {
         let cursors = &mut self.cursors[..];
         let weights = &self.weights[..];
         let bounds = &mut self.bounds[..];
@@ -132,7 +138,7 @@ impl<'a> MaxScore<'a> {
         };
         let topk = &mut self.topk;
         let n = order.len();
-        let mut threshold = 0u32;
+        let mut threshold = seed;
         // Every doc id is below the number of documents (the cursors check it).
         let num_docs = self.index.num_docs();
         // Non-essential cursors: order[..ne] (none before the first outer window).
@@ -322,7 +328,7 @@ impl Window<'_> {
         }
         for (&doc, &score) in cand_docs[..n].iter().zip(&cand_scores[..n]) {
             if score > *threshold && topk.push(doc, score) {
-                *threshold = topk.threshold().unwrap_or(0);
+                *threshold = (*threshold).max(topk.threshold().unwrap_or(0));
             }
         }
         Ok(())
@@ -382,9 +388,10 @@ impl Searcher for MaxScore<'_> {
         &mut self.topk
     }
 
-    fn collect(&mut self, query: &Query, _k: usize, filter: Option<&DocFilter>) -> Result<()> {
+    fn collect(&mut self, query: &Query, k: usize, filter: Option<&DocFilter>) -> Result<()> {
         self.open(query)?;
-        let result = self.run(filter);
+        let seed = threshold_seed(self.index, query, k, filter)?;
+        let result = self.run(filter, seed);
         self.cursors.clear();
         if result.is_err() {
             // The accumulator is only left dirty by an error in the middle of a window.

@@ -166,6 +166,18 @@ impl Offsets<'_> {
     }
 }
 
+/// Hints the processor to load the cache line at `p`.
+#[inline(always)]
+pub fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p.cast(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// One block of the forward index: its terms, and for each term the (doc offset, impact) pairs.
 ///
 /// Terms are grouped in buckets of [`FORWARD_BUCKET`] ids; each entry stores the low byte of
@@ -208,13 +220,7 @@ impl<'a> ForwardBlock<'a> {
             Offsets::Narrow(e) => e.as_ptr().wrapping_add(i.saturating_sub(1)).cast(),
             Offsets::Wide(e) => e.as_ptr().wrapping_add(i.saturating_sub(1)).cast(),
         };
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetching is a hint; it never faults, whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(p.cast(), std::arch::x86_64::_MM_HINT_T0);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
+        prefetch(p);
     }
 
     /// The pairs of term `term`, if the block has it.
@@ -700,6 +706,14 @@ impl Index {
         .map_or(&[], |r| &self.section(SectionKind::Forward)[r])
     }
 
+    /// Hints the processor to load the offset of forward block `block` (the first of the
+    /// dependent loads that reach a block's data).
+    #[inline]
+    pub fn prefetch_forward_offset(&self, block: u32) {
+        let offsets = self.u64s(SectionKind::ForwardOffsets);
+        prefetch(offsets.as_ptr().wrapping_add(block as usize).cast());
+    }
+
     /// Block `block` of the forward index.
     pub fn forward_block(&self, block: u32) -> Result<ForwardBlock<'_>> {
         let r = self.range(
@@ -707,7 +721,12 @@ impl Index {
             SectionKind::Forward,
             block as usize,
         )?;
-        let bytes = &self.section(SectionKind::Forward)[r];
+        self.parse_forward_block(block, &self.section(SectionKind::Forward)[r])
+    }
+
+    /// Forward block `block` read from its bytes, as [`Index::forward_block_bytes`] gives them
+    /// (empty bytes are malformed).
+    pub fn parse_forward_block<'a>(&self, block: u32, bytes: &'a [u8]) -> Result<ForwardBlock<'a>> {
         let bad = || self.corrupt(format!("forward block {block} is malformed"));
         if bytes.len() < 4 || !(bytes.as_ptr() as usize).is_multiple_of(4) {
             return Err(bad());

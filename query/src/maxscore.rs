@@ -29,7 +29,7 @@
 //! after window, so every kept hit has a lower doc id than the current candidate, and a candidate
 //! whose score (or upper bound) is at most the threshold can never enter once the collector is
 //! full. While it is not full the threshold is one below BMP's initial threshold (at least k
-//! documents score that much, from the terms' stored k-th impacts: [`threshold_seed`]), 0 with a
+//! documents score that much, from the terms' stored k-th impacts), 0 with a
 //! filter; only scores above it enter, so a document that could enter on a tie is never pruned. Pruning inside an inner window uses the threshold of its
 //! start, which is never above the current one. Scores are summed saturating, as exhaustive
 //! scoring does (a saturated sum never passes a threshold it should not).

@@ -26,6 +26,10 @@ pub struct BuildOptions {
     pub block_size: u32,
     /// Blocks per superblock (a power of two, at most 1024).
     pub superblock_size: u32,
+    /// The quantizer of the document weights; `None` (the default) chooses it from the
+    /// collection ([`Quantizer::for_weights`]). A collection of segments gives every segment its
+    /// own.
+    pub quantizer: Option<Quantizer>,
 }
 
 impl Default for BuildOptions {
@@ -33,6 +37,7 @@ impl Default for BuildOptions {
         BuildOptions {
             block_size: DEFAULT_BLOCK_SIZE,
             superblock_size: DEFAULT_SUPERBLOCK_SIZE,
+            quantizer: None,
         }
     }
 }
@@ -210,7 +215,9 @@ pub fn build_index_ordered(
     let nblocks = num_blocks(collection.num_docs() as u64, block_size);
     let nblocks = u32::try_from(nblocks)
         .map_err(|_| Error::Invalid("too many blocks for one index".into()))?;
-    let quantizer = Quantizer::for_weights(collection.max_weight(), collection.all_integral());
+    let quantizer = options.quantizer.unwrap_or_else(|| {
+        Quantizer::for_weights(collection.max_weight(), collection.all_integral())
+    });
     let p = invert(collection, order, quantizer, progress);
     let num_docs = collection.num_docs();
     let num_terms = p.terms.len();

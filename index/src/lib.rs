@@ -1,7 +1,8 @@
 //! The bmp index: sparse vectors, quantization, input readers (JSONL, CIFF, Anserini TSV), CIFF
 //! export, and the single-file, memory-mapped block-max index format.
 //!
-//! Build an index from a [`Collection`] with [`build::build_index`], open it with [`Index::open`].
+//! Build an index from a [`Collection`] with [`build::build_index`], open it with [`Index::open`];
+//! a collection that takes adds and deletes is a directory of such indexes ([`segments`]).
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the bmp index format is little-endian and is read in place: a little-endian target is required");
@@ -19,6 +20,7 @@ pub mod postings;
 pub mod quantize;
 pub mod readers;
 pub mod reorder;
+pub mod segments;
 pub mod synth;
 
 pub use collection::Collection;

@@ -15,11 +15,22 @@ pub(crate) const PREFETCH_LINES: usize = 8;
 /// Number of buckets blocks are distributed into by upper bound.
 pub const NUM_BUCKETS: usize = 1024;
 
-/// A score that at least `k` documents reach: each term stores its 10th, 100th and 1000th largest
-/// impact, so at least k' documents score at least `q_t * kth_t(k')`; the smallest stored
-/// `k' >= k` is used (0 above 1000).
-pub(crate) fn initial_threshold(index: &Index, terms: &[QueryTerm], k: usize) -> Result<u32> {
-    let Some(slot) = KTH_IMPACT_KS.iter().position(|&stored| stored >= k) else {
+/// A score that at least `k` documents `filter` allows reach: each term stores its 10th, 100th
+/// and 1000th largest impact, so at least k' documents score at least `q_t * kth_t(k')`, of which
+/// at most the `e` documents the filter excludes are not allowed; the smallest stored
+/// `k' >= k + e` is used (0 when there is none).
+pub(crate) fn initial_threshold(
+    index: &Index,
+    terms: &[QueryTerm],
+    k: usize,
+    filter: Option<&DocFilter>,
+) -> Result<u32> {
+    let excluded = filter.map_or(0, |f| f.excluded_below(index.num_docs()));
+    let need = (k as u64).saturating_add(excluded);
+    let Some(slot) = KTH_IMPACT_KS
+        .iter()
+        .position(|&stored| stored as u64 >= need)
+    else {
         return Ok(0);
     };
     let mut theta = 0u32;
@@ -30,20 +41,20 @@ pub(crate) fn initial_threshold(index: &Index, terms: &[QueryTerm], k: usize) ->
     Ok(theta)
 }
 
-/// The threshold a document-at-a-time processor starts from: one below the
-/// [`initial_threshold`], so that a document scoring below it (which cannot be in the top-k)
-/// is pruned while one scoring exactly it (which may enter on a tie) is not; 0 with a filter,
-/// since the stored k-th impacts count documents the filter may reject.
+/// The threshold a document-at-a-time processor starts from: one below the larger of the
+/// [`initial_threshold`] and `floor`, so that a document scoring below it (which cannot be in
+/// the top-k, or need not be offered) is pruned while one scoring exactly it (which may enter
+/// on a tie) is not.
 pub(crate) fn threshold_seed(
     index: &Index,
     query: &Query,
     k: usize,
     filter: Option<&DocFilter>,
+    floor: u32,
 ) -> Result<u32> {
-    match filter {
-        Some(_) => Ok(0),
-        None => Ok(initial_threshold(index, &query.terms, k)?.saturating_sub(1)),
-    }
+    Ok(initial_threshold(index, &query.terms, k, filter)?
+        .max(floor)
+        .saturating_sub(1))
 }
 
 /// Whether bit `block` of a block mask ([`DocFilter::block_mask`]) is set: the block holds an
@@ -400,9 +411,10 @@ impl<'a> BlockScorer<'a> {
     }
 
     /// Scores every document of the block [`BlockScorer::step`] last returned and offers the
-    /// ones `filter` allows to `topk`.
+    /// ones `filter` allows to `topk`, numbered from `base` (0 for one index; the documents of
+    /// the segments before, for one of several).
     #[inline(never)]
-    pub fn finish(&mut self, filter: Option<&DocFilter>, topk: &mut TopK) -> Result<()> {
+    pub fn finish(&mut self, filter: Option<&DocFilter>, topk: &mut TopK, base: u32) -> Result<()> {
         let at = self.step % STAGES;
         let slot = &mut self.slots[at];
         let Some(block) = slot.block else {
@@ -436,7 +448,7 @@ impl<'a> BlockScorer<'a> {
             if *s > 0 {
                 let doc = first + off as u32;
                 if allows(filter, doc) {
-                    topk.push(doc, *s);
+                    topk.push(base.wrapping_add(doc), *s);
                 }
                 *s = 0;
             }
@@ -459,7 +471,7 @@ impl<'a> BlockScorer<'a> {
         for stage in 0..STAGES {
             slot.advance(stage, self.index, query, self.header_lines);
         }
-        let r = self.finish(filter, topk);
+        let r = self.finish(filter, topk, 0);
         self.slots[at].block = None;
         r
     }

@@ -39,6 +39,8 @@ use crate::simd::add_sparse_page;
 
 use crate::{DocFilter, Query, QueryTerm, SearchStats, Searcher, TopK};
 
+pub(crate) mod parts;
+
 /// Approximation parameters of BMP.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BmpParams {
@@ -337,25 +339,28 @@ impl Searcher for Bmp<'_> {
         };
     }
 
-    fn collect(&mut self, query: &Query, k: usize, filter: Option<&DocFilter>) -> Result<()> {
+    fn collect(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+        min_score: u32,
+    ) -> Result<()> {
         if self.index.num_blocks() == 0 {
             return Ok(());
         }
         let nblocks = self.index.num_blocks() as usize;
         self.resolve_rows(query)?;
-        // The stored k-th impacts speak of every document, not of the filtered ones.
-        let theta0 = match filter {
-            None => initial_threshold(self.index, &self.kept, k)?,
-            Some(filter) => {
-                filter.block_mask(
-                    self.index.block_size(),
-                    self.index.num_blocks(),
-                    &mut self.block_mask,
-                );
-                0
-            }
-        };
-        // Blocks below the initial threshold cannot hold a top-k document; zero bounds hold none.
+        if let Some(filter) = filter {
+            filter.block_mask(
+                self.index.block_size(),
+                self.index.num_blocks(),
+                &mut self.block_mask,
+            );
+        }
+        // Blocks below the initial threshold cannot hold a top-k document, nor blocks below
+        // `min_score` one worth offering; zero bounds hold none.
+        let theta0 = initial_threshold(self.index, &self.kept, k, filter)?.max(min_score);
         let floor = theta0.max(1);
         let alpha = self.params.alpha;
         let mask = filter.map(|_| &self.block_mask[..]);
@@ -569,7 +574,7 @@ impl Worker<'_> {
             if ub < others() {
                 break;
             }
-            self.scorer.finish(filter, &mut self.topk)?;
+            self.scorer.finish(filter, &mut self.topk, 0)?;
             self.scored += 1;
             if let (Some(s), Some(t)) = (shared, self.topk.threshold()) {
                 s.fetch_max(t, Ordering::Relaxed);

@@ -318,9 +318,15 @@ impl Searcher for Bmw<'_> {
         &mut self.topk
     }
 
-    fn collect(&mut self, query: &Query, k: usize, filter: Option<&DocFilter>) -> Result<()> {
+    fn collect(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+        floor: u32,
+    ) -> Result<()> {
         self.open(query)?;
-        let seed = threshold_seed(self.index, query, k, filter)?;
+        let seed = threshold_seed(self.index, query, k, filter, floor)?;
         let result = self.run(filter, seed);
         self.cursors.clear();
         result.map_err(|e| Error::corrupt(self.index.path(), e.0))

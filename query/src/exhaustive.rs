@@ -32,7 +32,13 @@ impl Searcher for Exhaustive<'_> {
         &mut self.topk
     }
 
-    fn collect(&mut self, query: &Query, _k: usize, filter: Option<&DocFilter>) -> Result<()> {
+    fn collect(
+        &mut self,
+        query: &Query,
+        _k: usize,
+        filter: Option<&DocFilter>,
+        floor: u32,
+    ) -> Result<()> {
         let num_docs = self.index.num_docs() as usize;
         if self.scores.len() != num_docs {
             self.scores = vec![0; num_docs];
@@ -62,7 +68,7 @@ impl Searcher for Exhaustive<'_> {
         let scores = &mut self.scores;
         for (doc, s) in scores.iter_mut().enumerate() {
             if *s > 0 {
-                if allows(filter, doc as u32) {
+                if *s >= floor && allows(filter, doc as u32) {
                     self.topk.push(doc as u32, *s);
                 }
                 *s = 0;

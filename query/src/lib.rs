@@ -14,6 +14,7 @@ pub mod exhaustive;
 pub mod filter;
 pub mod maxscore;
 pub mod query;
+pub mod segments;
 pub mod simd;
 pub mod sp;
 pub mod spec;
@@ -39,13 +40,16 @@ pub trait Searcher: Send {
     fn topk(&mut self) -> &mut TopK;
 
     /// Offers the documents that may enter the top `k` of `query` (only those `filter` allows)
-    /// to [`Searcher::topk`], which [`Searcher::search_filtered`] has reset to `k`. Called only
-    /// with `k >= 1` and at least one query term.
+    /// to [`Searcher::topk`], which [`Searcher::search_above`] has reset to `k`. Documents
+    /// scoring below `floor` need not be offered (the processor may prune with it from the
+    /// start); those scoring at least `floor` are offered as without it. Called only with
+    /// `k >= 1` and at least one query term.
     fn collect(
         &mut self,
         query: &Query,
         k: usize,
         filter: Option<&DocFilter>,
+        floor: u32,
     ) -> bmp_index::Result<()>;
 
     /// Forgets the last search's statistics; called at the start of every search.
@@ -64,12 +68,26 @@ pub trait Searcher: Send {
         k: usize,
         filter: Option<&DocFilter>,
     ) -> bmp_index::Result<Vec<Hit>> {
+        self.search_above(query, k, filter, 0)
+    }
+
+    /// Like [`Searcher::search_filtered`], when only documents scoring at least `floor` matter
+    /// (a score that `k` hits found elsewhere already reach, as in a search over several
+    /// segments): every such document of the top `k` is returned; documents scoring below
+    /// `floor` may be missing.
+    fn search_above(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+        floor: u32,
+    ) -> bmp_index::Result<Vec<Hit>> {
         self.topk().reset(k);
         self.reset_stats();
         if k == 0 || query.terms.is_empty() {
             return Ok(Vec::new());
         }
-        self.collect(query, k, filter)?;
+        self.collect(query, k, filter, floor)?;
         Ok(self.topk().drain_sorted())
     }
 

@@ -1,5 +1,7 @@
 //! A query resolved against an index: known term ids with quantized integer weights.
 
+use std::collections::BTreeMap;
+
 use bmp_index::quantize::quantize_query_weights;
 use bmp_index::{Error, Index, Result};
 
@@ -26,22 +28,72 @@ impl Query {
     /// repeated terms add their weights, weights of 0 are dropped, and the rest are quantized.
     /// A negative or non-finite weight is an error.
     pub fn from_entries(index: &Index, entries: &[(String, f32)]) -> Result<Query> {
+        let (mut queries, unknown_terms) = Query::from_entries_shared(&[index], entries)?;
+        let mut query = queries.pop().unwrap_or_default();
+        query.unknown_terms = unknown_terms;
+        Ok(query)
+    }
+
+    /// Resolves `(term, weight)` entries against several indexes at once (the segments of a
+    /// collection), as [`Query::from_entries`] does against one, with the weights quantized once,
+    /// over the terms at least one of them knows: a document scores the same in any of them.
+    /// Returns one query per index and the number of entries whose term none of them knows.
+    pub fn from_entries_shared(
+        indexes: &[&Index],
+        entries: &[(String, f32)],
+    ) -> Result<(Vec<Query>, usize)> {
+        Query::from_entries_resolved(indexes.len(), entries, |term| {
+            indexes.iter().map(|index| index.term_id(term)).collect()
+        })
+    }
+
+    /// [`Query::from_entries_shared`] over `n` indexes whose term ids `resolve` gives (one entry
+    /// per index, `None` where the index lacks the term), e.g. from a cache.
+    pub fn from_entries_resolved(
+        n: usize,
+        entries: &[(String, f32)],
+        mut resolve: impl FnMut(&str) -> Result<Vec<Option<u32>>>,
+    ) -> Result<(Vec<Query>, usize)> {
         let mut unknown_terms = 0;
-        let mut resolved: Vec<(u32, f32)> = Vec::with_capacity(entries.len());
+        // Per distinct term: its summed weight and its id in each index.
+        let mut merged: BTreeMap<&str, (f32, Vec<Option<u32>>)> = BTreeMap::new();
         for (term, weight) in entries {
             if !weight.is_finite() || *weight < 0.0 {
                 return Err(Error::Invalid(format!(
                     "query term {term:?} has an invalid weight {weight}"
                 )));
             }
-            match index.term_id(term)? {
-                Some(id) => resolved.push((id, *weight)),
-                None => unknown_terms += 1,
+            if let Some((w, _)) = merged.get_mut(term.as_str()) {
+                *w += weight;
+                continue;
             }
+            let ids = resolve(term)?;
+            if ids.len() != n || ids.iter().all(Option::is_none) {
+                unknown_terms += 1;
+                continue;
+            }
+            merged.insert(term, (*weight, ids));
         }
-        let mut query = Query::from_term_weights(resolved);
-        query.unknown_terms = unknown_terms;
-        Ok(query)
+        // Terms none of the indexes knows were counted above each time they appeared.
+        merged.retain(|_, (w, _)| *w > 0.0);
+        let weights: Vec<f32> = merged.values().map(|(w, _)| *w).collect();
+        let quantized = quantize_query_weights(&weights);
+        let queries = (0..n)
+            .map(|i| {
+                let mut terms: Vec<QueryTerm> = merged
+                    .values()
+                    .zip(&quantized)
+                    .filter(|&(_, &q)| q > 0)
+                    .filter_map(|((_, ids), &weight)| ids[i].map(|term| QueryTerm { term, weight }))
+                    .collect();
+                terms.sort_unstable_by_key(|t| t.term);
+                Query {
+                    terms,
+                    unknown_terms: 0,
+                }
+            })
+            .collect();
+        Ok((queries, unknown_terms))
     }
 
     /// Builds a query from term ids and real weights (positive, finite; others are dropped).

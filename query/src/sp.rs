@@ -369,7 +369,13 @@ impl Searcher for Sp<'_> {
         };
     }
 
-    fn collect(&mut self, query: &Query, k: usize, filter: Option<&DocFilter>) -> Result<()> {
+    fn collect(
+        &mut self,
+        query: &Query,
+        k: usize,
+        filter: Option<&DocFilter>,
+        min_score: u32,
+    ) -> Result<()> {
         if self.index.num_blocks() == 0 {
             return Ok(());
         }
@@ -377,14 +383,10 @@ impl Searcher for Sp<'_> {
             return Err(Error::corrupt(self.index.path(), "superblock size 0"));
         }
         self.prepare(query)?;
-        // The stored k-th impacts speak of every document, not of the filtered ones.
-        let theta0 = match filter {
-            None => initial_threshold(self.index, &query.terms, k)?,
-            Some(filter) => {
-                self.mask_superblocks(filter);
-                0
-            }
-        };
+        if let Some(filter) = filter {
+            self.mask_superblocks(filter);
+        }
+        let theta0 = initial_threshold(self.index, &query.terms, k, filter)?.max(min_score);
         self.floor = theta0.max(1);
         let first_doc =
             |s: usize| s as u32 * self.index.superblock_size() * self.index.block_size();

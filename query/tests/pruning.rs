@@ -133,7 +133,10 @@ fn searchers(index: &Index) -> Vec<Box<dyn Searcher + '_>> {
 fn random_filter(seed: u64, num_docs: usize) -> DocFilter {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x51f1_7e2d);
     let n = num_docs as u32;
-    match rng.random_range(0..5) {
+    match rng.random_range(0..7) {
+        // Every document but a few deleted ones, or every document.
+        5 => (0..n).filter(|_| !rng.random_bool(0.005)).collect(),
+        6 => (0..n).collect(),
         0 => {
             let density = [0.001, 0.01, 0.1, 0.5, 0.95][rng.random_range(0..5)];
             (0..n).filter(|_| rng.random_bool(density)).collect()
@@ -171,9 +174,16 @@ proptest! {
             let mut expected = exhaustive.search(&query, num_docs).unwrap();
             expected.retain(|h| filter.contains(h.doc));
             expected.truncate(k);
+            // A floor at the score of some hit: every hit reaching it is returned, as without it.
+            let floor = expected.get(qi * 7 % (k + 1)).map_or(0, |h| h.score);
+            let mut above = expected.clone();
+            above.retain(|h| h.score >= floor);
             for s in all.iter_mut() {
                 let got = s.search_filtered(&query, k, Some(&filter)).unwrap();
                 prop_assert_eq!(&got, &expected, "{} at k = {} for {:?}", s.name(), k, q);
+                let mut got = s.search_above(&query, k, Some(&filter), floor).unwrap();
+                got.retain(|h| h.score >= floor);
+                prop_assert_eq!(&got, &above, "{} at k = {}, floor {} for {:?}", s.name(), k, floor, q);
             }
         }
     }

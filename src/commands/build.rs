@@ -174,38 +174,50 @@ pub fn write_index(
     Ok(summary)
 }
 
+/// Reads the documents of `input`: sparse vectors in `format`, or with `model` a BEIR corpus
+/// encoded with that SPLADE model.
+pub fn read_documents(
+    input: &Path,
+    format: InputFormat,
+    model: Option<&Path>,
+    encoder: &EncoderArgs,
+) -> anyhow::Result<Collection> {
+    let Some(model) = model else {
+        return read_collection(input, format);
+    };
+    if format != InputFormat::Auto && format != InputFormat::Jsonl {
+        anyhow::bail!("--model reads a BEIR corpus (JSONL); --format {format:?} does not apply");
+    }
+    let encoder = TextEncoder::load(model, encoder)?;
+    let mut collection = Collection::new();
+    let encoded = encode_corpus_into(&encoder, input, &mut collection)?;
+    eprintln!(
+        "encoded {} documents with {}: {:.1} docs/s",
+        encoded.docs,
+        model.display(),
+        encoded.docs_per_second()
+    );
+    Ok(collection)
+}
+
 /// Runs `build`.
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     bmp_index::format::validate_block_size(args.block_size)?;
     bmp_index::format::validate_superblock_size(args.superblock_size)?;
     let start = Instant::now();
-    let collection = match &args.model {
-        None => read_collection(&args.input, args.format)?,
-        Some(model) => {
-            if args.format != InputFormat::Auto && args.format != InputFormat::Jsonl {
-                anyhow::bail!(
-                    "--model reads a BEIR corpus (JSONL); --format {:?} does not apply",
-                    args.format
-                );
-            }
-            let encoder = TextEncoder::load(model, &args.encoder)?;
-            let mut collection = Collection::new();
-            let encoded = encode_corpus_into(&encoder, &args.input, &mut collection)?;
-            eprintln!(
-                "encoded {} documents with {}: {:.1} docs/s",
-                encoded.docs,
-                model.display(),
-                encoded.docs_per_second()
-            );
-            collection
-        }
-    };
+    let collection = read_documents(
+        &args.input,
+        args.format,
+        args.model.as_deref(),
+        &args.encoder,
+    )?;
     let read_seconds = start.elapsed().as_secs_f64();
     let order = document_order(&collection, &args.reorder);
     let reorder_seconds = start.elapsed().as_secs_f64() - read_seconds;
     let options = BuildOptions {
         block_size: args.block_size,
         superblock_size: args.superblock_size,
+        quantizer: None,
     };
     let summary = write_index(&collection, &order, &args.output, &options)?;
     let seconds = start.elapsed().as_secs_f64();

@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod check;
+mod collection;
 mod demo;
 mod encode;
 mod encoding;
@@ -22,7 +23,8 @@ use clap::{Parser, Subcommand};
 /// Learned-sparse retrieval with Block-Max Pruning.
 ///
 /// Encode text with a SPLADE model, build a compressed, memory-mapped block-max index from sparse
-/// vectors (JSONL or CIFF) or text, inspect and check it, export it, answer top-k queries (over HTTP too),
+/// vectors (JSONL or CIFF) or text, or keep a collection of segments that takes adds and deletes,
+/// inspect and check it, export it, answer top-k queries (over HTTP too),
 /// rerank them with multi-vector token embeddings (CRISP clustering, which `train` can learn), and
 /// evaluate retrieval quality and latency on BEIR / MS MARCO data.
 #[derive(Debug, Parser)]
@@ -35,6 +37,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Build(build::BuildArgs),
+    Add(collection::AddArgs),
+    Delete(collection::DeleteArgs),
+    Compact(collection::CompactArgs),
     Encode(encode::EncodeArgs),
     Eval(eval::EvalArgs),
     Search(search::SearchArgs),
@@ -54,6 +59,9 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Build(args) => build::run(&args),
+        Command::Add(args) => collection::run_add(&args),
+        Command::Delete(args) => collection::run_delete(&args),
+        Command::Compact(args) => collection::run_compact(&args),
         Command::Encode(args) => encode::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Search(args) => search::run(&args),

@@ -8,6 +8,7 @@ use anyhow::Context;
 use bmp_index::atomic::AtomicFile;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::readers::SparseRecord;
+use bmp_index::segments::Snapshot;
 use bmp_index::Index;
 use bmp_query::{Hit, Query, SearchSpec, Searcher};
 use clap::Args;
@@ -17,6 +18,7 @@ use super::multivec::{embed_queries, open_rerank_stage, TokenModelArgs, QUERY_SE
 use bmp_encoder::{ClusterSpec, TokenVectors};
 use bmp_eval::QueryReader;
 use bmp_query::chamfer::{rerank, ChamferScorer};
+use bmp_query::segments::SnapshotSearcher;
 
 /// Answer top-k queries and write a TREC run.
 ///
@@ -31,7 +33,8 @@ use bmp_query::chamfer::{rerank, ChamferScorer};
 /// query side is reduced the way the store's documents were (its clustering spec).
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// Index file.
+    /// Index file, or a collection directory (`add`): its segments as of now, deleted documents
+    /// left out.
     #[arg(long)]
     pub index: PathBuf,
     /// Query file (JSONL vectors or Anserini TSV; BEIR queries.jsonl with --model; optionally
@@ -128,7 +131,6 @@ pub fn latency_stats(mut micros: Vec<f64>) -> Latency {
 
 /// Runs `search`.
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
-    let index = Index::open(&args.index)?;
     let records = match &args.model {
         None => read_queries(&args.queries)?,
         Some(model) => {
@@ -144,6 +146,10 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             records
         }
     };
+    if args.index.is_dir() {
+        return run_collection(args, &records);
+    }
+    let index = Index::open(&args.index)?;
     let mut stage = match &args.multivec {
         None => None,
         Some(path) => {
@@ -168,13 +174,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             })
         }
     };
-    let tag = args
-        .tag
-        .clone()
-        .unwrap_or_else(|| format!("bmp-{}", args.algorithm).replace([':', '='], "-"));
-    if tag.is_empty() || tag.contains(char::is_whitespace) {
-        anyhow::bail!("--tag must be one word, got {tag:?}");
-    }
+    let tag = run_tag(args)?;
     let mut file = match &args.output {
         Some(path) => Some(AtomicFile::create(path)?),
         None => None,
@@ -250,5 +250,82 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             st.spec, args.rerank_depth, lat.mean, lat.p50, lat.p99
         );
     }
+    Ok(())
+}
+
+/// The run tag: `--tag`, or `bmp-<algorithm>`.
+fn run_tag(args: &SearchArgs) -> anyhow::Result<String> {
+    let tag = args
+        .tag
+        .clone()
+        .unwrap_or_else(|| format!("bmp-{}", args.algorithm).replace([':', '='], "-"));
+    if tag.is_empty() || tag.contains(char::is_whitespace) {
+        anyhow::bail!("--tag must be one word, got {tag:?}");
+    }
+    Ok(tag)
+}
+
+/// `search` over a collection directory: every segment of its current snapshot, one ranking.
+fn run_collection(args: &SearchArgs, records: &[SparseRecord]) -> anyhow::Result<()> {
+    if args.multivec.is_some() {
+        anyhow::bail!(
+            "--multivec reranks the results of one index file; {} is a collection directory",
+            args.index.display()
+        );
+    }
+    let snapshot = Snapshot::open(&args.index)?;
+    let tag = run_tag(args)?;
+    let mut file = match &args.output {
+        Some(path) => Some(AtomicFile::create(path)?),
+        None => None,
+    };
+    let stdout = std::io::stdout();
+    let mut out: Box<dyn Write> = match file.as_mut() {
+        Some(f) => Box::new(f),
+        None => Box::new(BufWriter::new(stdout.lock())),
+    };
+    let mut searcher = SnapshotSearcher::new(&snapshot, &args.algorithm);
+    let mut micros = Vec::with_capacity(records.len());
+    let mut unknown = 0usize;
+    for record in records {
+        let start = Instant::now();
+        let results = searcher
+            .search(&record.entries, args.k as usize)
+            .with_context(|| format!("query {:?}", record.id))?;
+        micros.push(start.elapsed().as_secs_f64() * 1e6);
+        unknown += results.unknown_terms;
+        for (rank, h) in results.hits.iter().enumerate() {
+            let doc_id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
+            writeln!(
+                out,
+                "{} Q0 {} {} {} {}",
+                record.id,
+                doc_id,
+                rank + 1,
+                h.score,
+                tag
+            )
+            .context("cannot write the run")?;
+        }
+    }
+    out.flush().context("cannot write the run")?;
+    drop(out);
+    if let Some(f) = file {
+        f.commit()?;
+    }
+    let lat = latency_stats(micros);
+    eprintln!(
+        "{} queries over {} segments ({} live documents), k={}, algorithm={}: mean {:.1} us, \
+         p50 {:.1} us, p99 {:.1} us; {} unknown query terms ignored",
+        records.len(),
+        snapshot.segments.len(),
+        snapshot.live_docs(),
+        args.k,
+        args.algorithm,
+        lat.mean,
+        lat.p50,
+        lat.p99,
+        unknown
+    );
     Ok(())
 }

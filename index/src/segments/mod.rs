@@ -1,0 +1,648 @@
+//! A collection that takes writes: a directory of immutable segments.
+//!
+//! A collection directory holds:
+//! - `MANIFEST`: which segments are live, with which deletions ([`Manifest`]): JSON with a
+//!   generation number and a checksum, replaced atomically.
+//! - `seg-NNNNNNNN.bmp`: a segment, an index in the single-file format, written once and never
+//!   changed.
+//! - `seg-NNNNNNNN.del-G`: the internal doc ids of a segment deleted as of generation `G`, a
+//!   portable roaring bitmap. A change writes a new file, so the previous manifest stays whole
+//!   until the new one replaces it.
+//! - `LOCK`: locked (an exclusive advisory lock) by the one writer, [`CollectionDir`].
+//!
+//! A write puts its new files down (each atomically, fsynced) before the manifest that names
+//! them, and removes the files the new manifest no longer names only after it is in place: a
+//! crash at any point leaves the old collection or the new one, never a mix, and files no manifest
+//! names (left by a crash) are removed by the next writer. Readers ([`Snapshot::open`]) take no
+//! lock: they read the manifest and map its files, and the files they mapped stay readable after
+//! a writer removes them.
+//!
+//! Every segment is quantized with the collection's scale, fixed by the first documents added
+//! (a later weight above 255 times the scale gets the largest impact), so that a document's
+//! score is the same in any segment, and search across segments is rank-safe. A document added
+//! with the external id of a live one replaces it (upsert): the old one is deleted in the same
+//! manifest change.
+
+pub mod manifest;
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use roaring::RoaringBitmap;
+
+use crate::atomic::AtomicFile;
+use crate::build::{build_index_ordered, BuildOptions, BuildSummary, Progress};
+use crate::collection::Collection;
+use crate::docids::ExternalIds;
+use crate::error::{Error, Result};
+use crate::format::reader::Index;
+use crate::quantize::Quantizer;
+use crate::reorder::{bp_order, BpOptions};
+
+pub use manifest::{Manifest, SegmentEntry, MANIFEST};
+
+/// The writer's lock file in a collection directory.
+pub const LOCK: &str = "LOCK";
+
+/// How many times [`Snapshot::open`] reads the manifest again when a file it names was removed
+/// by a writer in the meantime.
+const OPEN_RETRIES: usize = 16;
+
+/// One segment as of one manifest: its index and its deleted documents.
+#[derive(Debug)]
+pub struct Segment {
+    /// The segment's file name in the collection directory (or the index path of a single-file
+    /// index).
+    pub file: String,
+    /// The segment's index.
+    pub index: Arc<Index>,
+    /// Internal doc ids deleted.
+    pub deleted: RoaringBitmap,
+    /// The reverse id lookup, built when a writer first needs it.
+    ids: OnceLock<Arc<ExternalIds>>,
+}
+
+impl Segment {
+    fn new(file: String, index: Index, deleted: RoaringBitmap) -> Self {
+        Segment {
+            file,
+            index: Arc::new(index),
+            deleted,
+            ids: OnceLock::new(),
+        }
+    }
+
+    /// Documents not deleted.
+    pub fn live_docs(&self) -> u64 {
+        u64::from(self.index.num_docs()).saturating_sub(self.deleted.len())
+    }
+
+    /// The live document whose external id is `id`, if any.
+    pub fn find_live(&self, id: &str) -> Result<Option<u32>> {
+        let ids = match self.ids.get() {
+            Some(ids) => ids,
+            None => {
+                let built = Arc::new(ExternalIds::build(&self.index)?);
+                self.ids.get_or_init(|| built)
+            }
+        };
+        Ok(ids
+            .find(&self.index, id)?
+            .filter(|&d| !self.deleted.contains(d)))
+    }
+
+    /// The same segment with `deleted` as its deletions.
+    fn with_deleted(&self, deleted: RoaringBitmap) -> Segment {
+        let ids = OnceLock::new();
+        if let Some(v) = self.ids.get() {
+            let _ = ids.set(Arc::clone(v));
+        }
+        Segment {
+            file: self.file.clone(),
+            index: Arc::clone(&self.index),
+            deleted,
+            ids,
+        }
+    }
+}
+
+/// The segments of a collection as of one generation: what one search runs against. Cloning it
+/// is cheap; the files it maps stay readable while it lives, whatever writers do.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The manifest generation (0 for a single-file index).
+    pub generation: u64,
+    /// The live segments, oldest first.
+    pub segments: Vec<Arc<Segment>>,
+}
+
+impl Snapshot {
+    /// Opens what `path` holds for searching: a collection directory (as of its current manifest)
+    /// or a single-file index (one segment, nothing deleted).
+    pub fn open(path: &Path) -> Result<Snapshot> {
+        if !path.is_dir() {
+            let index = Index::open(path)?;
+            let segment = Segment::new(path.display().to_string(), index, RoaringBitmap::new());
+            return Ok(Snapshot {
+                generation: 0,
+                segments: vec![Arc::new(segment)],
+            });
+        }
+        let mut attempt = 0;
+        loop {
+            let manifest = Manifest::read(path)?;
+            match open_segments(path, &manifest) {
+                Ok(segments) => {
+                    return Ok(Snapshot {
+                        generation: manifest.generation,
+                        segments,
+                    })
+                }
+                // A writer replaced the manifest and removed a file it named: read it again.
+                Err(Error::Io { error, .. })
+                    if error.kind() == std::io::ErrorKind::NotFound && attempt < OPEN_RETRIES =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Documents in the segments, deleted ones included.
+    pub fn num_docs(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| u64::from(s.index.num_docs()))
+            .sum()
+    }
+
+    /// Documents not deleted.
+    pub fn live_docs(&self) -> u64 {
+        self.segments.iter().map(|s| s.live_docs()).sum()
+    }
+}
+
+/// Opens the segments `manifest` names in `dir`, with their deletions.
+fn open_segments(dir: &Path, manifest: &Manifest) -> Result<Vec<Arc<Segment>>> {
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for entry in &manifest.segments {
+        let index = Index::open(dir.join(&entry.file))?;
+        if index.num_docs() != entry.docs {
+            return Err(Error::corrupt(
+                dir.join(&entry.file),
+                format!(
+                    "{} documents, the manifest says {}",
+                    index.num_docs(),
+                    entry.docs
+                ),
+            ));
+        }
+        let deleted = match &entry.deletes {
+            None => RoaringBitmap::new(),
+            Some(name) => read_deletes(&dir.join(name), entry.docs)?,
+        };
+        if deleted.len() != entry.deleted {
+            return Err(Error::corrupt(
+                dir.join(&entry.file),
+                format!(
+                    "{} deleted documents, the manifest says {}",
+                    deleted.len(),
+                    entry.deleted
+                ),
+            ));
+        }
+        segments.push(Arc::new(Segment::new(entry.file.clone(), index, deleted)));
+    }
+    Ok(segments)
+}
+
+/// Reads a deletions file of a segment of `docs` documents.
+fn read_deletes(path: &Path, docs: u32) -> Result<RoaringBitmap> {
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let deleted = RoaringBitmap::deserialize_from(&bytes[..])
+        .map_err(|e| Error::corrupt(path, format!("not a deletions bitmap: {e}")))?;
+    if let Some(max) = deleted.max() {
+        if max >= docs {
+            return Err(Error::corrupt(
+                path,
+                format!("deleted document {max} is past the segment's {docs} documents"),
+            ));
+        }
+    }
+    Ok(deleted)
+}
+
+/// Writes a deletions file atomically.
+fn write_deletes(path: &Path, deleted: &RoaringBitmap) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    let temp = file.temp_path().to_path_buf();
+    deleted
+        .serialize_into(file.writer())
+        .map_err(|e| Error::io(&temp, e))?;
+    file.commit()
+}
+
+/// What [`CollectionDir::add`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddSummary {
+    /// Documents added.
+    pub added: u64,
+    /// Live documents they replaced (same external id).
+    pub replaced: u64,
+    /// The new segment's file name.
+    pub segment: String,
+    /// The build of the new segment.
+    pub build: BuildSummary,
+    /// The manifest generation now.
+    pub generation: u64,
+}
+
+/// What [`CollectionDir::delete`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteSummary {
+    /// Live documents deleted.
+    pub deleted: u64,
+    /// Ids that matched no live document.
+    pub missing: u64,
+    /// The manifest generation now.
+    pub generation: u64,
+}
+
+/// What [`CollectionDir::compact`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactSummary {
+    /// Segments before.
+    pub segments_before: usize,
+    /// Deleted documents dropped.
+    pub dropped: u64,
+    /// Live documents, now in one segment (none when 0).
+    pub docs: u64,
+    /// The manifest generation now.
+    pub generation: u64,
+}
+
+/// A collection directory opened for writing: holds its lock until dropped. Searches go through
+/// [`CollectionDir::snapshot`] (or [`Snapshot::open`] from another process).
+#[derive(Debug)]
+pub struct CollectionDir {
+    dir: PathBuf,
+    manifest: Manifest,
+    segments: Vec<Arc<Segment>>,
+    _lock: File,
+}
+
+impl CollectionDir {
+    /// Opens the collection in `dir` for writing, creating it (with `options`' block and
+    /// superblock sizes) when `dir` does not exist or is an empty directory. Fails when another
+    /// writer holds it.
+    pub fn open_or_create(dir: &Path, options: &BuildOptions) -> Result<CollectionDir> {
+        let empty = match fs::read_dir(dir) {
+            Ok(mut entries) => entries.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                true
+            }
+            Err(e) => return Err(Error::io(dir, e)),
+        };
+        if empty {
+            crate::format::validate_block_size(options.block_size)?;
+            crate::format::validate_superblock_size(options.superblock_size)?;
+            let lock = lock(dir)?;
+            let mut manifest = Manifest::empty(options.block_size, options.superblock_size);
+            manifest.write(dir)?;
+            return Ok(CollectionDir {
+                dir: dir.to_path_buf(),
+                manifest,
+                segments: Vec::new(),
+                _lock: lock,
+            });
+        }
+        Self::open(dir)
+    }
+
+    /// Opens the existing collection in `dir` for writing. Fails when another writer holds it.
+    /// Files no manifest names (left by a crashed writer) are removed.
+    pub fn open(dir: &Path) -> Result<CollectionDir> {
+        if !dir.join(MANIFEST).exists() {
+            return Err(Error::input(
+                dir,
+                "not a collection directory (no MANIFEST); an empty or new directory becomes one",
+            ));
+        }
+        let lock = lock(dir)?;
+        let manifest = Manifest::read(dir)?;
+        let segments = open_segments(dir, &manifest)?;
+        let c = CollectionDir {
+            dir: dir.to_path_buf(),
+            manifest,
+            segments,
+            _lock: lock,
+        };
+        c.remove_unnamed_files()?;
+        Ok(c)
+    }
+
+    /// The collection directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The segments as of now, for searching.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            generation: self.manifest.generation,
+            segments: self.segments.clone(),
+        }
+    }
+
+    /// Adds `docs` as a new segment (documents BP-reordered, quantized with the collection's
+    /// scale); a document whose external id is live already replaces it.
+    pub fn add(&mut self, docs: &Collection, progress: Progress) -> Result<AddSummary> {
+        if docs.num_docs() == 0 {
+            return Err(Error::Invalid("no documents to add".into()));
+        }
+        let quantizer = match self.manifest.scale.and_then(Quantizer::from_scale) {
+            Some(q) => q,
+            None => Quantizer::for_weights(docs.max_weight(), docs.all_integral()),
+        };
+        // Upserts: the live documents these ids name now.
+        let mut deleted: Vec<Option<RoaringBitmap>> = vec![None; self.segments.len()];
+        let mut replaced = 0u64;
+        for d in 0..docs.num_docs() {
+            let id = docs.doc_id(d);
+            for (s, seg) in self.segments.iter().enumerate() {
+                if let Some(doc) = seg.find_live(id)? {
+                    deleted[s]
+                        .get_or_insert_with(|| seg.deleted.clone())
+                        .insert(doc);
+                    replaced += 1;
+                }
+            }
+        }
+        let file = format!("seg-{:08}.bmp", self.manifest.next_segment);
+        let path = self.dir.join(&file);
+        let build = build_segment(docs, &path, &self.manifest, quantizer, progress)?;
+        let mut manifest = self.manifest.clone();
+        manifest.scale = Some(quantizer.scale());
+        manifest.next_segment += 1;
+        manifest.segments.push(SegmentEntry {
+            file: file.clone(),
+            docs: docs.num_docs() as u32,
+            deleted: 0,
+            deletes: None,
+        });
+        let mut new_segments = self.segments.clone();
+        let result = self
+            .stage_deletes(&mut manifest, &mut new_segments, deleted)
+            .and_then(|()| {
+                new_segments.push(Arc::new(Segment::new(
+                    file.clone(),
+                    Index::open(&path)?,
+                    RoaringBitmap::new(),
+                )));
+                self.commit(manifest, new_segments)
+            });
+        if let Err(e) = result {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(AddSummary {
+            added: docs.num_docs() as u64,
+            replaced,
+            segment: file,
+            build,
+            generation: self.manifest.generation,
+        })
+    }
+
+    /// Deletes the live documents with these external ids.
+    pub fn delete<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<DeleteSummary> {
+        let mut deleted: Vec<Option<RoaringBitmap>> = vec![None; self.segments.len()];
+        let (mut count, mut missing) = (0u64, 0u64);
+        let mut seen = HashSet::new();
+        for id in ids {
+            if !seen.insert(id) {
+                continue;
+            }
+            let mut found = false;
+            for (s, seg) in self.segments.iter().enumerate() {
+                if let Some(doc) = seg.find_live(id)? {
+                    let set = deleted[s].get_or_insert_with(|| seg.deleted.clone());
+                    if set.insert(doc) {
+                        count += 1;
+                        found = true;
+                    }
+                }
+            }
+            missing += u64::from(!found);
+        }
+        if count > 0 {
+            let mut manifest = self.manifest.clone();
+            let mut new_segments = self.segments.clone();
+            self.stage_deletes(&mut manifest, &mut new_segments, deleted)?;
+            self.commit(manifest, new_segments)?;
+        }
+        Ok(DeleteSummary {
+            deleted: count,
+            missing,
+            generation: self.manifest.generation,
+        })
+    }
+
+    /// Merges every live document into one segment (BP-reordered), dropping the deleted ones;
+    /// an empty collection keeps no segment. Nothing happens when there is one segment without
+    /// deletions already.
+    pub fn compact(&mut self, progress: Progress) -> Result<CompactSummary> {
+        let before = self.segments.len();
+        let dropped: u64 = self.segments.iter().map(|s| s.deleted.len()).sum();
+        if before == 0 || (before == 1 && dropped == 0) {
+            return Ok(CompactSummary {
+                segments_before: before,
+                dropped: 0,
+                docs: self.snapshot().live_docs(),
+                generation: self.manifest.generation,
+            });
+        }
+        let live = live_documents(&self.segments)?;
+        let mut manifest = self.manifest.clone();
+        manifest.segments.clear();
+        let mut new_segments = Vec::new();
+        let mut new_file = None;
+        if live.num_docs() > 0 {
+            let quantizer = self
+                .manifest
+                .scale
+                .and_then(Quantizer::from_scale)
+                .ok_or_else(|| Error::corrupt(&self.dir, "segments without a scale"))?;
+            let file = format!("seg-{:08}.bmp", self.manifest.next_segment);
+            let path = self.dir.join(&file);
+            build_segment(&live, &path, &self.manifest, quantizer, progress)?;
+            manifest.next_segment += 1;
+            manifest.segments.push(SegmentEntry {
+                file: file.clone(),
+                docs: live.num_docs() as u32,
+                deleted: 0,
+                deletes: None,
+            });
+            match Index::open(&path) {
+                Ok(index) => new_segments.push(Arc::new(Segment::new(
+                    file.clone(),
+                    index,
+                    RoaringBitmap::new(),
+                ))),
+                Err(e) => {
+                    let _ = fs::remove_file(&path);
+                    return Err(e);
+                }
+            }
+            new_file = Some(path);
+        }
+        if let Err(e) = self.commit(manifest, new_segments) {
+            if let Some(path) = new_file {
+                let _ = fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        Ok(CompactSummary {
+            segments_before: before,
+            dropped,
+            docs: live.num_docs() as u64,
+            generation: self.manifest.generation,
+        })
+    }
+
+    /// Writes the new deletions files of the segments whose deletions changed (`deleted[s]` is
+    /// `Some`) for the next generation, and records them in `manifest` and `segments`.
+    fn stage_deletes(
+        &self,
+        manifest: &mut Manifest,
+        segments: &mut [Arc<Segment>],
+        deleted: Vec<Option<RoaringBitmap>>,
+    ) -> Result<()> {
+        let generation = manifest.generation + 1;
+        for (s, set) in deleted.into_iter().enumerate() {
+            let Some(set) = set else { continue };
+            let entry = &mut manifest.segments[s];
+            let name = format!("{}.del-{generation}", entry.file);
+            write_deletes(&self.dir.join(&name), &set)?;
+            entry.deleted = set.len();
+            entry.deletes = Some(name);
+            segments[s] = Arc::new(segments[s].with_deleted(set));
+        }
+        Ok(())
+    }
+
+    /// Makes `manifest` (the next generation) current, with `segments` as its open segments,
+    /// then removes the files it no longer names.
+    fn commit(&mut self, mut manifest: Manifest, segments: Vec<Arc<Segment>>) -> Result<()> {
+        manifest.generation = self.manifest.generation + 1;
+        manifest.write(&self.dir)?;
+        self.manifest = manifest;
+        self.segments = segments;
+        // The new manifest is durable: what it does not name is garbage. A failure to remove it
+        // is left to the next writer.
+        let _ = self.remove_unnamed_files();
+        Ok(())
+    }
+
+    /// Removes the segment and deletions files the manifest does not name, and stale temporary
+    /// files.
+    fn remove_unnamed_files(&self) -> Result<()> {
+        let named: HashSet<&str> = self
+            .manifest
+            .segments
+            .iter()
+            .flat_map(|s| std::iter::once(s.file.as_str()).chain(s.deletes.as_deref()))
+            .collect();
+        let entries = fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let ours = name.starts_with("seg-") || name.starts_with(".seg-");
+            if ours && !named.contains(name) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Takes the writer's lock of `dir`.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::input(
+            dir,
+            "another writer has this collection open (its LOCK is held)",
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Builds `docs` (BP-reordered) into the segment file `path` with `quantizer` and the block
+/// sizes of `manifest`.
+fn build_segment(
+    docs: &Collection,
+    path: &Path,
+    manifest: &Manifest,
+    quantizer: Quantizer,
+    progress: Progress,
+) -> Result<BuildSummary> {
+    let (offsets, terms) = docs.csr();
+    let order = bp_order(
+        docs.num_terms(),
+        offsets,
+        terms,
+        &BpOptions::default(),
+        &|_, _| {},
+    );
+    let options = BuildOptions {
+        block_size: manifest.block_size,
+        superblock_size: manifest.superblock_size,
+        quantizer: Some(quantizer),
+    };
+    build_index_ordered(docs, &order, path, &options, progress)
+}
+
+/// The live documents of `segments`, in segment order then internal doc id order, with their
+/// weights as stored (impact times scale, which quantize back to the same impacts).
+fn live_documents(segments: &[Arc<Segment>]) -> Result<Collection> {
+    let mut out = Collection::new();
+    let mut entries: Vec<Vec<(u32, f32)>> = Vec::new();
+    for seg in segments {
+        let index = &seg.index;
+        let quantizer = index.quantizer();
+        let bs = index.block_size();
+        entries.resize_with(bs as usize, Vec::new);
+        // Segment term id to collection term id, interned when first met.
+        let mut terms = vec![u32::MAX; index.num_terms() as usize];
+        for block in 0..index.num_blocks() {
+            for e in &mut entries {
+                e.clear();
+            }
+            let fb = index.forward_block(block)?;
+            for (term, pairs) in fb.iter() {
+                let slot = terms
+                    .get_mut(term as usize)
+                    .ok_or_else(|| Error::corrupt(index.path(), format!("term {term}")))?;
+                if *slot == u32::MAX {
+                    *slot = out.intern_term(index.term(term)?);
+                }
+                for &[off, impact] in pairs {
+                    if let Some(e) = entries.get_mut(usize::from(off)) {
+                        e.push((*slot, quantizer.dequantize(impact)));
+                    }
+                }
+            }
+            let first = block * bs;
+            let len = bs.min(index.num_docs() - first);
+            for off in 0..len {
+                let doc = first + off;
+                if seg.deleted.contains(doc) {
+                    continue;
+                }
+                out.add_document(index.doc_id(doc)?, &entries[off as usize])
+                    .map_err(|e| Error::corrupt(index.path(), e))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

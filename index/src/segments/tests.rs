@@ -1,0 +1,176 @@
+use super::*;
+
+fn docs(items: &[(&str, &[(&str, f32)])]) -> Collection {
+    let mut c = Collection::new();
+    for (id, terms) in items {
+        let entries: Vec<(u32, f32)> = terms.iter().map(|&(t, w)| (c.intern_term(t), w)).collect();
+        c.add_document(id, &entries).unwrap();
+    }
+    c
+}
+
+fn live_ids(s: &Snapshot) -> Vec<String> {
+    let mut ids = Vec::new();
+    for seg in &s.segments {
+        for d in 0..seg.index.num_docs() {
+            if !seg.deleted.contains(d) {
+                ids.push(seg.index.doc_id(d).unwrap().to_owned());
+            }
+        }
+    }
+    ids.sort();
+    ids
+}
+
+fn options() -> BuildOptions {
+    BuildOptions::with_block_size(8)
+}
+
+#[test]
+fn add_upsert_delete_compact_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("c");
+    let mut c = CollectionDir::open_or_create(&dir, &options()).unwrap();
+    assert_eq!(c.manifest().generation, 0);
+    let a = c
+        .add(
+            &docs(&[("a", &[("x", 2.5), ("y", 1.0)]), ("b", &[("y", 4.0)])]),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+    assert_eq!((a.added, a.replaced, a.generation), (2, 0, 1));
+    let scale = c.manifest().scale.unwrap();
+    assert_eq!(scale, 4.0 / 255.0);
+    // "b" again: an upsert; the new weight 8 is above 255 * scale and gets impact 255.
+    let a = c
+        .add(
+            &docs(&[("b", &[("z", 8.0)]), ("c", &[("x", 1.0)])]),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+    assert_eq!((a.added, a.replaced), (2, 1));
+    let snap = c.snapshot();
+    assert_eq!(snap.segments.len(), 2);
+    assert_eq!(live_ids(&snap), ["a", "b", "c"]);
+    assert_eq!(snap.segments[1].index.quantizer().scale(), scale);
+    let d = c.delete(["a", "nope", "a"]).unwrap();
+    assert_eq!((d.deleted, d.missing), (1, 1));
+    assert_eq!(live_ids(&c.snapshot()), ["b", "c"]);
+    // The snapshot taken before the delete still sees "a".
+    assert_eq!(live_ids(&snap), ["a", "b", "c"]);
+
+    // Another process opens the same state.
+    let reader = Snapshot::open(&dir).unwrap();
+    assert_eq!(reader.generation, c.manifest().generation);
+    assert_eq!(live_ids(&reader), ["b", "c"]);
+
+    let k = c.compact(&mut |_, _, _| {}).unwrap();
+    assert_eq!((k.segments_before, k.dropped, k.docs), (2, 2, 2));
+    let snap = c.snapshot();
+    assert_eq!(snap.segments.len(), 1);
+    assert_eq!(live_ids(&snap), ["b", "c"]);
+    // Impacts survive the merge.
+    let idx = &snap.segments[0].index;
+    let z = idx.term_id("z").unwrap().unwrap();
+    let mut seen = Vec::new();
+    idx.postings(z)
+        .unwrap()
+        .for_each(|d, s| seen.push((idx.doc_id(d).unwrap().to_owned(), s)))
+        .unwrap();
+    assert_eq!(seen, [("b".to_owned(), 255)]);
+    drop(c);
+
+    // Only the files the manifest names are left (and the lock).
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["LOCK", "MANIFEST", "seg-00000003.bmp"]);
+    let c = CollectionDir::open(&dir).unwrap();
+    assert_eq!(live_ids(&c.snapshot()), ["b", "c"]);
+}
+
+#[test]
+fn one_writer_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = CollectionDir::open_or_create(tmp.path(), &options()).unwrap();
+    let err = CollectionDir::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("another writer"), "{err}");
+    drop(c);
+    CollectionDir::open(tmp.path()).unwrap();
+}
+
+#[test]
+fn leftovers_of_a_crash_are_removed_and_never_seen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = CollectionDir::open_or_create(tmp.path(), &options()).unwrap();
+    c.add(&docs(&[("a", &[("x", 1.0)])]), &mut |_, _, _| {})
+        .unwrap();
+    drop(c);
+    // A segment written by a writer killed before its manifest: not part of the collection.
+    fs::copy(
+        tmp.path().join("seg-00000001.bmp"),
+        tmp.path().join("seg-00000002.bmp"),
+    )
+    .unwrap();
+    fs::write(tmp.path().join(".seg-00000003.bmp.tmp-1"), b"partial").unwrap();
+    assert_eq!(live_ids(&Snapshot::open(tmp.path()).unwrap()), ["a"]);
+    let c = CollectionDir::open(tmp.path()).unwrap();
+    assert!(!tmp.path().join("seg-00000002.bmp").exists());
+    assert!(!tmp.path().join(".seg-00000003.bmp.tmp-1").exists());
+    assert_eq!(live_ids(&c.snapshot()), ["a"]);
+}
+
+#[test]
+fn a_single_index_file_is_a_one_segment_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("x.bmp");
+    crate::build::build_index(
+        &docs(&[("a", &[("x", 1.0)]), ("b", &[("x", 2.0)])]),
+        &path,
+        &options(),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let s = Snapshot::open(&path).unwrap();
+    assert_eq!((s.segments.len(), s.live_docs()), (1, 2));
+    let err = CollectionDir::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("not a collection directory"), "{err}");
+}
+
+#[test]
+fn damaged_deletions_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = CollectionDir::open_or_create(tmp.path(), &options()).unwrap();
+    c.add(
+        &docs(&[("a", &[("x", 1.0)]), ("b", &[("x", 1.0)])]),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    c.delete(["a"]).unwrap();
+    let name = c.manifest().segments[0].deletes.clone().unwrap();
+    drop(c);
+    fs::write(tmp.path().join(&name), b"garbage").unwrap();
+    let err = Snapshot::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("not a deletions bitmap"), "{err}");
+    let mut past = RoaringBitmap::new();
+    past.insert(7);
+    write_deletes(&tmp.path().join(&name), &past).unwrap();
+    let err = Snapshot::open(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("past the segment"), "{err}");
+}
+
+#[test]
+fn deleting_everything_then_compacting_leaves_no_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = CollectionDir::open_or_create(tmp.path(), &options()).unwrap();
+    c.add(&docs(&[("a", &[("x", 1.0)])]), &mut |_, _, _| {})
+        .unwrap();
+    c.delete(["a"]).unwrap();
+    let k = c.compact(&mut |_, _, _| {}).unwrap();
+    assert_eq!((k.docs, k.dropped), (0, 1));
+    assert!(c.snapshot().segments.is_empty());
+    // The scale stays: later segments still compare with what came before.
+    assert!(c.manifest().scale.is_some());
+}

@@ -545,16 +545,10 @@ impl Index {
 
     /// The id of `term`, if it is in the vocabulary (binary search over the sorted strings).
     pub fn term_id(&self, term: &str) -> Result<Option<u32>> {
-        // Byte order is the order of UTF-8 strings: the probes need no UTF-8 check.
         let (mut lo, mut hi) = (0u32, self.num_terms());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let r = self.range(
-                SectionKind::VocabOffsets,
-                SectionKind::VocabBytes,
-                mid as usize,
-            )?;
-            match self.section(SectionKind::VocabBytes)[r].cmp(term.as_bytes()) {
+            match self.term(mid)?.cmp(term) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Some(mid)),

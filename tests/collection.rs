@@ -176,3 +176,62 @@ fn collection_errors_are_clear() {
     assert_eq!(r.code, Some(1));
     assert!(r.stderr.contains("checksum"), "{}", r.stderr);
 }
+
+#[test]
+fn adds_merge_the_smallest_segments_beyond_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(dir, "q.tsv", "q1\tx\n");
+    for i in 0..4 {
+        write(
+            dir,
+            &format!("{i}.jsonl"),
+            &format!("{{\"id\": \"d{i}\", \"vector\": {{\"x\": {}}}}}\n", i + 1),
+        );
+        let r = run_ok(
+            dir,
+            &[
+                "add",
+                "--collection",
+                "col",
+                "--input",
+                &format!("{i}.jsonl"),
+                "--max-segments",
+                "2",
+                "--merge-factor",
+                "3",
+            ],
+        );
+        if i == 2 {
+            assert!(
+                r.stderr
+                    .contains("merged segments 1 times (3 segments in all)")
+                    && r.stderr.contains("1 segments, 3 live documents"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+    let manifest = fs::read_to_string(dir.join("col/MANIFEST")).unwrap();
+    assert_eq!(manifest.matches("\"file\"").count(), 2, "{manifest}");
+    assert_eq!(
+        ranking(&search(dir, "col", "bmp"), "q1"),
+        [("d3", 4), ("d2", 3), ("d1", 2)]
+            .iter()
+            .map(|&(d, s)| (d.to_owned(), s))
+            .collect::<Vec<_>>()
+    );
+    let r = run(
+        dir,
+        &[
+            "add",
+            "--collection",
+            "col",
+            "--input",
+            "0.jsonl",
+            "--merge-factor",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+}

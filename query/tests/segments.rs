@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use bmp_index::build::BuildOptions;
 use bmp_index::quantize::{quantize_query_weights, Quantizer};
-use bmp_index::segments::{CollectionDir, Snapshot};
+use bmp_index::segments::{CollectionDir, MergePolicy, Snapshot};
 use bmp_index::Collection;
 use bmp_query::bmp::BmpParams;
 use bmp_query::segments::SnapshotSearcher;
@@ -32,6 +32,8 @@ enum Op {
     Add(Vec<Doc>),
     Delete(Vec<u8>),
     Compact,
+    /// Merge down to this many segments, two at a time.
+    Merge(usize),
 }
 
 fn doc_strategy() -> impl Strategy<Value = Doc> {
@@ -51,6 +53,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         }),
         2 => proptest::collection::vec(0u8..200, 1..40).prop_map(Op::Delete),
         1 => Just(Op::Compact),
+        1 => (1usize..4).prop_map(Op::Merge),
     ]
 }
 
@@ -142,6 +145,11 @@ proptest! {
                 Op::Compact => {
                     dir.compact(&mut |_, _, _| {}).unwrap();
                     prop_assert!(dir.snapshot().segments.len() <= 1);
+                }
+                Op::Merge(max_segments) => {
+                    let policy = MergePolicy { max_segments: *max_segments, merge_factor: 2 };
+                    dir.merge_by_policy(&policy, &mut |_, _, _| {}).unwrap();
+                    prop_assert!(dir.snapshot().segments.len() <= *max_segments);
                 }
             }
             let snapshot = dir.snapshot();

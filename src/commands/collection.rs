@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bmp_index::build::BuildOptions;
 use bmp_index::format::{DEFAULT_BLOCK_SIZE, DEFAULT_SUPERBLOCK_SIZE};
-use bmp_index::segments::CollectionDir;
+use bmp_index::segments::{CollectionDir, MergePolicy};
 use clap::Args;
 
 use super::build::{read_documents, InputFormat};
@@ -21,8 +21,10 @@ use super::progress::{count_bar, stage_reporter};
 /// directory wherever they take an index. The documents are read like `build` reads them (JSONL or
 /// CIFF vectors, or a BEIR corpus with --model), BP-reordered and quantized with the collection's
 /// scale, which its first documents fix (later weights above 255 times it get the largest impact).
-/// A document whose id is already live replaces it (upsert). The change is durable when the
-/// command returns; one writer at a time (the directory's LOCK).
+/// A document whose id is already live replaces it (upsert). Then, while there are more than
+/// --max-segments segments, the --merge-factor smallest are merged into one (BP-reordered,
+/// deleted documents dropped). The change is durable when the command returns; one writer at a
+/// time (the directory's LOCK).
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// Collection directory.
@@ -47,6 +49,13 @@ pub struct AddArgs {
     /// Blocks per superblock of a new collection's segments (a power of two up to 1024).
     #[arg(long, default_value_t = DEFAULT_SUPERBLOCK_SIZE)]
     pub superblock_size: u32,
+    /// After adding, merge the smallest segments while there are more than this many (0: never).
+    #[arg(long, default_value_t = MergePolicy::default().max_segments)]
+    pub max_segments: usize,
+    /// How many of the smallest segments one merge takes.
+    #[arg(long, default_value_t = MergePolicy::default().merge_factor as u64,
+          value_parser = clap::value_parser!(u64).range(2..1024))]
+    pub merge_factor: u64,
 }
 
 /// Delete documents from a collection directory by external id.
@@ -95,6 +104,20 @@ pub fn run_add(args: &AddArgs) -> anyhow::Result<()> {
     let bar = count_bar(docs.num_docs() as u64, "adding");
     let summary = dir.add(&docs, &mut stage_reporter(&bar))?;
     bar.finish_and_clear();
+    let policy = MergePolicy {
+        max_segments: args.max_segments,
+        merge_factor: args.merge_factor as usize,
+    };
+    let bar = count_bar(dir.manifest().live_docs(), "merging");
+    let merges = dir.merge_by_policy(&policy, &mut stage_reporter(&bar))?;
+    bar.finish_and_clear();
+    if !merges.is_empty() {
+        eprintln!(
+            "merged segments {} times ({} segments in all)",
+            merges.len(),
+            merges.iter().sum::<usize>()
+        );
+    }
     let m = dir.manifest();
     eprintln!(
         "added {} documents ({} replaced) to {} as {} in {:.2} s: {} segments, {} live documents, generation {}",

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bmp_index::format::reader::BlockMaxRow;
+use bmp_index::segments::{Manifest, Snapshot};
 use bmp_index::Index;
 use clap::Args;
 
 /// Print an index's header, bytes per section, block size, and posting and term statistics.
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// Index file.
+    /// Index file, or a collection directory (`add`): its manifest and segments.
     #[arg(long)]
     pub index: PathBuf,
     /// Also verify the checksum of every section (reads the whole file).
@@ -21,6 +22,9 @@ pub struct InfoArgs {
 
 /// Runs `info`.
 pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
+    if args.index.is_dir() {
+        return run_collection(args);
+    }
     let index = Index::open(&args.index)?;
     let h = index.header();
     // Report write errors: `println!` panics when standard output is a closed pipe (`info | head`).
@@ -101,6 +105,51 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
             "checksums:        all {} sections verified",
             index.section_sizes().len()
         );
+    }
+    Ok(())
+}
+
+/// `info` of a collection directory: its manifest and a line per segment.
+fn run_collection(args: &InfoArgs) -> anyhow::Result<()> {
+    let manifest = Manifest::read(&args.index)?;
+    let snapshot = Snapshot::open(&args.index)?;
+    let mut out = std::io::stdout().lock();
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            writeln!(out, $($arg)*).context("cannot write to standard output")?
+        };
+    }
+    say!("collection:       {}", args.index.display());
+    say!("generation:       {}", snapshot.generation);
+    say!("segments:         {}", snapshot.segments.len());
+    say!(
+        "documents:        {} live, {} deleted",
+        snapshot.live_docs(),
+        snapshot.num_docs() - snapshot.live_docs()
+    );
+    match manifest.scale {
+        Some(scale) => say!("quant scale:      {scale} (weight per impact unit)"),
+        None => say!("quant scale:      not fixed yet (no document added)"),
+    }
+    say!(
+        "new segments:     block size {}, superblock size {}",
+        manifest.block_size,
+        manifest.superblock_size
+    );
+    for s in &snapshot.segments {
+        say!(
+            "  {:<20} {:>10} documents {:>10} deleted {:>14} bytes",
+            s.file,
+            s.index.num_docs(),
+            s.deleted.len(),
+            s.index.file_len()
+        );
+    }
+    if args.verify {
+        for s in &snapshot.segments {
+            s.index.verify_checksums()?;
+        }
+        say!("checksums:        every section of every segment verified");
     }
     Ok(())
 }

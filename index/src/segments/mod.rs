@@ -264,6 +264,27 @@ pub struct CompactSummary {
     pub generation: u64,
 }
 
+/// When [`CollectionDir::merge_by_policy`] merges segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MergePolicy {
+    /// The most segments left after an add (0: never merge).
+    pub max_segments: usize,
+    /// How many of the smallest segments one merge takes (at least 2).
+    pub merge_factor: usize,
+}
+
+impl Default for MergePolicy {
+    /// Ten segments at most, the four smallest merged at a time: search over ten segments costs
+    /// about 1.5 times one at k = 10 (docs/BENCHMARKS.md), and a merge rewrites the smallest
+    /// segments only.
+    fn default() -> Self {
+        MergePolicy {
+            max_segments: 10,
+            merge_factor: 4,
+        }
+    }
+}
+
 /// A collection directory opened for writing: holds its lock until dropped. Searches go through
 /// [`CollectionDir::snapshot`] (or [`Snapshot::open`] from another process).
 #[derive(Debug)]
@@ -451,11 +472,54 @@ impl CollectionDir {
                 generation: self.manifest.generation,
             });
         }
-        let live = live_documents(&self.segments)?;
+        let all: Vec<usize> = (0..before).collect();
+        let docs = self.merge_segments(&all, progress)?;
+        Ok(CompactSummary {
+            segments_before: before,
+            dropped,
+            docs,
+            generation: self.manifest.generation,
+        })
+    }
+
+    /// Applies `policy`: while there are more than `policy.max_segments` segments, merges the
+    /// `policy.merge_factor` smallest (by live documents) into one. Returns the merges done, as
+    /// the number of segments each merged.
+    pub fn merge_by_policy(
+        &mut self,
+        policy: &MergePolicy,
+        progress: Progress,
+    ) -> Result<Vec<usize>> {
+        let mut merges = Vec::new();
+        if policy.max_segments == 0 {
+            return Ok(merges);
+        }
+        let factor = policy.merge_factor.max(2);
+        while self.segments.len() > policy.max_segments {
+            let mut by_size: Vec<usize> = (0..self.segments.len()).collect();
+            by_size.sort_by_key(|&i| (self.segments[i].live_docs(), i));
+            let n = factor.min(self.segments.len());
+            let mut chosen = by_size[..n].to_vec();
+            chosen.sort_unstable();
+            self.merge_segments(&chosen, &mut *progress)?;
+            merges.push(n);
+        }
+        Ok(merges)
+    }
+
+    /// Replaces the segments at positions `which` (increasing) by one holding their live
+    /// documents (BP-reordered), at the position of the first; none when they hold no live
+    /// document. Returns the documents of the new segment.
+    fn merge_segments(&mut self, which: &[usize], progress: Progress) -> Result<u64> {
+        let chosen: Vec<Arc<Segment>> = which
+            .iter()
+            .map(|&i| Arc::clone(&self.segments[i]))
+            .collect();
+        let live = live_documents(&chosen)?;
         let mut manifest = self.manifest.clone();
-        manifest.segments.clear();
-        let mut new_segments = Vec::new();
+        let mut new_segments = self.segments.clone();
         let mut new_file = None;
+        let mut replacement = None;
         if live.num_docs() > 0 {
             let quantizer = self
                 .manifest
@@ -466,24 +530,32 @@ impl CollectionDir {
             let path = self.dir.join(&file);
             build_segment(&live, &path, &self.manifest, quantizer, progress)?;
             manifest.next_segment += 1;
-            manifest.segments.push(SegmentEntry {
-                file: file.clone(),
-                docs: live.num_docs() as u32,
-                deleted: 0,
-                deletes: None,
-            });
-            match Index::open(&path) {
-                Ok(index) => new_segments.push(Arc::new(Segment::new(
-                    file.clone(),
-                    index,
-                    RoaringBitmap::new(),
-                ))),
+            let index = match Index::open(&path) {
+                Ok(index) => index,
                 Err(e) => {
                     let _ = fs::remove_file(&path);
                     return Err(e);
                 }
-            }
+            };
+            replacement = Some((
+                SegmentEntry {
+                    file: file.clone(),
+                    docs: live.num_docs() as u32,
+                    deleted: 0,
+                    deletes: None,
+                },
+                Arc::new(Segment::new(file, index, RoaringBitmap::new())),
+            ));
             new_file = Some(path);
+        }
+        // Remove the merged ones from the back, then put the new one where the first was.
+        for &i in which.iter().rev() {
+            manifest.segments.remove(i);
+            new_segments.remove(i);
+        }
+        if let (Some((entry, segment)), Some(&first)) = (replacement, which.first()) {
+            manifest.segments.insert(first, entry);
+            new_segments.insert(first, segment);
         }
         if let Err(e) = self.commit(manifest, new_segments) {
             if let Some(path) = new_file {
@@ -491,12 +563,7 @@ impl CollectionDir {
             }
             return Err(e);
         }
-        Ok(CompactSummary {
-            segments_before: before,
-            dropped,
-            docs: live.num_docs() as u64,
-            generation: self.manifest.generation,
-        })
+        Ok(live.num_docs() as u64)
     }
 
     /// Writes the new deletions files of the segments whose deletions changed (`deleted[s]` is

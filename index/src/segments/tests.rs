@@ -174,3 +174,53 @@ fn deleting_everything_then_compacting_leaves_no_segment() {
     // The scale stays: later segments still compare with what came before.
     assert!(c.manifest().scale.is_some());
 }
+
+#[test]
+fn the_merge_policy_bounds_the_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = CollectionDir::open_or_create(tmp.path(), &options()).unwrap();
+    for i in 0..7 {
+        let id = format!("d{i}");
+        let other = format!("e{i}");
+        c.add(
+            &docs(&[
+                (id.as_str(), &[("x", 1.0)]),
+                (other.as_str(), &[("y", 2.0)]),
+            ]),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+    }
+    c.delete(["d0", "e6"]).unwrap();
+    let policy = MergePolicy {
+        max_segments: 3,
+        merge_factor: 3,
+    };
+    // 7 segments: the three smallest (the two with a deletion first) into one, twice.
+    let merges = c.merge_by_policy(&policy, &mut |_, _, _| {}).unwrap();
+    assert_eq!(merges, [3, 3]);
+    let snap = c.snapshot();
+    assert_eq!(snap.segments.len(), 3);
+    assert_eq!(snap.live_docs(), 12);
+    assert!(snap.segments.iter().all(|s| s.deleted.is_empty()));
+    let mut ids = live_ids(&snap);
+    ids.sort();
+    assert_eq!(ids.len(), 12);
+    assert!(!ids.contains(&"d0".to_string()) && !ids.contains(&"e6".to_string()));
+    // Within bounds already: nothing to do; 0 never merges.
+    assert!(c
+        .merge_by_policy(&policy, &mut |_, _, _| {})
+        .unwrap()
+        .is_empty());
+    let never = MergePolicy {
+        max_segments: 0,
+        merge_factor: 2,
+    };
+    assert!(c
+        .merge_by_policy(&never, &mut |_, _, _| {})
+        .unwrap()
+        .is_empty());
+    drop(c);
+    let c = CollectionDir::open(tmp.path()).unwrap();
+    assert_eq!(live_ids(&c.snapshot()), ids);
+}

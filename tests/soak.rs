@@ -1,8 +1,9 @@
 //! A loopback soak of `bmp-index serve`: 8 concurrent clients send a mix of valid, malformed and
 //! oversized requests while the index is rebuilt and reloaded (SIGHUP and the admin endpoint)
 //! every few seconds. Every valid request must get a 2xx, every bad one a 4xx, the server must
-//! not crash, and its heap (anonymous resident memory) must never grow 10% above its level after
-//! warm-up. p99 latency of the valid requests and the heap are printed per window.
+//! not crash, and its heap (anonymous resident memory) must not grow after warm-up: its lowest
+//! level late in the soak at most 10% above its highest early on. p99 latency of the valid
+//! requests and the heap are printed per window.
 //!
 //! It runs for `BMP_SOAK_SECS` seconds (30 by default, as in CI; 600 for the full soak).
 
@@ -323,11 +324,19 @@ fn serve_survives_a_loopback_soak_with_reloads() {
     assert!(reload_failures.is_empty(), "{reload_failures:?}");
     assert!(reloads >= 2, "{reloads} reloads");
     assert!(tally.valid > 100 && tally.bad > 20);
-    // A leak shows as growth: no sample after warm-up may stand 10% above the first one. (The
-    // heap may shrink as the allocator returns memory; the table above shows by how much.)
-    let level = warm.first().copied().unwrap_or(0);
+    // A leak raises the heap's floor: the lowest sample of the last third after warm-up may not
+    // stand 10% above the highest of the first third. (The heap swings by several percent with
+    // the requests in flight, so one sample is no level; the table above shows the swings.) No
+    // sample may stand 50% above that level either.
+    let third = (warm.len() / 3).max(1);
+    let level = warm.iter().take(third).copied().max().unwrap_or(0);
+    let late_floor = warm.iter().rev().take(third).copied().min().unwrap_or(0);
     assert!(
-        high as f64 <= level as f64 * 1.10,
-        "the heap grew from {level} to {high} KiB after warm-up"
+        late_floor as f64 <= level as f64 * 1.10,
+        "the heap grew after warm-up: from at most {level} KiB to at least {late_floor} KiB"
+    );
+    assert!(
+        high as f64 <= level as f64 * 1.5,
+        "the heap reached {high} KiB after warm-up, from at most {level} KiB"
     );
 }

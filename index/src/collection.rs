@@ -52,6 +52,15 @@ impl Collection {
         }
     }
 
+    /// An empty collection with room for `postings` postings (no reallocation, and no doubling
+    /// of the posting arrays, until it holds that many).
+    pub fn with_posting_capacity(postings: usize) -> Self {
+        let mut c = Collection::new();
+        c.posting_terms.reserve_exact(postings);
+        c.posting_weights.reserve_exact(postings);
+        c
+    }
+
     /// The temporary id of `term`, adding it to the vocabulary if it is new.
     pub fn intern_term(&mut self, term: &str) -> u32 {
         if let Some(&id) = self.term_ids.get(term) {

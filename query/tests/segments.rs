@@ -147,7 +147,7 @@ proptest! {
                     prop_assert!(dir.snapshot().segments.len() <= 1);
                 }
                 Op::Merge(max_segments) => {
-                    let policy = MergePolicy { max_segments: *max_segments, merge_factor: 2 };
+                    let policy = MergePolicy { max_segments: *max_segments, merge_factor: 2, ..MergePolicy::default() };
                     dir.merge_by_policy(&policy, &mut |_, _, _| {}).unwrap();
                     prop_assert!(dir.snapshot().segments.len() <= *max_segments);
                 }

@@ -116,7 +116,8 @@ pub fn document_order(collection: &Collection, args: &ReorderArgs) -> Vec<u32> {
     }
 }
 
-fn detect_format(path: &Path) -> InputFormat {
+/// The format a file name suggests: `.ciff` or `.ciff.gz` is CIFF, anything else JSONL.
+pub fn detect_format(path: &Path) -> InputFormat {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())

@@ -329,6 +329,49 @@ pub fn read_jsonl_into<R: BufRead>(
     Ok(count)
 }
 
+/// Postings [`read_jsonl_chunks`] reserves beyond its limit, for the document that reaches it.
+const CHUNK_SLACK: usize = 1 << 16;
+
+/// Reads JSONL documents from `reader` as [`read_jsonl_into`] does, into collections of at most
+/// about `max_postings` postings each (a collection is handed over once it reaches that many,
+/// and always holds at least one document): `on_full` receives each one, the last one too.
+/// Returns the number of documents read. Duplicate ids are found within a collection only.
+pub fn read_jsonl_chunks<R: BufRead>(
+    mut reader: R,
+    path: &Path,
+    max_postings: usize,
+    on_full: &mut dyn FnMut(Collection) -> Result<()>,
+) -> Result<u64> {
+    let mut parser = LineParser::new();
+    let mut id = String::new();
+    let mut scratch: Vec<(u32, f32)> = Vec::new();
+    let mut count = 0u64;
+    // Room for the postings of a full collection and its last document: the arrays never double.
+    let room = max_postings.saturating_add(CHUNK_SLACK);
+    let mut collection = Collection::with_posting_capacity(room);
+    while parser.next_line(&mut reader, path)? {
+        let line = parser.line;
+        scratch.clear();
+        parser
+            .parse(&mut id, |term, weight| {
+                scratch.push((collection.intern_term(term), weight));
+            })
+            .and_then(|()| collection.add_document(&id, &scratch).map(|_| ()))
+            .map_err(|message| Error::parse(path, line, message))?;
+        count += 1;
+        if collection.num_postings() >= max_postings {
+            on_full(std::mem::replace(
+                &mut collection,
+                Collection::with_posting_capacity(room),
+            ))?;
+        }
+    }
+    if collection.num_docs() > 0 {
+        on_full(collection)?;
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +380,28 @@ mod tests {
 
     fn path() -> &'static Path {
         Path::new("in.jsonl")
+    }
+
+    #[test]
+    fn chunks_close_at_the_posting_limit_and_keep_line_numbers() {
+        let input = "{\"id\": \"a\", \"vector\": {\"x\": 1, \"y\": 2}}\n\
+                     {\"id\": \"b\", \"vector\": {\"x\": 1}}\n\
+                     {\"id\": \"c\", \"vector\": {\"z\": 1, \"x\": 3}}\n\
+                     {\"id\": \"a\", \"vector\": {\"y\": 1}}\n";
+        let mut sizes = Vec::new();
+        let n = read_jsonl_chunks(Cursor::new(input), path(), 3, &mut |c| {
+            sizes.push((c.num_docs(), c.num_postings()));
+            Ok(())
+        })
+        .unwrap();
+        // a + b reach 3 postings; c; then "a" again, in a new collection (no duplicate there).
+        assert_eq!(n, 4);
+        assert_eq!(sizes, [(2, 3), (2, 3)]);
+        let bad = format!("{input}{{\"id\": \"d\", \"vector\": \n");
+        let err = read_jsonl_chunks(Cursor::new(bad), path(), 3, &mut |_| Ok(()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("in.jsonl:5:"), "{err}");
     }
 
     /// All records of `text`, or the first error.

@@ -271,6 +271,9 @@ pub struct MergePolicy {
     pub max_segments: usize,
     /// How many of the smallest segments one merge takes (at least 2).
     pub merge_factor: usize,
+    /// The most postings one merge may gather (it holds them in memory): a merge that would
+    /// gather more is not made, and more segments than `max_segments` stay.
+    pub max_merge_postings: u64,
 }
 
 impl Default for MergePolicy {
@@ -281,6 +284,7 @@ impl Default for MergePolicy {
         MergePolicy {
             max_segments: 10,
             merge_factor: 4,
+            max_merge_postings: u64::MAX,
         }
     }
 }
@@ -483,8 +487,9 @@ impl CollectionDir {
     }
 
     /// Applies `policy`: while there are more than `policy.max_segments` segments, merges the
-    /// `policy.merge_factor` smallest (by live documents) into one. Returns the merges done, as
-    /// the number of segments each merged.
+    /// `policy.merge_factor` smallest (by live documents) into one, unless they hold more than
+    /// `policy.max_merge_postings` postings. Returns the merges done, as the number of segments
+    /// each merged.
     pub fn merge_by_policy(
         &mut self,
         policy: &MergePolicy,
@@ -501,6 +506,13 @@ impl CollectionDir {
             let n = factor.min(self.segments.len());
             let mut chosen = by_size[..n].to_vec();
             chosen.sort_unstable();
+            let postings: u64 = chosen
+                .iter()
+                .map(|&i| self.segments[i].index.num_postings())
+                .sum();
+            if postings > policy.max_merge_postings {
+                break;
+            }
             self.merge_segments(&chosen, &mut *progress)?;
             merges.push(n);
         }

@@ -195,6 +195,7 @@ fn the_merge_policy_bounds_the_segments() {
     let policy = MergePolicy {
         max_segments: 3,
         merge_factor: 3,
+        ..MergePolicy::default()
     };
     // 7 segments: the three smallest (the two with a deletion first) into one, twice.
     let merges = c.merge_by_policy(&policy, &mut |_, _, _| {}).unwrap();
@@ -215,11 +216,23 @@ fn the_merge_policy_bounds_the_segments() {
     let never = MergePolicy {
         max_segments: 0,
         merge_factor: 2,
+        ..MergePolicy::default()
     };
     assert!(c
         .merge_by_policy(&never, &mut |_, _, _| {})
         .unwrap()
         .is_empty());
+    // A merge that would gather more postings than allowed is not made.
+    let small = MergePolicy {
+        max_segments: 1,
+        merge_factor: 2,
+        max_merge_postings: 5,
+    };
+    assert!(c
+        .merge_by_policy(&small, &mut |_, _, _| {})
+        .unwrap()
+        .is_empty());
+    assert_eq!(c.snapshot().segments.len(), 3);
     drop(c);
     let c = CollectionDir::open(tmp.path()).unwrap();
     assert_eq!(live_ids(&c.snapshot()), ids);

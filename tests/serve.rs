@@ -455,3 +455,103 @@ fn extreme_requests_get_clear_answers_in_bounded_memory() {
     assert!(body.contains("1000"), "{body}");
     served.stop();
 }
+
+/// Polls `GET /v1/stats` until the collection's generation is `generation`.
+fn wait_for_generation(addr: &str, generation: u64) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let (status, body) = http(addr, "GET", "/v1/stats", "");
+        assert_eq!(status, 200, "{body}");
+        let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if stats["generation"].as_u64() == Some(generation) {
+            return stats;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "generation {generation} never served: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_a_collection_while_another_process_writes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("col")).unwrap();
+    std::fs::write(
+        dir.join("a.jsonl"),
+        "{\"id\": \"a\", \"vector\": {\"x\": 5, \"y\": 1}}\n{\"id\": \"b\", \"vector\": {\"x\": 4}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("b.jsonl"),
+        "{\"id\": \"b\", \"vector\": {\"x\": 2}}\n{\"id\": \"c\", \"vector\": {\"x\": 9}}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ids.txt"), "c\n").unwrap();
+    let query = r#"{"vector": {"x": 1}, "k": 5}"#;
+    let search = |addr: &str, body: &str| {
+        let (status, body) = http(addr, "POST", "/v1/search", body);
+        assert_eq!(status, 200, "{body}");
+        hits(&serde_json::from_str(&body).unwrap())
+    };
+    let hit = |id: &str, score: u32, rank: usize| (id.to_owned(), score, rank);
+
+    // An empty directory is served as an empty collection.
+    let served = Served::start(dir, &["--index", "col", "--refresh-ms", "50"]);
+    let stats = wait_for_generation(&served.addr, 0);
+    assert_eq!(stats["documents"], 0);
+    assert_eq!(search(&served.addr, query), []);
+
+    ok(dir, &["add", "--collection", "col", "--input", "a.jsonl"]);
+    wait_for_generation(&served.addr, 1);
+    assert_eq!(
+        search(&served.addr, query),
+        [hit("a", 5, 1), hit("b", 4, 2)]
+    );
+    // "b" replaced (upsert), "c" new.
+    ok(dir, &["add", "--collection", "col", "--input", "b.jsonl"]);
+    let stats = wait_for_generation(&served.addr, 2);
+    assert_eq!(
+        (stats["segments"].as_u64(), stats["documents"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert_eq!(
+        search(&served.addr, query),
+        [hit("c", 9, 1), hit("a", 5, 2), hit("b", 2, 3)]
+    );
+    ok(dir, &["delete", "--collection", "col", "--ids", "ids.txt"]);
+    wait_for_generation(&served.addr, 3);
+    for algorithm in ["exhaustive", "bmp", "maxscore", "bmw", "sp"] {
+        let body = format!(r#"{{"vector": {{"x": 1}}, "k": 5, "algorithm": "{algorithm}"}}"#);
+        assert_eq!(
+            search(&served.addr, &body),
+            [hit("a", 5, 1), hit("b", 2, 2)],
+            "{algorithm}"
+        );
+    }
+    let (status, body) = http(
+        &served.addr,
+        "POST",
+        "/v1/search",
+        r#"{"vector": {"x": 1}, "k": 5, "filter": ["b", "c", "nobody"]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(hits(&v), [hit("b", 2, 1)]);
+    assert_eq!(v["unknown_filter_ids"], 2);
+    let log = served.stop();
+    assert!(
+        log.contains("refreshed col: generation 3, 2 documents"),
+        "{log}"
+    );
+
+    // A restarted server serves what was written.
+    let served = Served::start(dir, &["--index", "col"]);
+    assert_eq!(
+        search(&served.addr, query),
+        [hit("a", 5, 1), hit("b", 2, 2)]
+    );
+    served.stop();
+}

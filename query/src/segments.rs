@@ -11,6 +11,7 @@
 //! the live documents: the same scores, and the same documents except among ties at the k-th
 //! score.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bmp_index::segments::Snapshot;
@@ -59,8 +60,8 @@ enum Processors<'a> {
 pub struct SnapshotSearcher<'a> {
     snapshot: &'a Snapshot,
     processors: Processors<'a>,
-    /// Per segment: its live documents when some are deleted.
-    filters: Vec<Option<DocFilter>>,
+    /// Per segment: the documents it may return (its live ones when some are deleted).
+    filters: Cow<'a, [Option<DocFilter>]>,
     /// Query terms met so far, with their id in each segment (at most [`TERM_CACHE`]).
     term_ids: HashMap<String, Vec<Option<u32>>>,
 }
@@ -71,6 +72,17 @@ const TERM_CACHE: usize = 1 << 20;
 impl<'a> SnapshotSearcher<'a> {
     /// Searchers of `spec` over every segment of `snapshot`.
     pub fn new(snapshot: &'a Snapshot, spec: &SearchSpec) -> Self {
+        let filters = live_filters(snapshot);
+        Self::with_filters(snapshot, spec, Cow::Owned(filters))
+    }
+
+    /// Searchers of `spec` over every segment of `snapshot`, each segment restricted to the
+    /// documents of its filter (`None`: all; one entry per segment, e.g. [`live_filters`]).
+    pub fn with_filters(
+        snapshot: &'a Snapshot,
+        spec: &SearchSpec,
+        filters: Cow<'a, [Option<DocFilter>]>,
+    ) -> Self {
         let mut bases = Vec::with_capacity(snapshot.segments.len());
         let mut next = 0u64;
         for s in &snapshot.segments {
@@ -96,18 +108,6 @@ impl<'a> SnapshotSearcher<'a> {
                     .collect(),
             ),
         };
-        let filters = snapshot
-            .segments
-            .iter()
-            .map(|s| {
-                (!s.deleted.is_empty()).then(|| {
-                    let mut live = RoaringBitmap::new();
-                    live.insert_range(0..s.index.num_docs());
-                    live -= &s.deleted;
-                    DocFilter::new(live)
-                })
-            })
-            .collect();
         SnapshotSearcher {
             snapshot,
             processors,
@@ -154,7 +154,7 @@ impl<'a> SnapshotSearcher<'a> {
                 let mut parts: Vec<Part<'_, '_>> = searchers
                     .iter_mut()
                     .zip(&queries)
-                    .zip(&self.filters)
+                    .zip(self.filters.iter())
                     .zip(bases.iter())
                     .map(|(((bmp, query), filter), &base)| Part {
                         bmp,
@@ -215,6 +215,22 @@ impl<'a> SnapshotSearcher<'a> {
             unknown_terms,
         })
     }
+}
+
+/// Per segment of `snapshot`: its live documents as a filter when some are deleted.
+pub fn live_filters(snapshot: &Snapshot) -> Vec<Option<DocFilter>> {
+    snapshot
+        .segments
+        .iter()
+        .map(|s| {
+            (!s.deleted.is_empty()).then(|| {
+                let mut live = RoaringBitmap::new();
+                live.insert_range(0..s.index.num_docs());
+                live -= &s.deleted;
+                DocFilter::new(live)
+            })
+        })
+        .collect()
 }
 
 /// Sorts `hits` in result order (score descending, then segment, then doc id) and keeps the

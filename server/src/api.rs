@@ -377,27 +377,33 @@ pub struct BatchResponse {
 pub struct HealthResponse {
     /// Always `ok` when the server answers.
     pub status: &'static str,
-    /// Documents in the served index.
-    pub documents: u32,
+    /// Live documents served.
+    pub documents: u64,
 }
 
 /// `GET /v1/stats`: the served index.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatsResponse {
-    /// Documents.
-    pub documents: u32,
-    /// Vocabulary size.
-    pub terms: u32,
+    /// Live documents.
+    pub documents: u64,
+    /// Vocabulary size (summed over the segments of a collection).
+    pub terms: u64,
     /// Postings.
     pub postings: u64,
     /// Documents per block.
     pub block_size: u32,
     /// Blocks.
-    pub blocks: u32,
-    /// Index file size in bytes.
+    pub blocks: u64,
+    /// Index file size in bytes (of every segment of a collection).
     pub file_bytes: u64,
-    /// Index file path.
+    /// Index file or collection directory path.
     pub path: String,
+    /// Segments, when serving a collection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<usize>,
+    /// The manifest generation served, when serving a collection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// The text encoder, when the server takes text queries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
@@ -411,10 +417,10 @@ pub struct StatsResponse {
 pub struct ReloadResponse {
     /// Always `reloaded`.
     pub status: &'static str,
-    /// Index file path.
+    /// Index file or collection directory path.
     pub path: String,
-    /// Documents.
-    pub documents: u32,
+    /// Live documents.
+    pub documents: u64,
     /// Milliseconds spent opening and verifying the index.
     pub took_ms: u64,
 }

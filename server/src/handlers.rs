@@ -23,6 +23,8 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rerank::Reranker;
 use crate::state::{AppState, ServedIndex};
+use bmp_query::segments::SnapshotSearcher;
+use std::borrow::Cow;
 
 /// A validated request whose text, if it had one, has been encoded.
 #[derive(Debug, Clone)]
@@ -52,7 +54,9 @@ pub fn run_query(
     reranker: Option<&Reranker>,
 ) -> Result<SearchResponse, ApiError> {
     let start = Instant::now();
-    let index = served.index();
+    let Some(index) = served.single() else {
+        return run_collection_query(served, query, metrics, start);
+    };
     let parsed = Query::from_entries(index, &query.entries)
         .map_err(|e| ApiError::invalid(format!("vector: {e}")))?;
     let filter = match &query.filter {
@@ -119,6 +123,63 @@ pub fn run_query(
         unknown_filter_ids: filter.map(|(_, unknown)| unknown),
         encode_us: query.encode_us,
         rerank_us,
+    })
+}
+
+/// [`run_query`] over a collection: every segment, one ranking (no rerank: the multi-vector
+/// store belongs to one index file).
+fn run_collection_query(
+    served: &ServedIndex,
+    query: &PreparedQuery,
+    metrics: &Metrics,
+    start: Instant,
+) -> Result<SearchResponse, ApiError> {
+    if query.rerank.is_some() {
+        return Err(ApiError::internal("no reranker for a collection"));
+    }
+    let snapshot = served.snapshot();
+    let (filters, unknown_filter_ids) = match &query.filter {
+        Some(ids) => {
+            let (filters, unknown) = served.resolve_segment_filters(ids)?;
+            (Cow::Owned(filters), Some(unknown))
+        }
+        None => (Cow::Borrowed(served.live()), None),
+    };
+    let mut searcher = SnapshotSearcher::with_filters(snapshot, &query.spec, filters);
+    let results = searcher
+        .search(&query.entries, query.k)
+        .map_err(|e| match e {
+            bmp_index::Error::Invalid(m) => ApiError::invalid(format!("vector: {m}")),
+            e => ApiError::internal(format!("search failed: {e}")),
+        })?;
+    let search_elapsed = start.elapsed();
+    let hits = results
+        .hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let id = snapshot.segments[h.segment]
+                .index
+                .doc_id(h.doc)
+                .map_err(|e| ApiError::internal(format!("bad document {}: {e}", h.doc)))?;
+            Ok(HitOut {
+                id: id.to_string(),
+                score: h.score,
+                rank: i + 1,
+                rerank_score: None,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    metrics.record_search(query.spec.name(), query.spec.is_safe(), search_elapsed);
+    Ok(SearchResponse {
+        hits,
+        took_us: start.elapsed().as_micros() as u64 + query.encode_us.unwrap_or(0),
+        algorithm: query.spec.to_string(),
+        k: query.k,
+        unknown_terms: results.unknown_terms,
+        unknown_filter_ids,
+        encode_us: query.encode_us,
+        rerank_us: None,
     })
 }
 
@@ -314,21 +375,27 @@ pub async fn search_batch(
 pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok",
-        documents: state.index().num_docs(),
+        documents: state.served().num_docs(),
     })
 }
 
 /// `GET /v1/stats`.
 pub async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
-    let index = state.index();
+    let served = state.served();
+    let segments = &served.snapshot().segments;
+    let sum = |f: &dyn Fn(&bmp_index::Index) -> u64| segments.iter().map(|s| f(&s.index)).sum();
     Json(StatsResponse {
-        documents: index.num_docs(),
-        terms: index.num_terms(),
-        postings: index.num_postings(),
-        block_size: index.block_size(),
-        blocks: index.num_blocks(),
-        file_bytes: index.file_len(),
-        path: index.path().display().to_string(),
+        documents: served.num_docs(),
+        terms: sum(&|i| u64::from(i.num_terms())),
+        postings: sum(&|i| i.num_postings()),
+        block_size: segments.first().map_or(0, |s| s.index.block_size()),
+        blocks: sum(&|i| u64::from(i.num_blocks())),
+        file_bytes: sum(&|i| i.file_len()),
+        path: served.path().display().to_string(),
+        segments: served.collection_dir().map(|_| segments.len()),
+        generation: served
+            .collection_dir()
+            .map(|_| served.snapshot().generation),
         model: state.encoder().map(|e| e.describe().to_string()),
         multivec: state.reranker().map(|r| r.describe()),
     })
@@ -346,7 +413,7 @@ pub async fn reload(
     Ok(Json(ReloadResponse {
         status: "reloaded",
         path: path.display().to_string(),
-        documents: state.index().num_docs(),
+        documents: state.served().num_docs(),
         took_ms: start.elapsed().as_millis() as u64,
     }))
 }
@@ -414,12 +481,7 @@ mod tests {
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(err.code, "internal");
         // The state still answers.
-        assert_eq!(
-            blocking(&state, |s, _| Ok(s.index().num_docs()))
-                .await
-                .unwrap(),
-            1
-        );
+        assert_eq!(blocking(&state, |s, _| Ok(s.num_docs())).await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -149,7 +149,7 @@ pub async fn reload_on_hangup(state: AppState) {
                     Ok(path) => eprintln!(
                         "SIGHUP: reloaded {} ({} documents)",
                         path.display(),
-                        state.index().num_docs()
+                        state.served().num_docs()
                     ),
                     Err(e) => eprintln!(
                         "SIGHUP: reload failed, still serving the old index: {}",
@@ -162,6 +162,28 @@ pub async fn reload_on_hangup(state: AppState) {
     #[cfg(not(unix))]
     let _ = state;
     std::future::pending::<()>().await
+}
+
+/// Serves a collection's newest generation within `every` of its writing (never returns): reads
+/// its manifest every `every` and reloads when the generation changed, reporting each change on
+/// standard error. Spawn it beside [`serve`]; it does nothing for an index file.
+pub async fn refresh_every(state: AppState, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match state.refresh_async().await {
+            Ok(true) => eprintln!(
+                "refreshed {}: generation {}, {} documents",
+                state.served().path().display(),
+                state.served().snapshot().generation,
+                state.served().num_docs()
+            ),
+            Ok(false) => {}
+            Err(e) => eprintln!(
+                "refresh failed, still serving the old generation: {}",
+                e.message
+            ),
+        }
+    }
 }
 
 /// Completes on Ctrl-C or, on Unix, SIGTERM: a `shutdown` future for [`serve`].

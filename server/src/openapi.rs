@@ -221,13 +221,16 @@ pub fn document() -> Value {
                     "documents": {"type": "integer"}, "terms": {"type": "integer"},
                     "postings": {"type": "integer"}, "block_size": {"type": "integer"},
                     "blocks": {"type": "integer"}, "file_bytes": {"type": "integer"},
-                    "path": {"type": "string"}, "model": {"type": "string"},
+                    "path": {"type": "string", "description": "Index file or collection directory"},
+                    "segments": {"type": "integer", "description": "Segments, when serving a collection"},
+                    "generation": {"type": "integer", "description": "Manifest generation, when serving a collection"},
+                    "model": {"type": "string"},
                     "multivec": {"type": "string", "description": "The multi-vector store and its model"}
                 }
             },
             "ReloadRequest": {
                 "type": "object", "additionalProperties": false,
-                "properties": {"index": {"type": "string", "description": "Index file to serve instead of the current one"}}
+                "properties": {"index": {"type": "string", "description": "Index file or collection directory to serve instead of the current one"}}
             },
             "Reload": {
                 "type": "object", "required": ["status", "path", "documents", "took_ms"],

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
+use bmp_index::segments::{Manifest, Snapshot};
 use bmp_index::{ExternalIds, Index};
+use bmp_query::segments::live_filters;
 use bmp_query::DocFilter;
 use tokio::sync::Semaphore;
 
@@ -15,9 +17,14 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rerank::Reranker;
 
-/// An index being served, with the external-id lookup that filters need (built on first use).
+/// What is being served: one index file, or a collection directory as of one generation; with
+/// the lookups that filters need (built on first use).
 pub struct ServedIndex {
-    index: Arc<Index>,
+    snapshot: Snapshot,
+    /// The collection directory, when serving one.
+    collection: Option<PathBuf>,
+    /// Per segment: its live documents, when some are deleted.
+    live: Vec<Option<DocFilter>>,
     external_ids: OnceLock<Result<ExternalIds, String>>,
 }
 
@@ -25,28 +32,83 @@ impl ServedIndex {
     /// Serves `index`.
     pub fn new(index: Index) -> Self {
         ServedIndex {
-            index: Arc::new(index),
+            snapshot: Snapshot::single(index),
+            collection: None,
+            live: vec![None],
             external_ids: OnceLock::new(),
         }
     }
 
-    /// The index.
+    /// Serves the collection directory `dir` as of `snapshot`.
+    pub fn collection(dir: PathBuf, snapshot: Snapshot) -> Self {
+        let live = live_filters(&snapshot);
+        ServedIndex {
+            snapshot,
+            collection: Some(dir),
+            live,
+            external_ids: OnceLock::new(),
+        }
+    }
+
+    /// The index, when serving one file (`None` for a collection).
+    pub fn single(&self) -> Option<&Index> {
+        match (&self.collection, self.snapshot.segments.first()) {
+            (None, Some(s)) => Some(&s.index),
+            _ => None,
+        }
+    }
+
+    /// The index, when serving one file.
+    ///
+    /// # Panics
+    /// When serving a collection: use [`ServedIndex::snapshot`].
     pub fn index(&self) -> &Index {
-        &self.index
+        self.single().expect("serving one index file")
+    }
+
+    /// The segments served (one for an index file).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The collection directory, when serving one.
+    pub fn collection_dir(&self) -> Option<&Path> {
+        self.collection.as_deref()
+    }
+
+    /// Per segment: its live documents, when some are deleted.
+    pub fn live(&self) -> &[Option<DocFilter>] {
+        &self.live
+    }
+
+    /// Live documents served.
+    pub fn num_docs(&self) -> u64 {
+        self.snapshot.live_docs()
+    }
+
+    /// The path served: the index file or the collection directory.
+    pub fn path(&self) -> PathBuf {
+        match (&self.collection, self.snapshot.segments.first()) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(s)) => s.index.path().to_path_buf(),
+            (None, None) => PathBuf::new(),
+        }
     }
 
     /// The documents named by `ids` as a filter, and how many ids name no document. The first
-    /// call sorts the index's external ids (blocking; 4 bytes per document are kept).
+    /// call sorts the index's external ids (blocking; 4 bytes per document are kept). One index
+    /// file only: see [`ServedIndex::resolve_segment_filters`].
     pub fn resolve_filter(&self, ids: &[String]) -> Result<(DocFilter, usize), ApiError> {
+        let index = self.index();
         let lookup = self
             .external_ids
-            .get_or_init(|| ExternalIds::build(&self.index).map_err(|e| e.to_string()))
+            .get_or_init(|| ExternalIds::build(index).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| ApiError::internal(format!("cannot look documents up by id: {e}")))?;
         let mut docs = Vec::with_capacity(ids.len());
         let mut unknown = 0;
         for id in ids {
-            match lookup.find(&self.index, id) {
+            match lookup.find(index, id) {
                 Ok(Some(doc)) => docs.push(doc),
                 Ok(None) => unknown += 1,
                 Err(e) => return Err(ApiError::internal(format!("cannot read the index: {e}"))),
@@ -54,6 +116,40 @@ impl ServedIndex {
         }
         docs.sort_unstable();
         Ok((docs.into_iter().collect(), unknown))
+    }
+
+    /// The live documents named by `ids` as one filter per segment, and how many ids name no
+    /// live document.
+    pub fn resolve_segment_filters(
+        &self,
+        ids: &[String],
+    ) -> Result<(Vec<Option<DocFilter>>, usize), ApiError> {
+        let mut docs: Vec<Vec<u32>> = vec![Vec::new(); self.snapshot.segments.len()];
+        let mut unknown = 0;
+        for id in ids {
+            let mut found = false;
+            for (s, segment) in self.snapshot.segments.iter().enumerate() {
+                match segment.find_live(id) {
+                    Ok(Some(doc)) => {
+                        docs[s].push(doc);
+                        found = true;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(ApiError::internal(format!("cannot read the index: {e}")))
+                    }
+                }
+            }
+            unknown += usize::from(!found);
+        }
+        let filters = docs
+            .into_iter()
+            .map(|mut d| {
+                d.sort_unstable();
+                Some(d.into_iter().collect())
+            })
+            .collect();
+        Ok((filters, unknown))
     }
 }
 
@@ -97,15 +193,26 @@ impl AppState {
         encoder: Option<Arc<dyn QueryEncoder>>,
         reranker: Option<Reranker>,
     ) -> std::io::Result<Self> {
+        AppState::serving(ServedIndex::new(index), config, encoder, reranker)
+    }
+
+    /// State serving `served` (an index file or a collection) under `config`, with an optional
+    /// text encoder and an optional multi-vector reranker (one index file only).
+    pub fn serving(
+        served: ServedIndex,
+        config: ServerConfig,
+        encoder: Option<Arc<dyn QueryEncoder>>,
+        reranker: Option<Reranker>,
+    ) -> std::io::Result<Self> {
         let metrics = Arc::new(Metrics::new());
-        metrics.set_documents(index.num_docs());
+        metrics.set_documents(clamp_docs(served.num_docs()));
         let encoder = encoder
             .map(|e| Batcher::start(e, config.encoder_batch, metrics.clone()))
             .transpose()?;
         let permits = Arc::new(Semaphore::new(config.blocking_threads.max(1)));
         Ok(AppState {
             inner: Arc::new(Inner {
-                index: ArcSwap::from_pointee(ServedIndex::new(index)),
+                index: ArcSwap::from_pointee(served),
                 config,
                 permits,
                 encoder,
@@ -116,20 +223,16 @@ impl AppState {
         })
     }
 
-    /// Opens the index at `path` and serves it under `config`.
+    /// Opens the index file or collection directory at `path` and serves it under `config`.
     pub fn open(path: impl AsRef<Path>, config: ServerConfig) -> bmp_index::Result<Self> {
-        Ok(AppState::new(Index::open(path)?, config))
+        let served = open_served(path.as_ref())?;
+        Ok(AppState::serving(served, config, None, None).expect("no encoder thread to start"))
     }
 
-    /// The index being served now. A request takes it once and keeps it for its whole life, so a
+    /// What is served now. A request takes it once and keeps it for its whole life, so a
     /// concurrent [`AppState::reload`] never mixes two indexes within one request.
     pub fn served(&self) -> Arc<ServedIndex> {
         self.inner.index.load_full()
-    }
-
-    /// The index being served now (see [`AppState::served`]).
-    pub fn index(&self) -> Arc<Index> {
-        self.inner.index.load().index.clone()
     }
 
     /// The configuration.
@@ -157,27 +260,68 @@ impl AppState {
         self.inner.permits.clone()
     }
 
-    /// Opens the index at `path`, verifies its checksums, and only then makes it the served index;
-    /// on any error the current index stays. Requests already running finish on the old index,
-    /// which is unmapped when the last of them ends. This blocks (it reads the whole file): from
-    /// async code use [`AppState::reload_async`].
+    /// Opens the index file or collection directory at `path`, verifies its checksums (of a
+    /// collection: the segments not served already), and only then serves it; on any error what
+    /// was served stays. Requests already running finish on the old one, which is unmapped when
+    /// the last of them ends. This blocks (it reads whole files): from async code use
+    /// [`AppState::reload_async`].
     pub fn reload(&self, path: impl AsRef<Path>) -> bmp_index::Result<()> {
-        let result = Index::open(path).and_then(|index| {
-            index.verify_checksums()?;
-            Ok(index)
+        let current = self.served();
+        let result = open_served(path.as_ref()).and_then(|served| {
+            let known: std::collections::HashSet<&str> = match current.collection_dir() {
+                Some(_) => current
+                    .snapshot()
+                    .segments
+                    .iter()
+                    .map(|s| s.file.as_str())
+                    .collect(),
+                None => Default::default(),
+            };
+            for s in &served.snapshot().segments {
+                if !known.contains(s.file.as_str()) {
+                    s.index.verify_checksums()?;
+                }
+            }
+            Ok(served)
         });
         self.inner.metrics.record_reload(result.is_ok());
-        let index = result?;
-        self.inner.metrics.set_documents(index.num_docs());
-        self.inner.index.store(Arc::new(ServedIndex::new(index)));
+        let served = result?;
+        self.inner
+            .metrics
+            .set_documents(clamp_docs(served.num_docs()));
+        self.inner.index.store(Arc::new(served));
         Ok(())
+    }
+
+    /// Serves the collection's newest generation, if it is not served already (a cheap read of
+    /// its manifest otherwise). Returns whether it changed.
+    pub fn refresh(&self) -> bmp_index::Result<bool> {
+        let current = self.served();
+        let Some(dir) = current.collection_dir() else {
+            return Ok(false);
+        };
+        if Manifest::read(dir)?.generation == current.snapshot().generation {
+            return Ok(false);
+        }
+        self.reload(dir)?;
+        Ok(true)
+    }
+
+    /// [`AppState::refresh`] on the blocking pool, one reload at a time.
+    pub async fn refresh_async(&self) -> Result<bool, ApiError> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || state.refresh())
+            .await
+            .map_err(|_| ApiError::internal("the refresh failed unexpectedly"))?
+            .map_err(|e| ApiError::reload_failed(format!("{e}")))
     }
 
     /// [`AppState::reload`] on the blocking pool, one reload at a time; `None` reopens the
     /// current index's path (a rebuilt file). Returns the path now served.
     pub async fn reload_async(&self, path: Option<PathBuf>) -> Result<PathBuf, ApiError> {
         let _one_at_a_time = self.inner.reloading.lock().await;
-        let path = path.unwrap_or_else(|| self.index().path().to_path_buf());
+        let path = path.unwrap_or_else(|| self.served().path());
         let state = self.clone();
         let target = path.clone();
         tokio::task::spawn_blocking(move || state.reload(&target))
@@ -191,9 +335,26 @@ impl AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("index", &self.index().path())
+            .field("index", &self.served().path())
             .field("config", &self.inner.config)
             .field("encoder", &self.encoder().map(Batcher::describe))
             .finish()
+    }
+}
+
+/// The document count for the metrics gauge.
+fn clamp_docs(docs: u64) -> u32 {
+    u32::try_from(docs).unwrap_or(u32::MAX)
+}
+
+/// Opens what `path` holds: a collection directory or an index file.
+fn open_served(path: &Path) -> bmp_index::Result<ServedIndex> {
+    if path.is_dir() {
+        Ok(ServedIndex::collection(
+            path.to_path_buf(),
+            Snapshot::open(path)?,
+        ))
+    } else {
+        Ok(ServedIndex::new(Index::open(path)?))
     }
 }

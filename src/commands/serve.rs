@@ -7,17 +7,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bmp_encoder::{ClusterSpec, DeviceKind, Precision, TokenEncoder};
+use bmp_index::build::BuildOptions;
+use bmp_index::segments::{CollectionDir, Snapshot};
 use bmp_index::Index;
 use bmp_server::{
-    reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder, QueryVectorizer, Reranker,
-    ServerConfig,
+    refresh_every, reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder,
+    QueryVectorizer, Reranker, ServedIndex, ServerConfig,
 };
 use clap::Args;
 
 use super::encoding::{parse_device, parse_precision, EncoderArgs, TextEncoder};
 use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
 
-/// Serve an index over HTTP (JSON).
+/// Serve an index, or a collection directory, over HTTP (JSON).
 ///
 /// Endpoints: `POST /v1/search` with `{"vector": {"term": weight}}` or, with --model,
 /// `{"query": "text"}`, plus optional `"k": 10, "algorithm": "bmp", "alpha": a, "beta": b` (or
@@ -27,12 +29,19 @@ use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
 /// SIGHUP also does. Bad requests get a 4xx JSON error naming the field. Query work runs on a
 /// blocking pool of --threads threads; the index is memory-mapped and shared; text queries that
 /// arrive together are encoded in one batch. Ctrl-C or SIGTERM stops accepting connections and
-/// lets in-flight requests finish.
+/// lets in-flight requests finish. A collection directory (`add`, `delete`, `compact` write it,
+/// from another process) is searched across its segments, and its newest generation is served
+/// within --refresh-ms of being written.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Index file.
+    /// Index file, or a collection directory (`add`; an empty directory becomes an empty
+    /// collection): its newest generation is served within --refresh-ms of being written.
     #[arg(long)]
     pub index: PathBuf,
+    /// With a collection directory: how often its manifest is read for a newer generation, in
+    /// milliseconds (0: only on SIGHUP or `POST /v1/admin/reload`).
+    #[arg(long, default_value_t = 1000)]
+    pub refresh_ms: u64,
     /// SPLADE model directory for text queries (the one the index was built with).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -159,11 +168,30 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             }))
         }
     };
-    let index = Index::open(&args.index)?;
-    let reranker = match &args.multivec {
-        None => None,
-        Some(path) => {
-            let (store, spec, encoder) = open_rerank_stage(path, &index, &args.token)?;
+    let collection = args.index.is_dir();
+    if collection && args.multivec.is_some() {
+        anyhow::bail!(
+            "--multivec reranks the results of one index file; {} is a collection directory",
+            args.index.display()
+        );
+    }
+    let empty = collection
+        && std::fs::read_dir(&args.index)
+            .with_context(|| format!("cannot read {}", args.index.display()))?
+            .next()
+            .is_none();
+    if empty {
+        // An empty directory becomes an empty collection, for `add` to fill while it is served.
+        CollectionDir::open_or_create(&args.index, &BuildOptions::default())?;
+    }
+    let served = if collection {
+        ServedIndex::collection(args.index.clone(), Snapshot::open(&args.index)?)
+    } else {
+        ServedIndex::new(Index::open(&args.index)?)
+    };
+    let reranker = match (&args.multivec, served.single()) {
+        (Some(path), Some(index)) => {
+            let (store, spec, encoder) = open_rerank_stage(path, index, &args.token)?;
             let description = format!("{} ({spec} queries)", args.token.token_model.display());
             Some(Reranker::new(
                 store,
@@ -174,11 +202,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 }),
             ))
         }
+        _ => None,
     };
     let runtime = config
         .build_runtime()
         .context("cannot start the async runtime")?;
-    let state = AppState::with_stages(index, config, encoder, reranker)
+    let state = AppState::serving(served, config, encoder, reranker)
         .context("cannot start the query encoder")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
@@ -188,6 +217,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .local_addr()
             .context("cannot read the bound address")?;
         tokio::spawn(reload_on_hangup(state.clone()));
+        if collection && args.refresh_ms > 0 {
+            tokio::spawn(refresh_every(
+                state.clone(),
+                Duration::from_millis(args.refresh_ms),
+            ));
+        }
         eprintln!("serving {} on http://{local}", args.index.display());
         serve(listener, state, shutdown_signal())
             .await

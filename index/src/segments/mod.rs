@@ -123,12 +123,7 @@ impl Snapshot {
     /// or a single-file index (one segment, nothing deleted).
     pub fn open(path: &Path) -> Result<Snapshot> {
         if !path.is_dir() {
-            let index = Index::open(path)?;
-            let segment = Segment::new(path.display().to_string(), index, RoaringBitmap::new());
-            return Ok(Snapshot {
-                generation: 0,
-                segments: vec![Arc::new(segment)],
-            });
+            return Ok(Snapshot::single(Index::open(path)?));
         }
         let mut attempt = 0;
         loop {
@@ -148,6 +143,15 @@ impl Snapshot {
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// A single-file index as a snapshot of one segment, nothing deleted.
+    pub fn single(index: Index) -> Snapshot {
+        let file = index.path().display().to_string();
+        Snapshot {
+            generation: 0,
+            segments: vec![Arc::new(Segment::new(file, index, RoaringBitmap::new()))],
         }
     }
 

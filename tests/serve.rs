@@ -555,3 +555,108 @@ fn serve_a_collection_while_another_process_writes_it() {
     );
     served.stop();
 }
+
+#[test]
+fn a_writable_server_takes_documents_durably() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("col")).unwrap();
+    let query = r#"{"vector": {"x": 1}, "k": 5}"#;
+    let post = |addr: &str, path: &str, body: &str| {
+        let (status, body) = http(addr, "POST", path, body);
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    let hit = |id: &str, score: u32, rank: usize| (id.to_owned(), score, rank);
+
+    // A read-only server refuses writes.
+    let served = Served::start(dir, &["--index", "col"]);
+    let (status, v) = post(&served.addr, "/v1/documents", r#"{"documents": []}"#);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("read_only"))
+    );
+    served.stop();
+
+    let mut served = Served::start(dir, &["--index", "col", "--writable"]);
+    let addr = served.addr.clone();
+    let (status, v) = post(
+        &addr,
+        "/v1/documents",
+        r#"{"documents": [{"id": "a", "vector": {"x": 5, "y": 1}}, {"id": "b", "vector": {"x": 4}}]}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (v["added"].as_u64(), v["replaced"].as_u64()),
+        (Some(2), Some(0))
+    );
+    // Visible as soon as acknowledged.
+    let search = |body: &str| {
+        let (status, body) = http(&addr, "POST", "/v1/search", body);
+        assert_eq!(status, 200, "{body}");
+        hits(&serde_json::from_str(&body).unwrap())
+    };
+    assert_eq!(search(query), [hit("a", 5, 1), hit("b", 4, 2)]);
+    let (status, v) = post(
+        &addr,
+        "/v1/documents",
+        r#"{"documents": [{"id": "b", "vector": {"x": 2}}, {"id": "c", "vector": {"x": 9}}]}"#,
+    );
+    assert_eq!((status, v["replaced"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(
+        search(query),
+        [hit("c", 9, 1), hit("a", 5, 2), hit("b", 2, 3)]
+    );
+    // Bad writes name the field and change nothing.
+    for (body, needle) in [
+        (
+            r#"{"documents": [{"id": "d", "vector": {"x": -1}}]}"#,
+            "documents[0].vector[\"x\"]",
+        ),
+        (
+            r#"{"documents": [{"id": "d e", "vector": {"x": 1}}]}"#,
+            "documents[0].id",
+        ),
+        (
+            r#"{"documents": [{"id": "d", "vector": {}}, {"id": "d", "vector": {}}]}"#,
+            "appears twice",
+        ),
+        (r#"{"docs": []}"#, "unknown field"),
+    ] {
+        let (status, v) = post(&addr, "/v1/documents", body);
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{v}"
+        );
+    }
+    // The server holds the writer's lock.
+    std::fs::write(dir.join("ids.txt"), "a\n").unwrap();
+    let r = common::run(dir, &["delete", "--collection", "col", "--ids", "ids.txt"]);
+    assert!(r.stderr.contains("another writer"), "{}", r.stderr);
+    let (status, _) = http(&addr, "DELETE", "/v1/documents/c", "");
+    assert_eq!(status, 200);
+    let (status, body) = http(&addr, "DELETE", "/v1/documents/c", "");
+    assert_eq!(status, 404, "{body}");
+    let (status, v) = post(&addr, "/v1/documents/delete", r#"{"ids": ["a", "nobody"]}"#);
+    assert_eq!(
+        (status, v["deleted"].as_u64(), v["missing"].as_u64()),
+        (200, Some(1), Some(1))
+    );
+    assert_eq!(search(query), [hit("b", 2, 1)]);
+
+    // Killed without warning: every acknowledged write is there, the collection checks out.
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    common::ok(dir, &["check", "--index", "col"]);
+    let served = Served::start(dir, &["--index", "col", "--writable"]);
+    let (status, body) = http(&served.addr, "POST", "/v1/search", query);
+    assert_eq!(status, 200);
+    assert_eq!(
+        hits(&serde_json::from_str(&body).unwrap()),
+        [hit("b", 2, 1)]
+    );
+    served.stop();
+}

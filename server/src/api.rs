@@ -272,6 +272,114 @@ fn filter_ids(v: &Value, prefix: &str) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
+/// A document to add: its id and its `(term, weight)` entries.
+pub type DocumentInput = (String, Vec<(String, f32)>);
+
+/// Validates a write body `{"documents": [{"id": "...", "vector": {"term": weight}}, ...]}`:
+/// the documents as `(id, entries)`, weights finite and at least 0, ids unique.
+pub fn parse_documents(v: &Value) -> Result<Vec<DocumentInput>, ApiError> {
+    let obj = object(v, "the body")?;
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "documents") {
+        return Err(ApiError::invalid(format!("unknown field {k:?}")));
+    }
+    let docs = obj
+        .get("documents")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("documents must be an array of documents"))?;
+    if docs.is_empty() {
+        return Err(ApiError::invalid("documents must not be empty"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(docs.len());
+    for (i, d) in docs.iter().enumerate() {
+        let prefix = format!("documents[{i}]");
+        let d = object(d, &prefix)?;
+        if let Some(k) = d.keys().find(|k| !matches!(k.as_str(), "id" | "vector")) {
+            return Err(ApiError::invalid(format!("{prefix}: unknown field {k:?}")));
+        }
+        let id = d
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid(format!("{prefix}.id must be a string")))?;
+        bmp_index::collection::check_id("document", id)
+            .map_err(|e| ApiError::invalid(format!("{prefix}.id: {e}")))?;
+        if !seen.insert(id) {
+            return Err(ApiError::invalid(format!(
+                "{prefix}.id: {id:?} appears twice in the request"
+            )));
+        }
+        let vector = d
+            .get("vector")
+            .ok_or_else(|| ApiError::invalid(format!("{prefix}.vector is missing")))?;
+        let map = vector.as_object().ok_or_else(|| {
+            ApiError::invalid(format!(
+                "{prefix}.vector must be an object mapping terms to weights"
+            ))
+        })?;
+        let mut entries = Vec::with_capacity(map.len());
+        for (term, w) in map {
+            let x = w
+                .as_f64()
+                .filter(|x| x.is_finite() && *x >= 0.0 && (*x as f32).is_finite());
+            let x = x.ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "{prefix}.vector[{term:?}] must be a finite weight >= 0, got {w}"
+                ))
+            })?;
+            entries.push((term.clone(), x as f32));
+        }
+        out.push((id.to_string(), entries));
+    }
+    Ok(out)
+}
+
+/// Validates a delete body `{"ids": ["...", ...]}`.
+pub fn parse_delete(v: &Value) -> Result<Vec<String>, ApiError> {
+    let obj = object(v, "the body")?;
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "ids") {
+        return Err(ApiError::invalid(format!("unknown field {k:?}")));
+    }
+    let ids = obj
+        .get("ids")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::invalid("ids must be an array of document ids"))?;
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            id.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ApiError::invalid(format!("ids[{i}] must be a string, got {id}")))
+        })
+        .collect()
+}
+
+/// `POST /v1/documents`: what the write did, once it is durable and served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddResponse {
+    /// Documents added.
+    pub added: u64,
+    /// Live documents they replaced (same id).
+    pub replaced: u64,
+    /// The collection's generation now served.
+    pub generation: u64,
+    /// Segments now.
+    pub segments: usize,
+    /// Milliseconds the write took.
+    pub took_ms: u64,
+}
+
+/// `POST /v1/documents/delete` and `DELETE /v1/documents/{id}`: what the delete did, once it is
+/// durable and served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeleteResponse {
+    /// Live documents deleted.
+    pub deleted: u64,
+    /// Ids that named no live document.
+    pub missing: u64,
+    /// The collection's generation now served.
+    pub generation: u64,
+}
+
 /// Validates a batch body `{"queries": [...]}` against `config`.
 pub fn parse_batch(v: &Value, config: &ServerConfig) -> Result<Vec<BatchQuery>, ApiError> {
     let obj = object(v, "request body")?;

@@ -80,6 +80,29 @@ impl ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "reload_failed", message)
     }
 
+    /// 409 `read_only`: a write to a server that does not take writes.
+    pub fn read_only() -> Self {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "read_only",
+            "this server does not take writes: serve a collection directory with --writable",
+        )
+    }
+
+    /// 404 `no_document`: no live document has this id.
+    pub fn no_document(id: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_document",
+            format!("no live document has the id {id:?}"),
+        )
+    }
+
+    /// 500 `write_failed`: a write that could not be made durable; nothing of it is visible.
+    pub fn write_failed(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "write_failed", message)
+    }
+
     /// 400 `no_model`: a text query to a server without an encoder.
     pub fn no_model(field: &str) -> Self {
         ApiError::new(

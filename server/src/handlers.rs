@@ -8,15 +8,18 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bmp_index::segments::MergePolicy;
+use bmp_index::Collection;
 use bmp_query::{Query, SearchSpec};
 
 use crate::api::{
-    parse_batch, parse_json, parse_reload, BatchResponse, BatchResult, HealthResponse, HitOut,
-    QueryInput, ReloadResponse, SearchRequest, SearchResponse, StatsResponse,
+    parse_batch, parse_delete, parse_documents, parse_json, parse_reload, AddResponse,
+    BatchResponse, BatchResult, DeleteResponse, HealthResponse, HitOut, QueryInput, ReloadResponse,
+    SearchRequest, SearchResponse, StatsResponse,
 };
 use crate::encoder::Entries;
 use crate::error::ApiError;
@@ -369,6 +372,89 @@ pub async fn search_batch(
     })
     .await?;
     Ok(Json(BatchResponse { results }))
+}
+
+/// `POST /v1/documents`: adds (or replaces) documents as a new segment, merges by the default
+/// policy, and answers once the write is durable and served.
+pub async fn add_documents(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<AddResponse>, ApiError> {
+    if !state.writable() {
+        return Err(ApiError::read_only());
+    }
+    let value = parse_json(&body_bytes(&state, body)?)?;
+    let docs = parse_documents(&value)?;
+    let start = Instant::now();
+    let writer = state.clone();
+    let (summary, segments) = tokio::task::spawn_blocking(move || {
+        let mut collection = Collection::new();
+        for (i, (id, entries)) in docs.iter().enumerate() {
+            let e: Vec<(u32, f32)> = entries
+                .iter()
+                .map(|(t, w)| (collection.intern_term(t), *w))
+                .collect();
+            collection
+                .add_document(id, &e)
+                .map_err(|m| ApiError::invalid(format!("documents[{i}]: {m}")))?;
+        }
+        writer.write(|dir| {
+            let summary = dir.add(&collection, &mut |_, _, _| {})?;
+            dir.merge_by_policy(&MergePolicy::default(), &mut |_, _, _| {})?;
+            Ok((summary, dir.manifest().segments.len()))
+        })
+    })
+    .await
+    .map_err(|_| ApiError::internal("the write failed unexpectedly"))??;
+    Ok(Json(AddResponse {
+        added: summary.added,
+        replaced: summary.replaced,
+        generation: state.served().snapshot().generation,
+        segments,
+        took_ms: start.elapsed().as_millis() as u64,
+    }))
+}
+
+/// Deletes the live documents `ids` name, once durable and served.
+async fn delete_ids(state: &AppState, ids: Vec<String>) -> Result<DeleteResponse, ApiError> {
+    if !state.writable() {
+        return Err(ApiError::read_only());
+    }
+    let writer = state.clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        writer.write(|dir| dir.delete(ids.iter().map(String::as_str)))
+    })
+    .await
+    .map_err(|_| ApiError::internal("the delete failed unexpectedly"))??;
+    Ok(DeleteResponse {
+        deleted: summary.deleted,
+        missing: summary.missing,
+        generation: summary.generation,
+    })
+}
+
+/// `POST /v1/documents/delete`: deletes documents by id.
+pub async fn delete_documents(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    if !state.writable() {
+        return Err(ApiError::read_only());
+    }
+    let ids = parse_delete(&parse_json(&body_bytes(&state, body)?)?)?;
+    Ok(Json(delete_ids(&state, ids).await?))
+}
+
+/// `DELETE /v1/documents/{id}`: deletes one document (404 when no live document has the id).
+pub async fn delete_document(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeleteResponse>, ApiError> {
+    let response = delete_ids(&state, vec![id.clone()]).await?;
+    if response.deleted == 0 {
+        return Err(ApiError::no_document(&id));
+    }
+    Ok(Json(response))
 }
 
 /// `GET /v1/health`.

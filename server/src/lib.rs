@@ -33,7 +33,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -57,6 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/search/batch", post(handlers::search_batch))
         .route("/v1/health", get(handlers::health))
         .route("/v1/stats", get(handlers::stats))
+        .route("/v1/documents", post(handlers::add_documents))
+        .route("/v1/documents/delete", post(handlers::delete_documents))
+        .route("/v1/documents/{id}", delete(handlers::delete_document))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi));
     if state.config().admin {

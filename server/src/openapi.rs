@@ -3,13 +3,17 @@
 use bmp_query::{spec, SearchSpec, ALGORITHMS};
 use serde_json::{json, Value};
 
-/// The `(method, path)` of every route the API serves (`/v1/admin/reload` only when enabled).
-pub const ROUTES: [(&str, &str); 7] = [
+/// The `(method, path)` of every route the API serves (`/v1/admin/reload` only when enabled; the
+/// document routes answer 409 unless the server takes writes).
+pub const ROUTES: [(&str, &str); 10] = [
     ("post", "/v1/search"),
     ("post", "/v1/search/batch"),
     ("get", "/v1/health"),
     ("get", "/v1/stats"),
     ("post", "/v1/admin/reload"),
+    ("post", "/v1/documents"),
+    ("post", "/v1/documents/delete"),
+    ("delete", "/v1/documents/{id}"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
@@ -164,6 +168,37 @@ pub fn document() -> Value {
                     "422": error_response("The index could not be opened or verified; nothing changed")
                 }
             }},
+            "/v1/documents": {"post": {
+                "summary": "Add or replace documents",
+                "description": "Adds the documents to the served collection as a new segment (a document whose id is live already replaces it), then merges the smallest segments beyond ten. Answers once the write is durable (fsynced, the manifest replaced) and served: the next search sees it. Only a server started on a collection directory with --writable takes writes.",
+                "requestBody": json_body("AddRequest", true),
+                "responses": {
+                    "200": json_response("The write, durable and served", "AddResponse"),
+                    "400": bad.clone(),
+                    "409": error_response("This server does not take writes"),
+                    "413": error_response("Body larger than --max-body-bytes"),
+                    "500": error_response("The write could not be made durable; nothing of it is visible")
+                }
+            }},
+            "/v1/documents/delete": {"post": {
+                "summary": "Delete documents by id",
+                "description": "Deletes the live documents with these ids; ids that name none are counted. Answers once durable and served.",
+                "requestBody": json_body("DeleteRequest", true),
+                "responses": {
+                    "200": json_response("The delete, durable and served", "DeleteResponse"),
+                    "400": bad.clone(),
+                    "409": error_response("This server does not take writes")
+                }
+            }},
+            "/v1/documents/{id}": {"delete": {
+                "summary": "Delete one document",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": json_response("The delete, durable and served", "DeleteResponse"),
+                    "404": error_response("No live document has this id"),
+                    "409": error_response("This server does not take writes")
+                }
+            }},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics",
                 "responses": {"200": {
@@ -237,6 +272,35 @@ pub fn document() -> Value {
                 "properties": {
                     "status": {"type": "string", "enum": ["reloaded"]}, "path": {"type": "string"},
                     "documents": {"type": "integer"}, "took_ms": {"type": "integer"}
+                }
+            },
+            "AddRequest": {
+                "type": "object", "required": ["documents"], "additionalProperties": false,
+                "properties": {"documents": {"type": "array", "minItems": 1, "items": {
+                    "type": "object", "required": ["id", "vector"], "additionalProperties": false,
+                    "properties": {
+                        "id": {"type": "string", "description": "External id, unique in the request; no whitespace"},
+                        "vector": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}, "description": "Term to weight"}
+                    }
+                }}}
+            },
+            "AddResponse": {
+                "type": "object", "required": ["added", "replaced", "generation", "segments", "took_ms"],
+                "properties": {
+                    "added": {"type": "integer"}, "replaced": {"type": "integer"},
+                    "generation": {"type": "integer"}, "segments": {"type": "integer"},
+                    "took_ms": {"type": "integer"}
+                }
+            },
+            "DeleteRequest": {
+                "type": "object", "required": ["ids"], "additionalProperties": false,
+                "properties": {"ids": {"type": "array", "items": {"type": "string"}}}
+            },
+            "DeleteResponse": {
+                "type": "object", "required": ["deleted", "missing", "generation"],
+                "properties": {
+                    "deleted": {"type": "integer"}, "missing": {"type": "integer"},
+                    "generation": {"type": "integer"}
                 }
             },
             "Error": {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use bmp_index::segments::{Manifest, Snapshot};
+use bmp_index::segments::{CollectionDir, Manifest, Snapshot};
 use bmp_index::{ExternalIds, Index};
 use bmp_query::segments::live_filters;
 use bmp_query::DocFilter;
@@ -167,6 +167,8 @@ struct Inner {
     reranker: Option<Arc<Reranker>>,
     metrics: Arc<Metrics>,
     reloading: tokio::sync::Mutex<()>,
+    /// The collection's writer, when the server takes writes.
+    writer: Option<std::sync::Mutex<CollectionDir>>,
 }
 
 impl AppState {
@@ -219,7 +221,48 @@ impl AppState {
                 reranker: reranker.map(Arc::new),
                 metrics,
                 reloading: tokio::sync::Mutex::new(()),
+                writer: None,
             }),
+        })
+    }
+
+    /// This state taking writes to the collection `dir` holds (it must be the one served), before
+    /// it is shared. Fails (returning `dir`) once the state has been cloned.
+    pub fn with_writer(mut self, dir: CollectionDir) -> Result<Self, Box<CollectionDir>> {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.writer = Some(std::sync::Mutex::new(dir));
+                Ok(self)
+            }
+            None => Err(Box::new(dir)),
+        }
+    }
+
+    /// Whether the server takes writes.
+    pub fn writable(&self) -> bool {
+        self.inner.writer.is_some()
+    }
+
+    /// Runs `write` on the collection (one write at a time, blocking), then serves the collection
+    /// as the write left it. The write is durable when this returns.
+    pub fn write<T>(
+        &self,
+        write: impl FnOnce(&mut CollectionDir) -> bmp_index::Result<T>,
+    ) -> Result<T, ApiError> {
+        let writer = self.inner.writer.as_ref().ok_or_else(ApiError::read_only)?;
+        let mut dir = writer
+            .lock()
+            .map_err(|_| ApiError::internal("an earlier write failed unexpectedly"))?;
+        let result = write(&mut dir);
+        // Serve what is on disk now, whatever the outcome (a failed write changed nothing).
+        let served = ServedIndex::collection(dir.path().to_path_buf(), dir.snapshot());
+        self.inner
+            .metrics
+            .set_documents(clamp_docs(served.num_docs()));
+        self.inner.index.store(Arc::new(served));
+        result.map_err(|e| match e {
+            bmp_index::Error::Invalid(m) => ApiError::invalid(m),
+            e => ApiError::write_failed(e.to_string()),
         })
     }
 

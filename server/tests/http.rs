@@ -910,6 +910,7 @@ async fn openapi_document_is_valid_and_matches_the_routes() {
                     .send()
                     .await
                     .unwrap(),
+                "delete" => client.delete(&url).send().await.unwrap(),
                 other => panic!("unexpected method {other}"),
             };
             let status = r.status().as_u16();

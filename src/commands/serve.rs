@@ -42,6 +42,12 @@ pub struct ServeArgs {
     /// milliseconds (0: only on SIGHUP or `POST /v1/admin/reload`).
     #[arg(long, default_value_t = 1000)]
     pub refresh_ms: u64,
+    /// With a collection directory: take writes over HTTP (`POST /v1/documents`,
+    /// `POST /v1/documents/delete`, `DELETE /v1/documents/{id}`), each answered once durable
+    /// and served. The server then holds the collection's writer lock: `add`, `delete` and
+    /// `compact` from other processes are refused while it runs.
+    #[arg(long)]
+    pub writable: bool,
     /// SPLADE model directory for text queries (the one the index was built with).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -207,8 +213,28 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let runtime = config
         .build_runtime()
         .context("cannot start the async runtime")?;
-    let state = AppState::serving(served, config, encoder, reranker)
+    if args.writable && !collection {
+        anyhow::bail!(
+            "--writable takes writes into a collection directory; {} is an index file",
+            args.index.display()
+        );
+    }
+    // The writer's lock first, then the generation it holds: no write can slip in between.
+    let writer = match args.writable {
+        true => Some(CollectionDir::open(&args.index)?),
+        false => None,
+    };
+    let served = match &writer {
+        Some(dir) => ServedIndex::collection(args.index.clone(), dir.snapshot()),
+        None => served,
+    };
+    let mut state = AppState::serving(served, config, encoder, reranker)
         .context("cannot start the query encoder")?;
+    if let Some(dir) = writer {
+        state = state
+            .with_writer(dir)
+            .map_err(|_| anyhow::anyhow!("the server state is shared already"))?;
+    }
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await

@@ -646,6 +646,32 @@ fn a_writable_server_takes_documents_durably() {
         (200, Some(1), Some(1))
     );
     assert_eq!(search(query), [hit("b", 2, 1)]);
+    // Eight concurrent writers: every request is acknowledged, every document is there (writes
+    // that queue together are committed as one segment).
+    let writers: Vec<_> = (0..8)
+        .map(|t| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                for r in 0..3 {
+                    let docs: Vec<String> = (0..10)
+                        .map(|i| {
+                            format!(r#"{{"id": "t{t}-{r}-{i}", "vector": {{"z": {}}}}}"#, i + 1)
+                        })
+                        .collect();
+                    let body = format!(r#"{{"documents": [{}]}}"#, docs.join(","));
+                    let (status, body) = http(&addr, "POST", "/v1/documents", &body);
+                    assert_eq!(status, 200, "{body}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let (_, body) = http(&addr, "GET", "/v1/stats", "");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(stats["documents"], 241, "{stats}");
+    assert!(stats["segments"].as_u64().unwrap() <= 10, "{stats}");
 
     // Killed without warning: every acknowledged write is there, the collection checks out.
     served.child.kill().unwrap();
@@ -658,5 +684,7 @@ fn a_writable_server_takes_documents_durably() {
         hits(&serde_json::from_str(&body).unwrap()),
         [hit("b", 2, 1)]
     );
+    let (_, body) = http(&served.addr, "GET", "/v1/health", "");
+    assert!(body.contains("\"documents\":241"), "{body}");
     served.stop();
 }

@@ -12,7 +12,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bmp_index::segments::MergePolicy;
 use bmp_index::Collection;
 use bmp_query::{Query, SearchSpec};
 
@@ -387,30 +386,28 @@ pub async fn add_documents(
     let docs = parse_documents(&value)?;
     let start = Instant::now();
     let writer = state.clone();
-    let (summary, segments) = tokio::task::spawn_blocking(move || {
-        let mut collection = Collection::new();
+    let outcome = tokio::task::spawn_blocking(move || {
+        // Every document is checked on its own first: a group commit fails only on I/O.
+        let mut check = Collection::new();
         for (i, (id, entries)) in docs.iter().enumerate() {
             let e: Vec<(u32, f32)> = entries
                 .iter()
-                .map(|(t, w)| (collection.intern_term(t), *w))
+                .map(|(t, w)| (check.intern_term(t), *w))
                 .collect();
-            collection
+            check
                 .add_document(id, &e)
                 .map_err(|m| ApiError::invalid(format!("documents[{i}]: {m}")))?;
         }
-        writer.write(|dir| {
-            let summary = dir.add(&collection, &mut |_, _, _| {})?;
-            dir.merge_by_policy(&MergePolicy::default(), &mut |_, _, _| {})?;
-            Ok((summary, dir.manifest().segments.len()))
-        })
+        drop(check);
+        writer.add_documents(docs)
     })
     .await
     .map_err(|_| ApiError::internal("the write failed unexpectedly"))??;
     Ok(Json(AddResponse {
-        added: summary.added,
-        replaced: summary.replaced,
-        generation: state.served().snapshot().generation,
-        segments,
+        added: outcome.added,
+        replaced: outcome.replaced,
+        generation: outcome.generation,
+        segments: outcome.segments,
         took_ms: start.elapsed().as_millis() as u64,
     }))
 }

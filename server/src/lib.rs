@@ -42,7 +42,7 @@ pub use encoder::{Batcher, QueryEncoder};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use rerank::{QueryVectorizer, Reranker};
-pub use state::{AppState, ServedIndex};
+pub use state::{AddOutcome, AppState, ServedIndex};
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("the request failed unexpectedly").into_response()

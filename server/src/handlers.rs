@@ -379,30 +379,23 @@ pub async fn add_documents(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AddResponse>, ApiError> {
-    if !state.writable() {
-        return Err(ApiError::read_only());
-    }
+    let writer = state.writer().ok_or_else(ApiError::read_only)?;
     let value = parse_json(&body_bytes(&state, body)?)?;
     let docs = parse_documents(&value)?;
+    // Every document is checked on its own first: a commit of several requests fails only on I/O.
+    let mut check = Collection::new();
+    for (i, (id, entries)) in docs.iter().enumerate() {
+        let e: Vec<(u32, f32)> = entries
+            .iter()
+            .map(|(t, w)| (check.intern_term(t), *w))
+            .collect();
+        check
+            .add_document(id, &e)
+            .map_err(|m| ApiError::invalid(format!("documents[{i}]: {m}")))?;
+    }
+    drop(check);
     let start = Instant::now();
-    let writer = state.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        // Every document is checked on its own first: a group commit fails only on I/O.
-        let mut check = Collection::new();
-        for (i, (id, entries)) in docs.iter().enumerate() {
-            let e: Vec<(u32, f32)> = entries
-                .iter()
-                .map(|(t, w)| (check.intern_term(t), *w))
-                .collect();
-            check
-                .add_document(id, &e)
-                .map_err(|m| ApiError::invalid(format!("documents[{i}]: {m}")))?;
-        }
-        drop(check);
-        writer.add_documents(docs)
-    })
-    .await
-    .map_err(|_| ApiError::internal("the write failed unexpectedly"))??;
+    let outcome = writer.add(docs).await?;
     Ok(Json(AddResponse {
         added: outcome.added,
         replaced: outcome.replaced,
@@ -414,15 +407,8 @@ pub async fn add_documents(
 
 /// Deletes the live documents `ids` name, once durable and served.
 async fn delete_ids(state: &AppState, ids: Vec<String>) -> Result<DeleteResponse, ApiError> {
-    if !state.writable() {
-        return Err(ApiError::read_only());
-    }
-    let writer = state.clone();
-    let summary = tokio::task::spawn_blocking(move || {
-        writer.write(|dir| dir.delete(ids.iter().map(String::as_str)))
-    })
-    .await
-    .map_err(|_| ApiError::internal("the delete failed unexpectedly"))??;
+    let writer = state.writer().ok_or_else(ApiError::read_only)?;
+    let summary = writer.delete(ids).await?;
     Ok(DeleteResponse {
         deleted: summary.deleted,
         missing: summary.missing,
@@ -435,7 +421,7 @@ pub async fn delete_documents(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
-    if !state.writable() {
+    if state.writer().is_none() {
         return Err(ApiError::read_only());
     }
     let ids = parse_delete(&parse_json(&body_bytes(&state, body)?)?)?;

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rerank;
 pub mod state;
+mod writer;
 
 use std::future::Future;
 use std::time::Instant;
@@ -42,7 +43,8 @@ pub use encoder::{Batcher, QueryEncoder};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use rerank::{QueryVectorizer, Reranker};
-pub use state::{AddOutcome, AppState, ServedIndex};
+pub use state::{AppState, ServedIndex};
+pub use writer::{AddOutcome, Writer};
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("the request failed unexpectedly").into_response()

@@ -5,20 +5,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
-
-use bmp_index::segments::{CollectionDir, Manifest, MergePolicy, Snapshot};
-use bmp_index::{Collection, ExternalIds, Index};
+use bmp_index::segments::{CollectionDir, Manifest, Snapshot};
+use bmp_index::{ExternalIds, Index};
 use bmp_query::segments::live_filters;
 use bmp_query::DocFilter;
 use tokio::sync::Semaphore;
 
-use crate::api::DocumentInput;
 use crate::config::ServerConfig;
 use crate::encoder::{Batcher, QueryEncoder};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rerank::Reranker;
+use crate::writer::{Publisher, Writer};
 
 /// What is being served: one index file, or a collection directory as of one generation; with
 /// the lookups that filters need (built on first use).
@@ -163,7 +161,7 @@ pub struct AppState {
 }
 
 struct Inner {
-    index: ArcSwap<ServedIndex>,
+    index: Arc<ArcSwap<ServedIndex>>,
     config: ServerConfig,
     permits: Arc<Semaphore>,
     encoder: Option<Batcher>,
@@ -171,28 +169,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     reloading: tokio::sync::Mutex<()>,
     /// The collection's writer, when the server takes writes.
-    writer: Option<std::sync::Mutex<CollectionDir>>,
-    /// Adds waiting for the next group commit.
-    pending_adds: std::sync::Mutex<Vec<PendingAdd>>,
-}
-
-/// One request's documents waiting for a group commit, and where its outcome goes.
-struct PendingAdd {
-    docs: Vec<DocumentInput>,
-    done: std::sync::mpsc::Sender<Result<AddOutcome, ApiError>>,
-}
-
-/// What one add request did, once its group commit is durable and served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddOutcome {
-    /// Documents of the request added.
-    pub added: u64,
-    /// Of those, the ones whose id was live before (or came earlier in the same commit).
-    pub replaced: u64,
-    /// The collection's generation now served.
-    pub generation: u64,
-    /// Segments now.
-    pub segments: usize,
+    writer: Option<Writer>,
 }
 
 impl AppState {
@@ -238,7 +215,7 @@ impl AppState {
         let permits = Arc::new(Semaphore::new(config.blocking_threads.max(1)));
         Ok(AppState {
             inner: Arc::new(Inner {
-                index: ArcSwap::from_pointee(served),
+                index: Arc::new(ArcSwap::from_pointee(served)),
                 config,
                 permits,
                 encoder,
@@ -246,134 +223,27 @@ impl AppState {
                 metrics,
                 reloading: tokio::sync::Mutex::new(()),
                 writer: None,
-                pending_adds: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
 
-    /// This state taking writes to the collection `dir` holds (it must be the one served), before
-    /// it is shared. Fails (returning `dir`) once the state has been cloned.
-    pub fn with_writer(mut self, dir: CollectionDir) -> Result<Self, Box<CollectionDir>> {
-        match Arc::get_mut(&mut self.inner) {
-            Some(inner) => {
-                inner.writer = Some(std::sync::Mutex::new(dir));
-                Ok(self)
-            }
-            None => Err(Box::new(dir)),
-        }
+    /// This state taking writes to the collection `dir` holds (it must be the one served), on a
+    /// writer thread of its own ([`Writer`]), before it is shared. Fails once the state has been
+    /// cloned, or when the thread cannot start.
+    pub fn with_writer(mut self, dir: CollectionDir) -> std::io::Result<Self> {
+        let inner = Arc::get_mut(&mut self.inner)
+            .ok_or_else(|| std::io::Error::other("the server state is shared already"))?;
+        let publisher = Publisher {
+            index: inner.index.clone(),
+            metrics: inner.metrics.clone(),
+        };
+        inner.writer = Some(Writer::start(dir, publisher)?);
+        Ok(self)
     }
 
-    /// Whether the server takes writes.
-    pub fn writable(&self) -> bool {
-        self.inner.writer.is_some()
-    }
-
-    /// Runs `write` on the collection (one write at a time, blocking), then serves the collection
-    /// as the write left it. The write is durable when this returns.
-    pub fn write<T>(
-        &self,
-        write: impl FnOnce(&mut CollectionDir) -> bmp_index::Result<T>,
-    ) -> Result<T, ApiError> {
-        let writer = self.inner.writer.as_ref().ok_or_else(ApiError::read_only)?;
-        let mut dir = writer
-            .lock()
-            .map_err(|_| ApiError::internal("an earlier write failed unexpectedly"))?;
-        let result = write(&mut dir);
-        // Serve what is on disk now, whatever the outcome (a failed write changed nothing).
-        self.serve_written(&dir);
-        result.map_err(write_error)
-    }
-
-    /// Serves the collection as `dir` has it now.
-    fn serve_written(&self, dir: &CollectionDir) {
-        let served = ServedIndex::collection(dir.path().to_path_buf(), dir.snapshot());
-        self.inner
-            .metrics
-            .set_documents(clamp_docs(served.num_docs()));
-        self.inner.index.store(Arc::new(served));
-    }
-
-    /// Adds `docs` (valid, ids unique) with group commit (blocking): the request queues its
-    /// documents, and whoever takes the writer next commits everything queued as one segment
-    /// (for an id in several requests, the last one queued wins), runs the merge policy, serves
-    /// the result and answers every request of the group. Returns once this request's documents
-    /// are durable and served.
-    pub fn add_documents(&self, docs: Vec<DocumentInput>) -> Result<AddOutcome, ApiError> {
-        let writer = self.inner.writer.as_ref().ok_or_else(ApiError::read_only)?;
-        let poisoned = || ApiError::internal("an earlier write failed unexpectedly");
-        let (done, outcome) = std::sync::mpsc::channel();
-        self.inner
-            .pending_adds
-            .lock()
-            .map_err(|_| poisoned())?
-            .push(PendingAdd { docs, done });
-        {
-            let mut dir = writer.lock().map_err(|_| poisoned())?;
-            let group =
-                std::mem::take(&mut *self.inner.pending_adds.lock().map_err(|_| poisoned())?);
-            if !group.is_empty() {
-                self.commit_adds(&mut dir, group);
-            }
-        }
-        outcome
-            .recv()
-            .unwrap_or_else(|_| Err(ApiError::internal("the write was lost unexpectedly")))
-    }
-
-    /// Commits `group` as one segment and answers each of its requests.
-    fn commit_adds(&self, dir: &mut CollectionDir, group: Vec<PendingAdd>) {
-        let before = dir.snapshot();
-        let mut seen: HashMap<&str, (usize, usize)> = HashMap::new();
-        let mut replaced = vec![0u64; group.len()];
-        for (r, p) in group.iter().enumerate() {
-            for (d, (id, _)) in p.docs.iter().enumerate() {
-                let live = seen.contains_key(id.as_str())
-                    || before
-                        .segments
-                        .iter()
-                        .any(|s| matches!(s.find_live(id), Ok(Some(_))));
-                replaced[r] += u64::from(live);
-                seen.insert(id, (r, d));
-            }
-        }
-        let mut collection = Collection::new();
-        let mut result = Ok(());
-        'docs: for (r, p) in group.iter().enumerate() {
-            for (d, (id, entries)) in p.docs.iter().enumerate() {
-                if seen.get(id.as_str()) != Some(&(r, d)) {
-                    continue;
-                }
-                let e: Vec<(u32, f32)> = entries
-                    .iter()
-                    .map(|(t, w)| (collection.intern_term(t), *w))
-                    .collect();
-                if let Err(m) = collection.add_document(id, &e) {
-                    result = Err(bmp_index::Error::Invalid(m));
-                    break 'docs;
-                }
-            }
-        }
-        let result = result
-            .and_then(|()| {
-                dir.add(&collection, &mut |_, _, _| {})?;
-                dir.merge_by_policy(&MergePolicy::default(), &mut |_, _, _| {})?;
-                Ok(())
-            })
-            .map_err(write_error);
-        self.serve_written(dir);
-        let (generation, segments) = (dir.manifest().generation, dir.manifest().segments.len());
-        for (p, replaced) in group.iter().zip(replaced) {
-            let outcome = match &result {
-                Ok(()) => Ok(AddOutcome {
-                    added: p.docs.len() as u64,
-                    replaced,
-                    generation,
-                    segments,
-                }),
-                Err(e) => Err(e.clone()),
-            };
-            let _ = p.done.send(outcome);
-        }
+    /// The collection's writer, when the server takes writes.
+    pub fn writer(&self) -> Option<&Writer> {
+        self.inner.writer.as_ref()
     }
 
     /// Opens the index file or collection directory at `path` and serves it under `config`.
@@ -509,93 +379,5 @@ fn open_served(path: &Path) -> bmp_index::Result<ServedIndex> {
         ))
     } else {
         Ok(ServedIndex::new(Index::open(path)?))
-    }
-}
-
-/// The API error of a failed write.
-fn write_error(e: bmp_index::Error) -> ApiError {
-    match e {
-        bmp_index::Error::Invalid(m) => ApiError::invalid(m),
-        e => ApiError::write_failed(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bmp_index::build::BuildOptions;
-
-    fn docs(items: &[(&str, f32)]) -> Vec<DocumentInput> {
-        items
-            .iter()
-            .map(|&(id, w)| (id.to_string(), vec![("x".to_string(), w)]))
-            .collect()
-    }
-
-    fn scores(state: &AppState) -> Vec<(String, u32)> {
-        let served = state.served();
-        let mut out = Vec::new();
-        for s in &served.snapshot().segments {
-            let x = s.index.term_id("x").unwrap().unwrap();
-            s.index
-                .postings(x)
-                .unwrap()
-                .for_each(|d, i| {
-                    if !s.deleted.contains(d) {
-                        out.push((s.index.doc_id(d).unwrap().to_string(), u32::from(i)));
-                    }
-                })
-                .unwrap();
-        }
-        out.sort();
-        out
-    }
-
-    #[test]
-    fn a_group_commit_answers_every_request_and_the_last_write_wins() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = CollectionDir::open_or_create(tmp.path(), &BuildOptions::default()).unwrap();
-        let served = ServedIndex::collection(tmp.path().to_path_buf(), dir.snapshot());
-        let state = AppState::serving(served, ServerConfig::default(), None, None)
-            .unwrap()
-            .with_writer(dir)
-            .unwrap();
-        // Integer weights up to 255 are their own impacts.
-        let first = state
-            .add_documents(docs(&[("a", 1.0), ("b", 2.0)]))
-            .unwrap();
-        assert_eq!((first.added, first.replaced, first.generation), (2, 0, 1));
-        // Two requests queued together, committed as one segment: "b" replaced by the first,
-        // "c" written by both (the second, queued last, wins and counts as a replacement).
-        let (tx1, rx1) = std::sync::mpsc::channel();
-        let (tx2, rx2) = std::sync::mpsc::channel();
-        let group = vec![
-            PendingAdd {
-                docs: docs(&[("b", 3.0), ("c", 4.0)]),
-                done: tx1,
-            },
-            PendingAdd {
-                docs: docs(&[("c", 5.0), ("d", 6.0)]),
-                done: tx2,
-            },
-        ];
-        {
-            let writer = state.inner.writer.as_ref().unwrap();
-            let mut dir = writer.lock().unwrap();
-            state.commit_adds(&mut dir, group);
-        }
-        let (o1, o2) = (rx1.recv().unwrap().unwrap(), rx2.recv().unwrap().unwrap());
-        assert_eq!((o1.added, o1.replaced), (2, 1));
-        assert_eq!((o2.added, o2.replaced), (2, 1));
-        // One commit for both.
-        assert_eq!((o1.generation, o2.generation), (2, 2));
-        assert_eq!(state.served().snapshot().segments.len(), 2);
-        assert_eq!(
-            scores(&state),
-            [("a", 1), ("b", 3), ("c", 5), ("d", 6)]
-                .iter()
-                .map(|&(d, s)| (d.to_string(), s))
-                .collect::<Vec<_>>()
-        );
     }
 }

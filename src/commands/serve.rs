@@ -233,7 +233,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = writer {
         state = state
             .with_writer(dir)
-            .map_err(|_| anyhow::anyhow!("the server state is shared already"))?;
+            .context("cannot start the collection's writer")?;
     }
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.addr)

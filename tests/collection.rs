@@ -235,3 +235,50 @@ fn adds_merge_the_smallest_segments_beyond_the_limit() {
     );
     assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
+
+#[test]
+fn eval_takes_a_collection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "a.jsonl",
+        concat!(
+            r#"{"id": "a", "vector": {"x": 5}}"#,
+            "\n",
+            r#"{"id": "b", "vector": {"x": 4, "y": 3}}"#,
+            "\n",
+        ),
+    );
+    write(dir, "b.jsonl", "{\"id\": \"c\", \"vector\": {\"y\": 9}}\n");
+    run_ok(dir, &["add", "--collection", "col", "--input", "a.jsonl"]);
+    run_ok(dir, &["add", "--collection", "col", "--input", "b.jsonl"]);
+    // q1 finds a then b (the relevant one second); q2 finds c (relevant) first.
+    write(dir, "q.tsv", "q1\tx\nq2\ty\n");
+    write(dir, "qrels.txt", "q1 0 b 1\nq2 0 c 1\n");
+    let r = run_ok(
+        dir,
+        &[
+            "eval",
+            "--index",
+            "col",
+            "--queries",
+            "q.tsv",
+            "--qrels",
+            "qrels.txt",
+            "--k",
+            "10",
+            "--algorithm",
+            "bmp",
+            "--output",
+            "run.txt",
+        ],
+    );
+    assert!(r.stdout.contains("(2 segments)"), "{}", r.stdout);
+    // MRR@10 = (1/2 + 1) / 2.
+    assert!(r.stdout.contains("0.7500"), "{}", r.stdout);
+    assert_eq!(
+        ranking(&fs::read_to_string(dir.join("run.txt")).unwrap(), "q2"),
+        [("c".to_owned(), 9), ("b".to_owned(), 3)]
+    );
+}

@@ -20,7 +20,7 @@ use super::progress::{count_bar, stage_reporter};
 /// Add documents to a collection directory (created when missing or empty) as a new segment.
 ///
 /// A collection is a directory of immutable segments (each an index in the single-file format)
-/// named by a checksummed MANIFEST that is replaced atomically; `search`, `info`, `check` and
+/// named by a checksummed MANIFEST that is replaced atomically; `search`, `eval`, `info`, `check` and
 /// `serve` take the directory as their --index. The documents are read like `build` reads them (JSONL or
 /// CIFF vectors, or a BEIR corpus with --model), BP-reordered and quantized with the collection's
 /// scale, which its first documents fix (later weights above 255 times it get the largest impact).

@@ -14,7 +14,9 @@ use bmp_eval::{
 use bmp_index::atomic::AtomicFile;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::readers::SparseRecord;
+use bmp_index::segments::Snapshot;
 use bmp_index::Index;
+use bmp_query::segments::SnapshotSearcher;
 use bmp_query::SearchSpec;
 use clap::Args;
 
@@ -64,7 +66,8 @@ pub struct EvalArgs {
     /// Qrels split of --dataset (qrels/SPLIT.tsv).
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// Existing index to search (with --queries and --qrels).
+    /// Existing index file, or collection directory (`add`), to search (with --queries and
+    /// --qrels).
     #[arg(long, requires_all = ["queries", "qrels"], conflicts_with = "run")]
     pub index: Option<PathBuf>,
     /// Queries for --index: JSONL vectors or Anserini TSV, or BEIR queries.jsonl with --model.
@@ -421,7 +424,8 @@ fn eval_index(
     options: &EvalOptions,
 ) -> anyhow::Result<Vec<Row>> {
     let qrels = read_qrels(args)?;
-    let index = Index::open(index_path)?;
+    // An index file, or a collection directory (its segments as of now).
+    let snapshot = Snapshot::open(index_path)?;
     let queries = args.queries.as_ref().context("--queries is required")?;
     let (records, label) = match &args.model {
         Some(model) => {
@@ -437,7 +441,64 @@ fn eval_index(
     if judged.is_empty() {
         anyhow::bail!("no query of {} is judged in the qrels", queries.display());
     }
-    search_rows(args, &index, &judged, label, &qrels, measures, options)
+    if !index_path.is_dir() {
+        if let Some(segment) = snapshot.segments.first() {
+            return search_rows(
+                args,
+                &segment.index,
+                &judged,
+                label,
+                &qrels,
+                measures,
+                options,
+            );
+        }
+    }
+    collection_rows(args, &snapshot, &judged, label, &qrels, measures, options)
+}
+
+/// [`search_rows`] over the segments of a collection.
+fn collection_rows(
+    args: &EvalArgs,
+    snapshot: &Snapshot,
+    records: &[SparseRecord],
+    label: &str,
+    qrels: &Qrels,
+    measures: &[Measure],
+    options: &EvalOptions,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (i, spec) in args.algorithm.iter().enumerate() {
+        let mut searcher = SnapshotSearcher::new(snapshot, spec);
+        let mut run = Run::new();
+        let mut micros = Vec::with_capacity(records.len());
+        for record in records {
+            let start = Instant::now();
+            let results = searcher
+                .search(&record.entries, args.k as usize)
+                .with_context(|| format!("query {:?}", record.id))?;
+            micros.push(start.elapsed().as_secs_f64() * 1e6);
+            let mut ranked = Vec::with_capacity(results.hits.len());
+            for h in &results.hits {
+                let id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
+                ranked.push((id.to_owned(), f64::from(h.score)));
+            }
+            run.insert(record.id.clone(), ranked);
+        }
+        if i == 0 {
+            if let Some(path) = &args.output {
+                let tag = format!("bmp-{spec}").replace([':', '='], "-");
+                run.save_trec(path, &tag)?;
+                eprintln!("run written to {}", path.display());
+            }
+        }
+        rows.push(Row {
+            system: format!("{label} {spec} ({} segments)", snapshot.segments.len()),
+            eval: evaluate(qrels, &run, measures, options)?,
+            latency: Some(latency_stats(micros)),
+        });
+    }
+    Ok(rows)
 }
 
 /// Dense retrieval: the queries embedded by `encoder`, answered exactly over `index`.

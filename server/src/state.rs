@@ -59,14 +59,6 @@ impl ServedIndex {
         }
     }
 
-    /// The index, when serving one file.
-    ///
-    /// # Panics
-    /// When serving a collection: use [`ServedIndex::snapshot`].
-    pub fn index(&self) -> &Index {
-        self.single().expect("serving one index file")
-    }
-
     /// The segments served (one for an index file).
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot
@@ -100,7 +92,9 @@ impl ServedIndex {
     /// call sorts the index's external ids (blocking; 4 bytes per document are kept). One index
     /// file only: see [`ServedIndex::resolve_segment_filters`].
     pub fn resolve_filter(&self, ids: &[String]) -> Result<(DocFilter, usize), ApiError> {
-        let index = self.index();
+        let index = self
+            .single()
+            .ok_or_else(|| ApiError::internal("a collection takes per-segment filters"))?;
         let lookup = self
             .external_ids
             .get_or_init(|| ExternalIds::build(index).map_err(|e| e.to_string()))

@@ -311,22 +311,51 @@ pub fn read_jsonl_into<R: BufRead>(
     path: &Path,
     collection: &mut Collection,
 ) -> Result<u64> {
-    let mut parser = LineParser::new();
-    let mut id = String::new();
-    let mut scratch: Vec<(u32, f32)> = Vec::new();
-    let mut count = 0u64;
-    while parser.next_line(&mut reader, path)? {
-        let line = parser.line;
+    let mut state = DocReader::new();
+    while state.read_doc(&mut reader, path, collection)? {}
+    Ok(state.count)
+}
+
+/// Reads documents one line at a time into a collection, keeping its buffers between documents.
+struct DocReader {
+    parser: LineParser,
+    id: String,
+    scratch: Vec<(u32, f32)>,
+    count: u64,
+}
+
+impl DocReader {
+    fn new() -> Self {
+        DocReader {
+            parser: LineParser::new(),
+            id: String::new(),
+            scratch: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Reads the next document into `collection`; `false` at the end of the input.
+    fn read_doc<R: BufRead>(
+        &mut self,
+        reader: &mut R,
+        path: &Path,
+        collection: &mut Collection,
+    ) -> Result<bool> {
+        if !self.parser.next_line(reader, path)? {
+            return Ok(false);
+        }
+        let line = self.parser.line;
+        let scratch = &mut self.scratch;
         scratch.clear();
-        parser
-            .parse(&mut id, |term, weight| {
+        self.parser
+            .parse(&mut self.id, |term, weight| {
                 scratch.push((collection.intern_term(term), weight));
             })
-            .and_then(|()| collection.add_document(&id, &scratch).map(|_| ()))
+            .and_then(|()| collection.add_document(&self.id, scratch).map(|_| ()))
             .map_err(|message| Error::parse(path, line, message))?;
-        count += 1;
+        self.count += 1;
+        Ok(true)
     }
-    Ok(count)
 }
 
 /// Postings [`read_jsonl_chunks`] reserves beyond its limit, for the document that reaches it.
@@ -342,23 +371,11 @@ pub fn read_jsonl_chunks<R: BufRead>(
     max_postings: usize,
     on_full: &mut dyn FnMut(Collection) -> Result<()>,
 ) -> Result<u64> {
-    let mut parser = LineParser::new();
-    let mut id = String::new();
-    let mut scratch: Vec<(u32, f32)> = Vec::new();
-    let mut count = 0u64;
+    let mut state = DocReader::new();
     // Room for the postings of a full collection and its last document: the arrays never double.
     let room = max_postings.saturating_add(CHUNK_SLACK);
     let mut collection = Collection::with_posting_capacity(room);
-    while parser.next_line(&mut reader, path)? {
-        let line = parser.line;
-        scratch.clear();
-        parser
-            .parse(&mut id, |term, weight| {
-                scratch.push((collection.intern_term(term), weight));
-            })
-            .and_then(|()| collection.add_document(&id, &scratch).map(|_| ()))
-            .map_err(|message| Error::parse(path, line, message))?;
-        count += 1;
+    while state.read_doc(&mut reader, path, &mut collection)? {
         if collection.num_postings() >= max_postings {
             on_full(std::mem::replace(
                 &mut collection,
@@ -369,7 +386,7 @@ pub fn read_jsonl_chunks<R: BufRead>(
     if collection.num_docs() > 0 {
         on_full(collection)?;
     }
-    Ok(count)
+    Ok(state.count)
 }
 
 #[cfg(test)]

@@ -396,38 +396,25 @@ impl CollectionDir {
                 }
             }
         }
-        let file = format!("seg-{:08}.bmp", self.manifest.next_segment);
-        let path = self.dir.join(&file);
-        let build = build_segment(docs, &path, &self.manifest, quantizer, progress)?;
+        let new = self.write_segment(docs, quantizer, progress)?;
         let mut manifest = self.manifest.clone();
         manifest.scale = Some(quantizer.scale());
         manifest.next_segment += 1;
-        manifest.segments.push(SegmentEntry {
-            file: file.clone(),
-            docs: docs.num_docs() as u32,
-            deleted: 0,
-            deletes: None,
-        });
+        manifest.segments.push(new.entry);
         let mut new_segments = self.segments.clone();
+        new_segments.push(new.segment);
         let result = self
             .stage_deletes(&mut manifest, &mut new_segments, deleted)
-            .and_then(|()| {
-                new_segments.push(Arc::new(Segment::new(
-                    file.clone(),
-                    Index::open(&path)?,
-                    RoaringBitmap::new(),
-                )));
-                self.commit(manifest, new_segments)
-            });
+            .and_then(|()| self.commit(manifest, new_segments));
         if let Err(e) = result {
-            let _ = fs::remove_file(&path);
+            let _ = fs::remove_file(&new.path);
             return Err(e);
         }
         Ok(AddSummary {
             added: docs.num_docs() as u64,
             replaced,
-            segment: file,
-            build,
+            segment: new.file,
+            build: new.build,
             generation: self.manifest.generation,
         })
     }
@@ -542,27 +529,10 @@ impl CollectionDir {
                 .scale
                 .and_then(Quantizer::from_scale)
                 .ok_or_else(|| Error::corrupt(&self.dir, "segments without a scale"))?;
-            let file = format!("seg-{:08}.bmp", self.manifest.next_segment);
-            let path = self.dir.join(&file);
-            build_segment(&live, &path, &self.manifest, quantizer, progress)?;
+            let new = self.write_segment(&live, quantizer, progress)?;
             manifest.next_segment += 1;
-            let index = match Index::open(&path) {
-                Ok(index) => index,
-                Err(e) => {
-                    let _ = fs::remove_file(&path);
-                    return Err(e);
-                }
-            };
-            replacement = Some((
-                SegmentEntry {
-                    file: file.clone(),
-                    docs: live.num_docs() as u32,
-                    deleted: 0,
-                    deletes: None,
-                },
-                Arc::new(Segment::new(file, index, RoaringBitmap::new())),
-            ));
-            new_file = Some(path);
+            new_file = Some(new.path);
+            replacement = Some((new.entry, new.segment));
         }
         // Remove the merged ones from the back, then put the new one where the first was.
         for &i in which.iter().rev() {
@@ -580,6 +550,38 @@ impl CollectionDir {
             return Err(e);
         }
         Ok(live.num_docs() as u64)
+    }
+
+    /// Builds `docs` (BP-reordered, with `quantizer`) into the next segment file and opens it;
+    /// nothing is left on disk when either fails. The manifest does not name it yet.
+    fn write_segment(
+        &self,
+        docs: &Collection,
+        quantizer: Quantizer,
+        progress: Progress,
+    ) -> Result<NewSegment> {
+        let file = format!("seg-{:08}.bmp", self.manifest.next_segment);
+        let path = self.dir.join(&file);
+        let build = build_segment(docs, &path, &self.manifest, quantizer, progress)?;
+        let index = match Index::open(&path) {
+            Ok(index) => index,
+            Err(e) => {
+                let _ = fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        Ok(NewSegment {
+            entry: SegmentEntry {
+                file: file.clone(),
+                docs: docs.num_docs() as u32,
+                deleted: 0,
+                deletes: None,
+            },
+            segment: Arc::new(Segment::new(file.clone(), index, RoaringBitmap::new())),
+            file,
+            path,
+            build,
+        })
     }
 
     /// Writes the new deletions files of the segments whose deletions changed (`deleted[s]` is
@@ -636,6 +638,15 @@ impl CollectionDir {
         }
         Ok(())
     }
+}
+
+/// A segment written and opened, not yet in the manifest.
+struct NewSegment {
+    file: String,
+    path: PathBuf,
+    entry: SegmentEntry,
+    segment: Arc<Segment>,
+    build: BuildSummary,
 }
 
 /// Takes the writer's lock of `dir`.

@@ -1,7 +1,7 @@
 //! `bmp-index search`: answer queries from a file, write a TREC run, report latency.
 
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -175,15 +175,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         }
     };
     let tag = run_tag(args)?;
-    let mut file = match &args.output {
-        Some(path) => Some(AtomicFile::create(path)?),
-        None => None,
-    };
-    let stdout = std::io::stdout();
-    let mut out: Box<dyn Write> = match file.as_mut() {
-        Some(f) => Box::new(f),
-        None => Box::new(BufWriter::new(stdout.lock())),
-    };
+    let mut out = RunOutput::open(args.output.as_deref())?;
     let mut searcher = args.algorithm.searcher(&index);
     let mut micros = Vec::with_capacity(records.len());
     let mut rerank_micros = Vec::new();
@@ -213,23 +205,10 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             }
         };
         for (rank, (doc, score)) in ranked.iter().enumerate() {
-            writeln!(
-                out,
-                "{} Q0 {} {} {} {}",
-                record.id,
-                index.doc_id(*doc)?,
-                rank + 1,
-                score,
-                tag
-            )
-            .context("cannot write the run")?;
+            out.line(&record.id, index.doc_id(*doc)?, rank + 1, score, &tag)?;
         }
     }
-    out.flush().context("cannot write the run")?;
-    drop(out);
-    if let Some(f) = file {
-        f.commit()?;
-    }
+    out.finish()?;
     let lat = latency_stats(micros);
     eprintln!(
         "{} queries, k={}, algorithm={}: mean {:.1} us, p50 {:.1} us, p99 {:.1} us; \
@@ -251,6 +230,49 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Where `search` writes its run: `--output` (atomically, when finished) or standard output.
+enum RunOutput {
+    File(AtomicFile),
+    Stdout(BufWriter<std::io::Stdout>),
+}
+
+impl RunOutput {
+    fn open(output: Option<&Path>) -> anyhow::Result<Self> {
+        Ok(match output {
+            Some(path) => RunOutput::File(AtomicFile::create(path)?),
+            None => RunOutput::Stdout(BufWriter::new(std::io::stdout())),
+        })
+    }
+
+    /// Writes one line: `qid Q0 docid rank score tag`.
+    fn line(
+        &mut self,
+        qid: &str,
+        doc_id: &str,
+        rank: usize,
+        score: impl std::fmt::Display,
+        tag: &str,
+    ) -> anyhow::Result<()> {
+        let out: &mut dyn Write = match self {
+            RunOutput::File(f) => f,
+            RunOutput::Stdout(s) => s,
+        };
+        writeln!(out, "{qid} Q0 {doc_id} {rank} {score} {tag}").context("cannot write the run")
+    }
+
+    /// Flushes the run, and puts the file in place.
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            RunOutput::File(mut f) => {
+                f.flush().context("cannot write the run")?;
+                f.commit()?;
+            }
+            RunOutput::Stdout(mut s) => s.flush().context("cannot write the run")?,
+        }
+        Ok(())
+    }
 }
 
 /// The run tag: `--tag`, or `bmp-<algorithm>`.
@@ -275,15 +297,7 @@ fn run_collection(args: &SearchArgs, records: &[SparseRecord]) -> anyhow::Result
     }
     let snapshot = Snapshot::open(&args.index)?;
     let tag = run_tag(args)?;
-    let mut file = match &args.output {
-        Some(path) => Some(AtomicFile::create(path)?),
-        None => None,
-    };
-    let stdout = std::io::stdout();
-    let mut out: Box<dyn Write> = match file.as_mut() {
-        Some(f) => Box::new(f),
-        None => Box::new(BufWriter::new(stdout.lock())),
-    };
+    let mut out = RunOutput::open(args.output.as_deref())?;
     let mut searcher = SnapshotSearcher::new(&snapshot, &args.algorithm);
     let mut micros = Vec::with_capacity(records.len());
     let mut unknown = 0usize;
@@ -296,23 +310,10 @@ fn run_collection(args: &SearchArgs, records: &[SparseRecord]) -> anyhow::Result
         unknown += results.unknown_terms;
         for (rank, h) in results.hits.iter().enumerate() {
             let doc_id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
-            writeln!(
-                out,
-                "{} Q0 {} {} {} {}",
-                record.id,
-                doc_id,
-                rank + 1,
-                h.score,
-                tag
-            )
-            .context("cannot write the run")?;
+            out.line(&record.id, doc_id, rank + 1, h.score, &tag)?;
         }
     }
-    out.flush().context("cannot write the run")?;
-    drop(out);
-    if let Some(f) = file {
-        f.commit()?;
-    }
+    out.finish()?;
     let lat = latency_stats(micros);
     eprintln!(
         "{} queries over {} segments ({} live documents), k={}, algorithm={}: mean {:.1} us, \

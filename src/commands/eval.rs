@@ -470,35 +470,67 @@ fn collection_rows(
     let mut rows = Vec::new();
     for (i, spec) in args.algorithm.iter().enumerate() {
         let mut searcher = SnapshotSearcher::new(snapshot, spec);
-        let mut run = Run::new();
-        let mut micros = Vec::with_capacity(records.len());
-        for record in records {
-            let start = Instant::now();
-            let results = searcher
-                .search(&record.entries, args.k as usize)
-                .with_context(|| format!("query {:?}", record.id))?;
-            micros.push(start.elapsed().as_secs_f64() * 1e6);
-            let mut ranked = Vec::with_capacity(results.hits.len());
-            for h in &results.hits {
-                let id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
-                ranked.push((id.to_owned(), f64::from(h.score)));
-            }
-            run.insert(record.id.clone(), ranked);
-        }
-        if i == 0 {
-            if let Some(path) = &args.output {
-                let tag = format!("bmp-{spec}").replace([':', '='], "-");
-                run.save_trec(path, &tag)?;
-                eprintln!("run written to {}", path.display());
-            }
-        }
-        rows.push(Row {
-            system: format!("{label} {spec} ({} segments)", snapshot.segments.len()),
-            eval: evaluate(qrels, &run, measures, options)?,
-            latency: Some(latency_stats(micros)),
-        });
+        let system = format!("{label} {spec} ({} segments)", snapshot.segments.len());
+        rows.push(spec_row(
+            args,
+            i == 0,
+            spec,
+            system,
+            records,
+            qrels,
+            measures,
+            options,
+            |record| {
+                let start = Instant::now();
+                let results = searcher
+                    .search(&record.entries, args.k as usize)
+                    .with_context(|| format!("query {:?}", record.id))?;
+                let took = start.elapsed().as_secs_f64() * 1e6;
+                let mut ranked = Vec::with_capacity(results.hits.len());
+                for h in &results.hits {
+                    let id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
+                    ranked.push((id.to_owned(), f64::from(h.score)));
+                }
+                Ok((ranked, took))
+            },
+        )?);
     }
     Ok(rows)
+}
+
+/// The row of `spec`: every record answered by `answer` (its ranking and microseconds), the
+/// run evaluated; the first algorithm's run is written to `--output`.
+#[allow(clippy::too_many_arguments)]
+fn spec_row(
+    args: &EvalArgs,
+    first: bool,
+    spec: &SearchSpec,
+    system: String,
+    records: &[SparseRecord],
+    qrels: &Qrels,
+    measures: &[Measure],
+    options: &EvalOptions,
+    mut answer: impl FnMut(&SparseRecord) -> anyhow::Result<(Vec<(String, f64)>, f64)>,
+) -> anyhow::Result<Row> {
+    let mut run = Run::new();
+    let mut micros = Vec::with_capacity(records.len());
+    for record in records {
+        let (ranked, took) = answer(record)?;
+        micros.push(took);
+        run.insert(record.id.clone(), ranked);
+    }
+    if first {
+        if let Some(path) = &args.output {
+            let tag = format!("bmp-{spec}").replace([':', '='], "-");
+            run.save_trec(path, &tag)?;
+            eprintln!("run written to {}", path.display());
+        }
+    }
+    Ok(Row {
+        system,
+        eval: evaluate(qrels, &run, measures, options)?,
+        latency: Some(latency_stats(micros)),
+    })
 }
 
 /// Dense retrieval: the queries embedded by `encoder`, answered exactly over `index`.
@@ -560,29 +592,25 @@ fn search_rows(
     let mut rows = Vec::new();
     for (i, spec) in args.algorithm.iter().enumerate() {
         let mut searcher = spec.searcher(index);
-        let mut run = Run::new();
-        let mut micros = Vec::with_capacity(records.len());
-        for record in records {
-            let (_, hits, took) = answer(index, searcher.as_mut(), record, args.k as usize)?;
-            micros.push(took);
-            let mut ranked = Vec::with_capacity(hits.len());
-            for hit in &hits {
-                ranked.push((index.doc_id(hit.doc)?.to_owned(), f64::from(hit.score)));
-            }
-            run.insert(record.id.clone(), ranked);
-        }
-        if i == 0 {
-            if let Some(path) = &args.output {
-                let tag = format!("bmp-{spec}").replace([':', '='], "-");
-                run.save_trec(path, &tag)?;
-                eprintln!("run written to {}", path.display());
-            }
-        }
-        rows.push(Row {
-            system: format!("{label} {spec}"),
-            eval: evaluate(qrels, &run, measures, options)?,
-            latency: Some(latency_stats(micros)),
-        });
+        let system = format!("{label} {spec}");
+        rows.push(spec_row(
+            args,
+            i == 0,
+            spec,
+            system,
+            records,
+            qrels,
+            measures,
+            options,
+            |record| {
+                let (_, hits, took) = answer(index, searcher.as_mut(), record, args.k as usize)?;
+                let mut ranked = Vec::with_capacity(hits.len());
+                for hit in &hits {
+                    ranked.push((index.doc_id(hit.doc)?.to_owned(), f64::from(hit.score)));
+                }
+                Ok((ranked, took))
+            },
+        )?);
     }
     Ok(rows)
 }

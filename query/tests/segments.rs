@@ -1,11 +1,12 @@
 //! Search over a collection of segments against exhaustive scoring of a model of its live
-//! documents, whatever the interleaving of adds (with upserts), deletes and compactions.
+//! documents, whatever the interleaving of adds (with upserts), deletes, compactions, writes
+//! through the write-ahead log, refreshes and reopenings with writes still logged.
 
 use std::collections::{BTreeMap, HashSet};
 
 use bmp_index::build::BuildOptions;
 use bmp_index::quantize::{quantize_query_weights, Quantizer};
-use bmp_index::segments::{CollectionDir, MergePolicy, Snapshot};
+use bmp_index::segments::{CollectionDir, MergePolicy, Snapshot, WalOp};
 use bmp_index::Collection;
 use bmp_query::bmp::BmpParams;
 use bmp_query::segments::SnapshotSearcher;
@@ -34,6 +35,12 @@ enum Op {
     Compact,
     /// Merge down to this many segments, two at a time.
     Merge(usize),
+    /// Writes through the log: an add (`Some`) or a delete (`None`) of an id, in order.
+    Log(Vec<(u8, Option<Vec<(u8, f32)>>)>),
+    /// Applies the logged writes.
+    Refresh,
+    /// Drops the writer with writes maybe still logged (as a crash would) and opens it again.
+    Reopen,
 }
 
 fn doc_strategy() -> impl Strategy<Value = Doc> {
@@ -54,6 +61,13 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => proptest::collection::vec(0u8..200, 1..40).prop_map(Op::Delete),
         1 => Just(Op::Compact),
         1 => (1usize..4).prop_map(Op::Merge),
+        3 => proptest::collection::vec(
+            (0u8..200, proptest::option::weighted(0.7, doc_strategy().prop_map(|d| d.1))),
+            1..40,
+        )
+        .prop_map(Op::Log),
+        1 => Just(Op::Refresh),
+        1 => Just(Op::Reopen),
     ]
 }
 
@@ -119,7 +133,21 @@ proptest! {
         let options = BuildOptions { superblock_size: 2, ..BuildOptions::with_block_size(block_size) };
         let mut dir = CollectionDir::open_or_create(tmp.path(), &options).unwrap();
         let mut model: BTreeMap<u8, Vec<(u8, f32)>> = BTreeMap::new();
+        // Writes logged and not yet applied.
+        let mut logged: Vec<(u8, Option<Vec<(u8, f32)>>)> = Vec::new();
+        let apply = |model: &mut BTreeMap<u8, Vec<(u8, f32)>>, logged: &mut Vec<_>| {
+            for (d, write) in logged.drain(..) {
+                match write {
+                    Some(entries) => model.insert(d, entries),
+                    None => model.remove(&d),
+                };
+            }
+        };
         for op in &ops {
+            // Direct writes apply the log first.
+            if matches!(op, Op::Add(_) | Op::Delete(_) | Op::Compact | Op::Refresh | Op::Reopen) {
+                apply(&mut model, &mut logged);
+            }
             match op {
                 Op::Add(docs) if !docs.is_empty() => {
                     let mut c = Collection::new();
@@ -150,6 +178,38 @@ proptest! {
                     let policy = MergePolicy { max_segments: *max_segments, merge_factor: 2, ..MergePolicy::default() };
                     dir.merge_by_policy(&policy, &mut |_, _, _| {}).unwrap();
                     prop_assert!(dir.snapshot().segments.len() <= *max_segments);
+                }
+                Op::Log(writes) => {
+                    // What each write finds: the model with the earlier writes applied.
+                    let mut now = model.clone();
+                    let mut expect_live = Vec::new();
+                    for (d, w) in logged.iter().chain(writes) {
+                        let was = now.contains_key(d);
+                        match w {
+                            Some(e) => now.insert(*d, e.clone()),
+                            None => now.remove(d),
+                        };
+                        expect_live.push(was);
+                    }
+                    let ops: Vec<WalOp> = writes.iter().map(|(d, w)| match w {
+                        Some(e) => WalOp::Add {
+                            id: id(*d),
+                            vector: e.iter().map(|&(t, w)| (term(t), w)).collect(),
+                        },
+                        None => WalOp::Delete { id: id(*d) },
+                    }).collect();
+                    let live = dir.log(ops).unwrap();
+                    prop_assert_eq!(&live[..], &expect_live[logged.len()..]);
+                    logged.extend(writes.iter().cloned());
+                }
+                Op::Refresh => {
+                    dir.refresh(&mut |_, _, _| {}).unwrap();
+                    prop_assert!(dir.pending().is_empty());
+                }
+                Op::Reopen => {
+                    drop(dir);
+                    dir = CollectionDir::open(tmp.path()).unwrap();
+                    prop_assert!(dir.pending().is_empty());
                 }
             }
             let snapshot = dir.snapshot();

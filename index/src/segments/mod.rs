@@ -8,6 +8,11 @@
 //! - `seg-NNNNNNNN.del-G`: the internal doc ids of a segment deleted as of generation `G`, a
 //!   portable roaring bitmap. A change writes a new file, so the previous manifest stays whole
 //!   until the new one replaces it.
+//! - `WAL`: the write-ahead log ([`wal`]): writes durable but not yet in a segment. The writer
+//!   logs writes there ([`CollectionDir::log`]) and applies them as a segment and deletions on
+//!   [`CollectionDir::refresh`] (near-real-time: a logged write is durable at once and visible to
+//!   searches after the next refresh); a writer that opens the collection applies what a crashed
+//!   one left logged.
 //! - `LOCK`: locked (an exclusive advisory lock) by the one writer, [`CollectionDir`].
 //!
 //! A write puts its new files down (each atomically, fsynced) before the manifest that names
@@ -24,6 +29,8 @@
 //! manifest change.
 
 pub mod manifest;
+pub mod pending;
+pub mod wal;
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -42,6 +49,8 @@ use crate::quantize::Quantizer;
 use crate::reorder::{bp_order, BpOptions};
 
 pub use manifest::{Manifest, SegmentEntry, MANIFEST};
+pub use pending::Pending;
+pub use wal::{Wal, WalOp, WAL};
 
 /// The writer's lock file in a collection directory.
 pub const LOCK: &str = "LOCK";
@@ -255,6 +264,26 @@ pub struct DeleteSummary {
     pub generation: u64,
 }
 
+/// What [`CollectionDir::refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RefreshSummary {
+    /// Documents added (or replaced) from the log.
+    pub added: u64,
+    /// Live documents the log's deletes removed.
+    pub deleted: u64,
+    /// The manifest generation now.
+    pub generation: u64,
+}
+
+/// What opening a collection for writing found in its write-ahead log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// Logged writes applied (a crashed writer had not applied them yet).
+    pub replayed: usize,
+    /// Bytes of a torn last write cut off the log (it was never acknowledged).
+    pub torn_bytes: u64,
+}
+
 /// What [`CollectionDir::compact`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompactSummary {
@@ -300,6 +329,9 @@ pub struct CollectionDir {
     dir: PathBuf,
     manifest: Manifest,
     segments: Vec<Arc<Segment>>,
+    wal: Wal,
+    pending: Pending,
+    recovery: Recovery,
     _lock: File,
 }
 
@@ -322,10 +354,14 @@ impl CollectionDir {
             let lock = lock(dir)?;
             let mut manifest = Manifest::empty(options.block_size, options.superblock_size);
             manifest.write(dir)?;
+            let (wal, _) = Wal::open(dir)?;
             return Ok(CollectionDir {
                 dir: dir.to_path_buf(),
                 manifest,
                 segments: Vec::new(),
+                wal,
+                pending: Pending::default(),
+                recovery: Recovery::default(),
                 _lock: lock,
             });
         }
@@ -333,7 +369,8 @@ impl CollectionDir {
     }
 
     /// Opens the existing collection in `dir` for writing. Fails when another writer holds it.
-    /// Files no manifest names (left by a crashed writer) are removed.
+    /// Files no manifest names (left by a crashed writer) are removed, and writes a crashed
+    /// writer left in the log are applied.
     pub fn open(dir: &Path) -> Result<CollectionDir> {
         if !dir.join(MANIFEST).exists() {
             return Err(Error::input(
@@ -344,14 +381,114 @@ impl CollectionDir {
         let lock = lock(dir)?;
         let manifest = Manifest::read(dir)?;
         let segments = open_segments(dir, &manifest)?;
-        let c = CollectionDir {
+        let (wal, logged) = Wal::open(dir)?;
+        let torn_bytes = wal.torn_bytes();
+        let mut c = CollectionDir {
             dir: dir.to_path_buf(),
             manifest,
             segments,
+            wal,
+            pending: Pending::default(),
+            recovery: Recovery {
+                replayed: logged.len(),
+                torn_bytes,
+            },
             _lock: lock,
         };
         c.remove_unnamed_files()?;
+        for (i, op) in logged.into_iter().enumerate() {
+            pending::validate(&op).map_err(|m| {
+                Error::corrupt(dir.join(WAL), format!("logged write {}: {m}", i + 1))
+            })?;
+            c.pending.record(op);
+        }
+        c.refresh(&mut |_, _, _| {})?;
         Ok(c)
+    }
+
+    /// What opening found in the write-ahead log.
+    pub fn recovery(&self) -> Recovery {
+        self.recovery
+    }
+
+    /// The writes logged and not yet applied.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
+    }
+
+    /// Whether the document `id` is live: in a segment and not deleted, with the pending writes
+    /// applied.
+    pub fn is_live(&self, id: &str) -> Result<bool> {
+        if let Some(adds) = self.pending.adds(id) {
+            return Ok(adds);
+        }
+        for seg in &self.segments {
+            if seg.find_live(id)?.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Logs `ops` in the write-ahead log, in order: they are durable when this returns, and
+    /// applied to the segments by the next [`CollectionDir::refresh`]. Returns, for each write,
+    /// whether its id was live just before it (an add that replaces, a delete that deletes).
+    /// Nothing is logged when a write is invalid (the error names it) or the log fails.
+    pub fn log(&mut self, ops: Vec<WalOp>) -> Result<Vec<bool>> {
+        for (i, op) in ops.iter().enumerate() {
+            pending::validate(op)
+                .map_err(|m| Error::Invalid(format!("write {} ({:?}): {m}", i + 1, op.id())))?;
+        }
+        let mut overlay: std::collections::HashMap<&str, bool> = Default::default();
+        let mut live = Vec::with_capacity(ops.len());
+        for op in &ops {
+            let was = match overlay.get(op.id()) {
+                Some(&adds) => adds,
+                None => self.is_live(op.id())?,
+            };
+            live.push(was);
+            overlay.insert(op.id(), matches!(op, WalOp::Add { .. }));
+        }
+        drop(overlay);
+        self.wal.append(&ops)?;
+        for op in ops {
+            self.pending.record(op);
+        }
+        Ok(live)
+    }
+
+    /// Applies the logged writes: the pending adds as one new segment (replacing live documents
+    /// with the same ids), then the pending deletes; then empties the log. Nothing happens when
+    /// no write is pending. On failure the writes stay logged and pending, and a later refresh
+    /// applies them (applying some twice gives the same collection).
+    pub fn refresh(&mut self, progress: Progress) -> Result<RefreshSummary> {
+        let mut summary = RefreshSummary {
+            generation: self.manifest.generation,
+            ..RefreshSummary::default()
+        };
+        if self.pending.is_empty() {
+            if !self.wal.is_empty() {
+                self.wal.clear()?;
+            }
+            return Ok(summary);
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let result = (|| {
+            let (adds, deletes) = pending.batch();
+            if adds.num_docs() > 0 {
+                summary.added = self.add_segment(&adds, progress)?.added;
+            }
+            if !deletes.is_empty() {
+                summary.deleted = self.delete_ids(deletes)?.deleted;
+            }
+            self.wal.clear()
+        })();
+        if let Err(e) = result {
+            self.pending = pending;
+            return Err(e);
+        }
+        summary.generation = self.manifest.generation;
+        Ok(summary)
     }
 
     /// The collection directory.
@@ -373,8 +510,15 @@ impl CollectionDir {
     }
 
     /// Adds `docs` as a new segment (documents BP-reordered, quantized with the collection's
-    /// scale); a document whose external id is live already replaces it.
+    /// scale); a document whose external id is live already replaces it. Pending logged writes
+    /// are applied first.
     pub fn add(&mut self, docs: &Collection, progress: Progress) -> Result<AddSummary> {
+        self.refresh(&mut *progress)?;
+        self.add_segment(docs, progress)
+    }
+
+    /// [`CollectionDir::add`] without applying the log first.
+    fn add_segment(&mut self, docs: &Collection, progress: Progress) -> Result<AddSummary> {
         if docs.num_docs() == 0 {
             return Err(Error::Invalid("no documents to add".into()));
         }
@@ -419,8 +563,15 @@ impl CollectionDir {
         })
     }
 
-    /// Deletes the live documents with these external ids.
+    /// Deletes the live documents with these external ids. Pending logged writes are applied
+    /// first.
     pub fn delete<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<DeleteSummary> {
+        self.refresh(&mut |_, _, _| {})?;
+        self.delete_ids(ids)
+    }
+
+    /// [`CollectionDir::delete`] without applying the log first.
+    fn delete_ids<'a>(&mut self, ids: impl IntoIterator<Item = &'a str>) -> Result<DeleteSummary> {
         let mut deleted: Vec<Option<RoaringBitmap>> = vec![None; self.segments.len()];
         let (mut count, mut missing) = (0u64, 0u64);
         let mut seen = HashSet::new();
@@ -455,8 +606,9 @@ impl CollectionDir {
 
     /// Merges every live document into one segment (BP-reordered), dropping the deleted ones;
     /// an empty collection keeps no segment. Nothing happens when there is one segment without
-    /// deletions already.
+    /// deletions already. Pending logged writes are applied first.
     pub fn compact(&mut self, progress: Progress) -> Result<CompactSummary> {
+        self.refresh(&mut *progress)?;
         let before = self.segments.len();
         let dropped: u64 = self.segments.iter().map(|s| s.deleted.len()).sum();
         if before == 0 || (before == 1 && dropped == 0) {

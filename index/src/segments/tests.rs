@@ -86,7 +86,7 @@ fn add_upsert_delete_compact_reopen() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["LOCK", "MANIFEST", "seg-00000003.bmp"]);
+    assert_eq!(names, ["LOCK", "MANIFEST", "WAL", "seg-00000003.bmp"]);
     let c = CollectionDir::open(&dir).unwrap();
     assert_eq!(live_ids(&c.snapshot()), ["b", "c"]);
 }
@@ -236,4 +236,63 @@ fn the_merge_policy_bounds_the_segments() {
     drop(c);
     let c = CollectionDir::open(tmp.path()).unwrap();
     assert_eq!(live_ids(&c.snapshot()), ids);
+}
+
+fn add_op(id: &str, terms: &[(&str, f32)]) -> WalOp {
+    WalOp::Add {
+        id: id.into(),
+        vector: terms.iter().map(|&(t, w)| (t.to_string(), w)).collect(),
+    }
+}
+
+#[test]
+fn logged_writes_are_durable_at_once_and_visible_after_a_refresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = CollectionDir::open_or_create(tmp.path(), &options()).unwrap();
+    c.add(&docs(&[("a", &[("x", 1.0)])]), &mut |_, _, _| {})
+        .unwrap();
+    let live = c
+        .log(vec![
+            add_op("b", &[("x", 2.0)]),
+            add_op("a", &[("y", 3.0)]),
+            WalOp::Delete { id: "b".into() },
+            WalOp::Delete { id: "zz".into() },
+        ])
+        .unwrap();
+    // "b" was not live, "a" was; the delete of "b" follows its add; "zz" never was.
+    assert_eq!(live, [false, true, true, false]);
+    assert_eq!(c.pending().len(), 3);
+    assert_eq!(live_ids(&c.snapshot()), ["a"]);
+    assert!(c.is_live("a").unwrap() && !c.is_live("b").unwrap());
+
+    // A writer that stops without refreshing (a crash) leaves them logged; the next applies them.
+    drop(c);
+    let reader = Snapshot::open(tmp.path()).unwrap();
+    assert_eq!(reader.generation, 1);
+    let mut c = CollectionDir::open(tmp.path()).unwrap();
+    assert_eq!(c.recovery().replayed, 4);
+    assert!(c.pending().is_empty());
+    assert_eq!(live_ids(&c.snapshot()), ["a"]);
+    let idx = &c.snapshot().segments.last().unwrap().index.clone();
+    assert!(idx.term_id("y").unwrap().is_some());
+
+    // An invalid write logs nothing.
+    let err = c
+        .log(vec![
+            add_op("c", &[("x", 1.0)]),
+            add_op("d", &[("x", -1.0)]),
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("write 2") && err.contains("\"d\""), "{err}");
+    assert!(c.pending().is_empty());
+
+    c.log(vec![add_op("c", &[("x", 1.0)])]).unwrap();
+    let r = c.refresh(&mut |_, _, _| {}).unwrap();
+    assert_eq!((r.added, r.deleted), (1, 0));
+    assert_eq!(live_ids(&c.snapshot()), ["a", "c"]);
+    assert_eq!(fs::metadata(tmp.path().join(WAL)).unwrap().len(), 0);
+    // Nothing pending: nothing changes.
+    let g = c.manifest().generation;
+    assert_eq!(c.refresh(&mut |_, _, _| {}).unwrap().generation, g);
 }

@@ -220,7 +220,7 @@ mod tests {
         drop(wal);
         let (wal, ops) = Wal::open(dir.path()).unwrap();
         assert_eq!(ops, written);
-        assert!(wal.len() > 0);
+        assert!(!wal.is_empty());
     }
 
     #[test]

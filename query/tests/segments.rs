@@ -28,6 +28,9 @@ const SPECS: [SearchSpec; 5] = [
 /// A document: its id number and its `(term number, weight)` entries.
 type Doc = (u8, Vec<(u8, f32)>);
 
+/// A logged write: an add (`Some` entries) or a delete (`None`) of an id number.
+type Write = (u8, Option<Vec<(u8, f32)>>);
+
 #[derive(Debug, Clone)]
 enum Op {
     Add(Vec<Doc>),
@@ -36,7 +39,7 @@ enum Op {
     /// Merge down to this many segments, two at a time.
     Merge(usize),
     /// Writes through the log: an add (`Some`) or a delete (`None`) of an id, in order.
-    Log(Vec<(u8, Option<Vec<(u8, f32)>>)>),
+    Log(Vec<Write>),
     /// Applies the logged writes.
     Refresh,
     /// Drops the writer with writes maybe still logged (as a crash would) and opens it again.
@@ -134,7 +137,7 @@ proptest! {
         let mut dir = CollectionDir::open_or_create(tmp.path(), &options).unwrap();
         let mut model: BTreeMap<u8, Vec<(u8, f32)>> = BTreeMap::new();
         // Writes logged and not yet applied.
-        let mut logged: Vec<(u8, Option<Vec<(u8, f32)>>)> = Vec::new();
+        let mut logged: Vec<Write> = Vec::new();
         let apply = |model: &mut BTreeMap<u8, Vec<(u8, f32)>>, logged: &mut Vec<_>| {
             for (d, write) in logged.drain(..) {
                 match write {

@@ -124,7 +124,7 @@ fn add_upsert_delete_compact_and_search() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     files.sort();
-    assert_eq!(files, ["LOCK", "MANIFEST", "seg-00000003.bmp"]);
+    assert_eq!(files, ["LOCK", "MANIFEST", "WAL", "seg-00000003.bmp"]);
 }
 
 #[test]

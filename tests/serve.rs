@@ -87,21 +87,27 @@ fn hits(v: &serde_json::Value) -> Vec<(String, u32, usize)> {
 
 /// Sends one request and returns (status, body).
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    try_http(addr, method, path, body).unwrap_or_else(|| panic!("{method} {path}: no answer"))
+}
+
+/// Sends one request and returns (status, body), or `None` when the connection fails or is cut
+/// off before a whole answer.
+fn try_http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
+        .ok()?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
-    .unwrap();
+    .ok()?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
     let body = if head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
@@ -110,7 +116,7 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     } else {
         body.to_owned()
     };
-    (status, body)
+    Some((status, body))
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -580,7 +586,8 @@ fn a_writable_server_takes_documents_durably() {
     );
     served.stop();
 
-    let mut served = Served::start(dir, &["--index", "col", "--writable"]);
+    // Writes visible only when asked for: on POST /v1/refresh or with ?refresh=true.
+    let mut served = Served::start(dir, &["--index", "col", "--writable", "--refresh-ms", "0"]);
     let addr = served.addr.clone();
     let (status, v) = post(
         &addr,
@@ -589,22 +596,33 @@ fn a_writable_server_takes_documents_durably() {
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(
-        (v["added"].as_u64(), v["replaced"].as_u64()),
-        (Some(2), Some(0))
+        (
+            v["added"].as_u64(),
+            v["replaced"].as_u64(),
+            v["visible"].as_bool()
+        ),
+        (Some(2), Some(0), Some(false))
     );
-    // Visible as soon as acknowledged.
     let search = |body: &str| {
         let (status, body) = http(&addr, "POST", "/v1/search", body);
         assert_eq!(status, 200, "{body}");
         hits(&serde_json::from_str(&body).unwrap())
     };
+    // Durable, not yet visible.
+    assert_eq!(search(query), []);
+    let (status, v) = post(&addr, "/v1/refresh", "");
+    assert_eq!((status, v["documents"].as_u64()), (200, Some(2)), "{v}");
     assert_eq!(search(query), [hit("a", 5, 1), hit("b", 4, 2)]);
     let (status, v) = post(
         &addr,
-        "/v1/documents",
+        "/v1/documents?refresh=true",
         r#"{"documents": [{"id": "b", "vector": {"x": 2}}, {"id": "c", "vector": {"x": 9}}]}"#,
     );
-    assert_eq!((status, v["replaced"].as_u64()), (200, Some(1)), "{v}");
+    assert_eq!(
+        (status, v["replaced"].as_u64(), v["visible"].as_bool()),
+        (200, Some(1), Some(true)),
+        "{v}"
+    );
     assert_eq!(
         search(query),
         [hit("c", 9, 1), hit("a", 5, 2), hit("b", 2, 3)]
@@ -632,18 +650,44 @@ fn a_writable_server_takes_documents_durably() {
             "{v}"
         );
     }
+    for (path, needle) in [
+        ("/v1/documents?refresh=maybe", "refresh"),
+        ("/v1/documents?flush=true", "flush"),
+    ] {
+        let (status, v) = post(
+            &addr,
+            path,
+            r#"{"documents": [{"id": "d", "vector": {"x": 1}}]}"#,
+        );
+        assert_eq!(status, 400, "{path}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{v}"
+        );
+    }
     // The server holds the writer's lock.
     std::fs::write(dir.join("ids.txt"), "a\n").unwrap();
     let r = common::run(dir, &["delete", "--collection", "col", "--ids", "ids.txt"]);
     assert!(r.stderr.contains("another writer"), "{}", r.stderr);
     let (status, _) = http(&addr, "DELETE", "/v1/documents/c", "");
     assert_eq!(status, 200);
+    // Deleted, though searches still see it: a second delete finds nothing.
     let (status, body) = http(&addr, "DELETE", "/v1/documents/c", "");
     assert_eq!(status, 404, "{body}");
-    let (status, v) = post(&addr, "/v1/documents/delete", r#"{"ids": ["a", "nobody"]}"#);
+    assert_eq!(search(query).len(), 3);
+    let (status, v) = post(
+        &addr,
+        "/v1/documents/delete?refresh=true",
+        r#"{"ids": ["a", "nobody", "a"]}"#,
+    );
     assert_eq!(
-        (status, v["deleted"].as_u64(), v["missing"].as_u64()),
-        (200, Some(1), Some(1))
+        (
+            status,
+            v["deleted"].as_u64(),
+            v["missing"].as_u64(),
+            v["visible"].as_bool()
+        ),
+        (200, Some(1), Some(1), Some(true))
     );
     assert_eq!(search(query), [hit("b", 2, 1)]);
     // Eight concurrent writers: every request is acknowledged, every document is there (writes
@@ -668,23 +712,113 @@ fn a_writable_server_takes_documents_durably() {
     for w in writers {
         w.join().unwrap();
     }
+    let (status, v) = post(&addr, "/v1/refresh", "");
+    assert_eq!((status, v["documents"].as_u64()), (200, Some(241)), "{v}");
     let (_, body) = http(&addr, "GET", "/v1/stats", "");
     let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stats["documents"], 241, "{stats}");
     assert!(stats["segments"].as_u64().unwrap() <= 10, "{stats}");
 
-    // Killed without warning: every acknowledged write is there, the collection checks out.
+    // Acknowledged, never made visible, then killed without warning: the write is in the log,
+    // and the next writer applies it.
+    let (status, v) = post(
+        &addr,
+        "/v1/documents",
+        r#"{"documents": [{"id": "e", "vector": {"x": 1}}]}"#,
+    );
+    assert_eq!((status, v["visible"].as_bool()), (200, Some(false)), "{v}");
     served.child.kill().unwrap();
     served.child.wait().unwrap();
     common::ok(dir, &["check", "--index", "col"]);
+    // With the default refresh interval (a second), writes become visible of themselves.
     let served = Served::start(dir, &["--index", "col", "--writable"]);
-    let (status, body) = http(&served.addr, "POST", "/v1/search", query);
-    assert_eq!(status, 200);
-    assert_eq!(
-        hits(&serde_json::from_str(&body).unwrap()),
-        [hit("b", 2, 1)]
+    let addr = served.addr.clone();
+    let search = |body: &str| {
+        let (status, body) = http(&addr, "POST", "/v1/search", body);
+        assert_eq!(status, 200, "{body}");
+        hits(&serde_json::from_str(&body).unwrap())
+    };
+    assert_eq!(search(query), [hit("b", 2, 1), hit("e", 1, 2)]);
+    let (_, body) = http(&addr, "GET", "/v1/health", "");
+    assert!(body.contains("\"documents\":242"), "{body}");
+    let (status, v) = post(
+        &addr,
+        "/v1/documents",
+        r#"{"documents": [{"id": "f", "vector": {"x": 3}}]}"#,
     );
-    let (_, body) = http(&served.addr, "GET", "/v1/health", "");
-    assert!(body.contains("\"documents\":241"), "{body}");
+    assert_eq!(status, 200, "{v}");
+    let start = std::time::Instant::now();
+    while search(query).len() < 3 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "never visible"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    served.stop();
+}
+
+#[test]
+fn acknowledged_writes_survive_a_kill_in_the_middle_of_an_ingest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir(dir.join("col")).unwrap();
+    // Refreshes now and then, so that the kill may fall in a log append, a segment build, a
+    // manifest change or a merge.
+    let mut served = Served::start(dir, &["--index", "col", "--writable", "--refresh-ms", "30"]);
+    let addr = served.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (addr, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for r in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let ids: Vec<String> = (0..5).map(|i| format!("t{t}-{r}-{i}")).collect();
+                    let docs: Vec<String> = ids
+                        .iter()
+                        .map(|id| format!(r#"{{"id": "{id}", "vector": {{"z": 1}}}}"#))
+                        .collect();
+                    let body = format!(r#"{{"documents": [{}]}}"#, docs.join(","));
+                    // A request cut off by the kill fails here and is not acknowledged.
+                    match try_http(&addr, "POST", "/v1/documents", &body) {
+                        Some((200, _)) => acknowledged.extend(ids),
+                        _ => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(!acknowledged.is_empty());
+    common::ok(dir, &["check", "--index", "col"]);
+    let served = Served::start(dir, &["--index", "col", "--writable", "--max-k", "1000000"]);
+    let (status, body) = http(
+        &served.addr,
+        "POST",
+        "/v1/search",
+        r#"{"vector": {"z": 1}, "k": 1000000}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let found: std::collections::HashSet<String> = hits(&serde_json::from_str(&body).unwrap())
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|id| !found.contains(*id))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged, then lost: {lost:?}");
     served.stop();
 }

@@ -333,6 +333,27 @@ pub fn parse_documents(v: &Value) -> Result<Vec<DocumentInput>, ApiError> {
     Ok(out)
 }
 
+/// The query string of the write routes: `?refresh=true` answers only once the write is visible
+/// to searches.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteParams {
+    /// Make the write visible before answering.
+    #[serde(default)]
+    pub refresh: bool,
+}
+
+/// `POST /v1/refresh`: what is served once every write acknowledged before is visible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefreshResponse {
+    /// The generation now served (0 for an index file).
+    pub generation: u64,
+    /// Segments now served.
+    pub segments: usize,
+    /// Live documents now served.
+    pub documents: u64,
+}
+
 /// Validates a delete body `{"ids": ["...", ...]}`.
 pub fn parse_delete(v: &Value) -> Result<Vec<String>, ApiError> {
     let obj = object(v, "the body")?;
@@ -353,13 +374,16 @@ pub fn parse_delete(v: &Value) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-/// `POST /v1/documents`: what the write did, once it is durable and served.
+/// `POST /v1/documents`: what the write did, once it is durable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AddResponse {
     /// Documents added.
     pub added: u64,
     /// Live documents they replaced (same id).
     pub replaced: u64,
+    /// Whether searches see the write already (`?refresh=true`, or a refresh that fell due);
+    /// otherwise they do within the server's refresh interval.
+    pub visible: bool,
     /// The collection's generation now served.
     pub generation: u64,
     /// Segments now.
@@ -369,13 +393,15 @@ pub struct AddResponse {
 }
 
 /// `POST /v1/documents/delete` and `DELETE /v1/documents/{id}`: what the delete did, once it is
-/// durable and served.
+/// durable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeleteResponse {
     /// Live documents deleted.
     pub deleted: u64,
     /// Ids that named no live document.
     pub missing: u64,
+    /// Whether searches see the delete already (see [`AddResponse::visible`]).
+    pub visible: bool,
     /// The collection's generation now served.
     pub generation: u64,
 }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query as UrlQuery, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,8 +17,8 @@ use bmp_query::{Query, SearchSpec};
 
 use crate::api::{
     parse_batch, parse_delete, parse_documents, parse_json, parse_reload, AddResponse,
-    BatchResponse, BatchResult, DeleteResponse, HealthResponse, HitOut, QueryInput, ReloadResponse,
-    SearchRequest, SearchResponse, StatsResponse,
+    BatchResponse, BatchResult, DeleteResponse, HealthResponse, HitOut, QueryInput,
+    RefreshResponse, ReloadResponse, SearchRequest, SearchResponse, StatsResponse, WriteParams,
 };
 use crate::encoder::Entries;
 use crate::error::ApiError;
@@ -373,13 +373,24 @@ pub async fn search_batch(
     Ok(Json(BatchResponse { results }))
 }
 
-/// `POST /v1/documents`: adds (or replaces) documents as a new segment, merges by the default
-/// policy, and answers once the write is durable and served.
+/// The `?refresh=` of a write route.
+fn write_params(
+    params: Result<UrlQuery<WriteParams>, QueryRejection>,
+) -> Result<WriteParams, ApiError> {
+    params
+        .map(|UrlQuery(p)| p)
+        .map_err(|e| ApiError::invalid(format!("query string: {}", e.body_text())))
+}
+
+/// `POST /v1/documents`: adds (or replaces) documents; answers once the write is durable (in
+/// the write-ahead log), and with `?refresh=true` once it is visible too.
 pub async fn add_documents(
     State(state): State<AppState>,
+    params: Result<UrlQuery<WriteParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AddResponse>, ApiError> {
     let writer = state.writer().ok_or_else(ApiError::read_only)?;
+    let params = write_params(params)?;
     let value = parse_json(&body_bytes(&state, body)?)?;
     let docs = parse_documents(&value)?;
     // Every document is checked on its own first: a commit of several requests fails only on I/O.
@@ -395,49 +406,82 @@ pub async fn add_documents(
     }
     drop(check);
     let start = Instant::now();
-    let outcome = writer.add(docs).await?;
+    let outcome = writer.add(docs, params.refresh).await?;
     Ok(Json(AddResponse {
-        added: outcome.added,
-        replaced: outcome.replaced,
+        added: outcome.applied,
+        replaced: outcome.other,
+        visible: outcome.visible,
         generation: outcome.generation,
         segments: outcome.segments,
         took_ms: start.elapsed().as_millis() as u64,
     }))
 }
 
-/// Deletes the live documents `ids` name, once durable and served.
-async fn delete_ids(state: &AppState, ids: Vec<String>) -> Result<DeleteResponse, ApiError> {
+/// Deletes the live documents `ids` name (each id once); answers once durable.
+async fn delete_ids(
+    state: &AppState,
+    mut ids: Vec<String>,
+    params: WriteParams,
+) -> Result<DeleteResponse, ApiError> {
     let writer = state.writer().ok_or_else(ApiError::read_only)?;
-    let summary = writer.delete(ids).await?;
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
+    let outcome = writer.delete(ids, params.refresh).await?;
     Ok(DeleteResponse {
-        deleted: summary.deleted,
-        missing: summary.missing,
-        generation: summary.generation,
+        deleted: outcome.applied,
+        missing: outcome.other,
+        visible: outcome.visible,
+        generation: outcome.generation,
     })
 }
 
 /// `POST /v1/documents/delete`: deletes documents by id.
 pub async fn delete_documents(
     State(state): State<AppState>,
+    params: Result<UrlQuery<WriteParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
     if state.writer().is_none() {
         return Err(ApiError::read_only());
     }
+    let params = write_params(params)?;
     let ids = parse_delete(&parse_json(&body_bytes(&state, body)?)?)?;
-    Ok(Json(delete_ids(&state, ids).await?))
+    Ok(Json(delete_ids(&state, ids, params).await?))
 }
 
 /// `DELETE /v1/documents/{id}`: deletes one document (404 when no live document has the id).
 pub async fn delete_document(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    params: Result<UrlQuery<WriteParams>, QueryRejection>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
-    let response = delete_ids(&state, vec![id.clone()]).await?;
+    let params = write_params(params)?;
+    let response = delete_ids(&state, vec![id.clone()], params).await?;
     if response.deleted == 0 {
         return Err(ApiError::no_document(&id));
     }
     Ok(Json(response))
+}
+
+/// `POST /v1/refresh`: makes every write acknowledged so far visible (with `--writable`), or
+/// serves the collection's newest generation on disk (without); answers with what is served.
+pub async fn refresh(State(state): State<AppState>) -> Result<Json<RefreshResponse>, ApiError> {
+    if let Some(writer) = state.writer() {
+        let served = writer.refresh().await?;
+        return Ok(Json(RefreshResponse {
+            generation: served.generation,
+            segments: served.segments,
+            documents: served.documents,
+        }));
+    }
+    state.refresh_async().await?;
+    let served = state.served();
+    let snapshot = served.snapshot();
+    Ok(Json(RefreshResponse {
+        generation: snapshot.generation,
+        segments: snapshot.segments.len(),
+        documents: snapshot.live_docs(),
+    }))
 }
 
 /// `GET /v1/health`.

@@ -44,7 +44,7 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 pub use rerank::{QueryVectorizer, Reranker};
 pub use state::{AppState, ServedIndex};
-pub use writer::{AddOutcome, Writer};
+pub use writer::{Served, WriteOutcome, Writer};
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal("the request failed unexpectedly").into_response()
@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/documents", post(handlers::add_documents))
         .route("/v1/documents/delete", post(handlers::delete_documents))
         .route("/v1/documents/{id}", delete(handlers::delete_document))
+        .route("/v1/refresh", post(handlers::refresh))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi));
     if state.config().admin {

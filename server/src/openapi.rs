@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 /// The `(method, path)` of every route the API serves (`/v1/admin/reload` only when enabled; the
 /// document routes answer 409 unless the server takes writes).
-pub const ROUTES: [(&str, &str); 10] = [
+pub const ROUTES: [(&str, &str); 11] = [
     ("post", "/v1/search"),
     ("post", "/v1/search/batch"),
     ("get", "/v1/health"),
@@ -14,6 +14,7 @@ pub const ROUTES: [(&str, &str); 10] = [
     ("post", "/v1/documents"),
     ("post", "/v1/documents/delete"),
     ("delete", "/v1/documents/{id}"),
+    ("post", "/v1/refresh"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
@@ -22,6 +23,15 @@ fn error_response(description: &str) -> Value {
     json!({
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+/// The `?refresh=true` parameter of the write routes.
+fn refresh_parameter() -> Value {
+    json!({
+        "name": "refresh", "in": "query", "required": false,
+        "schema": {"type": "boolean", "default": false},
+        "description": "Answer only once the write is visible to searches"
     })
 }
 
@@ -170,10 +180,11 @@ pub fn document() -> Value {
             }},
             "/v1/documents": {"post": {
                 "summary": "Add or replace documents",
-                "description": "Adds the documents to the served collection as a new segment (a document whose id is live already replaces it), then merges the smallest segments beyond ten. Answers once the write is durable (fsynced, the manifest replaced) and served: the next search sees it. Only a server started on a collection directory with --writable takes writes.",
+                "description": "Adds the documents to the served collection (a document whose id is live already replaces it). Answers once the write is durable: logged in the collection's write-ahead log and fsynced, with the writes of concurrent requests (group commit). Searches see it after the next refresh: within --refresh-ms, once the pending writes reach the size limit, on POST /v1/refresh, or before the answer with ?refresh=true. A refresh writes the pending adds as one segment and merges the smallest segments beyond ten. Only a server started on a collection directory with --writable takes writes.",
+                "parameters": [refresh_parameter()],
                 "requestBody": json_body("AddRequest", true),
                 "responses": {
-                    "200": json_response("The write, durable and served", "AddResponse"),
+                    "200": json_response("The write, durable", "AddResponse"),
                     "400": bad.clone(),
                     "409": error_response("This server does not take writes"),
                     "413": error_response("Body larger than --max-body-bytes"),
@@ -182,21 +193,31 @@ pub fn document() -> Value {
             }},
             "/v1/documents/delete": {"post": {
                 "summary": "Delete documents by id",
-                "description": "Deletes the live documents with these ids; ids that name none are counted. Answers once durable and served.",
+                "description": "Deletes the live documents with these ids (pending adds included); ids that name none are counted. Answers once durable; visible as adds are.",
+                "parameters": [refresh_parameter()],
                 "requestBody": json_body("DeleteRequest", true),
                 "responses": {
-                    "200": json_response("The delete, durable and served", "DeleteResponse"),
+                    "200": json_response("The delete, durable", "DeleteResponse"),
                     "400": bad.clone(),
                     "409": error_response("This server does not take writes")
                 }
             }},
             "/v1/documents/{id}": {"delete": {
                 "summary": "Delete one document",
-                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}, refresh_parameter()],
                 "responses": {
-                    "200": json_response("The delete, durable and served", "DeleteResponse"),
+                    "200": json_response("The delete, durable", "DeleteResponse"),
                     "404": error_response("No live document has this id"),
                     "409": error_response("This server does not take writes")
+                }
+            }},
+            "/v1/refresh": {"post": {
+                "summary": "Make every acknowledged write visible",
+                "description": "With --writable: applies the writes logged so far (a segment of the pending adds, the pending deletes, merges) and serves the result. Without: serves the collection's newest generation on disk now. Answers with what is served.",
+                "responses": {
+                    "200": json_response("What is served now", "RefreshResponse"),
+                    "422": error_response("The collection on disk could not be read; the old generation stays served"),
+                    "500": error_response("The writes could not be applied; they stay logged and are retried")
                 }
             }},
             "/metrics": {"get": {
@@ -285,9 +306,10 @@ pub fn document() -> Value {
                 }}}
             },
             "AddResponse": {
-                "type": "object", "required": ["added", "replaced", "generation", "segments", "took_ms"],
+                "type": "object", "required": ["added", "replaced", "visible", "generation", "segments", "took_ms"],
                 "properties": {
                     "added": {"type": "integer"}, "replaced": {"type": "integer"},
+                    "visible": {"type": "boolean", "description": "Whether searches see the write already"},
                     "generation": {"type": "integer"}, "segments": {"type": "integer"},
                     "took_ms": {"type": "integer"}
                 }
@@ -297,10 +319,18 @@ pub fn document() -> Value {
                 "properties": {"ids": {"type": "array", "items": {"type": "string"}}}
             },
             "DeleteResponse": {
-                "type": "object", "required": ["deleted", "missing", "generation"],
+                "type": "object", "required": ["deleted", "missing", "visible", "generation"],
                 "properties": {
                     "deleted": {"type": "integer"}, "missing": {"type": "integer"},
+                    "visible": {"type": "boolean", "description": "Whether searches see the delete already"},
                     "generation": {"type": "integer"}
+                }
+            },
+            "RefreshResponse": {
+                "type": "object", "required": ["generation", "segments", "documents"],
+                "properties": {
+                    "generation": {"type": "integer"}, "segments": {"type": "integer"},
+                    "documents": {"type": "integer", "description": "Live documents served"}
                 }
             },
             "Error": {

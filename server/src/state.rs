@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use bmp_index::segments::{CollectionDir, Manifest, Snapshot};
+use bmp_index::segments::{CollectionDir, Manifest, RefreshPolicy, Snapshot};
 use bmp_index::{ExternalIds, Index};
 use bmp_query::segments::live_filters;
 use bmp_query::DocFilter;
@@ -222,16 +222,20 @@ impl AppState {
     }
 
     /// This state taking writes to the collection `dir` holds (it must be the one served), on a
-    /// writer thread of its own ([`Writer`]), before it is shared. Fails once the state has been
-    /// cloned, or when the thread cannot start.
-    pub fn with_writer(mut self, dir: CollectionDir) -> std::io::Result<Self> {
+    /// writer thread of its own ([`Writer`]) that makes them visible as `policy` says, before it
+    /// is shared. Fails once the state has been cloned, or when the thread cannot start.
+    pub fn with_writer(
+        mut self,
+        dir: CollectionDir,
+        policy: RefreshPolicy,
+    ) -> std::io::Result<Self> {
         let inner = Arc::get_mut(&mut self.inner)
             .ok_or_else(|| std::io::Error::other("the server state is shared already"))?;
         let publisher = Publisher {
             index: inner.index.clone(),
             metrics: inner.metrics.clone(),
         };
-        inner.writer = Some(Writer::start(dir, publisher)?);
+        inner.writer = Some(Writer::start(dir, policy, publisher)?);
         Ok(self)
     }
 

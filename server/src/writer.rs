@@ -1,19 +1,22 @@
 //! The writer of a collection served with `--writable`.
 //!
-//! One thread owns the [`CollectionDir`] and commits the writes queued to it, in arrival order.
-//! Adds that are queued together are committed as one segment (group commit; for an id in
-//! several of them, the last queued wins). Each commit is durable (segment, deletions and
-//! manifest fsynced) and the collection as it left it is served before the requests are
-//! answered. The thread runs the commits on a one-thread rayon pool, so that writes (document
-//! ordering, segment builds, merges) take at most one core from the searches, and it is not a
-//! thread of tokio's blocking pool, which the searches use.
+//! One thread owns the [`CollectionDir`] and takes the writes queued to it, in arrival order.
+//! The writes queued together are logged in the collection's write-ahead log as one record with
+//! one fsync (group commit) and each request is answered once its writes are durable. They become
+//! visible to searches when the writer applies the log (a refresh: the adds as one new segment,
+//! then the deletes, then the merge policy) and serves the collection as it left it: when the
+//! oldest write has waited the refresh interval, when the pending adds reach the size limit,
+//! when a request asks for it (`refresh`), or on `POST /v1/refresh`. The thread runs the
+//! refreshes on a one-thread rayon pool, so that writes (document ordering, segment builds,
+//! merges) take at most one core from the searches, and it is not a thread of tokio's blocking
+//! pool, which the searches use.
 
-use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use bmp_index::segments::{CollectionDir, DeleteSummary, MergePolicy};
-use bmp_index::Collection;
+use bmp_index::segments::{CollectionDir, MergePolicy, RefreshPolicy, WalOp};
 use tokio::sync::oneshot;
 
 use crate::api::DocumentInput;
@@ -21,76 +24,134 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::ServedIndex;
 
-/// What one add request did, once its commit is durable and served.
+/// What one write request did, once durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddOutcome {
-    /// Documents of the request added.
-    pub added: u64,
-    /// Of those, the ones whose id was live before (or came earlier in the same commit).
-    pub replaced: u64,
+pub struct WriteOutcome {
+    /// Documents added (adds), or live documents deleted (deletes).
+    pub applied: u64,
+    /// Adds: of those, the ones whose id was live before. Deletes: ids that named no live
+    /// document.
+    pub other: u64,
+    /// Whether the write is visible to searches already (a refresh ran after it).
+    pub visible: bool,
     /// The collection's generation now served.
     pub generation: u64,
-    /// Segments now.
+    /// Segments now served.
     pub segments: usize,
 }
 
-/// Makes a collection served as a commit left it.
+/// What a refresh left served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// The collection's generation now served.
+    pub generation: u64,
+    /// Segments now served.
+    pub segments: usize,
+    /// Live documents now served.
+    pub documents: u64,
+}
+
+/// Makes a collection served as the writer left it.
 pub(crate) struct Publisher {
     pub index: Arc<ArcSwap<ServedIndex>>,
     pub metrics: Arc<Metrics>,
 }
 
 impl Publisher {
-    fn publish(&self, dir: &CollectionDir) {
-        let served = ServedIndex::collection(dir.path().to_path_buf(), dir.snapshot());
+    fn publish(&self, dir: &CollectionDir) -> Served {
+        let snapshot = dir.snapshot();
+        let out = Served {
+            generation: snapshot.generation,
+            segments: snapshot.segments.len(),
+            documents: snapshot.live_docs(),
+        };
+        let served = ServedIndex::collection(dir.path().to_path_buf(), snapshot);
         self.metrics
             .set_documents(u32::try_from(served.num_docs()).unwrap_or(u32::MAX));
         self.index.store(Arc::new(served));
+        out
     }
 }
 
-/// A write waiting for the writer.
+type Reply<T> = oneshot::Sender<Result<T, ApiError>>;
+
+/// A request waiting for the writer.
 pub(crate) enum Job {
+    /// Adds (or replaces) documents; `refresh` makes them visible before the answer.
     Add {
         docs: Vec<DocumentInput>,
-        done: oneshot::Sender<Result<AddOutcome, ApiError>>,
+        refresh: bool,
+        done: Reply<WriteOutcome>,
     },
+    /// Deletes documents by id (each id once).
     Delete {
         ids: Vec<String>,
-        done: oneshot::Sender<Result<DeleteSummary, ApiError>>,
+        refresh: bool,
+        done: Reply<WriteOutcome>,
     },
+    /// Applies every logged write now.
+    Refresh { done: Reply<Served> },
 }
 
-/// The handle of the writer thread; dropping it lets the thread finish its queue and stop.
+/// The handle of the writer thread; dropping it lets the thread finish its queue, apply what is
+/// logged, and stop.
 pub struct Writer {
     jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the writer thread of `dir`.
-    pub(crate) fn start(dir: CollectionDir, publisher: Publisher) -> std::io::Result<Writer> {
+    /// Starts the writer thread of `dir`, applying logged writes as `policy` says.
+    pub(crate) fn start(
+        dir: CollectionDir,
+        policy: RefreshPolicy,
+        publisher: Publisher,
+    ) -> std::io::Result<Writer> {
         let (jobs, queue) = std::sync::mpsc::channel();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()
             .map_err(std::io::Error::other)?;
+        let mut thread = WriterThread {
+            dir,
+            policy,
+            publisher,
+            pool,
+            backoff: Instant::now(),
+        };
         std::thread::Builder::new()
             .name("bmp-writer".into())
-            .spawn(move || run(dir, queue, &publisher, &pool))?;
+            .spawn(move || thread.run(queue))?;
         Ok(Writer { jobs })
     }
 
-    /// Adds `docs` (each valid, ids unique); answers once they are durable and served.
-    pub async fn add(&self, docs: Vec<DocumentInput>) -> Result<AddOutcome, ApiError> {
+    /// Adds `docs` (each valid, ids unique); answers once they are durable (and, with
+    /// `refresh`, visible).
+    pub async fn add(
+        &self,
+        docs: Vec<DocumentInput>,
+        refresh: bool,
+    ) -> Result<WriteOutcome, ApiError> {
         let (done, outcome) = oneshot::channel();
-        self.send(Job::Add { docs, done })?;
+        self.send(Job::Add {
+            docs,
+            refresh,
+            done,
+        })?;
         outcome.await.unwrap_or_else(|_| Err(lost()))
     }
 
-    /// Deletes the live documents `ids` name; answers once durable and served.
-    pub async fn delete(&self, ids: Vec<String>) -> Result<DeleteSummary, ApiError> {
+    /// Deletes the live documents `ids` name; answers once durable (and, with `refresh`,
+    /// visible).
+    pub async fn delete(&self, ids: Vec<String>, refresh: bool) -> Result<WriteOutcome, ApiError> {
         let (done, outcome) = oneshot::channel();
-        self.send(Job::Delete { ids, done })?;
+        self.send(Job::Delete { ids, refresh, done })?;
+        outcome.await.unwrap_or_else(|_| Err(lost()))
+    }
+
+    /// Makes every write acknowledged so far visible.
+    pub async fn refresh(&self) -> Result<Served, ApiError> {
+        let (done, outcome) = oneshot::channel();
+        self.send(Job::Refresh { done })?;
         outcome.await.unwrap_or_else(|_| Err(lost()))
     }
 
@@ -111,100 +172,151 @@ fn write_error(e: bmp_index::Error) -> ApiError {
     }
 }
 
-/// The writer thread: takes everything queued, commits it in order (runs of adds as one commit).
-fn run(
-    mut dir: CollectionDir,
-    queue: std::sync::mpsc::Receiver<Job>,
-    publisher: &Publisher,
-    pool: &rayon::ThreadPool,
-) {
-    while let Ok(first) = queue.recv() {
-        let mut jobs = vec![first];
-        jobs.extend(queue.try_iter());
-        let mut adds = Vec::new();
-        for job in jobs {
-            match job {
-                Job::Add { docs, done } => adds.push((docs, done)),
-                Job::Delete { ids, done } => {
-                    if !adds.is_empty() {
-                        pool.install(|| {
-                            commit_adds(&mut dir, std::mem::take(&mut adds), publisher)
-                        });
-                    }
-                    let result = pool.install(|| dir.delete(ids.iter().map(String::as_str)));
-                    publisher.publish(&dir);
-                    let _ = done.send(result.map_err(write_error));
-                }
-            }
-        }
-        if !adds.is_empty() {
-            pool.install(|| commit_adds(&mut dir, adds, publisher));
-        }
+/// The writes of a request as log records.
+fn ops_of(job: &Job) -> Vec<WalOp> {
+    match job {
+        Job::Add { docs, .. } => docs
+            .iter()
+            .map(|(id, vector)| WalOp::Add {
+                id: id.clone(),
+                vector: vector.clone(),
+            })
+            .collect(),
+        Job::Delete { ids, .. } => ids
+            .iter()
+            .map(|id| WalOp::Delete { id: id.clone() })
+            .collect(),
+        Job::Refresh { .. } => Vec::new(),
     }
 }
 
-type PendingAdd = (
-    Vec<DocumentInput>,
-    oneshot::Sender<Result<AddOutcome, ApiError>>,
-);
+pub(crate) struct WriterThread {
+    pub dir: CollectionDir,
+    pub policy: RefreshPolicy,
+    pub publisher: Publisher,
+    pub pool: rayon::ThreadPool,
+    /// No refresh of the writer's own accord before this (after one failed).
+    pub backoff: Instant,
+}
 
-/// Commits `group` as one segment, runs the merge policy, publishes the result and answers each
-/// request of the group.
-pub(crate) fn commit_adds(dir: &mut CollectionDir, group: Vec<PendingAdd>, publisher: &Publisher) {
-    let before = dir.snapshot();
-    // The last request writing an id wins; a request's document replaces a live one, or one
-    // of an earlier request of the group.
-    let mut last: HashMap<&str, (usize, usize)> = HashMap::new();
-    let mut replaced = vec![0u64; group.len()];
-    for (r, (docs, _)) in group.iter().enumerate() {
-        for (d, (id, _)) in docs.iter().enumerate() {
-            let live = last.contains_key(id.as_str())
-                || before
-                    .segments
-                    .iter()
-                    .any(|s| matches!(s.find_live(id), Ok(Some(_))));
-            replaced[r] += u64::from(live);
-            last.insert(id, (r, d));
+/// How long the writer waits after a refresh failed before it tries again of its own accord.
+const RETRY: Duration = Duration::from_secs(1);
+
+impl WriterThread {
+    /// Takes everything queued, logs it as one group, refreshes when due or asked, answers;
+    /// waits for the next request at most until the pending writes fall due. When the handle
+    /// is dropped, applies what is logged and stops.
+    fn run(&mut self, queue: Receiver<Job>) {
+        loop {
+            let first = match self.due_in() {
+                None => queue.recv().ok(),
+                Some(wait) => match queue.recv_timeout(wait) {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout) => {
+                        // A failure is reported, and retried after a pause.
+                        let _ = self.refresh();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            let Some(first) = first else {
+                if !self.dir.pending().is_empty() {
+                    // What fails stays logged: the next writer applies it.
+                    let _ = self.refresh();
+                }
+                return;
+            };
+            let mut jobs = vec![first];
+            jobs.extend(queue.try_iter());
+            self.handle(jobs);
         }
     }
-    let mut collection = Collection::new();
-    let mut result = Ok(());
-    'docs: for (r, (docs, _)) in group.iter().enumerate() {
-        for (d, (id, entries)) in docs.iter().enumerate() {
-            if last.get(id.as_str()) != Some(&(r, d)) {
-                continue;
-            }
-            let e: Vec<(u32, f32)> = entries
-                .iter()
-                .map(|(t, w)| (collection.intern_term(t), *w))
-                .collect();
-            if let Err(m) = collection.add_document(id, &e) {
-                result = Err(bmp_index::Error::Invalid(m));
-                break 'docs;
-            }
+
+    /// Logs the writes of `jobs` as one group, refreshes when due or asked, and answers each.
+    pub(crate) fn handle(&mut self, jobs: Vec<Job>) {
+        let mut ops = Vec::new();
+        let mut spans = Vec::with_capacity(jobs.len());
+        for job in &jobs {
+            let mine = ops_of(job);
+            spans.push(ops.len()..ops.len() + mine.len());
+            ops.extend(mine);
         }
-    }
-    let result = result
-        .and_then(|()| {
-            dir.add(&collection, &mut |_, _, _| {})?;
-            dir.merge_by_policy(&MergePolicy::default(), &mut |_, _, _| {})?;
-            Ok(())
-        })
-        .map_err(write_error);
-    // Serve what is on disk now, whatever the outcome (a failed commit changed nothing).
-    publisher.publish(dir);
-    let (generation, segments) = (dir.manifest().generation, dir.manifest().segments.len());
-    for ((docs, done), replaced) in group.into_iter().zip(replaced) {
-        let outcome = match &result {
-            Ok(()) => Ok(AddOutcome {
-                added: docs.len() as u64,
-                replaced,
-                generation,
-                segments,
-            }),
-            Err(e) => Err(e.clone()),
+        let logged = match ops.is_empty() {
+            true => Ok(Vec::new()),
+            false => self.dir.log(ops).map_err(write_error),
         };
-        let _ = done.send(outcome);
+        let asked = jobs.iter().any(|j| match j {
+            Job::Add { refresh, .. } | Job::Delete { refresh, .. } => *refresh,
+            Job::Refresh { .. } => true,
+        });
+        let refreshed = match asked || self.due_in() == Some(Duration::ZERO) {
+            true => Some(self.refresh()),
+            false => None,
+        };
+        let current = self.dir.snapshot();
+        for (job, span) in jobs.into_iter().zip(spans) {
+            let outcome = |live: &Vec<bool>, adds: bool| {
+                let was: u64 = live[span.clone()].iter().map(|&l| u64::from(l)).sum();
+                let n = span.len() as u64;
+                WriteOutcome {
+                    applied: if adds { n } else { was },
+                    other: if adds { was } else { n - was },
+                    visible: matches!(refreshed, Some(Ok(_))),
+                    generation: current.generation,
+                    segments: current.segments.len(),
+                }
+            };
+            match job {
+                Job::Add { done, .. } => {
+                    let _ = done.send(
+                        logged
+                            .as_ref()
+                            .map(|l| outcome(l, true))
+                            .map_err(Clone::clone),
+                    );
+                }
+                Job::Delete { done, .. } => {
+                    let _ = done.send(
+                        logged
+                            .as_ref()
+                            .map(|l| outcome(l, false))
+                            .map_err(Clone::clone),
+                    );
+                }
+                Job::Refresh { done } => {
+                    let _ = done.send(match &refreshed {
+                        Some(r) => r.clone(),
+                        None => Err(lost()),
+                    });
+                }
+            }
+        }
+    }
+
+    /// How long until the writer refreshes of its own accord (`None`: nothing pending).
+    fn due_in(&self) -> Option<Duration> {
+        let wait = self.policy.due_in(self.dir.pending())?;
+        Some(wait.max(self.backoff.saturating_duration_since(Instant::now())))
+    }
+
+    /// Applies the logged writes, runs the merge policy, and serves the result (whatever the
+    /// outcome: a failed refresh keeps its writes logged, and the next one applies them).
+    fn refresh(&mut self) -> Result<Served, ApiError> {
+        let dir = &mut self.dir;
+        let result = self.pool.install(|| {
+            dir.refresh(&mut |_, _, _| {})?;
+            dir.merge_by_policy(&MergePolicy::default(), &mut |_, _, _| {})
+        });
+        let served = self.publisher.publish(&self.dir);
+        if let Err(e) = &result {
+            eprintln!(
+                "refresh of {} failed, its writes stay logged: {e}",
+                self.dir.path().display()
+            );
+            self.backoff = Instant::now() + RETRY;
+        }
+        result.map(|_| served).map_err(write_error)
     }
 }
 
@@ -238,10 +350,25 @@ mod tests {
         out
     }
 
+    fn add(
+        d: Vec<DocumentInput>,
+        refresh: bool,
+    ) -> (Job, oneshot::Receiver<Result<WriteOutcome, ApiError>>) {
+        let (done, rx) = oneshot::channel();
+        (
+            Job::Add {
+                docs: d,
+                refresh,
+                done,
+            },
+            rx,
+        )
+    }
+
     #[test]
-    fn a_group_commit_answers_every_request_and_the_last_write_wins() {
+    fn a_group_is_logged_at_once_answered_in_order_and_visible_after_a_refresh() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut dir = CollectionDir::open_or_create(tmp.path(), &BuildOptions::default()).unwrap();
+        let dir = CollectionDir::open_or_create(tmp.path(), &BuildOptions::default()).unwrap();
         let publisher = Publisher {
             index: Arc::new(ArcSwap::from_pointee(ServedIndex::collection(
                 tmp.path().to_path_buf(),
@@ -249,40 +376,57 @@ mod tests {
             ))),
             metrics: Arc::new(Metrics::new()),
         };
-        let mut commit = |groups: Vec<Vec<DocumentInput>>| {
-            let (group, outcomes): (Vec<_>, Vec<_>) = groups
-                .into_iter()
-                .map(|d| {
-                    let (tx, rx) = oneshot::channel();
-                    ((d, tx), rx)
-                })
-                .unzip();
-            commit_adds(&mut dir, group, &publisher);
-            outcomes
-                .into_iter()
-                .map(|mut rx| rx.try_recv().unwrap().unwrap())
-                .collect::<Vec<_>>()
+        let index = publisher.index.clone();
+        let mut writer = WriterThread {
+            dir,
+            policy: RefreshPolicy {
+                interval: None,
+                max_pending_postings: u64::MAX,
+            },
+            publisher,
+            pool: rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .unwrap(),
+            backoff: Instant::now(),
         };
-        // Integer weights up to 255 are their own impacts.
-        let first = commit(vec![docs(&[("a", 1.0), ("b", 2.0)])]);
-        assert_eq!(
-            (first[0].added, first[0].replaced, first[0].generation),
-            (2, 0, 1)
+        // Integer weights up to 255 are their own impacts. Asked to refresh: visible at once.
+        let (job, mut rx) = add(docs(&[("a", 1.0), ("b", 2.0)]), true);
+        writer.handle(vec![job]);
+        let first = rx.try_recv().unwrap().unwrap();
+        assert_eq!((first.applied, first.other, first.visible), (2, 0, true));
+        assert_eq!(first.generation, 1);
+
+        // Two adds and a delete queued together: one log record, answered in order, not
+        // visible until a refresh. "b" is replaced by the first add; "c" is written by both
+        // (the second, queued last, wins and counts as a replacement); then "a" is deleted.
+        let (j1, mut r1) = add(docs(&[("b", 3.0), ("c", 4.0)]), false);
+        let (j2, mut r2) = add(docs(&[("c", 5.0), ("d", 6.0)]), false);
+        let (done, mut r3) = oneshot::channel();
+        let j3 = Job::Delete {
+            ids: vec!["a".into(), "zz".into()],
+            refresh: false,
+            done,
+        };
+        writer.handle(vec![j1, j2, j3]);
+        let (o1, o2, o3) = (
+            r1.try_recv().unwrap().unwrap(),
+            r2.try_recv().unwrap().unwrap(),
+            r3.try_recv().unwrap().unwrap(),
         );
-        // Two requests committed together: "b" replaced by the first, "c" written by both (the
-        // second, queued last, wins and counts as a replacement).
-        let o = commit(vec![
-            docs(&[("b", 3.0), ("c", 4.0)]),
-            docs(&[("c", 5.0), ("d", 6.0)]),
-        ]);
-        assert_eq!((o[0].added, o[0].replaced), (2, 1));
-        assert_eq!((o[1].added, o[1].replaced), (2, 1));
-        assert_eq!((o[0].generation, o[1].generation), (2, 2));
-        let served = publisher.index.load_full();
-        assert_eq!(served.snapshot().segments.len(), 2);
+        assert_eq!((o1.applied, o1.other, o1.visible), (2, 1, false));
+        assert_eq!((o2.applied, o2.other, o2.visible), (2, 1, false));
+        assert_eq!((o3.applied, o3.other, o3.visible), (1, 1, false));
+        assert_eq!(writer.dir.pending().len(), 5);
+        assert_eq!(scores(&index.load_full()).len(), 2);
+
+        let (done, mut rx) = oneshot::channel();
+        writer.handle(vec![Job::Refresh { done }]);
+        let served = rx.try_recv().unwrap().unwrap();
+        assert_eq!((served.documents, served.segments), (3, 2));
         assert_eq!(
-            scores(&served),
-            [("a", 1), ("b", 3), ("c", 5), ("d", 6)]
+            scores(&index.load_full()),
+            [("b", 3), ("c", 5), ("d", 6)]
                 .iter()
                 .map(|&(d, s)| (d.to_string(), s))
                 .collect::<Vec<_>>()

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bmp_encoder::{ClusterSpec, DeviceKind, Precision, TokenEncoder};
 use bmp_index::build::BuildOptions;
-use bmp_index::segments::{CollectionDir, Snapshot};
+use bmp_index::segments::{CollectionDir, RefreshPolicy, Snapshot};
 use bmp_index::Index;
 use bmp_server::{
     refresh_every, reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder,
@@ -39,13 +39,17 @@ pub struct ServeArgs {
     #[arg(long)]
     pub index: PathBuf,
     /// With a collection directory: how often its manifest is read for a newer generation, in
-    /// milliseconds (0: only on SIGHUP or `POST /v1/admin/reload`).
+    /// milliseconds; with --writable, the longest a write waits before searches see it (0: only
+    /// on SIGHUP, `POST /v1/refresh` or `POST /v1/admin/reload`; with --writable, on
+    /// `POST /v1/refresh`, `?refresh=true` or once 2M postings are pending).
     #[arg(long, default_value_t = 1000)]
     pub refresh_ms: u64,
     /// With a collection directory: take writes over HTTP (`POST /v1/documents`,
     /// `POST /v1/documents/delete`, `DELETE /v1/documents/{id}`), each answered once durable
-    /// and served. The server then holds the collection's writer lock: `add`, `delete` and
-    /// `compact` from other processes are refused while it runs.
+    /// in the collection's write-ahead log and visible to searches within --refresh-ms. The
+    /// server then holds the collection's writer lock: `add`, `delete` and `compact` from other
+    /// processes are refused while it runs; writes a stopped server left logged are applied
+    /// when the collection is next opened for writing.
     #[arg(long)]
     pub writable: bool,
     /// SPLADE model directory for text queries (the one the index was built with).
@@ -221,7 +225,17 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     }
     // The writer's lock first, then the generation it holds: no write can slip in between.
     let writer = match args.writable {
-        true => Some(CollectionDir::open(&args.index)?),
+        true => {
+            let dir = CollectionDir::open(&args.index)?;
+            let r = dir.recovery();
+            if r.replayed > 0 || r.torn_bytes > 0 {
+                eprintln!(
+                    "applied {} writes left in the write-ahead log ({} bytes of an unacknowledged write cut off)",
+                    r.replayed, r.torn_bytes
+                );
+            }
+            Some(dir)
+        }
         false => None,
     };
     let served = match &writer {
@@ -231,8 +245,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let mut state = AppState::serving(served, config, encoder, reranker)
         .context("cannot start the query encoder")?;
     if let Some(dir) = writer {
+        let policy = RefreshPolicy {
+            interval: (args.refresh_ms > 0).then(|| Duration::from_millis(args.refresh_ms)),
+            ..RefreshPolicy::default()
+        };
         state = state
-            .with_writer(dir)
+            .with_writer(dir, policy)
             .context("cannot start the collection's writer")?;
     }
     runtime.block_on(async {
@@ -243,7 +261,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .local_addr()
             .context("cannot read the bound address")?;
         tokio::spawn(reload_on_hangup(state.clone()));
-        if collection && args.refresh_ms > 0 {
+        // A writable server serves what its own writer applies.
+        if collection && !args.writable && args.refresh_ms > 0 {
             tokio::spawn(refresh_every(
                 state.clone(),
                 Duration::from_millis(args.refresh_ms),

@@ -133,7 +133,7 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 }
 
 /// Starts `bmp-index serve` in `dir` on an ephemeral loopback port with `args` added; returns the
-/// child, its standard error after the first line, and the address that line announced.
+/// child, its standard error after the line announcing the address, and that address.
 pub fn start_serve(dir: &Path, args: &[&str]) -> (Child, BufReader<ChildStderr>, String) {
     let mut child = Command::new(BIN)
         .args(["serve", "--addr", "127.0.0.1:0"])
@@ -145,16 +145,18 @@ pub fn start_serve(dir: &Path, args: &[&str]) -> (Child, BufReader<ChildStderr>,
         .spawn()
         .expect("cannot run bmp-index serve");
     let mut stderr = BufReader::new(child.stderr.take().expect("piped standard error"));
-    let mut line = String::new();
-    stderr
-        .read_line(&mut line)
-        .expect("cannot read the server's log");
-    let addr = line
-        .trim()
-        .rsplit_once("http://")
-        .map(|(_, a)| a.to_owned())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, stderr, addr)
+    let mut log = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr
+            .read_line(&mut line)
+            .expect("cannot read the server's log");
+        if let Some((_, a)) = line.trim().rsplit_once("http://") {
+            return (child, stderr, a.to_owned());
+        }
+        log.push_str(&line);
+        assert!(n > 0, "the server stopped without an address: {log:?}");
+    }
 }
 
 /// The SPLADE model of `scripts/setup-models.sh`.

@@ -322,6 +322,46 @@ impl Default for MergePolicy {
     }
 }
 
+/// When a writer applies its logged writes ([`CollectionDir::refresh`]) of its own accord.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshPolicy {
+    /// The longest a logged write waits before it is applied (`None`: until asked, or until
+    /// the size limit).
+    pub interval: Option<std::time::Duration>,
+    /// Apply the logged writes once their adds hold this many postings: what is pending is held
+    /// in memory (about 40 bytes a posting).
+    pub max_pending_postings: u64,
+}
+
+impl Default for RefreshPolicy {
+    /// Writes visible within a second, as Lucene's near-real-time search; at most 2M postings
+    /// (about 80 MB) pending.
+    fn default() -> Self {
+        RefreshPolicy {
+            interval: Some(std::time::Duration::from_secs(1)),
+            max_pending_postings: 2_000_000,
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// How long until the writes of `pending` are due (zero when they are); `None` when
+    /// nothing is pending, or nothing falls due with time.
+    pub fn due_in(&self, pending: &Pending) -> Option<std::time::Duration> {
+        let since = pending.since()?;
+        if pending.postings() >= self.max_pending_postings {
+            return Some(std::time::Duration::ZERO);
+        }
+        Some(self.interval?.saturating_sub(since.elapsed()))
+    }
+
+    /// Whether the writes of `pending` are due.
+    pub fn is_due(&self, pending: &Pending) -> bool {
+        self.due_in(pending)
+            .is_some_and(|d| d == std::time::Duration::ZERO)
+    }
+}
+
 /// A collection directory opened for writing: holds its lock until dropped. Searches go through
 /// [`CollectionDir::snapshot`] (or [`Snapshot::open`] from another process).
 #[derive(Debug)]

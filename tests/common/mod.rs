@@ -155,7 +155,11 @@ pub fn start_serve(dir: &Path, args: &[&str]) -> (Child, BufReader<ChildStderr>,
             return (child, stderr, a.to_owned());
         }
         log.push_str(&line);
-        assert!(n > 0, "the server stopped without an address: {log:?}");
+        if n == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server stopped without an address: {log:?}");
+        }
     }
 }
 

@@ -146,19 +146,28 @@ pub fn start_serve(dir: &Path, args: &[&str]) -> (Child, BufReader<ChildStderr>,
         .expect("cannot run bmp-index serve");
     let mut stderr = BufReader::new(child.stderr.take().expect("piped standard error"));
     let mut log = String::new();
-    loop {
-        let mut line = String::new();
-        // A failed read ends the log as its end does.
-        let n = stderr.read_line(&mut line).unwrap_or(0);
-        if let Some((_, a)) = line.trim().rsplit_once("http://") {
-            return (child, stderr, a.to_owned());
-        }
-        log.push_str(&line);
-        if n == 0 {
+    match announced_address(&mut stderr, &mut log) {
+        Some(addr) => (child, stderr, addr),
+        None => {
             let _ = child.kill();
             let _ = child.wait();
             panic!("the server stopped without an address: {log:?}");
         }
+    }
+}
+
+/// Reads the server's log up to the line announcing its address and returns the address;
+/// `None` when the log ends (or fails) first. The lines before go to `log`.
+fn announced_address(stderr: &mut BufReader<ChildStderr>, log: &mut String) -> Option<String> {
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some((_, a)) = line.trim().rsplit_once("http://") {
+            return Some(a.to_owned());
+        }
+        log.push_str(&line);
     }
 }
 

@@ -232,6 +232,6 @@ fn collection_writes_killed_at_any_moment_leave_the_old_collection_or_the_new_on
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names.len(), 3, "{names:?}");
-    assert_eq!(names[..2], ["LOCK", "MANIFEST"]);
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names[..3], ["LOCK", "MANIFEST", "WAL"]);
 }

@@ -44,6 +44,11 @@ enum Op {
     Refresh,
     /// Drops the writer with writes maybe still logged (as a crash would) and opens it again.
     Reopen,
+    /// Plans a merge down to this many segments, to be built and committed later, with other
+    /// writes in between (a background merge).
+    Plan(usize),
+    /// Builds and commits the planned merge.
+    CommitPlanned,
 }
 
 fn doc_strategy() -> impl Strategy<Value = Doc> {
@@ -71,6 +76,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         .prop_map(Op::Log),
         1 => Just(Op::Refresh),
         1 => Just(Op::Reopen),
+        2 => (1usize..4).prop_map(Op::Plan),
+        2 => Just(Op::CommitPlanned),
     ]
 }
 
@@ -123,7 +130,7 @@ fn expected(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40))]
+    #![proptest_config(ProptestConfig::with_cases(100))]
 
     #[test]
     fn segments_equal_exhaustive_over_live_documents(
@@ -138,6 +145,9 @@ proptest! {
         let mut model: BTreeMap<u8, Vec<(u8, f32)>> = BTreeMap::new();
         // Writes logged and not yet applied.
         let mut logged: Vec<Write> = Vec::new();
+        // A merge planned and not committed, and whether a compaction took its segments since.
+        let mut planned = None;
+        let mut compacted = false;
         let apply = |model: &mut BTreeMap<u8, Vec<(u8, f32)>>, logged: &mut Vec<_>| {
             for (d, write) in logged.drain(..) {
                 match write {
@@ -174,6 +184,7 @@ proptest! {
                     }
                 }
                 Op::Compact => {
+                    compacted = planned.is_some();
                     dir.compact(&mut |_, _, _| {}).unwrap();
                     prop_assert!(dir.snapshot().segments.len() <= 1);
                 }
@@ -205,11 +216,26 @@ proptest! {
                     prop_assert_eq!(&live[..], &expect_live[logged.len()..]);
                     logged.extend(writes.iter().cloned());
                 }
+                Op::Plan(max_segments) => {
+                    if planned.is_none() {
+                        let policy = MergePolicy { max_segments: *max_segments, merge_factor: 2, ..MergePolicy::default() };
+                        planned = dir.plan_merge(&policy).unwrap();
+                        compacted = false;
+                    }
+                }
+                Op::CommitPlanned => {
+                    if let Some(plan) = planned.take() {
+                        let result = dir.commit_merge(plan.build(&mut |_, _, _| {}));
+                        // Only a compaction in between takes a planned merge's segments away.
+                        prop_assert_eq!(result.is_err(), compacted, "{:?}", result);
+                    }
+                }
                 Op::Refresh => {
                     dir.refresh(&mut |_, _, _| {}).unwrap();
                     prop_assert!(dir.pending().is_empty());
                 }
                 Op::Reopen => {
+                    planned = None;
                     drop(dir);
                     dir = CollectionDir::open(tmp.path()).unwrap();
                     prop_assert!(dir.pending().is_empty());

@@ -6,13 +6,15 @@
 //! visible to searches when the writer applies the log (a refresh: the adds as one new segment,
 //! then the deletes, then the merge policy) and serves the collection as it left it: when the
 //! oldest write has waited the refresh interval, when the pending adds reach the size limit,
-//! when a request asks for it (`refresh`), or on `POST /v1/refresh`. The thread runs the
-//! refreshes on a one-thread rayon pool, so that writes (document ordering, segment builds,
-//! merges) take at most one core from the searches, and it is not a thread of tokio's blocking
-//! pool, which the searches use.
+//! when a request asks for it (`refresh`), or on `POST /v1/refresh`. Merges run in the
+//! background, on a thread of their own ([`merge_loop`]): a merge is planned and committed
+//! under the collection's lock and built without it, so that writes are logged, acknowledged
+//! and refreshed while it runs. Refreshes and merges each run on a one-thread rayon pool, so
+//! that writes (document ordering, segment builds, merges) take at most a core each from the
+//! searches, and neither is a thread of tokio's blocking pool, which the searches use.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -107,17 +109,28 @@ impl Writer {
         publisher: Publisher,
     ) -> std::io::Result<Writer> {
         let (jobs, queue) = std::sync::mpsc::channel();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .map_err(std::io::Error::other)?;
-        let mut thread = WriterThread {
-            dir,
-            policy,
-            publisher,
-            pool,
-            backoff: Instant::now(),
+        let (kicks, merges) = std::sync::mpsc::channel();
+        let one_thread = || {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .build()
+                .map_err(std::io::Error::other)
         };
+        let shared = Arc::new(Writable {
+            dir: Mutex::new(dir),
+            publisher,
+        });
+        let mut thread = WriterThread {
+            shared: shared.clone(),
+            policy,
+            pool: one_thread()?,
+            backoff: Instant::now(),
+            merges: Some(kicks),
+        };
+        let merge_pool = one_thread()?;
+        std::thread::Builder::new()
+            .name("bmp-merger".into())
+            .spawn(move || merge_loop(&shared, &merges, &merge_pool))?;
         std::thread::Builder::new()
             .name("bmp-writer".into())
             .spawn(move || thread.run(queue))?;
@@ -190,13 +203,28 @@ fn ops_of(job: &Job) -> Vec<WalOp> {
     }
 }
 
-pub(crate) struct WriterThread {
-    pub dir: CollectionDir,
-    pub policy: RefreshPolicy,
+/// The collection the writer and the merger share.
+pub(crate) struct Writable {
+    pub dir: Mutex<CollectionDir>,
     pub publisher: Publisher,
+}
+
+impl Writable {
+    /// The collection, to write it (a panic while it was held left it as a failed write would:
+    /// its files are whole).
+    fn lock(&self) -> MutexGuard<'_, CollectionDir> {
+        self.dir.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub(crate) struct WriterThread {
+    pub shared: Arc<Writable>,
+    pub policy: RefreshPolicy,
     pub pool: rayon::ThreadPool,
     /// No refresh of the writer's own accord before this (after one failed).
     pub backoff: Instant,
+    /// Wakes the merger after each refresh (`None`: no background merges).
+    pub merges: Option<Sender<()>>,
 }
 
 /// How long the writer waits after a refresh failed before it tries again of its own accord.
@@ -221,7 +249,7 @@ impl WriterThread {
                 },
             };
             let Some(first) = first else {
-                if !self.dir.pending().is_empty() {
+                if !self.shared.lock().pending().is_empty() {
                     // What fails stays logged: the next writer applies it.
                     let _ = self.refresh();
                 }
@@ -244,7 +272,7 @@ impl WriterThread {
         }
         let logged = match ops.is_empty() {
             true => Ok(Vec::new()),
-            false => self.dir.log(ops).map_err(write_error),
+            false => self.shared.lock().log(ops).map_err(write_error),
         };
         let asked = jobs.iter().any(|j| match j {
             Job::Add { refresh, .. } | Job::Delete { refresh, .. } => *refresh,
@@ -254,7 +282,7 @@ impl WriterThread {
             true => Some(self.refresh()),
             false => None,
         };
-        let current = self.dir.snapshot();
+        let current = self.shared.lock().snapshot();
         for (job, span) in jobs.into_iter().zip(spans) {
             let outcome = |live: &Vec<bool>, adds: bool| {
                 let was: u64 = live[span.clone()].iter().map(|&l| u64::from(l)).sum();
@@ -296,27 +324,59 @@ impl WriterThread {
 
     /// How long until the writer refreshes of its own accord (`None`: nothing pending).
     fn due_in(&self) -> Option<Duration> {
-        let wait = self.policy.due_in(self.dir.pending())?;
+        let wait = self.policy.due_in(self.shared.lock().pending())?;
         Some(wait.max(self.backoff.saturating_duration_since(Instant::now())))
     }
 
-    /// Applies the logged writes, runs the merge policy, and serves the result (whatever the
-    /// outcome: a failed refresh keeps its writes logged, and the next one applies them).
+    /// Applies the logged writes, serves the result (whatever the outcome: a failed refresh
+    /// keeps its writes logged, and the next one applies them) and wakes the merger.
     fn refresh(&mut self) -> Result<Served, ApiError> {
-        let dir = &mut self.dir;
-        let result = self.pool.install(|| {
-            dir.refresh(&mut |_, _, _| {})?;
-            dir.merge_by_policy(&MergePolicy::default(), &mut |_, _, _| {})
-        });
-        let served = self.publisher.publish(&self.dir);
+        let shared = &self.shared;
+        let result = self
+            .pool
+            .install(|| shared.lock().refresh(&mut |_, _, _| {}));
+        let dir = shared.lock();
+        let served = shared.publisher.publish(&dir);
         if let Err(e) = &result {
             eprintln!(
                 "refresh of {} failed, its writes stay logged: {e}",
-                self.dir.path().display()
+                dir.path().display()
             );
             self.backoff = Instant::now() + RETRY;
         }
+        drop(dir);
+        if let Some(merges) = &self.merges {
+            let _ = merges.send(());
+        }
         result.map(|_| served).map_err(write_error)
+    }
+}
+
+/// The merger: after each refresh, runs the merges the default policy calls for, one at a
+/// time, each planned and committed under the lock and built without it; stops when the writer
+/// does.
+fn merge_loop(shared: &Writable, kicks: &Receiver<()>, pool: &rayon::ThreadPool) {
+    while kicks.recv().is_ok() {
+        while kicks.try_recv().is_ok() {}
+        loop {
+            let plan = shared.lock().plan_merge(&MergePolicy::default());
+            let plan = match plan {
+                Ok(Some(plan)) => plan,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("cannot plan a merge: {e}");
+                    break;
+                }
+            };
+            let built = pool.install(|| plan.build(&mut |_, _, _| {}));
+            let mut dir = shared.lock();
+            let result = dir.commit_merge(built);
+            shared.publisher.publish(&dir);
+            if let Err(e) = result {
+                eprintln!("merge in {} failed: {e}", dir.path().display());
+                break;
+            }
+        }
     }
 }
 
@@ -378,17 +438,20 @@ mod tests {
         };
         let index = publisher.index.clone();
         let mut writer = WriterThread {
-            dir,
+            shared: Arc::new(Writable {
+                dir: Mutex::new(dir),
+                publisher,
+            }),
             policy: RefreshPolicy {
                 interval: None,
                 max_pending_postings: u64::MAX,
             },
-            publisher,
             pool: rayon::ThreadPoolBuilder::new()
                 .num_threads(1)
                 .build()
                 .unwrap(),
             backoff: Instant::now(),
+            merges: None,
         };
         // Integer weights up to 255 are their own impacts. Asked to refresh: visible at once.
         let (job, mut rx) = add(docs(&[("a", 1.0), ("b", 2.0)]), true);
@@ -417,7 +480,7 @@ mod tests {
         assert_eq!((o1.applied, o1.other, o1.visible), (2, 1, false));
         assert_eq!((o2.applied, o2.other, o2.visible), (2, 1, false));
         assert_eq!((o3.applied, o3.other, o3.visible), (1, 1, false));
-        assert_eq!(writer.dir.pending().len(), 5);
+        assert_eq!(writer.shared.lock().pending().len(), 5);
         assert_eq!(scores(&index.load_full()).len(), 2);
 
         let (done, mut rx) = oneshot::channel();

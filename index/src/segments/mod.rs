@@ -372,6 +372,13 @@ pub struct CollectionDir {
     wal: Wal,
     pending: Pending,
     recovery: Recovery,
+    /// The number of the next segment file (at least the manifest's `next_segment`): merges
+    /// being built elsewhere have taken the numbers below it.
+    next_file: u64,
+    /// Segment files of merges being built elsewhere ([`PlannedMerge`]): not garbage.
+    building: HashSet<String>,
+    /// The merges planned and not committed: each one's file, and the files it merges.
+    plans: Vec<(String, Vec<String>)>,
     _lock: File,
 }
 
@@ -395,6 +402,7 @@ impl CollectionDir {
             let mut manifest = Manifest::empty(options.block_size, options.superblock_size);
             manifest.write(dir)?;
             let (wal, _) = Wal::open(dir)?;
+            let next_file = manifest.next_segment;
             return Ok(CollectionDir {
                 dir: dir.to_path_buf(),
                 manifest,
@@ -402,6 +410,9 @@ impl CollectionDir {
                 wal,
                 pending: Pending::default(),
                 recovery: Recovery::default(),
+                next_file,
+                building: HashSet::new(),
+                plans: Vec::new(),
                 _lock: lock,
             });
         }
@@ -423,6 +434,7 @@ impl CollectionDir {
         let segments = open_segments(dir, &manifest)?;
         let (wal, logged) = Wal::open(dir)?;
         let torn_bytes = wal.torn_bytes();
+        let next_file = manifest.next_segment;
         let mut c = CollectionDir {
             dir: dir.to_path_buf(),
             manifest,
@@ -433,6 +445,9 @@ impl CollectionDir {
                 replayed: logged.len(),
                 torn_bytes,
             },
+            next_file,
+            building: HashSet::new(),
+            plans: Vec::new(),
             _lock: lock,
         };
         c.remove_unnamed_files()?;
@@ -580,10 +595,11 @@ impl CollectionDir {
                 }
             }
         }
-        let new = self.write_segment(docs, quantizer, progress)?;
+        let file = self.allocate_file();
+        let new = write_segment(&self.dir, file, docs, &self.manifest, quantizer, progress)?;
         let mut manifest = self.manifest.clone();
         manifest.scale = Some(quantizer.scale());
-        manifest.next_segment += 1;
+        manifest.next_segment = self.next_file;
         manifest.segments.push(new.entry);
         let mut new_segments = self.segments.clone();
         new_segments.push(new.segment);
@@ -660,7 +676,8 @@ impl CollectionDir {
             });
         }
         let all: Vec<usize> = (0..before).collect();
-        let docs = self.merge_segments(&all, progress)?;
+        let plan = self.plan_merge_of(&all)?;
+        let docs = self.commit_merge(plan.build(progress))?;
         Ok(CompactSummary {
             segments_before: before,
             dropped,
@@ -672,108 +689,158 @@ impl CollectionDir {
     /// Applies `policy`: while there are more than `policy.max_segments` segments, merges the
     /// `policy.merge_factor` smallest (by live documents) into one, unless they hold more than
     /// `policy.max_merge_postings` postings. Returns the merges done, as the number of segments
-    /// each merged.
+    /// each merged. [`CollectionDir::plan_merge`] does the same one merge at a time, built
+    /// elsewhere.
     pub fn merge_by_policy(
         &mut self,
         policy: &MergePolicy,
         progress: Progress,
     ) -> Result<Vec<usize>> {
         let mut merges = Vec::new();
-        if policy.max_segments == 0 {
-            return Ok(merges);
-        }
-        let factor = policy.merge_factor.max(2);
-        while self.segments.len() > policy.max_segments {
-            let mut by_size: Vec<usize> = (0..self.segments.len()).collect();
-            by_size.sort_by_key(|&i| (self.segments[i].live_docs(), i));
-            let n = factor.min(self.segments.len());
-            let mut chosen = by_size[..n].to_vec();
-            chosen.sort_unstable();
-            let postings: u64 = chosen
-                .iter()
-                .map(|&i| self.segments[i].index.num_postings())
-                .sum();
-            if postings > policy.max_merge_postings {
-                break;
-            }
-            self.merge_segments(&chosen, &mut *progress)?;
+        while let Some(plan) = self.plan_merge(policy)? {
+            let n = plan.len();
+            self.commit_merge(plan.build(&mut *progress))?;
             merges.push(n);
         }
         Ok(merges)
     }
 
-    /// Replaces the segments at positions `which` (increasing) by one holding their live
-    /// documents (BP-reordered), at the position of the first; none when they hold no live
-    /// document. Returns the documents of the new segment.
-    fn merge_segments(&mut self, which: &[usize], progress: Progress) -> Result<u64> {
-        let chosen: Vec<Arc<Segment>> = which
+    /// The next merge `policy` calls for, if any: the `policy.merge_factor` smallest segments
+    /// (by live documents) not in a merge being built already, when there are more than
+    /// `policy.max_segments` and they hold at most `policy.max_merge_postings` postings.
+    ///
+    /// The merge is built apart from the writer ([`PlannedMerge::build`], which needs no lock:
+    /// writes may go on meanwhile) and made current by [`CollectionDir::commit_merge`].
+    pub fn plan_merge(&mut self, policy: &MergePolicy) -> Result<Option<PlannedMerge>> {
+        if policy.max_segments == 0 || self.segments.len() <= policy.max_segments {
+            return Ok(None);
+        }
+        let merging: HashSet<&str> = self
+            .plans
+            .iter()
+            .flat_map(|(_, taken)| taken.iter().map(String::as_str))
+            .collect();
+        let mut by_size: Vec<usize> = (0..self.segments.len())
+            .filter(|&i| !merging.contains(self.segments[i].file.as_str()))
+            .collect();
+        by_size.sort_by_key(|&i| (self.segments[i].live_docs(), i));
+        let n = policy.merge_factor.max(2).min(by_size.len());
+        if n < 2 {
+            return Ok(None);
+        }
+        let mut chosen = by_size[..n].to_vec();
+        chosen.sort_unstable();
+        let postings: u64 = chosen
+            .iter()
+            .map(|&i| self.segments[i].index.num_postings())
+            .sum();
+        if postings > policy.max_merge_postings {
+            return Ok(None);
+        }
+        self.plan_merge_of(&chosen).map(Some)
+    }
+
+    /// A merge of the segments at positions `which` (increasing).
+    fn plan_merge_of(&mut self, which: &[usize]) -> Result<PlannedMerge> {
+        let quantizer = self
+            .manifest
+            .scale
+            .and_then(Quantizer::from_scale)
+            .ok_or_else(|| Error::corrupt(&self.dir, "segments without a scale"))?;
+        let segments: Vec<Arc<Segment>> = which
             .iter()
             .map(|&i| Arc::clone(&self.segments[i]))
             .collect();
-        let live = live_documents(&chosen)?;
+        let file = self.allocate_file();
+        self.building.insert(file.clone());
+        self.plans.push((
+            file.clone(),
+            segments.iter().map(|s| s.file.clone()).collect(),
+        ));
+        Ok(PlannedMerge {
+            dir: self.dir.clone(),
+            file,
+            segments,
+            manifest: self.manifest.clone(),
+            quantizer,
+        })
+    }
+
+    /// Makes a built merge current: its segment replaces the segments it merged (at the
+    /// position of the first), with the documents deleted since it was planned (deletes and
+    /// upserts that came meanwhile) deleted in it too. Returns the documents of the new segment.
+    /// On failure (of the build or of this) nothing changes and the merge's file is removed.
+    pub fn commit_merge(
+        &mut self,
+        built: std::result::Result<BuiltMerge, MergeError>,
+    ) -> Result<u64> {
+        let (file, result) = match built {
+            Ok(built) => (built.plan.file.clone(), self.install_merge(&built)),
+            Err(e) => (e.file, Err(e.error)),
+        };
+        self.building.remove(&file);
+        self.plans.retain(|(f, _)| *f != file);
+        if result.is_err() {
+            let _ = fs::remove_file(self.dir.join(&file));
+        }
+        result
+    }
+
+    fn install_merge(&mut self, built: &BuiltMerge) -> Result<u64> {
+        let plan = &built.plan;
+        let mut positions = Vec::with_capacity(plan.segments.len());
+        for planned in &plan.segments {
+            let pos = self
+                .segments
+                .iter()
+                .position(|s| s.file == planned.file)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "segment {} is no longer live: the merge is dropped",
+                        planned.file
+                    ))
+                })?;
+            positions.push(pos);
+        }
+        // Documents deleted since the plan are deleted in the new segment too.
+        let mut since = RoaringBitmap::new();
+        if let Some(new) = &built.new {
+            for (planned, &pos) in plan.segments.iter().zip(&positions) {
+                let now = &self.segments[pos];
+                for doc in &now.deleted - &planned.deleted {
+                    if let Some(d) = new.segment.find_live(now.index.doc_id(doc)?)? {
+                        since.insert(d);
+                    }
+                }
+            }
+        }
         let mut manifest = self.manifest.clone();
         let mut new_segments = self.segments.clone();
-        let mut new_file = None;
-        let mut replacement = None;
-        if live.num_docs() > 0 {
-            let quantizer = self
-                .manifest
-                .scale
-                .and_then(Quantizer::from_scale)
-                .ok_or_else(|| Error::corrupt(&self.dir, "segments without a scale"))?;
-            let new = self.write_segment(&live, quantizer, progress)?;
-            manifest.next_segment += 1;
-            new_file = Some(new.path);
-            replacement = Some((new.entry, new.segment));
-        }
-        // Remove the merged ones from the back, then put the new one where the first was.
-        for &i in which.iter().rev() {
+        positions.sort_unstable();
+        for &i in positions.iter().rev() {
             manifest.segments.remove(i);
             new_segments.remove(i);
         }
-        if let (Some((entry, segment)), Some(&first)) = (replacement, which.first()) {
-            manifest.segments.insert(first, entry);
-            new_segments.insert(first, segment);
-        }
-        if let Err(e) = self.commit(manifest, new_segments) {
-            if let Some(path) = new_file {
-                let _ = fs::remove_file(path);
+        manifest.next_segment = self.next_file;
+        let first = positions[0];
+        if let Some(new) = &built.new {
+            manifest.segments.insert(first, new.entry.clone());
+            new_segments.insert(first, Arc::clone(&new.segment));
+            if !since.is_empty() {
+                let mut deleted = vec![None; new_segments.len()];
+                deleted[first] = Some(since);
+                self.stage_deletes(&mut manifest, &mut new_segments, deleted)?;
             }
-            return Err(e);
         }
-        Ok(live.num_docs() as u64)
+        self.commit(manifest, new_segments)?;
+        Ok(built.new.as_ref().map_or(0, |n| u64::from(n.entry.docs)))
     }
 
-    /// Builds `docs` (BP-reordered, with `quantizer`) into the next segment file and opens it;
-    /// nothing is left on disk when either fails. The manifest does not name it yet.
-    fn write_segment(
-        &self,
-        docs: &Collection,
-        quantizer: Quantizer,
-        progress: Progress,
-    ) -> Result<NewSegment> {
-        let file = format!("seg-{:08}.bmp", self.manifest.next_segment);
-        let path = self.dir.join(&file);
-        let build = build_segment(docs, &path, &self.manifest, quantizer, progress)?;
-        let index = match Index::open(&path) {
-            Ok(index) => index,
-            Err(e) => {
-                let _ = fs::remove_file(&path);
-                return Err(e);
-            }
-        };
-        Ok(NewSegment {
-            entry: SegmentEntry {
-                file: file.clone(),
-                docs: docs.num_docs() as u32,
-                deleted: 0,
-                deletes: None,
-            },
-            segment: Arc::new(Segment::new(file.clone(), index, RoaringBitmap::new())),
-            file,
-            path,
-            build,
-        })
+    /// The name of a new segment file, never given before.
+    fn allocate_file(&mut self) -> String {
+        let n = self.next_file.max(self.manifest.next_segment);
+        self.next_file = n + 1;
+        format!("seg-{n:08}.bmp")
     }
 
     /// Writes the new deletions files of the segments whose deletions changed (`deleted[s]` is
@@ -824,7 +891,11 @@ impl CollectionDir {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let ours = name.starts_with("seg-") || name.starts_with(".seg-");
-            if ours && !named.contains(name) {
+            let building = self
+                .building
+                .iter()
+                .any(|f| name == f || name.starts_with(&format!(".{f}.")));
+            if ours && !named.contains(name) && !building {
                 let _ = fs::remove_file(entry.path());
             }
         }
@@ -832,13 +903,110 @@ impl CollectionDir {
     }
 }
 
+/// A merge planned by [`CollectionDir::plan_merge`], to be built anywhere (no lock needed).
+#[derive(Debug)]
+pub struct PlannedMerge {
+    dir: PathBuf,
+    file: String,
+    /// The segments merged, with their deletions as of the plan.
+    segments: Vec<Arc<Segment>>,
+    manifest: Manifest,
+    quantizer: Quantizer,
+}
+
+impl PlannedMerge {
+    /// Segments merged.
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether the merge takes no segment (never, for a planned one).
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Writes the merged segment: the live documents (as of the plan) of the segments merged,
+    /// BP-reordered. Hand the result to [`CollectionDir::commit_merge`], failed or not.
+    pub fn build(self, progress: Progress) -> std::result::Result<BuiltMerge, MergeError> {
+        let new = live_documents(&self.segments).and_then(|live| match live.num_docs() {
+            0 => Ok(None),
+            _ => write_segment(
+                &self.dir,
+                self.file.clone(),
+                &live,
+                &self.manifest,
+                self.quantizer,
+                progress,
+            )
+            .map(Some),
+        });
+        match new {
+            Ok(new) => Ok(BuiltMerge { plan: self, new }),
+            Err(error) => Err(MergeError {
+                file: self.file,
+                error,
+            }),
+        }
+    }
+}
+
+/// A merge written, not yet current.
+#[derive(Debug)]
+pub struct BuiltMerge {
+    plan: PlannedMerge,
+    new: Option<NewSegment>,
+}
+
+/// A merge whose build failed.
+#[derive(Debug)]
+pub struct MergeError {
+    file: String,
+    /// What failed.
+    pub error: Error,
+}
+
 /// A segment written and opened, not yet in the manifest.
+#[derive(Debug)]
 struct NewSegment {
     file: String,
     path: PathBuf,
     entry: SegmentEntry,
     segment: Arc<Segment>,
     build: BuildSummary,
+}
+
+/// Builds `docs` (BP-reordered, with `quantizer` and the block sizes of `manifest`) into the
+/// segment file `file` of `dir` and opens it; nothing is left on disk when either fails. The
+/// manifest does not name it yet.
+fn write_segment(
+    dir: &Path,
+    file: String,
+    docs: &Collection,
+    manifest: &Manifest,
+    quantizer: Quantizer,
+    progress: Progress,
+) -> Result<NewSegment> {
+    let path = dir.join(&file);
+    let build = build_segment(docs, &path, manifest, quantizer, progress)?;
+    let index = match Index::open(&path) {
+        Ok(index) => index,
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+    };
+    Ok(NewSegment {
+        entry: SegmentEntry {
+            file: file.clone(),
+            docs: docs.num_docs() as u32,
+            deleted: 0,
+            deletes: None,
+        },
+        segment: Arc::new(Segment::new(file.clone(), index, RoaringBitmap::new())),
+        file,
+        path,
+        build,
+    })
 }
 
 /// Takes the writer's lock of `dir`.

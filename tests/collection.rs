@@ -282,3 +282,66 @@ fn eval_takes_a_collection() {
         [("c".to_owned(), 9), ("b".to_owned(), 3)]
     );
 }
+
+#[test]
+fn build_within_a_memory_budget_writes_a_collection_that_searches_as_one_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let docs: String = (0..300)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"d{i}\", \"vector\": {{\"x\": {}, \"y\": {}}}}}\n",
+                i % 251 + 1,
+                (i * 7) % 13 + 1
+            )
+        })
+        .collect();
+    write(dir, "docs.jsonl", &docs);
+    write(dir, "q.tsv", "q1\tx x y\n");
+    run_ok(
+        dir,
+        &["build", "--input", "docs.jsonl", "--output", "one.bmp"],
+    );
+    let r = run_ok(
+        dir,
+        &[
+            "build",
+            "--input",
+            "docs.jsonl",
+            "--output",
+            "col",
+            "--memory-budget",
+            "128M",
+        ],
+    );
+    assert!(r.stderr.contains("added 300 documents"), "{}", r.stderr);
+    assert!(dir.join("col/MANIFEST").exists());
+    let scores = |run: &str| {
+        ranking(run, "q1")
+            .into_iter()
+            .map(|h| h.1)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        scores(&search(dir, "col", "bmp")),
+        scores(&search(dir, "one.bmp", "bmp"))
+    );
+    // Not over an existing collection or file.
+    let r = run(
+        dir,
+        &[
+            "build",
+            "--input",
+            "docs.jsonl",
+            "--output",
+            "col",
+            "--memory-budget",
+            "128M",
+        ],
+    );
+    assert!(
+        r.code != Some(0) && r.stderr.contains("not an empty directory"),
+        "{}",
+        r.stderr
+    );
+}

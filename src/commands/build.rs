@@ -60,6 +60,13 @@ pub struct BuildArgs {
     /// Document reordering.
     #[command(flatten)]
     pub reorder: ReorderArgs,
+    /// Keep the heap within this many bytes (e.g. `2G`; at least 128M; JSONL input only): writes
+    /// a collection directory at --output instead of one index file, its documents added as
+    /// segments that fit the budget (each BP-reordered), as `add --collection OUTPUT
+    /// --memory-budget` does. `search`, `eval`, `serve`, `info` and `check` take the directory;
+    /// `compact` merges it into one segment.
+    #[arg(long, value_parser = super::collection::parse_size)]
+    pub memory_budget: Option<u64>,
 }
 
 /// Document orders of `build`.
@@ -201,10 +208,40 @@ pub fn read_documents(
     Ok(collection)
 }
 
+/// `build --memory-budget`: a new collection directory at `--output`, added within the budget.
+fn build_collection(args: &BuildArgs, budget: u64) -> anyhow::Result<()> {
+    let fresh = match std::fs::read_dir(&args.output) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    };
+    if !fresh {
+        anyhow::bail!(
+            "--memory-budget writes a new collection directory at --output; {} exists and is not \
+             an empty directory (use `add --collection` to add to a collection)",
+            args.output.display()
+        );
+    }
+    super::collection::run_add(&super::collection::AddArgs {
+        collection: args.output.clone(),
+        input: args.input.clone(),
+        format: args.format,
+        model: args.model.clone(),
+        encoder: args.encoder.clone(),
+        block_size: args.block_size,
+        superblock_size: args.superblock_size,
+        max_segments: bmp_index::segments::MergePolicy::default().max_segments,
+        memory_budget: Some(budget),
+        merge_factor: bmp_index::segments::MergePolicy::default().merge_factor as u64,
+    })
+}
+
 /// Runs `build`.
 pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     bmp_index::format::validate_block_size(args.block_size)?;
     bmp_index::format::validate_superblock_size(args.superblock_size)?;
+    if let Some(budget) = args.memory_budget {
+        return build_collection(args, budget);
+    }
     let start = Instant::now();
     let collection = read_documents(
         &args.input,

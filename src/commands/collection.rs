@@ -115,7 +115,7 @@ struct AddTotals {
 }
 
 /// Parses a byte size: a number with an optional `K`, `M`, `G` or `T` suffix (powers of 1024).
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (digits, unit) = match t
         .char_indices()

@@ -70,6 +70,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             reorder: build::Reorder::Bp,
             ..build::ReorderArgs::default()
         },
+        memory_budget: None,
     })?;
     info::run(&info::InfoArgs {
         index: index.clone(),

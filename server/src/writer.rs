@@ -295,20 +295,13 @@ impl WriterThread {
                     segments: current.segments.len(),
                 }
             };
+            let adds = matches!(job, Job::Add { .. });
             match job {
-                Job::Add { done, .. } => {
+                Job::Add { done, .. } | Job::Delete { done, .. } => {
                     let _ = done.send(
                         logged
                             .as_ref()
-                            .map(|l| outcome(l, true))
-                            .map_err(Clone::clone),
-                    );
-                }
-                Job::Delete { done, .. } => {
-                    let _ = done.send(
-                        logged
-                            .as_ref()
-                            .map(|l| outcome(l, false))
+                            .map(|l| outcome(l, adds))
                             .map_err(Clone::clone),
                     );
                 }

@@ -354,12 +354,6 @@ impl RefreshPolicy {
         }
         Some(self.interval?.saturating_sub(since.elapsed()))
     }
-
-    /// Whether the writes of `pending` are due.
-    pub fn is_due(&self, pending: &Pending) -> bool {
-        self.due_in(pending)
-            .is_some_and(|d| d == std::time::Duration::ZERO)
-    }
 }
 
 /// A collection directory opened for writing: holds its lock until dropped. Searches go through

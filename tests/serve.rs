@@ -822,3 +822,71 @@ fn acknowledged_writes_survive_a_kill_in_the_middle_of_an_ingest() {
     assert!(lost.is_empty(), "acknowledged, then lost: {lost:?}");
     served.stop();
 }
+
+#[test]
+fn a_server_of_several_collections_keeps_each_ones_writes_across_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // No refresh of the writers' own accord: the writes are in the logs only when killed.
+    let args = ["--collections", "cols", "--writable", "--refresh-ms", "0"];
+    let mut served = Served::start(dir, &args);
+    let addr = served.addr.clone();
+    for name in ["red", "blue"] {
+        let (status, body) = http(&addr, "PUT", &format!("/v1/collections/{name}"), "");
+        assert_eq!(status, 201, "{body}");
+        let docs: Vec<String> = (0..3)
+            .map(|i| {
+                format!(
+                    r#"{{"id": "{name}{i}", "vector": {{"{name}": {}}}}}"#,
+                    i + 1
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"documents": [{}]}}"#, docs.join(","));
+        let (status, body) = http(
+            &addr,
+            "POST",
+            &format!("/v1/collections/{name}/documents"),
+            &body,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""visible":false"#), "{body}");
+    }
+    let (status, body) = http(&addr, "DELETE", "/v1/collections/red/documents/red1", "");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(&addr, "POST", "/v1/search", r#"{"vector": {"red": 1}}"#);
+    assert_eq!(status, 404, "{body}");
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+
+    let served = Served::start(dir, &args);
+    let (status, body) = http(&served.addr, "GET", "/v1/collections", "");
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = list["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["blue", "red"]);
+    for (name, want) in [
+        ("red", vec!["red2", "red0"]),
+        ("blue", vec!["blue2", "blue1", "blue0"]),
+    ] {
+        let query = r#"{"vector": {"red": 1, "blue": 1}}"#;
+        let (status, body) = http(
+            &served.addr,
+            "POST",
+            &format!("/v1/collections/{name}/search"),
+            query,
+        );
+        assert_eq!(status, 200, "{body}");
+        let ids: Vec<String> = hits(&serde_json::from_str(&body).unwrap())
+            .into_iter()
+            .map(|h| h.0)
+            .collect();
+        assert_eq!(ids, want, "{name}");
+    }
+    served.stop();
+}

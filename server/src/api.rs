@@ -579,3 +579,67 @@ pub fn parse_reload(body: &[u8]) -> Result<Option<String>, ApiError> {
         ))),
     }
 }
+
+/// `PUT /v1/collections/{name}`: the new collection's block and superblock sizes (an empty body
+/// takes the defaults).
+pub fn parse_create(body: &[u8]) -> Result<bmp_index::build::BuildOptions, ApiError> {
+    let mut options = bmp_index::build::BuildOptions::default();
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(options);
+    }
+    let v = parse_json(body)?;
+    let obj = object(&v, "request body")?;
+    for (key, value) in obj {
+        let slot = match key.as_str() {
+            "block_size" => &mut options.block_size,
+            "superblock_size" => &mut options.superblock_size,
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "unknown field {key:?} (expected: block_size, superblock_size)"
+                )))
+            }
+        };
+        *slot = value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| {
+                ApiError::invalid(format!("{key} must be a positive integer, got {value}"))
+            })?;
+    }
+    bmp_index::format::validate_block_size(options.block_size)
+        .map_err(|e| ApiError::invalid(format!("block_size: {e}")))?;
+    bmp_index::format::validate_superblock_size(options.superblock_size)
+        .map_err(|e| ApiError::invalid(format!("superblock_size: {e}")))?;
+    Ok(options)
+}
+
+/// One collection of a server of several.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionInfo {
+    /// Its name, as in `/v1/collections/{name}/search`.
+    pub name: String,
+    /// Live documents served.
+    pub documents: u64,
+    /// Segments served.
+    pub segments: usize,
+    /// The manifest generation served.
+    pub generation: u64,
+    /// Whether it takes writes.
+    pub writable: bool,
+}
+
+/// `GET /v1/collections`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionsResponse {
+    /// The collections served, by name.
+    pub collections: Vec<CollectionInfo>,
+}
+
+/// `DELETE /v1/collections/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DroppedResponse {
+    /// The collection dropped.
+    pub dropped: String,
+    /// The live documents it held.
+    pub documents: u64,
+}

@@ -89,6 +89,44 @@ impl ApiError {
         )
     }
 
+    /// 404 `no_collection`: the server serves no collection of this name.
+    pub fn no_collection(name: &str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_collection",
+            format!("no collection is named {name:?} (GET /v1/collections lists them)"),
+        )
+    }
+
+    /// 404 `no_collection`: an unnamed route of a server of several collections.
+    pub fn name_a_collection() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_collection",
+            "this server serves several collections: name one, as in \
+             /v1/collections/{name}/search (GET /v1/collections lists them)",
+        )
+    }
+
+    /// 404 `no_collections`: a collection route of a server of one index or collection.
+    pub fn no_collections() -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_collections",
+            "this server serves one index at /v1/search: serve a directory of collections with \
+             --collections to create and name collections",
+        )
+    }
+
+    /// 409 `collection_exists`: a collection (or a file) of this name exists already.
+    pub fn collection_exists(name: &str) -> Self {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "collection_exists",
+            format!("a collection named {name:?} exists already"),
+        )
+    }
+
     /// 404 `no_document`: no live document has this id.
     pub fn no_document(id: &str) -> Self {
         ApiError::new(

@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query as UrlQuery, State};
+use axum::extract::{FromRequestParts, Query as UrlQuery, RawPathParams, State};
+use axum::http::request::Parts;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,15 +17,16 @@ use bmp_index::Collection;
 use bmp_query::{Query, SearchSpec};
 
 use crate::api::{
-    parse_batch, parse_delete, parse_documents, parse_json, parse_reload, AddResponse,
-    BatchResponse, BatchResult, DeleteResponse, HealthResponse, HitOut, QueryInput,
-    RefreshResponse, ReloadResponse, SearchRequest, SearchResponse, StatsResponse, WriteParams,
+    parse_batch, parse_create, parse_delete, parse_documents, parse_json, parse_reload,
+    AddResponse, BatchResponse, BatchResult, CollectionInfo, CollectionsResponse, DeleteResponse,
+    DroppedResponse, HealthResponse, HitOut, QueryInput, RefreshResponse, ReloadResponse,
+    SearchRequest, SearchResponse, StatsResponse, WriteParams,
 };
 use crate::encoder::Entries;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rerank::Reranker;
-use crate::state::{AppState, ServedIndex};
+use crate::state::{valid_collection_name, AppState, ServedIndex, Target};
 use bmp_query::segments::SnapshotSearcher;
 use std::borrow::Cow;
 
@@ -45,6 +47,34 @@ pub struct PreparedQuery {
     pub rerank: Option<(usize, Vec<f32>)>,
     /// Microseconds spent embedding the query for the rerank.
     pub rerank_us: Option<u64>,
+}
+
+/// The index or collection a request is for: the collection its path names
+/// (`/v1/collections/{collection}/...`), or the server's only one.
+pub struct Targeted(pub Arc<Target>);
+
+/// The path parameter `key` of a request, if its route has one.
+fn param(path: &RawPathParams, key: &str) -> Option<String> {
+    path.iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The path parameter `key` of a request whose route has one.
+fn required_param(path: &RawPathParams, key: &str) -> Result<String, ApiError> {
+    param(path, key).ok_or_else(|| ApiError::internal(format!("the route has no {key}")))
+}
+
+impl FromRequestParts<AppState> for Targeted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let path = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid(format!("path: {}", e.body_text())))?;
+        let name = param(&path, "collection");
+        state.target(name.as_deref()).map(Targeted)
+    }
 }
 
 /// Answers `query` over `served` (blocking), recording the search time in `metrics`; a query
@@ -283,14 +313,14 @@ async fn within_budget<T>(
         .unwrap_or_else(|_| Err(ApiError::timeout()))
 }
 
-/// Runs `job` on the blocking pool with the request's index, once a permit is free. A panic in
-/// `job` becomes a 500.
-async fn blocking<T, F>(state: &AppState, job: F) -> Result<T, ApiError>
+/// Runs `job` on the blocking pool with what `target` serves now, once a permit is free. A
+/// panic in `job` becomes a 500.
+async fn blocking<T, F>(state: &AppState, target: &Target, job: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&ServedIndex, &Metrics) -> Result<T, ApiError> + Send + 'static,
 {
-    let served: Arc<ServedIndex> = state.served();
+    let served: Arc<ServedIndex> = target.served();
     let permit = state
         .permits()
         .acquire_owned()
@@ -321,6 +351,7 @@ fn body_bytes(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<B
 /// `POST /v1/search`.
 pub async fn search(
     State(state): State<AppState>,
+    Targeted(target): Targeted,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let value = parse_json(&body_bytes(&state, body)?)?;
@@ -331,7 +362,7 @@ pub async fn search(
             .pop()
             .ok_or_else(|| ApiError::internal("no query"))?;
         let reranker = state.reranker().cloned();
-        blocking(&state, move |served, metrics| {
+        blocking(&state, &target, move |served, metrics| {
             run_query(served, &query, metrics, reranker.as_deref())
         })
         .await
@@ -343,6 +374,7 @@ pub async fn search(
 /// `POST /v1/search/batch`.
 pub async fn search_batch(
     State(state): State<AppState>,
+    Targeted(target): Targeted,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let value = parse_json(&body_bytes(&state, body)?)?;
@@ -352,7 +384,7 @@ pub async fn search_batch(
             queries.into_iter().map(|q| (q.id, q.request)).unzip();
         let prepared = prepare(&state, requests, |i| format!("queries[{i}].query")).await?;
         let reranker = state.reranker().cloned();
-        blocking(&state, move |served, metrics| {
+        blocking(&state, &target, move |served, metrics| {
             prepared
                 .iter()
                 .zip(ids)
@@ -386,10 +418,11 @@ fn write_params(
 /// the write-ahead log), and with `?refresh=true` once it is visible too.
 pub async fn add_documents(
     State(state): State<AppState>,
+    Targeted(target): Targeted,
     params: Result<UrlQuery<WriteParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<AddResponse>, ApiError> {
-    let writer = state.writer().ok_or_else(ApiError::read_only)?;
+    let writer = target.writer().ok_or_else(ApiError::read_only)?;
     let params = write_params(params)?;
     let value = parse_json(&body_bytes(&state, body)?)?;
     let docs = parse_documents(&value)?;
@@ -419,11 +452,11 @@ pub async fn add_documents(
 
 /// Deletes the live documents `ids` name (each id once); answers once durable.
 async fn delete_ids(
-    state: &AppState,
+    target: &Target,
     mut ids: Vec<String>,
     params: WriteParams,
 ) -> Result<DeleteResponse, ApiError> {
-    let writer = state.writer().ok_or_else(ApiError::read_only)?;
+    let writer = target.writer().ok_or_else(ApiError::read_only)?;
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(id.clone()));
     let outcome = writer.delete(ids, params.refresh).await?;
@@ -438,25 +471,27 @@ async fn delete_ids(
 /// `POST /v1/documents/delete`: deletes documents by id.
 pub async fn delete_documents(
     State(state): State<AppState>,
+    Targeted(target): Targeted,
     params: Result<UrlQuery<WriteParams>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
-    if state.writer().is_none() {
+    if target.writer().is_none() {
         return Err(ApiError::read_only());
     }
     let params = write_params(params)?;
     let ids = parse_delete(&parse_json(&body_bytes(&state, body)?)?)?;
-    Ok(Json(delete_ids(&state, ids, params).await?))
+    Ok(Json(delete_ids(&target, ids, params).await?))
 }
 
 /// `DELETE /v1/documents/{id}`: deletes one document (404 when no live document has the id).
 pub async fn delete_document(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
+    Targeted(target): Targeted,
+    path: RawPathParams,
     params: Result<UrlQuery<WriteParams>, QueryRejection>,
 ) -> Result<Json<DeleteResponse>, ApiError> {
+    let id = required_param(&path, "id")?;
     let params = write_params(params)?;
-    let response = delete_ids(&state, vec![id.clone()], params).await?;
+    let response = delete_ids(&target, vec![id.clone()], params).await?;
     if response.deleted == 0 {
         return Err(ApiError::no_document(&id));
     }
@@ -465,8 +500,8 @@ pub async fn delete_document(
 
 /// `POST /v1/refresh`: makes every write acknowledged so far visible (with `--writable`), or
 /// serves the collection's newest generation on disk (without); answers with what is served.
-pub async fn refresh(State(state): State<AppState>) -> Result<Json<RefreshResponse>, ApiError> {
-    if let Some(writer) = state.writer() {
+pub async fn refresh(Targeted(target): Targeted) -> Result<Json<RefreshResponse>, ApiError> {
+    if let Some(writer) = target.writer() {
         let served = writer.refresh().await?;
         return Ok(Json(RefreshResponse {
             generation: served.generation,
@@ -474,8 +509,8 @@ pub async fn refresh(State(state): State<AppState>) -> Result<Json<RefreshRespon
             documents: served.documents,
         }));
     }
-    state.refresh_async().await?;
-    let served = state.served();
+    target.refresh_async().await?;
+    let served = target.served();
     let snapshot = served.snapshot();
     Ok(Json(RefreshResponse {
         generation: snapshot.generation,
@@ -484,17 +519,20 @@ pub async fn refresh(State(state): State<AppState>) -> Result<Json<RefreshRespon
     }))
 }
 
-/// `GET /v1/health`.
+/// `GET /v1/health`: live documents over everything served.
 pub async fn health(State(state): State<AppState>) -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok",
-        documents: state.served().num_docs(),
+        documents: state.targets().iter().map(|t| t.served().num_docs()).sum(),
     })
 }
 
-/// `GET /v1/stats`.
-pub async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
-    let served = state.served();
+/// `GET /v1/stats` (and `GET /v1/collections/{collection}`).
+pub async fn stats(
+    State(state): State<AppState>,
+    Targeted(target): Targeted,
+) -> Json<StatsResponse> {
+    let served = target.served();
     let segments = &served.snapshot().segments;
     let sum = |f: &dyn Fn(&bmp_index::Index) -> u64| segments.iter().map(|s| f(&s.index)).sum();
     Json(StatsResponse {
@@ -518,16 +556,79 @@ pub async fn stats(State(state): State<AppState>) -> Json<StatsResponse> {
 /// it and swaps it in; the old index stays on any error (422).
 pub async fn reload(
     State(state): State<AppState>,
+    Targeted(target): Targeted,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReloadResponse>, ApiError> {
     let path = parse_reload(&body_bytes(&state, body)?)?;
     let start = Instant::now();
-    let path = state.reload_async(path.map(Into::into)).await?;
+    let path = target.reload_async(path.map(Into::into)).await?;
     Ok(Json(ReloadResponse {
         status: "reloaded",
         path: path.display().to_string(),
-        documents: state.served().num_docs(),
+        documents: target.served().num_docs(),
         took_ms: start.elapsed().as_millis() as u64,
+    }))
+}
+
+/// What `GET /v1/collections` says of `target`.
+fn collection_info(name: &str, target: &Target) -> CollectionInfo {
+    let served = target.served();
+    CollectionInfo {
+        name: name.to_string(),
+        documents: served.num_docs(),
+        segments: served.snapshot().segments.len(),
+        generation: served.snapshot().generation,
+        writable: target.writer().is_some(),
+    }
+}
+
+/// `GET /v1/collections`: the collections served.
+pub async fn list_collections(
+    State(state): State<AppState>,
+) -> Result<Json<CollectionsResponse>, ApiError> {
+    let collections = state.collections().ok_or_else(ApiError::no_collections)?;
+    Ok(Json(CollectionsResponse {
+        collections: collections
+            .all()
+            .iter()
+            .map(|t| collection_info(t.name().unwrap_or_default(), t))
+            .collect(),
+    }))
+}
+
+/// `PUT /v1/collections/{collection}`: creates an empty collection (201), with the block and
+/// superblock sizes the body gives, if any.
+pub async fn create_collection(
+    State(state): State<AppState>,
+    path: RawPathParams,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<CollectionInfo>), ApiError> {
+    let collections = state.collections().ok_or_else(ApiError::no_collections)?;
+    let name = required_param(&path, "collection")?;
+    if !valid_collection_name(&name) {
+        return Err(ApiError::invalid(format!(
+            "collection name {name:?}: use 1 to 64 ASCII letters, digits, '-' and '_', not \
+             starting with '-'"
+        )));
+    }
+    let options = parse_create(&body_bytes(&state, body)?)?;
+    let target = collections
+        .create(&name, options, state.metrics_arc())
+        .await?;
+    Ok((StatusCode::CREATED, Json(collection_info(&name, &target))))
+}
+
+/// `DELETE /v1/collections/{collection}`: stops serving a collection and removes its files.
+pub async fn drop_collection(
+    State(state): State<AppState>,
+    path: RawPathParams,
+) -> Result<Json<DroppedResponse>, ApiError> {
+    let collections = state.collections().ok_or_else(ApiError::no_collections)?;
+    let name = required_param(&path, "collection")?;
+    let documents = collections.drop_collection(&name).await?;
+    Ok(Json(DroppedResponse {
+        dropped: name,
+        documents,
     }))
 }
 
@@ -588,13 +689,19 @@ mod tests {
     async fn a_panicking_job_is_a_500() {
         let dir = tempfile::tempdir().unwrap();
         let state = state(dir.path(), ServerConfig::default());
-        let err = blocking::<(), _>(&state, |_, _| panic!("boom"))
+        let target = state.target(None).unwrap();
+        let err = blocking::<(), _>(&state, &target, |_, _| panic!("boom"))
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(err.code, "internal");
         // The state still answers.
-        assert_eq!(blocking(&state, |s, _| Ok(s.num_docs())).await.unwrap(), 1);
+        assert_eq!(
+            blocking(&state, &target, |s, _| Ok(s.num_docs()))
+                .await
+                .unwrap(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -605,9 +712,10 @@ mod tests {
             ..ServerConfig::default()
         };
         let state = state(dir.path(), config);
+        let target = state.target(None).unwrap();
         let err = within_budget(
             &state,
-            blocking(&state, |_, _| {
+            blocking(&state, &target, |_, _| {
                 std::thread::sleep(Duration::from_millis(300));
                 Ok(())
             }),

@@ -12,6 +12,10 @@
 //!   "unknown_terms"}`.
 //! - `POST /v1/search/batch`: `{"queries": [{..., "id"?}]}` → `{"results": [...]}`.
 //! - `GET /v1/health`, `GET /v1/stats`.
+//! - With several collections ([`AppState::serving_collections`]): the routes above under
+//!   `/v1/collections/{name}/` (`search`, `search/batch`, `documents`, `documents/delete`,
+//!   `documents/{id}`, `refresh`), `GET /v1/collections`, and `GET` / `PUT` / `DELETE
+//!   /v1/collections/{name}` (stats, create, drop).
 //! - `POST /v1/admin/reload` (unless disabled): swap in a rebuilt index atomically.
 //! - `GET /metrics` (Prometheus), `GET /openapi.json` (OpenAPI 3.0, see [`openapi`]).
 //!
@@ -43,7 +47,7 @@ pub use encoder::{Batcher, QueryEncoder};
 pub use error::ApiError;
 pub use metrics::Metrics;
 pub use rerank::{QueryVectorizer, Reranker};
-pub use state::{AppState, ServedIndex};
+pub use state::{AppState, Collections, ServedIndex, Target};
 pub use writer::{Served, WriteOutcome, Writer};
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -63,6 +67,37 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/documents/delete", post(handlers::delete_documents))
         .route("/v1/documents/{id}", delete(handlers::delete_document))
         .route("/v1/refresh", post(handlers::refresh))
+        .route("/v1/collections", get(handlers::list_collections))
+        .route(
+            "/v1/collections/{collection}",
+            get(handlers::stats)
+                .put(handlers::create_collection)
+                .delete(handlers::drop_collection),
+        )
+        .route(
+            "/v1/collections/{collection}/search",
+            post(handlers::search),
+        )
+        .route(
+            "/v1/collections/{collection}/search/batch",
+            post(handlers::search_batch),
+        )
+        .route(
+            "/v1/collections/{collection}/documents",
+            post(handlers::add_documents),
+        )
+        .route(
+            "/v1/collections/{collection}/documents/delete",
+            post(handlers::delete_documents),
+        )
+        .route(
+            "/v1/collections/{collection}/documents/{id}",
+            delete(handlers::delete_document),
+        )
+        .route(
+            "/v1/collections/{collection}/refresh",
+            post(handlers::refresh),
+        )
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi));
     if state.config().admin {
@@ -143,24 +178,26 @@ pub async fn serve(
         .await
 }
 
-/// Reloads the served index from its file on every SIGHUP (Unix; never returns), reporting each
-/// outcome on standard error. Spawn it beside [`serve`].
+/// Reloads every index or collection served from its path on every SIGHUP (Unix; never
+/// returns), reporting each outcome on standard error. Spawn it beside [`serve`].
 pub async fn reload_on_hangup(state: AppState) {
     #[cfg(unix)]
     {
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         if let Ok(mut hangup) = hangup {
             while hangup.recv().await.is_some() {
-                match state.reload_async(None).await {
-                    Ok(path) => eprintln!(
-                        "SIGHUP: reloaded {} ({} documents)",
-                        path.display(),
-                        state.served().num_docs()
-                    ),
-                    Err(e) => eprintln!(
-                        "SIGHUP: reload failed, still serving the old index: {}",
-                        e.message
-                    ),
+                for target in state.targets() {
+                    match target.reload_async(None).await {
+                        Ok(path) => eprintln!(
+                            "SIGHUP: reloaded {} ({} documents)",
+                            path.display(),
+                            target.served().num_docs()
+                        ),
+                        Err(e) => eprintln!(
+                            "SIGHUP: reload failed, still serving the old index: {}",
+                            e.message
+                        ),
+                    }
                 }
             }
         }
@@ -170,24 +207,34 @@ pub async fn reload_on_hangup(state: AppState) {
     std::future::pending::<()>().await
 }
 
-/// Serves a collection's newest generation within `every` of its writing (never returns): reads
-/// its manifest every `every` and reloads when the generation changed, reporting each change on
-/// standard error. Spawn it beside [`serve`]; it does nothing for an index file.
+/// Serves each collection's newest generation within `every` of its writing (never returns):
+/// reads their manifests every `every` and reloads those whose generation changed, reporting
+/// each change on standard error. Spawn it beside [`serve`]; it does nothing for an index file
+/// or a collection the server writes itself.
 pub async fn refresh_every(state: AppState, every: std::time::Duration) {
     loop {
         tokio::time::sleep(every).await;
-        match state.refresh_async().await {
-            Ok(true) => eprintln!(
-                "refreshed {}: generation {}, {} documents",
-                state.served().path().display(),
-                state.served().snapshot().generation,
-                state.served().num_docs()
-            ),
-            Ok(false) => {}
-            Err(e) => eprintln!(
-                "refresh failed, still serving the old generation: {}",
-                e.message
-            ),
+        for target in state.targets() {
+            if target.writer().is_some() {
+                continue;
+            }
+            match target.refresh_async().await {
+                Ok(true) => {
+                    let served = target.served();
+                    eprintln!(
+                        "refreshed {}: generation {}, {} documents",
+                        served.path().display(),
+                        served.snapshot().generation,
+                        served.num_docs()
+                    )
+                }
+                Ok(false) => {}
+                Err(e) => eprintln!(
+                    "refresh of {} failed, still serving the old generation: {}",
+                    target.served().path().display(),
+                    e.message
+                ),
+            }
         }
     }
 }

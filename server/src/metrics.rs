@@ -63,6 +63,8 @@ pub struct Metrics {
     encode_batch: Histogram,
     reloads: Family<ResultLabels, Counter>,
     documents: Gauge<u64, AtomicU64>,
+    /// Live documents per index or collection served, summed in `documents`.
+    document_counts: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -122,7 +124,7 @@ impl Metrics {
         let documents = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "index_documents",
-            "Documents in the served index",
+            "Live documents served (summed over the collections)",
             documents.clone(),
         );
         Metrics {
@@ -135,6 +137,7 @@ impl Metrics {
             encode_batch,
             reloads,
             documents,
+            document_counts: Default::default(),
         }
     }
 
@@ -184,9 +187,25 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets the served index's document count.
-    pub fn set_documents(&self, documents: u32) {
-        self.documents.set(u64::from(documents));
+    /// Sets the live document count of the index or collection `name` (`""` for the only one);
+    /// the gauge shows the sum over every one served.
+    pub fn set_documents(&self, name: &str, documents: u64) {
+        let mut counts = self
+            .document_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.insert(name.to_string(), documents);
+        self.documents.set(counts.values().sum());
+    }
+
+    /// Stops counting the documents of the collection `name` (dropped).
+    pub fn forget_documents(&self, name: &str) {
+        let mut counts = self
+            .document_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts.remove(name);
+        self.documents.set(counts.values().sum());
     }
 
     /// Requests being answered now.
@@ -223,7 +242,7 @@ mod tests {
         m.record_search("bmp", true, Duration::from_micros(150));
         m.record_encode(3, Duration::from_millis(2));
         m.record_reload(false);
-        m.set_documents(42);
+        m.set_documents("", 42);
         let text = m.render();
         for needle in [
             "bmp_http_requests_total{route=\"/v1/search\",status=\"200\"} 1",

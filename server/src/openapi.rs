@@ -4,8 +4,9 @@ use bmp_query::{spec, SearchSpec, ALGORITHMS};
 use serde_json::{json, Value};
 
 /// The `(method, path)` of every route the API serves (`/v1/admin/reload` only when enabled; the
-/// document routes answer 409 unless the server takes writes).
-pub const ROUTES: [(&str, &str); 11] = [
+/// document routes answer 409 unless the server takes writes; the unnamed routes answer 404 on
+/// a server of several collections, and the collection routes on a server of one).
+pub const ROUTES: [(&str, &str); 21] = [
     ("post", "/v1/search"),
     ("post", "/v1/search/batch"),
     ("get", "/v1/health"),
@@ -15,6 +16,16 @@ pub const ROUTES: [(&str, &str); 11] = [
     ("post", "/v1/documents/delete"),
     ("delete", "/v1/documents/{id}"),
     ("post", "/v1/refresh"),
+    ("get", "/v1/collections"),
+    ("get", "/v1/collections/{collection}"),
+    ("put", "/v1/collections/{collection}"),
+    ("delete", "/v1/collections/{collection}"),
+    ("post", "/v1/collections/{collection}/search"),
+    ("post", "/v1/collections/{collection}/search/batch"),
+    ("post", "/v1/collections/{collection}/documents"),
+    ("post", "/v1/collections/{collection}/documents/delete"),
+    ("delete", "/v1/collections/{collection}/documents/{id}"),
+    ("post", "/v1/collections/{collection}/refresh"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
 ];
@@ -122,8 +133,118 @@ fn query_properties() -> Value {
     properties
 }
 
+/// The routes of one collection: `/v1/{tail}` as the server of one index serves it.
+const COLLECTION_ROUTES: [&str; 6] = [
+    "search",
+    "search/batch",
+    "documents",
+    "documents/delete",
+    "documents/{id}",
+    "refresh",
+];
+
+/// The `{collection}` path parameter.
+fn collection_parameter() -> Value {
+    json!({
+        "name": "collection", "in": "path", "required": true,
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$"},
+        "description": "The collection's name: its subdirectory of --collections"
+    })
+}
+
+/// Adds the routes of a server of several collections to `doc`: each of [`COLLECTION_ROUTES`]
+/// under `/v1/collections/{collection}/`, as its unnamed route with the collection's name, and
+/// the routes that list, create and drop collections.
+fn add_collection_routes(doc: &mut Value) {
+    let not_served = error_response("No collection of this name (code no_collection)");
+    for tail in COLLECTION_ROUTES {
+        let mut item = doc["paths"][format!("/v1/{tail}")].clone();
+        if let Some(ops) = item.as_object_mut() {
+            for op in ops.values_mut() {
+                let mut parameters = vec![collection_parameter()];
+                if let Some(own) = op["parameters"].as_array() {
+                    parameters.extend(own.iter().cloned());
+                }
+                op["parameters"] = Value::Array(parameters);
+                op["summary"] = json!(format!(
+                    "{} (in the collection named)",
+                    op["summary"].as_str().unwrap_or_default()
+                ));
+                op["responses"]["404"] = not_served.clone();
+            }
+        }
+        doc["paths"][format!("/v1/collections/{{collection}}/{tail}")] = item;
+    }
+    doc["paths"]["/v1/collections"] = json!({"get": {
+        "summary": "List the collections (a server started with --collections)",
+        "responses": {
+            "200": json_response("The collections served, by name", "Collections"),
+            "404": error_response("This server serves one index (code no_collections)")
+        }
+    }});
+    doc["paths"]["/v1/collections/{collection}"] = json!({
+        "get": {
+            "summary": "Facts about one collection",
+            "parameters": [collection_parameter()],
+            "responses": {"200": json_response("The collection", "Stats"), "404": not_served.clone()}
+        },
+        "put": {
+            "summary": "Create an empty collection",
+            "description": "Creates the collection's directory under --collections and serves it, writable. Needs --writable.",
+            "parameters": [collection_parameter()],
+            "requestBody": json_body("CreateRequest", false),
+            "responses": {
+                "201": json_response("The new collection", "CollectionInfo"),
+                "400": error_response("A bad name, block_size or superblock_size"),
+                "409": error_response("The name is taken (code collection_exists), or the server does not take writes (code read_only)")
+            }
+        },
+        "delete": {
+            "summary": "Drop a collection",
+            "description": "Stops serving the collection, stops its writer (writes not yet applied are dropped with it) and removes its directory. Searches already running finish. Needs --writable.",
+            "parameters": [collection_parameter()],
+            "responses": {
+                "200": json_response("The collection dropped", "Dropped"),
+                "404": not_served,
+                "409": error_response("The server does not take writes (code read_only)")
+            }
+        }
+    });
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["CollectionInfo"] = json!({
+        "type": "object", "required": ["name", "documents", "segments", "generation", "writable"],
+        "properties": {
+            "name": {"type": "string"}, "documents": {"type": "integer", "description": "Live documents served"},
+            "segments": {"type": "integer"}, "generation": {"type": "integer"},
+            "writable": {"type": "boolean"}
+        }
+    });
+    schemas["Collections"] = json!({
+        "type": "object", "required": ["collections"],
+        "properties": {"collections": {"type": "array", "items": {"$ref": "#/components/schemas/CollectionInfo"}}}
+    });
+    schemas["CreateRequest"] = json!({
+        "type": "object", "additionalProperties": false,
+        "properties": {
+            "block_size": {"type": "integer", "minimum": 8, "maximum": 256, "description": "Documents per block (default 8)"},
+            "superblock_size": {"type": "integer", "description": "Blocks per superblock (a power of two)"}
+        }
+    });
+    schemas["Dropped"] = json!({
+        "type": "object", "required": ["dropped", "documents"],
+        "properties": {"dropped": {"type": "string"}, "documents": {"type": "integer"}}
+    });
+}
+
 /// The OpenAPI document.
 pub fn document() -> Value {
+    let mut doc = unnamed_routes();
+    add_collection_routes(&mut doc);
+    doc
+}
+
+/// The OpenAPI document of a server of one index or collection.
+fn unnamed_routes() -> Value {
     let mut batch_query =
         json!({"type": "object", "additionalProperties": false, "properties": query_properties()});
     batch_query["properties"]["id"] = json!({

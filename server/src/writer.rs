@@ -55,6 +55,8 @@ pub struct Served {
 
 /// Makes a collection served as the writer left it.
 pub(crate) struct Publisher {
+    /// The collection's name (`""` for a server's only one), for the metrics.
+    pub name: String,
     pub index: Arc<ArcSwap<ServedIndex>>,
     pub metrics: Arc<Metrics>,
 }
@@ -68,8 +70,7 @@ impl Publisher {
             documents: snapshot.live_docs(),
         };
         let served = ServedIndex::collection(dir.path().to_path_buf(), snapshot);
-        self.metrics
-            .set_documents(u32::try_from(served.num_docs()).unwrap_or(u32::MAX));
+        self.metrics.set_documents(&self.name, served.num_docs());
         self.index.store(Arc::new(served));
         out
     }
@@ -93,6 +94,9 @@ pub(crate) enum Job {
     },
     /// Applies every logged write now.
     Refresh { done: Reply<Served> },
+    /// Stops the writer and the merger, leaving what is logged unapplied, and answers once
+    /// the collection is closed (its lock released).
+    Close { done: Reply<()> },
 }
 
 /// The handle of the writer thread; dropping it lets the thread finish its queue, apply what is
@@ -128,12 +132,20 @@ impl Writer {
             merges: Some(kicks),
         };
         let merge_pool = one_thread()?;
-        std::thread::Builder::new()
+        let merger = std::thread::Builder::new()
             .name("bmp-merger".into())
             .spawn(move || merge_loop(&shared, &merges, &merge_pool))?;
         std::thread::Builder::new()
             .name("bmp-writer".into())
-            .spawn(move || thread.run(queue))?;
+            .spawn(move || {
+                let closing = thread.run(queue);
+                // Without the writer's handle on it, the merger stops after its merge.
+                drop(thread);
+                let _ = merger.join();
+                if let Some(done) = closing {
+                    let _ = done.send(Ok(()));
+                }
+            })?;
         Ok(Writer { jobs })
     }
 
@@ -168,6 +180,14 @@ impl Writer {
         outcome.await.unwrap_or_else(|_| Err(lost()))
     }
 
+    /// Stops the writer and its merger without applying what is logged (for a collection
+    /// about to be removed); answers once the collection is closed. Writes sent later fail.
+    pub async fn close(&self) -> Result<(), ApiError> {
+        let (done, outcome) = oneshot::channel();
+        self.send(Job::Close { done })?;
+        outcome.await.unwrap_or_else(|_| Err(lost()))
+    }
+
     fn send(&self, job: Job) -> Result<(), ApiError> {
         self.jobs.send(job).map_err(|_| lost())
     }
@@ -199,7 +219,7 @@ fn ops_of(job: &Job) -> Vec<WalOp> {
             .iter()
             .map(|id| WalOp::Delete { id: id.clone() })
             .collect(),
-        Job::Refresh { .. } => Vec::new(),
+        Job::Refresh { .. } | Job::Close { .. } => Vec::new(),
     }
 }
 
@@ -233,8 +253,9 @@ const RETRY: Duration = Duration::from_secs(1);
 impl WriterThread {
     /// Takes everything queued, logs it as one group, refreshes when due or asked, answers;
     /// waits for the next request at most until the pending writes fall due. When the handle
-    /// is dropped, applies what is logged and stops.
-    fn run(&mut self, queue: Receiver<Job>) {
+    /// is dropped, applies what is logged and stops; on [`Job::Close`], stops at once (the jobs
+    /// queued with it before it are answered) and returns its reply.
+    fn run(&mut self, queue: Receiver<Job>) -> Option<Reply<()>> {
         loop {
             let first = match self.due_in() {
                 None => queue.recv().ok(),
@@ -253,10 +274,20 @@ impl WriterThread {
                     // What fails stays logged: the next writer applies it.
                     let _ = self.refresh();
                 }
-                return;
+                return None;
             };
             let mut jobs = vec![first];
             jobs.extend(queue.try_iter());
+            let close = jobs.iter().position(|j| matches!(j, Job::Close { .. }));
+            if let Some(at) = close {
+                // Jobs sent after the close are dropped with the queue: their senders hear so.
+                let mut rest = jobs.split_off(at).into_iter();
+                self.handle(jobs);
+                return match rest.next() {
+                    Some(Job::Close { done }) => Some(done),
+                    _ => None,
+                };
+            }
             self.handle(jobs);
         }
     }
@@ -277,6 +308,7 @@ impl WriterThread {
         let asked = jobs.iter().any(|j| match j {
             Job::Add { refresh, .. } | Job::Delete { refresh, .. } => *refresh,
             Job::Refresh { .. } => true,
+            Job::Close { .. } => false,
         });
         let refreshed = match asked || self.due_in() == Some(Duration::ZERO) {
             true => Some(self.refresh()),
@@ -310,6 +342,9 @@ impl WriterThread {
                         Some(r) => r.clone(),
                         None => Err(lost()),
                     });
+                }
+                Job::Close { done } => {
+                    let _ = done.send(Err(ApiError::internal("a close is not a write")));
                 }
             }
         }
@@ -423,6 +458,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = CollectionDir::open_or_create(tmp.path(), &BuildOptions::default()).unwrap();
         let publisher = Publisher {
+            name: String::new(),
             index: Arc::new(ArcSwap::from_pointee(ServedIndex::collection(
                 tmp.path().to_path_buf(),
                 dir.snapshot(),

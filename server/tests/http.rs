@@ -681,9 +681,14 @@ async fn reload_swaps_atomically() {
 
     // A failed reload keeps the old index.
     let missing = dir.path().join("missing.bmp");
-    assert!(server.state.reload(&missing).is_err());
+    assert!(server.state.target(None).unwrap().reload(&missing).is_err());
     std::fs::write(dir.path().join("junk.bmp"), b"not an index").unwrap();
-    assert!(server.state.reload(dir.path().join("junk.bmp")).is_err());
+    assert!(server
+        .state
+        .target(None)
+        .unwrap()
+        .reload(dir.path().join("junk.bmp"))
+        .is_err());
     let (_, r) = post(&client, &url, body.clone()).await;
     assert_eq!(hits_of(&r), want_a);
 
@@ -703,7 +708,7 @@ async fn reload_swaps_atomically() {
     };
     let state = server.state.clone();
     let b2 = b.clone();
-    tokio::task::spawn_blocking(move || state.reload(b2))
+    tokio::task::spawn_blocking(move || state.target(None).unwrap().reload(b2))
         .await
         .unwrap()
         .unwrap();
@@ -897,8 +902,16 @@ async fn openapi_document_is_valid_and_matches_the_routes() {
     let (status, doc) = get(&client, &format!("{}/openapi.json", server.base)).await;
     assert_eq!(status, 200);
     let spec: openapiv3::OpenAPI = serde_json::from_value(doc.clone()).expect("valid OpenAPI 3");
-    assert_eq!(spec.paths.paths.len(), bmp_server::openapi::ROUTES.len());
-    // Every documented operation is served: the right method never gets 404 or 405.
+    let operations: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(spec.paths.paths.len(), 19);
+    assert_eq!(operations, bmp_server::openapi::ROUTES.len());
+    // Every documented operation is routed: the right method never gets 405, nor a 404 for want
+    // of a route (the collection routes of a server of one index answer 404 no_collection(s)).
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
             let url = format!("{}{path}", server.base);
@@ -911,10 +924,19 @@ async fn openapi_document_is_valid_and_matches_the_routes() {
                     .await
                     .unwrap(),
                 "delete" => client.delete(&url).send().await.unwrap(),
+                "put" => client.put(&url).send().await.unwrap(),
                 other => panic!("unexpected method {other}"),
             };
             let status = r.status().as_u16();
-            assert!(status != 404 && status != 405, "{method} {path}: {status}");
+            let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default();
+            let code = body["error"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                status != 405 && code != "not_found",
+                "{method} {path}: {status} {body}"
+            );
         }
     }
     server.stop().await;
@@ -1226,4 +1248,208 @@ impl WordVectors {
         use bmp_server::QueryVectorizer;
         self.vectors(&[text.to_string()]).unwrap().remove(0)
     }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client.request(method, url);
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// The ids and scores of a search answer.
+fn hits(answer: &Value) -> Vec<(String, u64)> {
+    answer["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().to_string(),
+                h["score"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn several_collections_are_served_written_created_and_dropped_apart() {
+    use bmp_index::segments::{CollectionDir, RefreshPolicy};
+    use reqwest::Method;
+
+    let root = tempfile::tempdir().unwrap();
+    // One collection exists before the server starts; a hidden directory and a file are passed
+    // over.
+    let mut first =
+        CollectionDir::open_or_create(&root.path().join("news"), &BuildOptions::default()).unwrap();
+    let mut docs = Collection::new();
+    let t = docs.intern_term("apple");
+    docs.add_document("n1", &[(t, 3.0)]).unwrap();
+    first.add(&docs, &mut |_, _, _| {}).unwrap();
+    drop(first);
+    std::fs::create_dir(root.path().join(".trash")).unwrap();
+    std::fs::write(root.path().join("notes.txt"), "x").unwrap();
+
+    let policy = RefreshPolicy {
+        interval: None,
+        ..RefreshPolicy::default()
+    };
+    let (state, recoveries) =
+        AppState::serving_collections(root.path(), Some(policy), ServerConfig::default(), None)
+            .unwrap();
+    assert_eq!(recoveries.len(), 1);
+    let server = Server::with_state(state).await;
+    let client = reqwest::Client::new();
+    let base = &server.base;
+
+    let (status, list) = get(&client, &format!("{base}/v1/collections")).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["collections"][0]["name"], "news");
+    assert_eq!(list["collections"][0]["documents"], 1);
+    assert_eq!(list["collections"].as_array().unwrap().len(), 1);
+
+    // The unnamed routes name no collection here.
+    let query = json!({"vector": {"apple": 1.0}, "k": 10});
+    let (status, err) = post(&client, &format!("{base}/v1/search"), query.to_string()).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("no_collection"))
+    );
+
+    // Create a second collection; a bad name, a bad body and a taken name are refused.
+    let url = |name: &str, tail: &str| format!("{base}/v1/collections/{name}{tail}");
+    let (status, made) = send(
+        &client,
+        Method::PUT,
+        &url("blogs", ""),
+        Some(json!({"block_size": 16})),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(
+        (made["documents"].as_u64(), made["writable"].as_bool()),
+        (Some(0), Some(true))
+    );
+    let (status, err) = send(&client, Method::PUT, &url("blogs", ""), None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("collection_exists"))
+    );
+    let (status, _) = send(&client, Method::PUT, &url("-x", ""), None).await;
+    assert_eq!(status, 400);
+    let (status, err) = send(
+        &client,
+        Method::PUT,
+        &url("odd", ""),
+        Some(json!({"block_size": 3})),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    assert!(!root.path().join("odd").exists());
+
+    // Writes go to the collection named, and only to it.
+    let add = json!({"documents": [{"id": "b1", "vector": {"apple": 5.0}}, {"id": "b2", "vector": {"pear": 2.0}}]});
+    let (status, added) = post(
+        &client,
+        &format!("{}?refresh=true", url("blogs", "/documents")),
+        add.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(
+        (added["added"].as_u64(), added["visible"].as_bool()),
+        (Some(2), Some(true))
+    );
+    let (_, blogs) = post(&client, &url("blogs", "/search"), query.to_string()).await;
+    assert_eq!(hits(&blogs), vec![("b1".to_string(), 5)]);
+    let (_, news) = post(&client, &url("news", "/search"), query.to_string()).await;
+    assert_eq!(hits(&news), vec![("n1".to_string(), 3)]);
+    let batch = json!({"queries": [query.clone()]});
+    let (_, answers) = post(&client, &url("news", "/search/batch"), batch.to_string()).await;
+    assert_eq!(hits(&answers["results"][0]), vec![("n1".to_string(), 3)]);
+    let (status, err) = send(&client, Method::DELETE, &url("news", "/documents/b1"), None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("no_document"))
+    );
+    let (status, gone) = send(
+        &client,
+        Method::DELETE,
+        &url("blogs", "/documents/b1?refresh=true"),
+        None,
+    )
+    .await;
+    assert_eq!((status, gone["deleted"].as_u64()), (200, Some(1)));
+    let (_, blogs) = post(&client, &url("blogs", "/search"), query.to_string()).await;
+    assert!(hits(&blogs).is_empty());
+    let (status, stats) = get(&client, &url("blogs", "")).await;
+    assert_eq!(
+        (
+            status,
+            stats["documents"].as_u64(),
+            stats["block_size"].as_u64()
+        ),
+        (200, Some(1), Some(16))
+    );
+    let (_, health) = get(&client, &format!("{base}/v1/health")).await;
+    assert_eq!(health["documents"], 2);
+    let (status, err) = post(&client, &url("nope", "/search"), query.to_string()).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("no_collection"))
+    );
+
+    // Dropping removes the collection and its files; the other stays.
+    let (status, dropped) = send(&client, Method::DELETE, &url("blogs", ""), None).await;
+    assert_eq!(
+        (status, dropped["documents"].as_u64()),
+        (200, Some(1)),
+        "{dropped}"
+    );
+    assert!(!root.path().join("blogs").exists());
+    let (status, _) = post(&client, &url("blogs", "/search"), query.to_string()).await;
+    assert_eq!(status, 404);
+    let (status, _) = send(&client, Method::DELETE, &url("blogs", ""), None).await;
+    assert_eq!(status, 404);
+    let (_, list) = get(&client, &format!("{base}/v1/collections")).await;
+    assert_eq!(list["collections"].as_array().unwrap().len(), 1);
+    // A dropped name can be taken again, empty.
+    let (status, made) = send(&client, Method::PUT, &url("blogs", ""), None).await;
+    assert_eq!((status, made["documents"].as_u64()), (201, Some(0)));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_server_of_one_index_has_no_collection_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = build(dir.path(), "one.bmp", "d", 50, 3);
+    let server = Server::start(&index, ServerConfig::default()).await;
+    let client = reqwest::Client::new();
+    let (status, err) = get(&client, &format!("{}/v1/collections", server.base)).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("no_collections"))
+    );
+    let query = json!({"vector": {"t1": 1.0}});
+    let (status, err) = post(
+        &client,
+        &format!("{}/v1/collections/x/search", server.base),
+        query.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("no_collection"))
+    );
+    server.stop().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bmp_encoder::{ClusterSpec, DeviceKind, Precision, TokenEncoder};
 use bmp_index::build::BuildOptions;
-use bmp_index::segments::{CollectionDir, RefreshPolicy, Snapshot};
+use bmp_index::segments::{CollectionDir, Recovery, RefreshPolicy, Snapshot};
 use bmp_index::Index;
 use bmp_server::{
     refresh_every, reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder,
@@ -31,20 +31,32 @@ use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
 /// arrive together are encoded in one batch. Ctrl-C or SIGTERM stops accepting connections and
 /// lets in-flight requests finish. A collection directory (`add`, `delete`, `compact` write it,
 /// from another process) is searched across its segments, and its newest generation is served
-/// within --refresh-ms of being written.
+/// within --refresh-ms of being written. With --collections, every collection in a directory is
+/// served under `/v1/collections/{name}/` (`search`, `search/batch`, `documents`,
+/// `documents/delete`, `documents/{id}`, `refresh`); `GET /v1/collections` lists them, and with
+/// --writable `PUT` and `DELETE /v1/collections/{name}` create and drop them.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Index file, or a collection directory (`add`; an empty directory becomes an empty
     /// collection): its newest generation is served within --refresh-ms of being written.
-    #[arg(long)]
-    pub index: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "collections",
+        conflicts_with = "collections"
+    )]
+    pub index: Option<PathBuf>,
+    /// A directory of collections, one per subdirectory (created if missing): each is served
+    /// at `/v1/collections/{name}/...`, named after its subdirectory (1 to 64 letters, digits,
+    /// `-`, `_`); `/v1/search` and the other unnamed routes answer 404.
+    #[arg(long, conflicts_with = "multivec")]
+    pub collections: Option<PathBuf>,
     /// With a collection directory: how often its manifest is read for a newer generation, in
     /// milliseconds; with --writable, the longest a write waits before searches see it (0: only
     /// on SIGHUP, `POST /v1/refresh` or `POST /v1/admin/reload`; with --writable, on
     /// `POST /v1/refresh`, `?refresh=true` or once 2M postings are pending).
     #[arg(long, default_value_t = 1000)]
     pub refresh_ms: u64,
-    /// With a collection directory: take writes over HTTP (`POST /v1/documents`,
+    /// With a collection directory (or --collections): take writes over HTTP (`POST /v1/documents`,
     /// `POST /v1/documents/delete`, `DELETE /v1/documents/{id}`), each answered once durable
     /// in the collection's write-ahead log and visible to searches within --refresh-ms. The
     /// server then holds the collection's writer lock: `add`, `delete` and `compact` from other
@@ -178,26 +190,103 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             }))
         }
     };
-    let collection = args.index.is_dir();
+    let runtime = config
+        .build_runtime()
+        .context("cannot start the async runtime")?;
+    let policy = RefreshPolicy {
+        interval: (args.refresh_ms > 0).then(|| Duration::from_millis(args.refresh_ms)),
+        ..RefreshPolicy::default()
+    };
+    let (state, shown, reads_others) = match (&args.index, &args.collections) {
+        (_, Some(root)) => {
+            std::fs::create_dir_all(root)
+                .with_context(|| format!("cannot create {}", root.display()))?;
+            let writes = args.writable.then_some(policy);
+            let (state, recoveries) = AppState::serving_collections(root, writes, config, encoder)?;
+            for (name, r) in recoveries {
+                report_recovery(&name, r);
+            }
+            let names: Vec<String> = state
+                .targets()
+                .iter()
+                .filter_map(|t| t.name().map(str::to_string))
+                .collect();
+            eprintln!(
+                "{} collections in {}: {}",
+                names.len(),
+                root.display(),
+                names.join(", ")
+            );
+            (state, root.clone(), !args.writable)
+        }
+        (Some(index), None) => {
+            let state = serve_one(args, index, config, encoder, policy)?;
+            (state, index.clone(), index.is_dir() && !args.writable)
+        }
+        (None, None) => anyhow::bail!("give --index or --collections"),
+    };
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        let local = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        tokio::spawn(reload_on_hangup(state.clone()));
+        // A writable server serves what its own writers apply.
+        if reads_others && args.refresh_ms > 0 {
+            tokio::spawn(refresh_every(
+                state.clone(),
+                Duration::from_millis(args.refresh_ms),
+            ));
+        }
+        eprintln!("serving {} on http://{local}", shown.display());
+        serve(listener, state, shutdown_signal())
+            .await
+            .context("server error")?;
+        eprintln!("stopped");
+        Ok(())
+    })
+}
+
+/// Reports the writes a collection's write-ahead log held when it was opened.
+fn report_recovery(name: &str, r: Recovery) {
+    if r.replayed > 0 || r.torn_bytes > 0 {
+        eprintln!(
+            "{name}: applied {} writes left in the write-ahead log ({} bytes of an unacknowledged write cut off)",
+            r.replayed, r.torn_bytes
+        );
+    }
+}
+
+/// The state serving the one index file or collection directory `index`.
+fn serve_one(
+    args: &ServeArgs,
+    index: &std::path::Path,
+    config: ServerConfig,
+    encoder: Option<Arc<dyn QueryEncoder>>,
+    policy: RefreshPolicy,
+) -> anyhow::Result<AppState> {
+    let collection = index.is_dir();
     if collection && args.multivec.is_some() {
         anyhow::bail!(
             "--multivec reranks the results of one index file; {} is a collection directory",
-            args.index.display()
+            index.display()
         );
     }
     let empty = collection
-        && std::fs::read_dir(&args.index)
-            .with_context(|| format!("cannot read {}", args.index.display()))?
+        && std::fs::read_dir(index)
+            .with_context(|| format!("cannot read {}", index.display()))?
             .next()
             .is_none();
     if empty {
         // An empty directory becomes an empty collection, for `add` to fill while it is served.
-        CollectionDir::open_or_create(&args.index, &BuildOptions::default())?;
+        CollectionDir::open_or_create(index, &BuildOptions::default())?;
     }
     let served = if collection {
-        ServedIndex::collection(args.index.clone(), Snapshot::open(&args.index)?)
+        ServedIndex::collection(index.to_path_buf(), Snapshot::open(index)?)
     } else {
-        ServedIndex::new(Index::open(&args.index)?)
+        ServedIndex::new(Index::open(index)?)
     };
     let reranker = match (&args.multivec, served.single()) {
         (Some(path), Some(index)) => {
@@ -214,65 +303,31 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let runtime = config
-        .build_runtime()
-        .context("cannot start the async runtime")?;
     if args.writable && !collection {
         anyhow::bail!(
             "--writable takes writes into a collection directory; {} is an index file",
-            args.index.display()
+            index.display()
         );
     }
     // The writer's lock first, then the generation it holds: no write can slip in between.
     let writer = match args.writable {
         true => {
-            let dir = CollectionDir::open(&args.index)?;
-            let r = dir.recovery();
-            if r.replayed > 0 || r.torn_bytes > 0 {
-                eprintln!(
-                    "applied {} writes left in the write-ahead log ({} bytes of an unacknowledged write cut off)",
-                    r.replayed, r.torn_bytes
-                );
-            }
+            let dir = CollectionDir::open(index)?;
+            report_recovery(&index.display().to_string(), dir.recovery());
             Some(dir)
         }
         false => None,
     };
     let served = match &writer {
-        Some(dir) => ServedIndex::collection(args.index.clone(), dir.snapshot()),
+        Some(dir) => ServedIndex::collection(index.to_path_buf(), dir.snapshot()),
         None => served,
     };
     let mut state = AppState::serving(served, config, encoder, reranker)
         .context("cannot start the query encoder")?;
     if let Some(dir) = writer {
-        let policy = RefreshPolicy {
-            interval: (args.refresh_ms > 0).then(|| Duration::from_millis(args.refresh_ms)),
-            ..RefreshPolicy::default()
-        };
         state = state
             .with_writer(dir, policy)
             .context("cannot start the collection's writer")?;
     }
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
-        let local = listener
-            .local_addr()
-            .context("cannot read the bound address")?;
-        tokio::spawn(reload_on_hangup(state.clone()));
-        // A writable server serves what its own writer applies.
-        if collection && !args.writable && args.refresh_ms > 0 {
-            tokio::spawn(refresh_every(
-                state.clone(),
-                Duration::from_millis(args.refresh_ms),
-            ));
-        }
-        eprintln!("serving {} on http://{local}", args.index.display());
-        serve(listener, state, shutdown_signal())
-            .await
-            .context("server error")?;
-        eprintln!("stopped");
-        Ok(())
-    })
+    Ok(state)
 }

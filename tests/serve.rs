@@ -890,3 +890,94 @@ fn a_server_of_several_collections_keeps_each_ones_writes_across_a_kill() {
     }
     served.stop();
 }
+
+#[test]
+fn documents_written_as_text_over_http_are_encoded_as_add_encodes_them() {
+    let (Some(model), Some(cranfield)) = (common::model(), common::dataset("cranfield")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let corpus: Vec<String> = std::fs::read_to_string(cranfield.join("corpus.jsonl"))
+        .unwrap()
+        .lines()
+        .take(40)
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(dir.join("corpus.jsonl"), corpus.join("\n")).unwrap();
+    let queries: Vec<String> = std::fs::read_to_string(cranfield.join("queries.jsonl"))
+        .unwrap()
+        .lines()
+        .take(6)
+        .map(str::to_owned)
+        .collect();
+    std::fs::write(dir.join("queries.jsonl"), queries.join("\n")).unwrap();
+    let m = model.to_str().unwrap();
+    ok(
+        dir,
+        &[
+            "add",
+            "--collection",
+            "cli",
+            "--input",
+            "corpus.jsonl",
+            "--model",
+            m,
+        ],
+    );
+
+    // The same documents as texts (title, a space, text: as a BEIR corpus is read), in one
+    // request, through a server encoding 32 texts per pass as `add` does.
+    std::fs::create_dir(dir.join("http")).unwrap();
+    let args = [
+        "--index",
+        "http",
+        "--writable",
+        "--model",
+        m,
+        "--encoder-batch",
+        "32",
+    ];
+    let served = Served::start(dir, &args);
+    let docs: Vec<serde_json::Value> = corpus
+        .iter()
+        .map(|line| {
+            let d: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = format!(
+                "{} {}",
+                d["title"].as_str().unwrap_or_default(),
+                d["text"].as_str().unwrap_or_default()
+            );
+            serde_json::json!({"id": d["_id"], "text": text.trim()})
+        })
+        .collect();
+    let body = serde_json::json!({ "documents": docs }).to_string();
+    let (status, answer) = http(&served.addr, "POST", "/v1/documents?refresh=true", &body);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""added":40"#), "{answer}");
+    served.stop();
+
+    let search = |index: &str| {
+        let out = format!("run-{index}");
+        ok(
+            dir,
+            &[
+                "search",
+                "--index",
+                index,
+                "--model",
+                m,
+                "--queries",
+                "queries.jsonl",
+                "--k",
+                "10",
+                "--output",
+                &out,
+            ],
+        );
+        read_run(&dir.join(out))
+    };
+    let from_cli = search("cli");
+    assert!(!from_cli.is_empty());
+    assert_eq!(search("http"), from_cli);
+}

@@ -277,7 +277,10 @@ pub type DocumentInput = (String, Vec<(String, f32)>);
 
 /// Validates a write body `{"documents": [{"id": "...", "vector": {"term": weight}}, ...]}`:
 /// the documents as `(id, entries)`, weights finite and at least 0, ids unique.
-pub fn parse_documents(v: &Value) -> Result<Vec<DocumentInput>, ApiError> {
+///
+/// A document may give its `text` instead of its `vector`: it is returned with no entries, and
+/// its index and text in the second list, for the server's model to encode.
+pub fn parse_documents(v: &Value) -> Result<ParsedDocuments, ApiError> {
     let obj = object(v, "the body")?;
     if let Some(k) = obj.keys().find(|k| k.as_str() != "documents") {
         return Err(ApiError::invalid(format!("unknown field {k:?}")));
@@ -291,10 +294,14 @@ pub fn parse_documents(v: &Value) -> Result<Vec<DocumentInput>, ApiError> {
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(docs.len());
+    let mut texts = Vec::new();
     for (i, d) in docs.iter().enumerate() {
         let prefix = format!("documents[{i}]");
         let d = object(d, &prefix)?;
-        if let Some(k) = d.keys().find(|k| !matches!(k.as_str(), "id" | "vector")) {
+        if let Some(k) = d
+            .keys()
+            .find(|k| !matches!(k.as_str(), "id" | "vector" | "text"))
+        {
             return Err(ApiError::invalid(format!("{prefix}: unknown field {k:?}")));
         }
         let id = d
@@ -308,9 +315,30 @@ pub fn parse_documents(v: &Value) -> Result<Vec<DocumentInput>, ApiError> {
                 "{prefix}.id: {id:?} appears twice in the request"
             )));
         }
-        let vector = d
-            .get("vector")
-            .ok_or_else(|| ApiError::invalid(format!("{prefix}.vector is missing")))?;
+        let vector = match (d.get("vector"), d.get("text")) {
+            (Some(vector), None) => vector,
+            (None, Some(text)) => {
+                let text = text
+                    .as_str()
+                    .filter(|t| !t.trim().is_empty())
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!("{prefix}.text must be a non-blank string"))
+                    })?;
+                texts.push((i, text.to_string()));
+                out.push((id.to_string(), Vec::new()));
+                continue;
+            }
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "{prefix}: give vector or text, not both"
+                )))
+            }
+            (None, None) => {
+                return Err(ApiError::invalid(format!(
+                    "{prefix}.vector is missing (or give its text, to a server with a model)"
+                )))
+            }
+        };
         let map = vector.as_object().ok_or_else(|| {
             ApiError::invalid(format!(
                 "{prefix}.vector must be an object mapping terms to weights"
@@ -330,8 +358,11 @@ pub fn parse_documents(v: &Value) -> Result<Vec<DocumentInput>, ApiError> {
         }
         out.push((id.to_string(), entries));
     }
-    Ok(out)
+    Ok((out, texts))
 }
+
+/// The documents of an add request, and the `(index, text)` of those given as text.
+pub type ParsedDocuments = (Vec<DocumentInput>, Vec<(usize, String)>);
 
 /// The query string of the write routes: `?refresh=true` answers only once the write is visible
 /// to searches.

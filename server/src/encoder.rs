@@ -13,10 +13,16 @@ use crate::metrics::Metrics;
 /// A sparse query vector: `(term, weight)` entries, as [`bmp_query::Query::from_entries`] takes.
 pub type Entries = Vec<(String, f32)>;
 
-/// Turns query texts into sparse vectors (a SPLADE model, for instance).
+/// Turns query texts, and document texts, into sparse vectors (a SPLADE model, for instance).
 pub trait QueryEncoder: Send + Sync + 'static {
-    /// The vectors of `texts`, in order.
+    /// The vectors of the query texts `texts`, in order.
     fn encode(&self, texts: &[String]) -> Result<Vec<Entries>, String>;
+
+    /// The vectors of the document texts `texts`, in order, as the index's documents were
+    /// encoded (documents may be pruned where queries are not). By default, as queries.
+    fn encode_documents(&self, texts: &[String]) -> Result<Vec<Entries>, String> {
+        self.encode(texts)
+    }
 
     /// What the encoder is (a model directory, say), for `/v1/stats`.
     fn describe(&self) -> String;
@@ -26,6 +32,8 @@ type Reply = oneshot::Sender<Result<Vec<Entries>, String>>;
 
 struct Job {
     texts: Vec<String>,
+    /// Whether the texts are documents (encoded apart from queries).
+    documents: bool,
     reply: Reply,
 }
 
@@ -53,16 +61,36 @@ impl Batcher {
         Ok(Batcher { queue, description })
     }
 
-    /// Encodes `texts` (in order), batched with other requests' texts.
+    /// Encodes the query texts `texts` (in order), batched with other requests' texts.
     pub async fn encode(&self, texts: Vec<String>) -> Result<Vec<Entries>, ApiError> {
+        self.submit(texts, false).await
+    }
+
+    /// Encodes the document texts `texts` (in order), batched with other requests' documents.
+    pub async fn encode_documents(&self, texts: Vec<String>) -> Result<Vec<Entries>, ApiError> {
+        self.submit(texts, true).await
+    }
+
+    async fn submit(&self, texts: Vec<String>, documents: bool) -> Result<Vec<Entries>, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Job { texts, reply })
+            .send(Job {
+                texts,
+                documents,
+                reply,
+            })
             .map_err(|_| ApiError::internal("the query encoder has stopped"))?;
         answer
             .await
             .map_err(|_| ApiError::internal("the query encoder has stopped"))?
-            .map_err(|e| ApiError::internal(format!("cannot encode the query: {e}")))
+            .map_err(|e| {
+                let what = if documents {
+                    "the documents"
+                } else {
+                    "the query"
+                };
+                ApiError::internal(format!("cannot encode {what}: {e}"))
+            })
     }
 
     /// The encoder's description.
@@ -77,20 +105,31 @@ fn run(
     max_batch: usize,
     metrics: &Metrics,
 ) {
+    // A job of the other kind than the batch being gathered waits for the next batch.
+    let mut held: Option<Job> = None;
     loop {
         let mut batch = Vec::new();
         {
             let Ok(mut jobs) = jobs.lock() else { return };
-            let Some(first) = jobs.blocking_recv() else {
-                return;
+            let first = match held.take() {
+                Some(job) => job,
+                None => match jobs.blocking_recv() {
+                    Some(job) => job,
+                    None => return,
+                },
             };
+            let documents = first.documents;
             let mut texts = first.texts.len();
             batch.push(first);
             while texts < max_batch {
                 match jobs.try_recv() {
-                    Ok(job) => {
+                    Ok(job) if job.documents == documents => {
                         texts += job.texts.len();
                         batch.push(job);
+                    }
+                    Ok(job) => {
+                        held = Some(job);
+                        break;
                     }
                     Err(_) => break,
                 }
@@ -107,8 +146,12 @@ fn run(
             .flat_map(|job| std::mem::take(&mut job.texts))
             .collect();
         let start = Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| encoder.encode(&texts)))
-            .unwrap_or_else(|_| Err("the encoder failed unexpectedly".to_string()));
+        let documents = batch.first().is_some_and(|job| job.documents);
+        let result = catch_unwind(AssertUnwindSafe(|| match documents {
+            true => encoder.encode_documents(&texts),
+            false => encoder.encode(&texts),
+        }))
+        .unwrap_or_else(|_| Err("the encoder failed unexpectedly".to_string()));
         metrics.record_encode(texts.len(), start.elapsed());
         reply_all(batch, &counts, result);
     }

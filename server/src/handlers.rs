@@ -414,8 +414,9 @@ fn write_params(
         .map_err(|e| ApiError::invalid(format!("query string: {}", e.body_text())))
 }
 
-/// `POST /v1/documents`: adds (or replaces) documents; answers once the write is durable (in
-/// the write-ahead log), and with `?refresh=true` once it is visible too.
+/// `POST /v1/documents`: adds (or replaces) documents, given as vectors or, on a server with a
+/// model, as texts; answers once the write is durable (in the write-ahead log), and with
+/// `?refresh=true` once it is visible too.
 pub async fn add_documents(
     State(state): State<AppState>,
     Targeted(target): Targeted,
@@ -425,7 +426,19 @@ pub async fn add_documents(
     let writer = target.writer().ok_or_else(ApiError::read_only)?;
     let params = write_params(params)?;
     let value = parse_json(&body_bytes(&state, body)?)?;
-    let docs = parse_documents(&value)?;
+    let (mut docs, texts) = parse_documents(&value)?;
+    if let Some((first, _)) = texts.first() {
+        let encoder = state
+            .encoder()
+            .ok_or_else(|| ApiError::no_model(&format!("documents[{first}].text")))?;
+        let (slots, texts): (Vec<usize>, Vec<String>) = texts.into_iter().unzip();
+        let vectors = encoder.encode_documents(texts).await?;
+        for (slot, vector) in slots.into_iter().zip(vectors) {
+            if let Some(doc) = docs.get_mut(slot) {
+                doc.1 = vector;
+            }
+        }
+    }
     // Every document is checked on its own first: a commit of several requests fails only on I/O.
     let mut check = Collection::new();
     for (i, (id, entries)) in docs.iter().enumerate() {

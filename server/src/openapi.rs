@@ -419,10 +419,12 @@ fn unnamed_routes() -> Value {
             "AddRequest": {
                 "type": "object", "required": ["documents"], "additionalProperties": false,
                 "properties": {"documents": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "required": ["id", "vector"], "additionalProperties": false,
+                    "type": "object", "required": ["id"], "additionalProperties": false,
+                    "description": "Give vector or text, not both.",
                     "properties": {
                         "id": {"type": "string", "description": "External id, unique in the request; no whitespace"},
-                        "vector": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}, "description": "Term to weight"}
+                        "vector": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}, "description": "Term to weight"},
+                        "text": {"type": "string", "description": "The document's text, encoded by the server's model (needs --model; pruned as --doc-top-k and --doc-min-weight say)"}
                     }
                 }}}
             },

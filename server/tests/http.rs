@@ -1372,6 +1372,17 @@ async fn several_collections_are_served_written_created_and_dropped_apart() {
     );
     let (_, blogs) = post(&client, &url("blogs", "/search"), query.to_string()).await;
     assert_eq!(hits(&blogs), vec![("b1".to_string(), 5)]);
+    let text = json!({"documents": [{"id": "b3", "text": "apple pie"}]});
+    let (status, err) = post(&client, &url("blogs", "/documents"), text.to_string()).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("no_model")),
+        "{err}"
+    );
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("documents[0].text"));
     let (_, news) = post(&client, &url("news", "/search"), query.to_string()).await;
     assert_eq!(hits(&news), vec![("n1".to_string(), 3)]);
     let batch = json!({"queries": [query.clone()]});
@@ -1450,6 +1461,105 @@ async fn a_server_of_one_index_has_no_collection_routes() {
     assert_eq!(
         (status, err["error"]["code"].as_str()),
         (404, Some("no_collection"))
+    );
+    server.stop().await;
+}
+
+/// [`Words`] for queries; documents weigh each word 2.
+struct DocumentWords;
+
+impl QueryEncoder for DocumentWords {
+    fn encode(&self, texts: &[String]) -> Result<Vec<Vec<(String, f32)>>, String> {
+        Words.encode(texts)
+    }
+
+    fn encode_documents(&self, texts: &[String]) -> Result<Vec<Vec<(String, f32)>>, String> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut weights = std::collections::BTreeMap::<String, f32>::new();
+                for w in t.split_whitespace() {
+                    *weights.entry(w.to_string()).or_default() += 2.0;
+                }
+                weights.into_iter().collect()
+            })
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        "document words".into()
+    }
+}
+
+#[tokio::test]
+async fn documents_written_as_text_go_through_the_document_encoder() {
+    use bmp_index::segments::RefreshPolicy;
+
+    let root = tempfile::tempdir().unwrap();
+    let policy = RefreshPolicy {
+        interval: None,
+        ..RefreshPolicy::default()
+    };
+    let (state, _) = AppState::serving_collections(
+        root.path(),
+        Some(policy),
+        ServerConfig::default(),
+        Some(Arc::new(DocumentWords)),
+    )
+    .unwrap();
+    let server = Server::with_state(state).await;
+    let client = reqwest::Client::new();
+    let base = &server.base;
+    let (status, _) = send(
+        &client,
+        reqwest::Method::PUT,
+        &format!("{base}/v1/collections/c"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Texts and vectors in one request; a blank text and a document with both are refused.
+    let add = format!("{base}/v1/collections/c/documents?refresh=true");
+    for (bad, needle) in [
+        (
+            json!({"documents": [{"id": "x", "text": "  "}]}),
+            "documents[0].text",
+        ),
+        (
+            json!({"documents": [{"id": "x", "text": "a", "vector": {"a": 1}}]}),
+            "not both",
+        ),
+    ] {
+        let (status, err) = post(&client, &add, bad.to_string()).await;
+        assert_eq!(status, 400, "{err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(needle),
+            "{err}"
+        );
+    }
+    let docs = json!({"documents": [
+        {"id": "t1", "text": "apple apple pear"},
+        {"id": "v1", "vector": {"apple": 3.0}},
+        {"id": "t2", "text": "pear"}
+    ]});
+    let (status, added) = post(&client, &add, docs.to_string()).await;
+    assert_eq!((status, added["added"].as_u64()), (200, Some(3)), "{added}");
+    // Document words weigh 2 each (repeats add up), whatever the query encoding.
+    let search = format!("{base}/v1/collections/c/search");
+    let (_, answer) = post(&client, &search, json!({"query": "apple"}).to_string()).await;
+    assert_eq!(
+        hits(&answer),
+        vec![("t1".to_string(), 4), ("v1".to_string(), 3)]
+    );
+    let (_, answer) = post(
+        &client,
+        &search,
+        json!({"vector": {"pear": 1.0}}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        hits(&answer),
+        vec![("t1".to_string(), 2), ("t2".to_string(), 2)]
     );
     server.stop().await;
 }

@@ -96,9 +96,18 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = ServerConfig::default().encoder_batch as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub encoder_batch: u32,
-    /// Truncation length of text queries in tokens (default: the model's maximum).
+    /// Truncation length of texts (queries, and documents written as text) in tokens
+    /// (default: the model's maximum).
     #[arg(long)]
     pub max_length: Option<usize>,
+    /// With --writable and --model: keep only the N heaviest terms of each document written as
+    /// text, as `add --model --doc-top-k` does (queries are never pruned).
+    #[arg(long)]
+    pub doc_top_k: Option<usize>,
+    /// With --writable and --model: drop the terms of documents written as text whose weight
+    /// is below this floor.
+    #[arg(long)]
+    pub doc_min_weight: Option<f32>,
     /// Where the model runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceKind,
@@ -139,7 +148,7 @@ impl QueryVectorizer for TokenQueries {
     }
 }
 
-/// A SPLADE model as the server's query encoder.
+/// A SPLADE (or pruned LLM) model as the server's encoder of query and document texts.
 struct SpladeQueries {
     encoder: TextEncoder,
     description: String,
@@ -150,6 +159,14 @@ impl QueryEncoder for SpladeQueries {
         let vectors = self
             .encoder
             .encode_queries(texts)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(vectors.iter().map(|v| self.encoder.entries(v)).collect())
+    }
+
+    fn encode_documents(&self, texts: &[String]) -> Result<Vec<Vec<(String, f32)>>, String> {
+        let (vectors, _) = self
+            .encoder
+            .encode_documents(texts, &mut |_| {})
             .map_err(|e| format!("{e:#}"))?;
         Ok(vectors.iter().map(|v| self.encoder.entries(v)).collect())
     }
@@ -179,6 +196,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             let options = EncoderArgs {
                 batch_size: args.encoder_batch,
                 max_length: args.max_length,
+                doc_top_k: args.doc_top_k,
+                doc_min_weight: args.doc_min_weight,
                 device: args.device,
                 dtype: args.dtype,
                 ..EncoderArgs::default()

@@ -200,7 +200,6 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 doc_min_weight: args.doc_min_weight,
                 device: args.device,
                 dtype: args.dtype,
-                ..EncoderArgs::default()
             };
             let encoder = TextEncoder::load(dir, &options)?;
             Some(Arc::new(SpladeQueries {

@@ -93,14 +93,32 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 /// Sends one request and returns (status, body), or `None` when the connection fails or is cut
 /// off before a whole answer.
 fn try_http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    try_http_as(addr, None, method, path, body)
+}
+
+/// Sends one request with the API key `key` and returns (status, body).
+fn http_as(addr: &str, key: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    try_http_as(addr, Some(key), method, path, body)
+        .unwrap_or_else(|| panic!("{method} {path}: no answer"))
+}
+
+/// [`try_http`] with an API key, if given.
+fn try_http_as(
+    addr: &str,
+    key: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
         .ok()?;
+    let authorization = key.map_or_else(String::new, |k| format!("Authorization: Bearer {k}\r\n"));
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         {authorization}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
@@ -828,9 +846,24 @@ fn a_server_of_several_collections_keeps_each_ones_writes_across_a_kill() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     // No refresh of the writers' own accord: the writes are in the logs only when killed.
-    let args = ["--collections", "cols", "--writable", "--refresh-ms", "0"];
+    // Creating collections takes an admin key.
+    const ADMIN: &str = "admin-key-0123456789";
+    std::fs::write(dir.join("keys"), format!("admin {ADMIN}\n")).unwrap();
+    let args = [
+        "--collections",
+        "cols",
+        "--writable",
+        "--refresh-ms",
+        "0",
+        "--api-keys",
+        "keys",
+    ];
     let mut served = Served::start(dir, &args);
     let addr = served.addr.clone();
+    let (status, _) = http(&addr, "PUT", "/v1/collections/red", "");
+    assert_eq!(status, 401);
+    let http =
+        |addr: &str, method: &str, path: &str, body: &str| http_as(addr, ADMIN, method, path, body);
     for name in ["red", "blue"] {
         let (status, body) = http(&addr, "PUT", &format!("/v1/collections/{name}"), "");
         assert_eq!(status, 201, "{body}");

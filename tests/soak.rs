@@ -5,6 +5,8 @@
 //! level late in the soak at most 10% above its highest early on. p99 latency of the valid
 //! requests and the heap are printed per window.
 //!
+//! The server requires API keys: the clients search with a read key, reloads use an admin key.
+//!
 //! It runs for `BMP_SOAK_SECS` seconds (30 by default, as in CI; 600 for the full soak).
 
 use std::io::{Read, Write};
@@ -22,14 +24,14 @@ const CLIENTS: usize = 8;
 const BODY_LIMIT: usize = 64 << 10;
 
 /// One request over a fresh connection: the status, or `None` when the connection failed.
-fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Option<u16> {
+fn request(addr: &str, key: &str, method: &str, path: &str, body: &[u8]) -> Option<u16> {
     let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
+         Authorization: Bearer {key}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).ok()?;
@@ -39,6 +41,10 @@ fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> Option<u16> {
     let _ = stream.read_to_end(&mut response);
     std::str::from_utf8(response.get(9..12)?).ok()?.parse().ok()
 }
+
+/// The key the clients search with, and the one reloads are asked with.
+const READ_KEY: &str = "soak-read-key-0123456789";
+const ADMIN_KEY: &str = "soak-admin-key-0123456789";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
@@ -155,9 +161,16 @@ fn serve_survives_a_loopback_soak_with_reloads() {
         .collect();
 
     let limit = BODY_LIMIT.to_string();
+    std::fs::write(
+        dir.join("keys"),
+        format!("read {READ_KEY}\nadmin {ADMIN_KEY}\n"),
+    )
+    .unwrap();
     let (mut server, mut stderr, addr) = common::start_serve(
         dir,
         &[
+            "--api-keys",
+            "keys",
             "--index",
             "live.bmp",
             "--threads",
@@ -186,7 +199,7 @@ fn serve_survives_a_loopback_soak_with_reloads() {
                 while Instant::now() < deadline {
                     let (kind, method, path, body) = pick(c, n, &terms);
                     let sent = Instant::now();
-                    let status = request(&addr, method, path, &body);
+                    let status = request(&addr, READ_KEY, method, path, &body);
                     let micros = sent.elapsed().as_micros() as u64;
                     let w = (sent.duration_since(start).as_secs() / window.as_secs()) as usize;
                     let mut t = tally.lock().unwrap();
@@ -237,7 +250,7 @@ fn serve_survives_a_loopback_soak_with_reloads() {
                         failures.push("SIGHUP failed".to_owned());
                     }
                 } else {
-                    let status = request(&addr, "POST", "/v1/admin/reload", b"");
+                    let status = request(&addr, ADMIN_KEY, "POST", "/v1/admin/reload", b"");
                     if status != Some(200) {
                         failures.push(format!("admin reload: {status:?}"));
                     }
@@ -263,7 +276,13 @@ fn serve_survives_a_loopback_soak_with_reloads() {
     stop.store(true, Ordering::Relaxed);
     let (reloads, reload_failures) = reloader.join().unwrap();
     assert!(server.try_wait().unwrap().is_none(), "the server exited");
-    assert_eq!(request(&addr, "GET", "/v1/health", b""), Some(200));
+    assert_eq!(request(&addr, "", "GET", "/v1/health", b""), Some(200));
+    // Keys are checked to the end: none is refused, a read key cannot reload.
+    assert_eq!(request(&addr, "", "POST", "/v1/search", b"{}"), Some(401));
+    assert_eq!(
+        request(&addr, READ_KEY, "POST", "/v1/admin/reload", b""),
+        Some(403)
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

@@ -561,8 +561,6 @@ pub struct StatsResponse {
     pub blocks: u64,
     /// Index file size in bytes (of every segment of a collection).
     pub file_bytes: u64,
-    /// Index file or collection directory path.
-    pub path: String,
     /// Segments, when serving a collection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments: Option<usize>,

@@ -1,6 +1,9 @@
 //! Server limits and tuning knobs.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::auth::ApiKeys;
 
 /// Limits applied to every request, and the size of the pools that run queries and encode text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +27,13 @@ pub struct ServerConfig {
     /// while the encoder is busy are encoded in one batch of up to this many. 1 turns batching
     /// off.
     pub encoder_batch: usize,
-    /// Whether `POST /v1/admin/reload` is served.
-    pub admin: bool,
+    /// The API keys requests must give (see [`crate::auth`]); `None`: every route but the
+    /// admin routes is open, and those are not served. The admin routes (reloads, creating and
+    /// dropping collections) are served only when some key has the admin scope.
+    pub keys: Option<ApiKeys>,
+    /// The directory a reload may open files in (at any depth); `None`: a reload may only
+    /// reopen what is served.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -41,7 +49,8 @@ impl Default for ServerConfig {
                 .map(|n| n.get())
                 .unwrap_or(4),
             encoder_batch: 16,
-            admin: true,
+            keys: None,
+            data_dir: None,
         }
     }
 }

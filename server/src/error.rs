@@ -33,6 +33,17 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// 401 `unauthorized`: no API key, or not a valid one (answered with
+    /// `WWW-Authenticate: Bearer`).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403 `forbidden`: a valid API key whose scope does not cover the route.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// 400 `malformed_json`: the body is not JSON.
     pub fn malformed(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", message)
@@ -177,6 +188,42 @@ impl IntoResponse for ApiError {
                 message: &self.message,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// The message of an index error, its file named without the directories it lies in: answers
+/// other than the admin routes' name no filesystem path.
+pub fn index_message(e: &bmp_index::Error) -> String {
+    use bmp_index::Error;
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    match e {
+        Error::Io { path, error } => format!("{}: {error}", name(path)),
+        Error::Parse {
+            path,
+            line,
+            message,
+        } => format!("{}:{line}: {message}", name(path)),
+        Error::Input { path, message } => format!("{}: {message}", name(path)),
+        Error::Corrupt { path, message } => format!("{}: corrupt index: {message}", name(path)),
+        Error::Version {
+            path,
+            found,
+            expected,
+        } => format!(
+            "{}: index format version {found}, this build reads version {expected}",
+            name(path)
+        ),
+        Error::Invalid(m) => m.clone(),
     }
 }

@@ -23,7 +23,7 @@ use crate::api::{
     SearchRequest, SearchResponse, StatsResponse, WriteParams,
 };
 use crate::encoder::Entries;
-use crate::error::ApiError;
+use crate::error::{index_message, ApiError};
 use crate::metrics::Metrics;
 use crate::rerank::Reranker;
 use crate::state::{valid_collection_name, AppState, ServedIndex, Target};
@@ -90,7 +90,7 @@ pub fn run_query(
         return run_collection_query(served, query, metrics, start);
     };
     let parsed = Query::from_entries(index, &query.entries)
-        .map_err(|e| ApiError::invalid(format!("vector: {e}")))?;
+        .map_err(|e| ApiError::invalid(format!("vector: {}", index_message(&e))))?;
     let filter = match &query.filter {
         Some(ids) => Some(served.resolve_filter(ids)?),
         None => None,
@@ -98,13 +98,13 @@ pub fn run_query(
     let mut searcher = query.spec.searcher(index);
     let hits = searcher
         .search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f))
-        .map_err(|e| ApiError::internal(format!("search failed: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("search failed: {}", index_message(&e))))?;
     let search_elapsed = start.elapsed();
     let doc_id = |doc: u32| {
         index
             .doc_id(doc)
             .map(str::to_string)
-            .map_err(|e| ApiError::internal(format!("bad document {doc}: {e}")))
+            .map_err(|e| ApiError::internal(format!("bad document {doc}: {}", index_message(&e))))
     };
     let mut rerank_us = None;
     let hits = match (&query.rerank, reranker) {
@@ -182,7 +182,7 @@ fn run_collection_query(
         .search(&query.entries, query.k)
         .map_err(|e| match e {
             bmp_index::Error::Invalid(m) => ApiError::invalid(format!("vector: {m}")),
-            e => ApiError::internal(format!("search failed: {e}")),
+            e => ApiError::internal(format!("search failed: {}", index_message(&e))),
         })?;
     let search_elapsed = start.elapsed();
     let hits = results
@@ -193,7 +193,9 @@ fn run_collection_query(
             let id = snapshot.segments[h.segment]
                 .index
                 .doc_id(h.doc)
-                .map_err(|e| ApiError::internal(format!("bad document {}: {e}", h.doc)))?;
+                .map_err(|e| {
+                    ApiError::internal(format!("bad document {}: {}", h.doc, index_message(&e)))
+                })?;
             Ok(HitOut {
                 id: id.to_string(),
                 score: h.score,
@@ -555,7 +557,6 @@ pub async fn stats(
         block_size: segments.first().map_or(0, |s| s.index.block_size()),
         blocks: sum(&|i| u64::from(i.num_blocks())),
         file_bytes: sum(&|i| i.file_len()),
-        path: served.path().display().to_string(),
         segments: served.collection_dir().map(|_| segments.len()),
         generation: served
             .collection_dir()
@@ -573,14 +574,47 @@ pub async fn reload(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ReloadResponse>, ApiError> {
     let path = parse_reload(&body_bytes(&state, body)?)?;
+    let path = match path {
+        Some(path) => Some(under_data_dir(&state, std::path::Path::new(&path))?),
+        None => None,
+    };
     let start = Instant::now();
-    let path = target.reload_async(path.map(Into::into)).await?;
+    let path = target.reload_async(path).await?;
     Ok(Json(ReloadResponse {
         status: "reloaded",
         path: path.display().to_string(),
         documents: target.served().num_docs(),
         took_ms: start.elapsed().as_millis() as u64,
     }))
+}
+
+/// `path` made absolute, when it lies in the configured data directory (403 otherwise).
+fn under_data_dir(
+    state: &AppState,
+    path: &std::path::Path,
+) -> Result<std::path::PathBuf, ApiError> {
+    let refused = || {
+        ApiError::forbidden(format!(
+            "{} is not in the server's data directory (serve --data-dir)",
+            path.display()
+        ))
+    };
+    let root = state.config().data_dir.as_ref().ok_or_else(refused)?;
+    let root = root.canonicalize().map_err(|_| refused())?;
+    // The file may not exist yet: its directory must, inside the root.
+    let absolute = match path.canonicalize() {
+        Ok(p) => p,
+        Err(_) => {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            let parent = parent.unwrap_or(std::path::Path::new("."));
+            let name = path.file_name().ok_or_else(refused)?;
+            parent.canonicalize().map_err(|_| refused())?.join(name)
+        }
+    };
+    match absolute.starts_with(&root) {
+        true => Ok(absolute),
+        false => Err(refused()),
+    }
 }
 
 /// What `GET /v1/collections` says of `target`.

@@ -16,12 +16,17 @@
 //!   `/v1/collections/{name}/` (`search`, `search/batch`, `documents`, `documents/delete`,
 //!   `documents/{id}`, `refresh`), `GET /v1/collections`, and `GET` / `PUT` / `DELETE
 //!   /v1/collections/{name}` (stats, create, drop).
-//! - `POST /v1/admin/reload` (unless disabled): swap in a rebuilt index atomically.
+//! - `POST /v1/admin/reload` (with an admin key only): swap in a rebuilt index atomically.
+//!
+//! With API keys ([`ServerConfig::keys`], see [`auth`]) every route but `GET /v1/health` needs
+//! `Authorization: Bearer <key>` of a scope that covers it (401 without, 403 for too small a
+//! scope).
 //! - `GET /metrics` (Prometheus), `GET /openapi.json` (OpenAPI 3.0, see [`openapi`]).
 //!
 //! Errors are `{"error": {"code", "message"}}` with a 4xx or 5xx status (see [`ApiError`]).
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod encoder;
 pub mod error;
@@ -42,6 +47,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 
+pub use auth::{ApiKeys, Scope};
 pub use config::ServerConfig;
 pub use encoder::{Batcher, QueryEncoder};
 pub use error::ApiError;
@@ -58,6 +64,8 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// into JSON 500 answers.
 pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
+    let keys = state.config().keys.clone();
+    let admin = keys.as_ref().is_some_and(ApiKeys::has_admin);
     let mut routes = Router::new()
         .route("/v1/search", post(handlers::search))
         .route("/v1/search/batch", post(handlers::search_batch))
@@ -68,12 +76,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/documents/{id}", delete(handlers::delete_document))
         .route("/v1/refresh", post(handlers::refresh))
         .route("/v1/collections", get(handlers::list_collections))
-        .route(
-            "/v1/collections/{collection}",
-            get(handlers::stats)
-                .put(handlers::create_collection)
-                .delete(handlers::drop_collection),
-        )
+        .route("/v1/collections/{collection}", {
+            let collection = get(handlers::stats);
+            match admin {
+                true => collection
+                    .put(handlers::create_collection)
+                    .delete(handlers::drop_collection),
+                false => collection,
+            }
+        })
         .route(
             "/v1/collections/{collection}/search",
             post(handlers::search),
@@ -100,8 +111,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi));
-    if state.config().admin {
+    if admin {
         routes = routes.route("/v1/admin/reload", post(handlers::reload));
+    }
+    if let Some(keys) = keys {
+        routes = routes.route_layer(middleware::from_fn_with_state(
+            std::sync::Arc::new(keys),
+            authorize,
+        ));
     }
     routes
         .fallback(handlers::not_found)
@@ -114,6 +131,24 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
+}
+
+/// Lets a request through only with a key whose scope covers its route (see [`auth`]).
+async fn authorize(
+    State(keys): State<std::sync::Arc<ApiKeys>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("", |p| p.as_str());
+    if let Some(needed) = auth::Scope::required(request.method(), route) {
+        if let Err(e) = keys.check(request.headers(), needed) {
+            return e.into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Answers 413 at once to a request whose `Content-Length` exceeds the body limit, without

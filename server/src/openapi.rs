@@ -393,12 +393,11 @@ fn unnamed_routes() -> Value {
                 "properties": {"status": {"type": "string", "enum": ["ok"]}, "documents": {"type": "integer"}}
             },
             "Stats": {
-                "type": "object", "required": ["documents", "terms", "postings", "block_size", "blocks", "file_bytes", "path"],
+                "type": "object", "required": ["documents", "terms", "postings", "block_size", "blocks", "file_bytes"],
                 "properties": {
                     "documents": {"type": "integer"}, "terms": {"type": "integer"},
                     "postings": {"type": "integer"}, "block_size": {"type": "integer"},
                     "blocks": {"type": "integer"}, "file_bytes": {"type": "integer"},
-                    "path": {"type": "string", "description": "Index file or collection directory"},
                     "segments": {"type": "integer", "description": "Segments, when serving a collection"},
                     "generation": {"type": "integer", "description": "Manifest generation, when serving a collection"},
                     "model": {"type": "string"},

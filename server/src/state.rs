@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
 use crate::encoder::{Batcher, QueryEncoder};
-use crate::error::ApiError;
+use crate::error::{index_message, ApiError};
 use crate::metrics::Metrics;
 use crate::rerank::Reranker;
 use crate::writer::{Publisher, Writer};
@@ -99,7 +99,7 @@ impl ServedIndex {
             .ok_or_else(|| ApiError::internal("a collection takes per-segment filters"))?;
         let lookup = self
             .external_ids
-            .get_or_init(|| ExternalIds::build(index).map_err(|e| e.to_string()))
+            .get_or_init(|| ExternalIds::build(index).map_err(|e| index_message(&e)))
             .as_ref()
             .map_err(|e| ApiError::internal(format!("cannot look documents up by id: {e}")))?;
         let mut docs = Vec::with_capacity(ids.len());
@@ -108,7 +108,12 @@ impl ServedIndex {
             match lookup.find(index, id) {
                 Ok(Some(doc)) => docs.push(doc),
                 Ok(None) => unknown += 1,
-                Err(e) => return Err(ApiError::internal(format!("cannot read the index: {e}"))),
+                Err(e) => {
+                    return Err(ApiError::internal(format!(
+                        "cannot read the index: {}",
+                        index_message(&e)
+                    )))
+                }
             }
         }
         docs.sort_unstable();
@@ -133,7 +138,10 @@ impl ServedIndex {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        return Err(ApiError::internal(format!("cannot read the index: {e}")))
+                        return Err(ApiError::internal(format!(
+                            "cannot read the index: {}",
+                            index_message(&e)
+                        )))
                     }
                 }
             }
@@ -254,7 +262,7 @@ impl Target {
         tokio::task::spawn_blocking(move || target.refresh())
             .await
             .map_err(|_| ApiError::internal("the refresh failed unexpectedly"))?
-            .map_err(|e| ApiError::reload_failed(format!("{e}")))
+            .map_err(|e| ApiError::reload_failed(index_message(&e)))
     }
 
     /// [`Target::reload`] on the blocking pool, one reload at a time; `None` reopens the

@@ -201,7 +201,7 @@ fn lost() -> ApiError {
 fn write_error(e: bmp_index::Error) -> ApiError {
     match e {
         bmp_index::Error::Invalid(m) => ApiError::invalid(m),
-        e => ApiError::write_failed(e.to_string()),
+        e => ApiError::write_failed(crate::error::index_message(&e)),
     }
 }
 

@@ -110,6 +110,35 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+/// The keys of the servers that need some: one of each scope.
+const KEYS: &str =
+    "read read-key-0123456789\nwrite write-key-0123456789\nadmin admin-key-0123456789\n";
+const READ_KEY: &str = "read-key-0123456789";
+const WRITE_KEY: &str = "write-key-0123456789";
+const ADMIN_KEY: &str = "admin-key-0123456789";
+
+/// The default configuration with [`KEYS`], reloads allowed in `data_dir`.
+fn keyed_config(data_dir: &Path) -> ServerConfig {
+    ServerConfig {
+        keys: Some(bmp_server::ApiKeys::parse(KEYS, "test keys").unwrap()),
+        data_dir: Some(data_dir.to_path_buf()),
+        ..ServerConfig::default()
+    }
+}
+
+/// A client that sends `key` with every request.
+fn keyed_client(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// In-process answer: `[(id, score)]`, and the unknown-term count.
 fn expected(index: &Index, vector: &Value, k: usize, spec: &str) -> (Vec<(String, u64)>, usize) {
     expected_filtered(index, vector, k, spec, None)
@@ -275,7 +304,12 @@ async fn batch_health_stats() {
         s["file_bytes"],
         json!(std::fs::metadata(&path).unwrap().len())
     );
-    assert_eq!(s["path"], json!(index.path().display().to_string()));
+    // No filesystem path outside the admin routes.
+    assert!(s.get("path").is_none(), "{s}");
+    assert!(
+        !s.to_string().contains(&*dir.path().to_string_lossy()),
+        "{s}"
+    );
     server.stop().await;
 }
 
@@ -718,7 +752,7 @@ async fn reload_swaps_atomically() {
     let (_, h) = get(&client, &format!("{}/v1/health", server.base)).await;
     assert_eq!(h["documents"], json!(300));
     let (_, s) = get(&client, &format!("{}/v1/stats", server.base)).await;
-    assert_eq!(s["path"], json!(b.display().to_string()));
+    assert_eq!(s["documents"], json!(300));
     server.stop().await;
 }
 
@@ -897,8 +931,8 @@ async fn metrics_count_requests_and_latencies() {
 async fn openapi_document_is_valid_and_matches_the_routes() {
     let dir = tempfile::tempdir().unwrap();
     let path = build(dir.path(), "a.bmp", "a", 50, 11);
-    let server = Server::start(&path, ServerConfig::default()).await;
-    let client = reqwest::Client::new();
+    let server = Server::start(&path, keyed_config(dir.path())).await;
+    let client = keyed_client(ADMIN_KEY);
     let (status, doc) = get(&client, &format!("{}/openapi.json", server.base)).await;
     assert_eq!(status, 200);
     let spec: openapiv3::OpenAPI = serde_json::from_value(doc.clone()).expect("valid OpenAPI 3");
@@ -949,8 +983,8 @@ async fn admin_reload_over_http() {
     let b = build(dir.path(), "b.bmp", "b", 250, 13);
     let served = dir.path().join("served.bmp");
     std::fs::copy(&a, &served).unwrap();
-    let server = Server::start(&served, ServerConfig::default()).await;
-    let client = reqwest::Client::new();
+    let server = Server::start(&served, keyed_config(dir.path())).await;
+    let client = keyed_client(ADMIN_KEY);
     let reload = format!("{}/v1/admin/reload", server.base);
     let health = format!("{}/v1/health", server.base);
 
@@ -988,8 +1022,29 @@ async fn admin_reload_over_http() {
     // Another file by path.
     let (status, r) = post(&client, &reload, json!({"index": a}).to_string()).await;
     assert_eq!(status, 200, "{r}");
-    let (_, s) = get(&client, &format!("{}/v1/stats", server.base)).await;
-    assert_eq!(s["path"], json!(a.display().to_string()));
+    assert_eq!(
+        r["path"],
+        json!(a.canonicalize().unwrap().display().to_string())
+    );
+    let (_, h) = get(&client, &health).await;
+    assert_eq!(h["documents"], json!(200));
+    // Nothing outside the data directory.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = build(elsewhere.path(), "c.bmp", "c", 20, 1);
+    let (status, r) = post(&client, &reload, json!({"index": outside}).to_string()).await;
+    assert_eq!(
+        (status, r["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{r}"
+    );
+    // Both temporary directories have the same parent: `dir/../elsewhere/c.bmp`.
+    let sneaky = dir
+        .path()
+        .join("..")
+        .join(elsewhere.path().file_name().unwrap())
+        .join("c.bmp");
+    let (status, _) = post(&client, &reload, json!({"index": sneaky}).to_string()).await;
+    assert_eq!(status, 403);
     let text = client
         .get(format!("{}/metrics", server.base))
         .send()
@@ -1008,12 +1063,8 @@ async fn admin_reload_over_http() {
     );
     server.stop().await;
 
-    // Disabled: the route does not exist.
-    let config = ServerConfig {
-        admin: false,
-        ..ServerConfig::default()
-    };
-    let server = Server::start(&a, config).await;
+    // Without an admin key the route does not exist.
+    let server = Server::start(&a, ServerConfig::default()).await;
     let (status, _) = post(
         &client,
         &format!("{}/v1/admin/reload", server.base),
@@ -1133,13 +1184,13 @@ async fn rerank_reorders_the_head_by_chamfer_and_refuses_what_it_cannot_do() {
         bmp_server::Reranker::new(multivec_store(dir.path(), &index), Arc::new(WordVectors));
     let state = AppState::with_stages(
         Index::open(&path).unwrap(),
-        ServerConfig::default(),
+        keyed_config(dir.path()),
         Some(Arc::new(Words)),
         Some(reranker),
     )
     .unwrap();
     let server = Server::with_state(state).await;
-    let client = reqwest::Client::new();
+    let client = keyed_client(ADMIN_KEY);
     let url = format!("{}/v1/search", server.base);
     let (status, r) = post(
         &client,
@@ -1305,11 +1356,11 @@ async fn several_collections_are_served_written_created_and_dropped_apart() {
         ..RefreshPolicy::default()
     };
     let (state, recoveries) =
-        AppState::serving_collections(root.path(), Some(policy), ServerConfig::default(), None)
+        AppState::serving_collections(root.path(), Some(policy), keyed_config(root.path()), None)
             .unwrap();
     assert_eq!(recoveries.len(), 1);
     let server = Server::with_state(state).await;
-    let client = reqwest::Client::new();
+    let client = keyed_client(ADMIN_KEY);
     let base = &server.base;
 
     let (status, list) = get(&client, &format!("{base}/v1/collections")).await;
@@ -1503,12 +1554,12 @@ async fn documents_written_as_text_go_through_the_document_encoder() {
     let (state, _) = AppState::serving_collections(
         root.path(),
         Some(policy),
-        ServerConfig::default(),
+        keyed_config(root.path()),
         Some(Arc::new(DocumentWords)),
     )
     .unwrap();
     let server = Server::with_state(state).await;
-    let client = reqwest::Client::new();
+    let client = keyed_client(ADMIN_KEY);
     let base = &server.base;
     let (status, _) = send(
         &client,
@@ -1561,5 +1612,81 @@ async fn documents_written_as_text_go_through_the_document_encoder() {
         hits(&answer),
         vec![("t1".to_string(), 2), ("t2".to_string(), 2)]
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_a_key_of_its_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 50, 11);
+    let server = Server::start(&path, keyed_config(dir.path())).await;
+    let doc = bmp_server::openapi::document();
+    let clients = [
+        ("none", reqwest::Client::new()),
+        ("wrong", keyed_client("wrong-key-0123456789")),
+        ("read", keyed_client(READ_KEY)),
+        ("write", keyed_client(WRITE_KEY)),
+        ("admin", keyed_client(ADMIN_KEY)),
+    ];
+    let mut checked = 0;
+    for (route, item) in doc["paths"].as_object().unwrap() {
+        let url = format!("{}{}", server.base, route)
+            .replace("{collection}", "c")
+            .replace("{id}", "x");
+        for method in item.as_object().unwrap().keys() {
+            let needed =
+                bmp_server::Scope::required(&method.to_uppercase().parse().unwrap(), route);
+            for (who, client) in &clients {
+                let r = client
+                    .request(method.to_uppercase().parse().unwrap(), &url)
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let challenge = r.headers().get("www-authenticate").cloned();
+                let scope = match *who {
+                    "read" => Some(bmp_server::Scope::Read),
+                    "write" => Some(bmp_server::Scope::Write),
+                    "admin" => Some(bmp_server::Scope::Admin),
+                    _ => None,
+                };
+                let want = match (needed, scope) {
+                    (None, _) => None,
+                    (Some(_), None) => Some(401),
+                    (Some(n), Some(s)) if s < n => Some(403),
+                    _ => None,
+                };
+                match want {
+                    Some(code) => assert_eq!(status, code, "{method} {route} with {who}"),
+                    None => assert!(
+                        status != 401 && status != 403,
+                        "{method} {route} with {who}: {status}"
+                    ),
+                }
+                if status == 401 {
+                    assert_eq!(challenge.unwrap(), "Bearer");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 5 * bmp_server::openapi::ROUTES.len());
+    // The health route needs no key.
+    let (status, _) = get(
+        &reqwest::Client::new(),
+        &format!("{}/v1/health", server.base),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // A key in another scheme is no key.
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/search", server.base))
+        .header("authorization", format!("Basic {READ_KEY}"))
+        .body(json!({"vector": {"t1": 1}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
     server.stop().await;
 }

@@ -10,8 +10,9 @@ use bmp_encoder::{ClusterSpec, DeviceKind, Precision, TokenEncoder};
 use bmp_index::build::BuildOptions;
 use bmp_index::segments::{CollectionDir, Recovery, RefreshPolicy, Snapshot};
 use bmp_index::Index;
+use bmp_server::auth::KEYS_VARIABLE;
 use bmp_server::{
-    refresh_every, reload_on_hangup, serve, shutdown_signal, AppState, QueryEncoder,
+    refresh_every, reload_on_hangup, serve, shutdown_signal, ApiKeys, AppState, QueryEncoder,
     QueryVectorizer, Reranker, ServedIndex, ServerConfig,
 };
 use clap::Args;
@@ -25,8 +26,8 @@ use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
 /// `{"query": "text"}`, plus optional `"k": 10, "algorithm": "bmp", "alpha": a, "beta": b` (or
 /// `"algorithm": "sp", "mu": m, "eta": e`) and `"filter": ["doc id", ...]`; `POST /v1/search/batch` with `{"queries": [...]}`;
 /// `GET /v1/health`; `GET /v1/stats`; `GET /metrics` (Prometheus); `GET /openapi.json`;
-/// `POST /v1/admin/reload` (optionally `{"index": "path"}`) to swap in a rebuilt index, which
-/// SIGHUP also does. Bad requests get a 4xx JSON error naming the field. Query work runs on a
+/// with an admin key (--api-keys), `POST /v1/admin/reload` (optionally `{"index": "path"}`, a
+/// file in --data-dir) to swap in a rebuilt index, which SIGHUP also does. Bad requests get a 4xx JSON error naming the field. Query work runs on a
 /// blocking pool of --threads threads; the index is memory-mapped and shared; text queries that
 /// arrive together are encoded in one batch. Ctrl-C or SIGTERM stops accepting connections and
 /// lets in-flight requests finish. A collection directory (`add`, `delete`, `compact` write it,
@@ -34,7 +35,9 @@ use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
 /// within --refresh-ms of being written. With --collections, every collection in a directory is
 /// served under `/v1/collections/{name}/` (`search`, `search/batch`, `documents`,
 /// `documents/delete`, `documents/{id}`, `refresh`); `GET /v1/collections` lists them, and with
-/// --writable `PUT` and `DELETE /v1/collections/{name}` create and drop them.
+/// --writable and an admin key `PUT` and `DELETE /v1/collections/{name}` create and drop them.
+/// Without --api-keys the server listens on loopback addresses only (unless
+/// --insecure-public), and serves no admin route.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Index file, or a collection directory (`add`; an empty directory becomes an empty
@@ -114,9 +117,22 @@ pub struct ServeArgs {
     /// Precision of the model: f32, or f16 / bf16 on cuda.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub dtype: Precision,
-    /// Do not serve `POST /v1/admin/reload` (SIGHUP still reloads).
+    /// API keys, one `<scope> <key>` a line (scope `read`, `write` or `admin`; keys of at least
+    /// 16 characters; `#` comments): every route but `GET /v1/health` then needs
+    /// `Authorization: Bearer <key>` of a scope that covers it (`read`: searches, stats,
+    /// listings, metrics; `write`: adds, deletes, refreshes; `admin`: reloads, creating and
+    /// dropping collections). The environment variable BMP_API_KEYS may hold the same text
+    /// instead. The admin routes are served only when some key has the admin scope.
     #[arg(long)]
-    pub no_admin: bool,
+    pub api_keys: Option<PathBuf>,
+    /// Listen on a non-loopback address without API keys (anyone who can reach it may search
+    /// and, with --writable, write).
+    #[arg(long)]
+    pub insecure_public: bool,
+    /// The directory `POST /v1/admin/reload` may open files in (default: the directory holding
+    /// --index, or --collections itself).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
     /// Multi-vector store (built by `bmp-index multivec` for this index) for reranking text
     /// queries that ask for it (`"rerank": depth`); needs --model.
     #[arg(long, requires = "model")]
@@ -188,7 +204,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         time_budget: Duration::from_millis(args.time_budget_ms),
         blocking_threads: args.threads.unwrap_or(defaults.blocking_threads).max(1),
         encoder_batch: args.encoder_batch as usize,
-        admin: !args.no_admin,
+        keys: api_keys(args)?,
+        data_dir: data_dir(args),
     };
     let encoder: Option<Arc<dyn QueryEncoder>> = match &args.model {
         None => None,
@@ -204,7 +221,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             let encoder = TextEncoder::load(dir, &options)?;
             Some(Arc::new(SpladeQueries {
                 encoder,
-                description: dir.display().to_string(),
+                description: file_name(dir),
             }))
         }
     };
@@ -267,6 +284,46 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The last component of `path` (what answers may show of a model's location).
+fn file_name(path: &std::path::Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// The API keys of --api-keys, or of the environment variable BMP_API_KEYS.
+fn api_keys(args: &ServeArgs) -> anyhow::Result<Option<ApiKeys>> {
+    let keys = match (&args.api_keys, std::env::var(KEYS_VARIABLE)) {
+        (Some(path), _) => Some(ApiKeys::read(path).map_err(anyhow::Error::msg)?),
+        (None, Ok(text)) => Some(ApiKeys::parse(&text, KEYS_VARIABLE).map_err(anyhow::Error::msg)?),
+        (None, Err(_)) => None,
+    };
+    if keys.is_none() && !args.addr.ip().is_loopback() && !args.insecure_public {
+        anyhow::bail!(
+            "{} is not a loopback address and no API keys are given: give --api-keys FILE (or \
+             {KEYS_VARIABLE}), or --insecure-public to serve anyone who can reach it",
+            args.addr
+        );
+    }
+    Ok(keys)
+}
+
+/// The directory reloads may open files in: --data-dir, or where what is served lies.
+fn data_dir(args: &ServeArgs) -> Option<PathBuf> {
+    if let Some(dir) = &args.data_dir {
+        return Some(dir.clone());
+    }
+    match (&args.index, &args.collections) {
+        (_, Some(root)) => Some(root.clone()),
+        (Some(index), None) => {
+            let absolute = index.canonicalize().ok()?;
+            absolute.parent().map(std::path::Path::to_path_buf)
+        }
+        (None, None) => None,
+    }
+}
+
 /// Reports the writes a collection's write-ahead log held when it was opened.
 fn report_recovery(name: &str, r: Recovery) {
     if r.replayed > 0 || r.torn_bytes > 0 {
@@ -309,7 +366,7 @@ fn serve_one(
     let reranker = match (&args.multivec, served.single()) {
         (Some(path), Some(index)) => {
             let (store, spec, encoder) = open_rerank_stage(path, index, &args.token)?;
-            let description = format!("{} ({spec} queries)", args.token.token_model.display());
+            let description = format!("{} ({spec} queries)", file_name(&args.token.token_model));
             Some(Reranker::new(
                 store,
                 Arc::new(TokenQueries {

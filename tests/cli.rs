@@ -201,20 +201,20 @@ fn check_search_summary(stderr: &str, queries: usize, k: usize, unknown: usize, 
 /// ranks 1, 2, ... up to k and non-increasing positive scores); returns the number of lines.
 fn check_run_shape(run: &str, tag: &str, k: usize) -> usize {
     let mut seen: BTreeSet<&str> = BTreeSet::new();
-    let (mut qid, mut rank, mut score) = ("", 0, u64::MAX);
+    let (mut qid, mut rank, mut score) = ("", 0, f64::MAX);
     for line in run.lines() {
         let cols: Vec<&str> = line.split(' ').collect();
         assert_eq!(cols.len(), 6, "{line}");
         assert_eq!((cols[1], cols[5]), ("Q0", tag), "{line}");
         if cols[0] != qid {
             assert!(seen.insert(cols[0]), "{line}: query lines are not together");
-            (qid, rank, score) = (cols[0], 0, u64::MAX);
+            (qid, rank, score) = (cols[0], 0, f64::MAX);
         }
-        let (r, s): (usize, u64) = (cols[3].parse().unwrap(), cols[4].parse().unwrap());
+        let (r, s): (usize, f64) = (cols[3].parse().unwrap(), cols[4].parse().unwrap());
         assert_eq!(r, rank + 1, "{line}");
         assert!(r <= k, "{line}: rank beyond k={k}");
         assert!(
-            s > 0 && s <= score,
+            s > 0.0 && s <= score,
             "{line}: scores must be positive, not increasing"
         );
         (rank, score) = (r, s);
@@ -384,12 +384,13 @@ fn real_valued_query_weights_are_scaled_to_255() {
         r#"{"id": "r", "vector": {"a": 0.5, "b": 1.5}}"#,
     );
     let r = ok(dir, "search --index idx.bmp --queries q.jsonl --tag T");
-    // d4 = 85*2 + 255*2 = 680; 5 = 680; d0 = 85*3 + 255 = 510; d3 = 255*2 = 510; d6 = 255;
-    // 1 = 85.
+    // Integer scores d4 = 85*2 + 255*2 = 680; 5 = 680; d0 = 85*3 + 255 = 510; d3 = 255*2 = 510;
+    // d6 = 255; 1 = 85; times the query's scale 1.5 / 255 (and the index's, 1): the dot
+    // products of the real weights, d4 = 0.5*2 + 1.5*2 = 4.
     assert_eq!(
         r.stdout,
-        "r Q0 d4 1 680 T\nr Q0 5 2 680 T\nr Q0 d0 3 510 T\nr Q0 d3 4 510 T\nr Q0 d6 5 255 T\n\
-         r Q0 1 6 85 T\n"
+        "r Q0 d4 1 4 T\nr Q0 5 2 4 T\nr Q0 d0 3 3 T\nr Q0 d3 4 3 T\nr Q0 d6 5 1.5 T\n\
+         r Q0 1 6 0.5 T\n"
     );
     check_search_summary(&r.stderr, 1, 10, 0, 0);
 }
@@ -419,8 +420,9 @@ fn large_integer_document_weights_are_scaled() {
     );
     write(dir, "q.tsv", "q\ta b b b\n");
     let r = ok(dir, "search --index idx.bmp --queries q.tsv --tag T");
-    // x = 255 + 3*1 = 258; y = 128 + 3*2 = 134.
-    assert_eq!(r.stdout, "q Q0 x 1 258 T\nq Q0 y 2 134 T\n");
+    // Integer scores x = 255 + 3*1 = 258, y = 128 + 3*2 = 134, times the index's scale 2: the
+    // dot products of the quantized weights (x's real one is 510 + 3 = 513).
+    assert_eq!(r.stdout, "q Q0 x 1 516 T\nq Q0 y 2 268 T\n");
 }
 
 #[test]
@@ -805,8 +807,23 @@ fn round_trip_through_ciff_gives_identical_runs() {
     }
     let lines = check_run_shape(std::str::from_utf8(&runs[0]).unwrap(), "rt", 20);
     assert!(lines > 100, "the run should not be trivial: {lines} lines");
-    assert_eq!(runs[0], runs[1], "run from the CIFF index differs");
-    assert_eq!(runs[0], runs[2], "run from the gzip CIFF index differs");
+    // The CIFF holds the impacts as integer weights (scale 1), the original index its real
+    // weights' scale: the same ranking, scores in other units.
+    let ranking = |run: &[u8]| -> Vec<String> {
+        std::str::from_utf8(run)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let c: Vec<&str> = l.split(' ').collect();
+                format!("{} {} {}", c[0], c[2], c[3])
+            })
+            .collect()
+    };
+    assert!(
+        ranking(&runs[0]) == ranking(&runs[1]),
+        "run from the CIFF index differs"
+    );
+    assert!(runs[1] == runs[2], "run from the gzip CIFF index differs");
     assert_no_temp_files(dir);
 }
 

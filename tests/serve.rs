@@ -53,7 +53,7 @@ impl Served {
 }
 
 /// `(id, score, rank)` of each line of a TREC run file.
-fn read_run(path: &Path) -> Vec<(String, String, u32, usize)> {
+fn read_run(path: &Path) -> Vec<(String, String, f64, usize)> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -70,7 +70,7 @@ fn read_run(path: &Path) -> Vec<(String, String, u32, usize)> {
 }
 
 /// `(id, score, rank)` of a response's hits.
-fn hits(v: &serde_json::Value) -> Vec<(String, u32, usize)> {
+fn hits(v: &serde_json::Value) -> Vec<(String, f64, usize)> {
     v["hits"]
         .as_array()
         .unwrap()
@@ -78,7 +78,7 @@ fn hits(v: &serde_json::Value) -> Vec<(String, u32, usize)> {
         .map(|h| {
             (
                 h["id"].as_str().unwrap().to_owned(),
-                h["score"].as_u64().unwrap() as u32,
+                h["score"].as_f64().unwrap(),
                 h["rank"].as_u64().unwrap() as usize,
             )
         })
@@ -190,7 +190,7 @@ fn serve_answers_like_search_and_stops_on_sigterm() {
             "run",
         ],
     );
-    let want: Vec<(String, u32, usize)> = read_run(&dir.join("run"))
+    let want: Vec<(String, f64, usize)> = read_run(&dir.join("run"))
         .into_iter()
         .map(|(_, id, score, rank)| (id, score, rank))
         .collect();
@@ -318,7 +318,7 @@ fn text_queries_answer_like_search_with_the_model() {
             )
         })
         .collect();
-    let want = |qid: &str| -> Vec<(String, u32, usize)> {
+    let want = |qid: &str| -> Vec<(String, f64, usize)> {
         run.iter()
             .filter(|(q, ..)| q == qid)
             .map(|(_, id, score, rank)| (id.clone(), *score, *rank))
@@ -520,7 +520,7 @@ fn serve_a_collection_while_another_process_writes_it() {
         assert_eq!(status, 200, "{body}");
         hits(&serde_json::from_str(&body).unwrap())
     };
-    let hit = |id: &str, score: u32, rank: usize| (id.to_owned(), score, rank);
+    let hit = |id: &str, score: u32, rank: usize| (id.to_owned(), f64::from(score), rank);
 
     // An empty directory is served as an empty collection.
     let served = Served::start(dir, &["--index", "col", "--refresh-ms", "50"]);
@@ -593,7 +593,7 @@ fn a_writable_server_takes_documents_durably() {
             serde_json::from_str::<serde_json::Value>(&body).unwrap(),
         )
     };
-    let hit = |id: &str, score: u32, rank: usize| (id.to_owned(), score, rank);
+    let hit = |id: &str, score: u32, rank: usize| (id.to_owned(), f64::from(score), rank);
 
     // A read-only server refuses writes.
     let served = Served::start(dir, &["--index", "col"]);

@@ -73,9 +73,17 @@ impl Quantizer {
 /// input weight, in the same order; an entry of 0 means the term is dropped. The sum of the result
 /// never exceeds [`QUERY_WEIGHT_SUM_LIMIT`].
 pub fn quantize_query_weights(weights: &[f32]) -> Vec<u32> {
+    quantize_query_weights_scaled(weights).0
+}
+
+/// [`quantize_query_weights`], with the query's scale: the weight units of one quantized unit
+/// (1 for integral weights, the largest weight over 255 for real ones, more when the sum was
+/// capped). A document's score in the model's units is its integer score times this scale times
+/// the index's impact scale ([`Quantizer::scale`]).
+pub fn quantize_query_weights_scaled(weights: &[f32]) -> (Vec<u32>, f64) {
     let max = weights.iter().copied().fold(0.0f32, f32::max);
     if max <= 0.0 {
-        return vec![0; weights.len()];
+        return (vec![0; weights.len()], 1.0);
     }
     let integral = weights.iter().all(|w| w.fract() == 0.0);
     let mut q: Vec<u64> = weights
@@ -90,16 +98,23 @@ pub fn quantize_query_weights(weights: &[f32]) -> Vec<u32> {
             }
         })
         .collect();
+    let mut scale = match integral {
+        true => 1.0,
+        false => f64::from(max) / 255.0,
+    };
     let sum: u64 = q.iter().fold(0u64, |a, &b| a.saturating_add(b));
     if sum > QUERY_WEIGHT_SUM_LIMIT {
         let factor = QUERY_WEIGHT_SUM_LIMIT as f64 / sum as f64;
         for v in &mut q {
             *v = (*v as f64 * factor).floor() as u64;
         }
+        scale /= factor;
     }
-    q.into_iter()
+    let q = q
+        .into_iter()
         .map(|v| v.min(u64::from(u32::MAX)) as u32)
-        .collect()
+        .collect();
+    (q, scale)
 }
 
 #[cfg(test)]
@@ -137,6 +152,27 @@ mod tests {
             quantize_query_weights(&[3.0, 3574.0, 1.0]),
             vec![3, 3574, 1]
         );
+    }
+
+    #[test]
+    fn the_query_scale_maps_quantized_weights_back() {
+        let (q, scale) = quantize_query_weights_scaled(&[0.5, 2.0, 1.25]);
+        assert_eq!(q[1], 255);
+        for (w, q) in [0.5f32, 2.0, 1.25].iter().zip(&q) {
+            assert!(
+                (f64::from(*q) * scale - f64::from(*w)).abs() <= scale / 2.0,
+                "{w} {q}"
+            );
+        }
+        assert_eq!(
+            quantize_query_weights_scaled(&[3.0, 7.0]),
+            (vec![3, 7], 1.0)
+        );
+        // Capped sums scale up: the weights still map back within a unit.
+        let big = vec![4.0e9f32; 4];
+        let (q, scale) = quantize_query_weights_scaled(&big);
+        assert!(q.iter().map(|&v| u64::from(v)).sum::<u64>() <= QUERY_WEIGHT_SUM_LIMIT);
+        assert!((f64::from(q[0]) * scale - 4.0e9).abs() <= scale);
     }
 
     #[test]

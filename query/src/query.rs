@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bmp_index::quantize::quantize_query_weights;
+use bmp_index::quantize::quantize_query_weights_scaled;
 use bmp_index::{Error, Index, Result};
 
 /// One query term: an index term id and its quantized weight.
@@ -15,15 +15,35 @@ pub struct QueryTerm {
 }
 
 /// A query ready for any [`crate::Searcher`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Query {
     /// Terms in increasing term-id order, each once, with weight > 0.
     pub terms: Vec<QueryTerm>,
     /// Number of input terms that are not in the index vocabulary (they are ignored).
     pub unknown_terms: usize,
+    /// The query weight units of one quantized unit (see
+    /// [`bmp_index::quantize::quantize_query_weights_scaled`]).
+    pub scale: f64,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            terms: Vec::new(),
+            unknown_terms: 0,
+            scale: 1.0,
+        }
+    }
 }
 
 impl Query {
+    /// The factor from this query's integer scores in `index` to scores in the model's units
+    /// (the dot product of the real query and document weights, up to quantization): the
+    /// query's scale times the index's impact scale.
+    pub fn score_scale(&self, index: &Index) -> f64 {
+        self.scale * f64::from(index.quantizer().scale())
+    }
+
     /// Resolves `(term, weight)` entries against `index`: unknown terms are ignored and counted,
     /// repeated terms add their weights, weights of 0 are dropped, and the rest are quantized.
     /// A negative or non-finite weight is an error.
@@ -77,7 +97,7 @@ impl Query {
         // Terms none of the indexes knows were counted above each time they appeared.
         merged.retain(|_, (w, _)| *w > 0.0);
         let weights: Vec<f32> = merged.values().map(|(w, _)| *w).collect();
-        let quantized = quantize_query_weights(&weights);
+        let (quantized, scale) = quantize_query_weights_scaled(&weights);
         let queries = (0..n)
             .map(|i| {
                 let mut terms: Vec<QueryTerm> = merged
@@ -90,6 +110,7 @@ impl Query {
                 Query {
                     terms,
                     unknown_terms: 0,
+                    scale,
                 }
             })
             .collect();
@@ -109,7 +130,7 @@ impl Query {
             }
         });
         let weights: Vec<f32> = terms.iter().map(|&(_, w)| w).collect();
-        let quantized = quantize_query_weights(&weights);
+        let (quantized, scale) = quantize_query_weights_scaled(&weights);
         Query {
             terms: terms
                 .iter()
@@ -118,6 +139,7 @@ impl Query {
                 .map(|(&(term, _), weight)| QueryTerm { term, weight })
                 .collect(),
             unknown_terms: 0,
+            scale,
         }
     }
 

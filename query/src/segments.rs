@@ -34,12 +34,15 @@ pub struct SegmentHit {
 }
 
 /// The results of one search over a collection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SnapshotResults {
     /// The top-k, best first.
     pub hits: Vec<SegmentHit>,
     /// Query terms no segment knows (ignored).
     pub unknown_terms: usize,
+    /// The factor from the hits' integer scores to scores in the model's units (see
+    /// [`Query::score_scale`]; the segments of a collection share their impact scale).
+    pub score_scale: f64,
 }
 
 /// The processors of a [`SnapshotSearcher`], one per segment.
@@ -145,6 +148,10 @@ impl<'a> SnapshotSearcher<'a> {
                 }
                 Ok(ids)
             })?;
+        let score_scale = match (queries.first(), indexes.first()) {
+            (Some(query), Some(index)) => query.score_scale(index),
+            _ => 1.0,
+        };
         let searchers = match &mut self.processors {
             Processors::Bmp {
                 searchers,
@@ -179,6 +186,7 @@ impl<'a> SnapshotSearcher<'a> {
                 return Ok(SnapshotResults {
                     hits,
                     unknown_terms,
+                    score_scale,
                 });
             }
             Processors::Each(searchers) => searchers,
@@ -213,6 +221,7 @@ impl<'a> SnapshotSearcher<'a> {
         Ok(SnapshotResults {
             hits,
             unknown_terms,
+            score_scale,
         })
     }
 }

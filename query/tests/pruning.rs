@@ -457,6 +457,7 @@ fn edge_cases() {
             },
         ],
         unknown_terms: 0,
+        scale: 1.0,
     };
     for k in [1, 3, 400] {
         check(exhaustive.as_mut(), &mut pruning, &hand, k).unwrap();
@@ -468,6 +469,7 @@ fn edge_cases() {
             weight: 1,
         }],
         unknown_terms: 0,
+        scale: 1.0,
     };
     for s in pruning.iter_mut() {
         assert!(s.search(&bad, 10).is_err());

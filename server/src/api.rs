@@ -485,8 +485,11 @@ pub fn parse_batch(v: &Value, config: &ServerConfig) -> Result<Vec<BatchQuery>, 
 pub struct HitOut {
     /// The document's external id.
     pub id: String,
-    /// The integer first-stage score (sum of quantized query weight times impact).
-    pub score: u32,
+    /// The first-stage score in the model's units: the dot product of the query's and the
+    /// document's weights, as quantized (`raw_score` times the query's and the index's scales).
+    pub score: f64,
+    /// The integer score the index ranks by: the sum of quantized query weight times impact.
+    pub raw_score: u32,
     /// 1-based rank.
     pub rank: usize,
     /// With `rerank`: the Chamfer score of a reranked hit (absent for hits past the depth).

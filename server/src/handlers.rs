@@ -100,6 +100,7 @@ pub fn run_query(
         .search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f))
         .map_err(|e| ApiError::internal(format!("search failed: {}", index_message(&e))))?;
     let search_elapsed = start.elapsed();
+    let scale = parsed.score_scale(index);
     let doc_id = |doc: u32| {
         index
             .doc_id(doc)
@@ -117,9 +118,11 @@ pub fn run_query(
                 .iter()
                 .enumerate()
                 .map(|(i, h)| {
+                    let raw = first_score.get(&h.doc).copied().unwrap_or(0);
                     Ok(HitOut {
                         id: doc_id(h.doc)?,
-                        score: first_score.get(&h.doc).copied().unwrap_or(0),
+                        score: f64::from(raw) * scale,
+                        raw_score: raw,
                         rank: i + 1,
                         rerank_score: (i < *depth).then_some(h.score),
                     })
@@ -135,7 +138,8 @@ pub fn run_query(
             .map(|(i, h)| {
                 Ok(HitOut {
                     id: doc_id(h.doc)?,
-                    score: h.score,
+                    score: f64::from(h.score) * scale,
+                    raw_score: h.score,
                     rank: i + 1,
                     rerank_score: None,
                 })
@@ -198,7 +202,8 @@ fn run_collection_query(
                 })?;
             Ok(HitOut {
                 id: id.to_string(),
-                score: h.score,
+                score: f64::from(h.score) * results.score_scale,
+                raw_score: h.score,
                 rank: i + 1,
                 rerank_score: None,
             })

@@ -360,10 +360,11 @@ fn unnamed_routes() -> Value {
                 "properties": {"queries": {"type": "array", "minItems": 1, "items": batch_query}}
             },
             "Hit": {
-                "type": "object", "required": ["id", "score", "rank"],
+                "type": "object", "required": ["id", "score", "raw_score", "rank"],
                 "properties": {
                     "id": {"type": "string", "description": "External document id"},
-                    "score": {"type": "integer", "description": "Sum of quantized query weight times impact"},
+                    "score": {"type": "number", "description": "The dot product of the query's and the document's weights, as quantized: raw_score times the query's and the index's scales"},
+                    "raw_score": {"type": "integer", "description": "The integer score the index ranks by: the sum of quantized query weight times impact"},
                     "rank": {"type": "integer", "minimum": 1},
                     "rerank_score": {"type": "number", "description": "With rerank: the Chamfer score of a reranked hit"}
                 }

@@ -186,7 +186,7 @@ fn hits_of(response: &Value) -> Vec<(String, u64)> {
             assert_eq!(h["rank"].as_u64().unwrap(), i as u64 + 1);
             (
                 h["id"].as_str().unwrap().to_string(),
-                h["score"].as_u64().unwrap(),
+                h["raw_score"].as_u64().unwrap(),
             )
         })
         .collect()
@@ -1327,7 +1327,7 @@ fn hits(answer: &Value) -> Vec<(String, u64)> {
         .map(|h| {
             (
                 h["id"].as_str().unwrap().to_string(),
-                h["score"].as_u64().unwrap(),
+                h["raw_score"].as_u64().unwrap(),
             )
         })
         .collect()
@@ -1688,5 +1688,46 @@ async fn every_route_needs_a_key_of_its_scope() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn scores_are_dot_products_in_the_models_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Collection::new();
+    let (a, b, t) = (c.intern_term("a"), c.intern_term("b"), c.intern_term("c"));
+    c.add_document("d0", &[(a, 0.5), (b, 2.0)]).unwrap();
+    c.add_document("d1", &[(a, 1.5)]).unwrap();
+    c.add_document("d2", &[(b, 0.25), (t, 3.0)]).unwrap();
+    let path = dir.path().join("real.bmp");
+    build_index(
+        &c,
+        &path,
+        &BuildOptions::with_block_size(8),
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let server = Server::start(&path, ServerConfig::default()).await;
+    let client = reqwest::Client::new();
+    let (status, r) = post(
+        &client,
+        &format!("{}/v1/search", server.base),
+        json!({"vector": {"a": 0.8, "b": 0.3}}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let exact = [("d1", 1.2), ("d0", 1.0), ("d2", 0.075)];
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3);
+    for (h, (id, dot)) in hits.iter().zip(exact) {
+        assert_eq!(h["id"], id);
+        let score = h["score"].as_f64().unwrap();
+        // Within the quantization of the weights (1/255 of the largest of each side).
+        assert!(
+            (score - dot).abs() <= 0.02 * dot + 0.01,
+            "{id}: {score} against {dot}"
+        );
+        assert!(h["raw_score"].as_u64().unwrap() > 0);
+    }
     server.stop().await;
 }

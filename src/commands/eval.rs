@@ -489,7 +489,7 @@ fn collection_rows(
                 let mut ranked = Vec::with_capacity(results.hits.len());
                 for h in &results.hits {
                     let id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
-                    ranked.push((id.to_owned(), f64::from(h.score)));
+                    ranked.push((id.to_owned(), f64::from(h.score) * results.score_scale));
                 }
                 Ok((ranked, took))
             },
@@ -603,10 +603,13 @@ fn search_rows(
             measures,
             options,
             |record| {
-                let (_, hits, took) = answer(index, searcher.as_mut(), record, args.k as usize)?;
+                let (query, hits, took) =
+                    answer(index, searcher.as_mut(), record, args.k as usize)?;
+                let scale = query.score_scale(index);
                 let mut ranked = Vec::with_capacity(hits.len());
                 for hit in &hits {
-                    ranked.push((index.doc_id(hit.doc)?.to_owned(), f64::from(hit.score)));
+                    let score = f64::from(hit.score) * scale;
+                    ranked.push((index.doc_id(hit.doc)?.to_owned(), score));
                 }
                 Ok((ranked, took))
             },

@@ -24,7 +24,9 @@ use bmp_query::segments::SnapshotSearcher;
 ///
 /// Queries are JSONL ({"id": ..., "vector": {"term": weight}}) or Anserini TSV
 /// (`qid<TAB>tok tok tok`, a repeated token is its weight), optionally gzip. Terms not in the index
-/// vocabulary are ignored and counted. The run (`qid Q0 docid rank score tag`) goes to --output or
+/// vocabulary are ignored and counted. The run (`qid Q0 docid rank score tag`, the score in the
+/// model's units: the dot product of query and document weights as quantized, which is the
+/// integer score the index ranks by times the query's and the index's scales) goes to --output or
 /// standard output; mean / p50 / p99 latency per query goes to standard error. With --model, the
 /// queries are text (BEIR queries.jsonl: {"_id", "text"}) encoded with that SPLADE model first;
 /// the index must have been built with the same model. With --multivec (text queries only), the
@@ -186,7 +188,12 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         empty += usize::from(query.is_empty());
         micros.push(took);
         let ranked: Vec<(u32, String)> = match stage.as_mut() {
-            None => hits.iter().map(|h| (h.doc, h.score.to_string())).collect(),
+            None => {
+                let scale = query.score_scale(&index);
+                hits.iter()
+                    .map(|h| (h.doc, (f64::from(h.score) * scale).to_string()))
+                    .collect()
+            }
             Some(st) => {
                 let start = Instant::now();
                 let q = st.spec.query.apply(&st.queries[i], QUERY_SEED);
@@ -310,7 +317,8 @@ fn run_collection(args: &SearchArgs, records: &[SparseRecord]) -> anyhow::Result
         unknown += results.unknown_terms;
         for (rank, h) in results.hits.iter().enumerate() {
             let doc_id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
-            out.line(&record.id, doc_id, rank + 1, h.score, &tag)?;
+            let score = f64::from(h.score) * results.score_scale;
+            out.line(&record.id, doc_id, rank + 1, score, &tag)?;
         }
     }
     out.finish()?;

@@ -26,6 +26,7 @@ use crate::encoder::Entries;
 use crate::error::{index_message, ApiError};
 use crate::metrics::Metrics;
 use crate::rerank::Reranker;
+use crate::searchers;
 use crate::state::{valid_collection_name, AppState, ServedIndex, Target};
 use bmp_query::segments::SnapshotSearcher;
 use std::borrow::Cow;
@@ -77,10 +78,11 @@ impl FromRequestParts<AppState> for Targeted {
     }
 }
 
-/// Answers `query` over `served` (blocking), recording the search time in `metrics`; a query
-/// with `rerank` goes through `reranker` as well.
+/// Answers `query` over `served` (blocking) with this thread's searcher of it (see
+/// [`crate::searchers`]), recording the search time in `metrics`; a query with `rerank` goes
+/// through `reranker` as well.
 pub fn run_query(
-    served: &ServedIndex,
+    served: &Arc<ServedIndex>,
     query: &PreparedQuery,
     metrics: &Metrics,
     reranker: Option<&Reranker>,
@@ -95,10 +97,11 @@ pub fn run_query(
         Some(ids) => Some(served.resolve_filter(ids)?),
         None => None,
     };
-    let mut searcher = query.spec.searcher(index);
-    let hits = searcher
-        .search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f))
-        .map_err(|e| ApiError::internal(format!("search failed: {}", index_message(&e))))?;
+    let hits = searchers::with_index_searcher(served, &query.spec, |searcher| {
+        searcher.search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f))
+    })
+    .ok_or_else(|| ApiError::internal("no searcher for the index"))?
+    .map_err(|e| ApiError::internal(format!("search failed: {}", index_message(&e))))?;
     let search_elapsed = start.elapsed();
     let scale = parsed.score_scale(index);
     let doc_id = |doc: u32| {
@@ -165,7 +168,7 @@ pub fn run_query(
 /// [`run_query`] over a collection: every segment, one ranking (no rerank: the multi-vector
 /// store belongs to one index file).
 fn run_collection_query(
-    served: &ServedIndex,
+    served: &Arc<ServedIndex>,
     query: &PreparedQuery,
     metrics: &Metrics,
     start: Instant,
@@ -174,20 +177,25 @@ fn run_collection_query(
         return Err(ApiError::internal("no reranker for a collection"));
     }
     let snapshot = served.snapshot();
-    let (filters, unknown_filter_ids) = match &query.filter {
+    // A filter makes a searcher of its own; the live documents alone, this thread's kept one.
+    let (results, unknown_filter_ids) = match &query.filter {
         Some(ids) => {
             let (filters, unknown) = served.resolve_segment_filters(ids)?;
-            (Cow::Owned(filters), Some(unknown))
+            let mut searcher =
+                SnapshotSearcher::with_filters(snapshot, &query.spec, Cow::Owned(filters));
+            (searcher.search(&query.entries, query.k), Some(unknown))
         }
-        None => (Cow::Borrowed(served.live()), None),
+        None => (
+            searchers::with_collection_searcher(served, &query.spec, |searcher| {
+                searcher.search(&query.entries, query.k)
+            }),
+            None,
+        ),
     };
-    let mut searcher = SnapshotSearcher::with_filters(snapshot, &query.spec, filters);
-    let results = searcher
-        .search(&query.entries, query.k)
-        .map_err(|e| match e {
-            bmp_index::Error::Invalid(m) => ApiError::invalid(format!("vector: {m}")),
-            e => ApiError::internal(format!("search failed: {}", index_message(&e))),
-        })?;
+    let results = results.map_err(|e| match e {
+        bmp_index::Error::Invalid(m) => ApiError::invalid(format!("vector: {m}")),
+        e => ApiError::internal(format!("search failed: {}", index_message(&e))),
+    })?;
     let search_elapsed = start.elapsed();
     let hits = results
         .hits
@@ -325,7 +333,7 @@ async fn within_budget<T>(
 async fn blocking<T, F>(state: &AppState, target: &Target, job: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&ServedIndex, &Metrics) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&Arc<ServedIndex>, &Metrics) -> Result<T, ApiError> + Send + 'static,
 {
     let served: Arc<ServedIndex> = target.served();
     let permit = state

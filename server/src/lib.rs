@@ -34,6 +34,7 @@ pub mod handlers;
 pub mod metrics;
 pub mod openapi;
 pub mod rerank;
+pub mod searchers;
 pub mod state;
 mod writer;
 

@@ -1014,3 +1014,56 @@ fn documents_written_as_text_over_http_are_encoded_as_add_encodes_them() {
     assert!(!from_cli.is_empty());
     assert_eq!(search("http"), from_cli);
 }
+
+#[test]
+fn request_logs_name_route_status_and_id_but_no_key_and_no_query() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let docs: String = (0..20)
+        .map(|i| {
+            format!(
+                "{{\"id\": \"d{i}\", \"vector\": {{\"secretterm\": {}}}}}\n",
+                i + 1
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("docs.jsonl"), docs).unwrap();
+    ok(
+        dir,
+        &["build", "--input", "docs.jsonl", "--output", "x.bmp"],
+    );
+    const KEY: &str = "read-key-never-logged-0123";
+    std::fs::write(dir.join("keys"), format!("read {KEY}\n")).unwrap();
+    let args = [
+        "--index",
+        "x.bmp",
+        "--api-keys",
+        "keys",
+        "--log-format",
+        "json",
+    ];
+    let served = Served::start(dir, &args);
+    let query = r#"{"vector": {"secretterm": 1}, "k": 3}"#;
+    let (status, body) = http_as(&served.addr, KEY, "POST", "/v1/search", query);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http(&served.addr, "POST", "/v1/search", query);
+    assert_eq!(status, 401);
+    let log = served.stop();
+    assert!(!log.contains(KEY), "a key in the log:\n{log}");
+    assert!(!log.contains("secretterm"), "a query in the log:\n{log}");
+    let answered: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "answered")
+        .collect();
+    let statuses: Vec<u64> = answered
+        .iter()
+        .filter(|v| v["span"]["route"] == "/v1/search" && v["span"]["method"] == "POST")
+        .map(|v| v["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 401], "{log}");
+    for v in &answered {
+        assert!(!v["span"]["id"].as_str().unwrap().is_empty(), "{v}");
+        assert!(v["latency_us"].is_u64(), "{v}");
+    }
+}

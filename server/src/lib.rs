@@ -31,6 +31,7 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod handlers;
+pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod rerank;
@@ -47,6 +48,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 pub use auth::{ApiKeys, Scope};
 pub use config::ServerConfig;
@@ -131,6 +134,18 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(logging::request_span)
+                .on_request(())
+                .on_response(logging::log_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(logging::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(
+            logging::REQUEST_ID,
+            logging::RequestIds::default(),
+        ))
         .with_state(state)
 }
 

@@ -138,10 +138,17 @@ mod tests {
         let mut c = Collection::new();
         let t = c.intern_term("t");
         for d in 0..20 {
-            c.add_document(&format!("d{d}"), &[(t, 1.0 + d as f32)]).unwrap();
+            c.add_document(&format!("d{d}"), &[(t, 1.0 + d as f32)])
+                .unwrap();
         }
         let path = dir.join(name);
-        build_index(&c, &path, &BuildOptions::with_block_size(8), &mut |_, _, _| {}).unwrap();
+        build_index(
+            &c,
+            &path,
+            &BuildOptions::with_block_size(8),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
         Arc::new(ServedIndex::new(Index::open(&path).unwrap()))
     }
 

@@ -1731,3 +1731,34 @@ async fn scores_are_dot_products_in_the_models_units() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 30, 2);
+    let server = Server::start(&path, ServerConfig::default()).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/search", server.base);
+    let body = json!({"vector": {"t1": 1}}).to_string();
+    let given = client
+        .post(&url)
+        .header("x-request-id", "client-chosen-7")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(given.headers()["x-request-id"], "client-chosen-7");
+    let mut ids = std::collections::HashSet::new();
+    for path in ["/v1/search", "/v1/health", "/nowhere"] {
+        let r = client
+            .post(format!("{}{path}", server.base))
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert!(!id.is_empty());
+        assert!(ids.insert(id), "ids are unique");
+    }
+    server.stop().await;
+}

@@ -129,6 +129,11 @@ pub struct ServeArgs {
     /// and, with --writable, write).
     #[arg(long)]
     pub insecure_public: bool,
+    /// Request logs on standard error (one line per request: its id, method, route, status and
+    /// latency; never keys or query texts): `text`, or `json` (one object a line, for log
+    /// shippers). Their level comes from RUST_LOG (default `info`; `warn` keeps 5xx answers only).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// The directory `POST /v1/admin/reload` may open files in (default: the directory holding
     /// --index, or --collections itself).
     #[arg(long)]
@@ -192,8 +197,37 @@ impl QueryEncoder for SpladeQueries {
     }
 }
 
+/// The format of the request logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Sends `tracing` events (the request logs) to standard error, filtered by RUST_LOG.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A subscriber installed already (by an embedding program) stays.
+    let _ = match format {
+        LogFormat::Text => logs.try_init(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
+    };
+}
+
 /// Runs `serve`.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    init_logs(args.log_format);
     let defaults = ServerConfig::default();
     let config = ServerConfig {
         max_body_bytes: args.max_body_bytes,

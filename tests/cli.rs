@@ -172,7 +172,7 @@ fn check_latency(stderr: &str, queries: usize, k: usize) -> &str {
         .lines()
         .find(|l| l.contains(" queries, k="))
         .unwrap_or_else(|| panic!("no search summary on stderr:\n{stderr}"));
-    let start = format!("{queries} queries, k={k}, algorithm=exhaustive: mean ");
+    let start = format!("{queries} queries, k={k}, algorithm=bmp: mean ");
     assert!(line.starts_with(&start), "{line}");
     assert!(
         line.contains(" us, p50 ") && line.contains(" us, p99 "),
@@ -354,7 +354,7 @@ fn happy_path_build_info_search() {
                 dir,
                 &format!("search --index idx.bmp --queries {queries} --k {k}"),
             );
-            let expected = expected_run(k, "bmp-exhaustive");
+            let expected = expected_run(k, "bmp-bmp");
             assert_eq!(r.stdout, expected, "{queries}, k={k}");
             check_search_summary(&r.stderr, 4, k, 4, 1);
         }

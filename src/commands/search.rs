@@ -54,7 +54,7 @@ pub struct SearchArgs {
     pub k: u32,
     /// Query processor, `name[:key=value]*` (e.g. `bmp`, `bmp:alpha=0.9:beta=0.5`); --help lists
     /// the algorithms and their parameters.
-    #[arg(long, default_value = "exhaustive", value_parser = parse_algorithm, long_help = bmp_query::spec::help())]
+    #[arg(long, default_value = "bmp", value_parser = parse_algorithm, long_help = bmp_query::spec::help())]
     pub algorithm: SearchSpec,
     /// Write the run here (atomically) instead of standard output.
     #[arg(long)]

@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(jsonl ciff queries_tsv index_open http_body)
+[ ${#targets[@]} -gt 0 ] || targets=(jsonl ciff queries_tsv index_open http_body auth_header)
 data=../../shared/data
 bin=../target/release/bmp-index
 seed() { mkdir -p "corpus/$1"; }
@@ -19,6 +19,7 @@ seed ciff
 seed queries_tsv
 seed index_open
 seed http_body
+seed auth_header
 if [ -x "$bin" ]; then
   tmp=$(mktemp -d)
   "$bin" synth --docs 300 --queries 20 --seed 9 --output-docs "$tmp/d.jsonl" --output-queries "$tmp/q.jsonl" 2>/dev/null
@@ -43,6 +44,10 @@ printf '{"vector": {"x": 1.0, "y": 0.5}, "k": 10}' > corpus/http_body/search
 printf '{"queries": [{"id": 1, "vector": {"x": 1}}, {"vector": {"y": 2}, "k": 3, "algorithm": "bmp", "alpha": 0.9}]}' > corpus/http_body/batch
 printf '{"vector": {"a": 1}, "algorithm": "sp", "mu": 0.5, "eta": 1, "filter": ["d1"]}' > corpus/http_body/sp
 printf '{"index": "x.bmp"}' > corpus/http_body/reload
+printf 'Bearer read-key-0123456789' > corpus/auth_header/read
+printf 'bearer  admin-key-0123456789 ' > corpus/auth_header/admin
+printf 'Basic d3JpdGUta2V5' > corpus/auth_header/basic
+printf 'read  a-key-of-twenty-chars\n# comment\nadmin another-key-0123456' > corpus/auth_header/keys
 
 for t in "${targets[@]}"; do
   # A CIFF file is a whole collection: long inputs only slow the reader down, so they are cut at 64 KiB.

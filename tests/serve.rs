@@ -69,6 +69,22 @@ fn read_run(path: &Path) -> Vec<(String, String, f64, usize)> {
         .collect()
 }
 
+/// Asserts equal hits (ids and ranks) with equal scores up to float rounding: a text query
+/// encoded in another batch has the same integer scores, but its weights, and so its scale,
+/// may differ in the last bits.
+fn assert_same_hits(got: &[(String, f64, usize)], want: &[(String, f64, usize)], qid: &str) {
+    let key = |h: &[(String, f64, usize)]| -> Vec<(String, usize)> {
+        h.iter().map(|(id, _, rank)| (id.clone(), *rank)).collect()
+    };
+    assert_eq!(key(got), key(want), "query {qid}");
+    for ((_, a, _), (_, b, _)) in got.iter().zip(want) {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs(),
+            "query {qid}: score {a} against {b}"
+        );
+    }
+}
+
 /// `(id, score, rank)` of a response's hits.
 fn hits(v: &serde_json::Value) -> Vec<(String, f64, usize)> {
     v["hits"]
@@ -330,7 +346,7 @@ fn text_queries_answer_like_search_with_the_model() {
         let (status, r) = http(&server.addr, "POST", "/v1/search", &body);
         assert_eq!(status, 200, "{r}");
         let v: serde_json::Value = serde_json::from_str(&r).unwrap();
-        assert_eq!(hits(&v), want(qid), "query {qid}");
+        assert_same_hits(&hits(&v), &want(qid), qid);
         assert!(v["encode_us"].is_u64());
     }
     std::thread::scope(|scope| {
@@ -342,7 +358,7 @@ fn text_queries_answer_like_search_with_the_model() {
                     let (status, r) = http(addr, "POST", "/v1/search", &body);
                     assert_eq!(status, 200, "{r}");
                     let v: serde_json::Value = serde_json::from_str(&r).unwrap();
-                    assert_eq!(hits(&v), want(qid), "query {qid}");
+                    assert_same_hits(&hits(&v), &want(qid), qid);
                 }
             });
         }
@@ -360,7 +376,8 @@ fn text_queries_answer_like_search_with_the_model() {
     assert_eq!(status, 200, "{r}");
     let v: serde_json::Value = serde_json::from_str(&r).unwrap();
     for result in v["results"].as_array().unwrap() {
-        assert_eq!(hits(result), want(result["id"].as_str().unwrap()));
+        let qid = result["id"].as_str().unwrap();
+        assert_same_hits(&hits(result), &want(qid), qid);
     }
     let (_, stats) = http(&server.addr, "GET", "/v1/stats", "");
     assert!(stats.contains("splade-tiny"), "{stats}");

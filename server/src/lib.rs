@@ -1,7 +1,7 @@
 //! HTTP search API over a bmp index.
 //!
 //! Build an [`AppState`] from an index and a [`ServerConfig`], then either mount [`router`] in
-//! your own axum app or run [`serve`] on a bound listener. Endpoints (JSON):
+//! your own axum app or run [`serve`] (or [`serve_tls`]) on a bound listener. Endpoints (JSON):
 //!
 //! - `POST /v1/search`: `{"vector": {"term": weight}}` or `{"query": "text"}` (with an encoder),
 //!   plus `"k"?: 10, "algorithm"?: "bmp"` and the algorithm's parameters (`"alpha"?: f, "beta"?: f`
@@ -226,6 +226,51 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// A TLS certificate chain and its private key, loaded for [`serve_tls`] (rustls).
+#[derive(Clone)]
+pub struct Tls(axum_server::tls_rustls::RustlsConfig);
+
+impl Tls {
+    /// Loads the certificate chain `cert` and its private key `key` (PEM files).
+    pub async fn load(cert: &std::path::Path, key: &std::path::Path) -> std::io::Result<Tls> {
+        axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            .await
+            .map(Tls)
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot load the TLS certificate {} and key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ),
+                )
+            })
+    }
+}
+
+/// [`serve`] over TLS. Serves until `shutdown` completes, then lets the requests in flight
+/// finish.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    state: AppState,
+    tls: Tls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tls = tls.0;
+    listener.set_nonblocking(true)?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(None);
+    });
+    axum_server::from_tcp_rustls(listener, tls)
+        .handle(handle)
+        .serve(router(state).into_make_service())
         .await
 }
 

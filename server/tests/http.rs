@@ -1762,3 +1762,79 @@ async fn every_answer_carries_a_request_id() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_self_signed_certificate() {
+    use std::sync::Arc as StdArc;
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 100, 5);
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+
+    // A key that is not PEM is refused before anything is served.
+    std::fs::write(dir.path().join("bad.pem"), "not a key").unwrap();
+    assert!(
+        bmp_server::Tls::load(&cert_path, &dir.path().join("bad.pem"))
+            .await
+            .is_err()
+    );
+    let tls = bmp_server::Tls::load(&cert_path, &key_path).await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState::open(&path, ServerConfig::default()).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(bmp_server::serve_tls(listener, state, tls, async move {
+        let _ = stopped.await;
+    }));
+
+    // A client that trusts the certificate gets answers; one that does not, a failed handshake.
+    let connect = |roots: RootCertStore| async move {
+        let config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(StdArc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+    };
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(cert.cert.pem().as_bytes()).unwrap())
+        .unwrap();
+    let mut stream = connect(roots).await.expect("the handshake succeeds");
+    let body = json!({"vector": {"t1": 1}, "k": 3}).to_string();
+    let request = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .unwrap_or_default();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"hits\""), "{response}");
+    assert!(connect(RootCertStore::empty()).await.is_err());
+
+    // Plain HTTP on the TLS port gets no answer.
+    let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    plain.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("\"hits\""));
+
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the TLS server shuts down")
+        .unwrap()
+        .unwrap();
+}

@@ -12,8 +12,8 @@ use bmp_index::segments::{CollectionDir, Recovery, RefreshPolicy, Snapshot};
 use bmp_index::Index;
 use bmp_server::auth::KEYS_VARIABLE;
 use bmp_server::{
-    refresh_every, reload_on_hangup, serve, shutdown_signal, ApiKeys, AppState, QueryEncoder,
-    QueryVectorizer, Reranker, ServedIndex, ServerConfig,
+    refresh_every, reload_on_hangup, serve, serve_tls, shutdown_signal, ApiKeys, AppState,
+    QueryEncoder, QueryVectorizer, Reranker, ServedIndex, ServerConfig, Tls,
 };
 use clap::Args;
 
@@ -125,6 +125,12 @@ pub struct ServeArgs {
     /// instead. The admin routes are served only when some key has the admin scope.
     #[arg(long)]
     pub api_keys: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key). TLS is rustls.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Listen on a non-loopback address without API keys (anyone who can reach it may search
     /// and, with --writable, write).
     #[arg(long)]
@@ -295,8 +301,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         (None, None) => anyhow::bail!("give --index or --collections"),
     };
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
+        let listener = std::net::TcpListener::bind(args.addr)
             .with_context(|| format!("cannot listen on {}", args.addr))?;
         let local = listener
             .local_addr()
@@ -309,10 +314,26 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 Duration::from_millis(args.refresh_ms),
             ));
         }
-        eprintln!("serving {} on http://{local}", shown.display());
-        serve(listener, state, shutdown_signal())
-            .await
-            .context("server error")?;
+        match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let tls = Tls::load(cert, key).await?;
+                eprintln!("serving {} on https://{local}", shown.display());
+                serve_tls(listener, state, tls, shutdown_signal())
+                    .await
+                    .context("server error")?;
+            }
+            _ => {
+                eprintln!("serving {} on http://{local}", shown.display());
+                listener
+                    .set_nonblocking(true)
+                    .context("cannot set up the listener")?;
+                let listener = tokio::net::TcpListener::from_std(listener)
+                    .context("cannot set up the listener")?;
+                serve(listener, state, shutdown_signal())
+                    .await
+                    .context("server error")?;
+            }
+        }
         eprintln!("stopped");
         Ok(())
     })

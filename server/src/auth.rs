@@ -144,18 +144,38 @@ impl ApiKeys {
     /// The scope of `key`, if it is one of the keys. Every key is compared, each in constant
     /// time, so the time taken says nothing of how much of a key matched.
     pub fn scope_of(&self, key: &[u8]) -> Option<Scope> {
+        self.find(key).map(|(_, scope)| scope)
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no keys (never, for parsed ones).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The position and scope of `key` among the keys, compared as [`ApiKeys::scope_of`] does.
+    fn find(&self, key: &[u8]) -> Option<(usize, Scope)> {
         let mut found = None;
-        for (scope, known) in &self.keys {
+        for (i, (scope, known)) in self.keys.iter().enumerate() {
             if constant_time_eq(known, key) {
-                found = Some(*scope);
+                found = Some((i, *scope));
             }
         }
         found
     }
 
     /// Checks a request's `Authorization` header against `needed`: 401 without a valid key,
-    /// 403 when its scope is too small.
+    /// 403 when its scope is too small. Returns the key's scope.
     pub fn check(&self, headers: &HeaderMap, needed: Scope) -> Result<Scope, ApiError> {
+        self.identify(headers, needed).map(|(_, scope)| scope)
+    }
+
+    /// [`ApiKeys::check`], returning the key's position among the keys too (for its limits).
+    pub fn identify(&self, headers: &HeaderMap, needed: Scope) -> Result<(usize, Scope), ApiError> {
         let header = headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| {
@@ -166,8 +186,8 @@ impl ApiKeys {
         let key = bearer_token(header.as_bytes()).ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be `Bearer <key>`")
         })?;
-        let scope = self
-            .scope_of(key)
+        let (at, scope) = self
+            .find(key)
             .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
         if scope < needed {
             return Err(ApiError::forbidden(format!(
@@ -176,7 +196,7 @@ impl ApiKeys {
                 scope.name()
             )));
         }
-        Ok(scope)
+        Ok((at, scope))
     }
 }
 

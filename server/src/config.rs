@@ -1,5 +1,6 @@
 //! Server limits and tuning knobs.
 
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,6 +35,11 @@ pub struct ServerConfig {
     /// The directory a reload may open files in (at any depth); `None`: a reload may only
     /// reopen what is served.
     pub data_dir: Option<PathBuf>,
+    /// With keys: the most requests a second each key may make (bursts of as many); past it,
+    /// 429 with `Retry-After`.
+    pub key_rate: Option<NonZeroU32>,
+    /// With keys: the most requests each key may have in flight at once; past it, 429.
+    pub key_concurrency: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -51,6 +57,8 @@ impl Default for ServerConfig {
             encoder_batch: 16,
             keys: None,
             data_dir: None,
+            key_rate: None,
+            key_concurrency: None,
         }
     }
 }

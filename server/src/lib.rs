@@ -31,6 +31,7 @@ pub mod config;
 pub mod encoder;
 pub mod error;
 pub mod handlers;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod openapi;
@@ -119,8 +120,10 @@ pub fn router(state: AppState) -> Router {
         routes = routes.route("/v1/admin/reload", post(handlers::reload));
     }
     if let Some(keys) = keys {
+        let config = state.config();
+        let limits = limits::KeyLimits::new(keys.len(), config.key_rate, config.key_concurrency);
         routes = routes.route_layer(middleware::from_fn_with_state(
-            std::sync::Arc::new(keys),
+            std::sync::Arc::new(Gate { keys, limits }),
             authorize,
         ));
     }
@@ -149,9 +152,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Lets a request through only with a key whose scope covers its route (see [`auth`]).
+/// The keys and their limits, as the router checks them.
+struct Gate {
+    keys: ApiKeys,
+    limits: limits::KeyLimits,
+}
+
+/// Lets a request through only with a key whose scope covers its route (see [`auth`]), within
+/// the key's limits (see [`limits`]).
 async fn authorize(
-    State(keys): State<std::sync::Arc<ApiKeys>>,
+    State(gate): State<std::sync::Arc<Gate>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -159,11 +169,24 @@ async fn authorize(
         .extensions()
         .get::<MatchedPath>()
         .map_or("", |p| p.as_str());
-    if let Some(needed) = auth::Scope::required(request.method(), route) {
-        if let Err(e) = keys.check(request.headers(), needed) {
-            return e.into_response();
+    let Some(needed) = auth::Scope::required(request.method(), route) else {
+        return next.run(request).await;
+    };
+    let key = match gate.keys.identify(request.headers(), needed) {
+        Ok((key, _)) => key,
+        Err(e) => return e.into_response(),
+    };
+    let _in_flight = match gate.limits.admit(key) {
+        Ok(in_flight) => in_flight,
+        Err(refusal) => {
+            let mut response = ApiError::too_many(refusal.message).into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(refusal.retry_after),
+            );
+            return response;
         }
-    }
+    };
     next.run(request).await
 }
 

@@ -1838,3 +1838,75 @@ async fn https_with_a_self_signed_certificate() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_is_held_to_its_rate_and_concurrency() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = build(dir.path(), "a.bmp", "a", 50, 3);
+    let config = ServerConfig {
+        key_rate: std::num::NonZeroU32::new(3),
+        key_concurrency: Some(1),
+        ..keyed_config(dir.path())
+    };
+    let server = Server::start(&path, config).await;
+    let url = format!("{}/v1/search", server.base);
+    let body = json!({"vector": {"t1": 1}}).to_string();
+
+    // One request of the read key in flight (its body not all sent yet): the next is refused.
+    let mut slow = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&body.as_bytes()[..5]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reader = keyed_client(READ_KEY);
+    let r = reader.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "too_many_requests");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("1 requests at once"));
+    // Another key is not held back.
+    let (status, _) = post(&keyed_client(WRITE_KEY), &url, body.clone()).await;
+    assert_eq!(status, 200);
+    // The slow request finishes; its key may go on.
+    slow.write_all(&body.as_bytes()[5..]).await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Three a second, in bursts of three: the admin key's first three pass at once; of the
+    // next ones, sent within a second, some are refused with a wait.
+    let admin = keyed_client(ADMIN_KEY);
+    let start = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = admin.post(&url).body(body.clone()).send().await.unwrap();
+        if r.status() == 429 {
+            let wait: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(wait >= 1);
+        }
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses[..3], [200, 200, 200], "{statuses:?}");
+    if start.elapsed() < Duration::from_secs(1) {
+        assert!(statuses.contains(&429), "{statuses:?}");
+        assert!(
+            statuses.iter().filter(|&&s| s == 200).count() <= 6,
+            "{statuses:?}"
+        );
+    }
+    server.stop().await;
+}

@@ -125,6 +125,13 @@ pub struct ServeArgs {
     /// instead. The admin routes are served only when some key has the admin scope.
     #[arg(long)]
     pub api_keys: Option<PathBuf>,
+    /// With API keys: the most requests a second each key may make (bursts of as many); past
+    /// it, 429 with `Retry-After`.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub key_rate: Option<u32>,
+    /// With API keys: the most requests each key may have in flight at once; past it, 429.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub key_concurrency: Option<u32>,
     /// Serve HTTPS with this certificate chain (PEM; with --tls-key). TLS is rustls.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -246,6 +253,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         encoder_batch: args.encoder_batch as usize,
         keys: api_keys(args)?,
         data_dir: data_dir(args),
+        key_rate: args.key_rate.and_then(std::num::NonZeroU32::new),
+        key_concurrency: args.key_concurrency.map(|n| n as usize),
     };
     let encoder: Option<Arc<dyn QueryEncoder>> = match &args.model {
         None => None,
@@ -354,6 +363,12 @@ fn api_keys(args: &ServeArgs) -> anyhow::Result<Option<ApiKeys>> {
         (None, Ok(text)) => Some(ApiKeys::parse(&text, KEYS_VARIABLE).map_err(anyhow::Error::msg)?),
         (None, Err(_)) => None,
     };
+    if keys.is_none() && (args.key_rate.is_some() || args.key_concurrency.is_some()) {
+        anyhow::bail!(
+            "--key-rate and --key-concurrency limit API keys: give --api-keys FILE (or \
+             {KEYS_VARIABLE})"
+        );
+    }
     if keys.is_none() && !args.addr.ip().is_loopback() && !args.insecure_public {
         anyhow::bail!(
             "{} is not a loopback address and no API keys are given: give --api-keys FILE (or \

@@ -210,6 +210,9 @@ fn add_collection_routes(doc: &mut Value) {
             }
         }
     });
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {"type": "http", "scheme": "bearer", "description": "An API key (serve --api-keys)"}
+    });
     let schemas = &mut doc["components"]["schemas"];
     schemas["CollectionInfo"] = json!({
         "type": "object", "required": ["name", "documents", "segments", "generation", "writable"],
@@ -257,8 +260,9 @@ fn unnamed_routes() -> Value {
         "info": {
             "title": "bmp search API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Top-k retrieval over a learned-sparse index with Block-Max Pruning. Errors are {\"error\": {\"code\", \"message\"}}."
+            "description": "Top-k retrieval over a learned-sparse index with Block-Max Pruning. Errors are {\"error\": {\"code\", \"message\"}}. A server started with API keys needs `Authorization: Bearer <key>` on every route but /v1/health, of scope read (searches, stats, listings, metrics, this document), write (adds, deletes, refreshes) or admin (reloads, creating and dropping collections): 401 without a valid key, 403 for too small a scope, 429 with Retry-After past the key's limits."
         },
+        "security": [{"bearer": []}],
         "paths": {
             "/v1/search": {"post": {
                 "summary": "Answer one query",
@@ -283,6 +287,7 @@ fn unnamed_routes() -> Value {
             }},
             "/v1/health": {"get": {
                 "summary": "Liveness",
+                "security": [],
                 "responses": {"200": json_response("Serving", "Health")}
             }},
             "/v1/stats": {"get": {

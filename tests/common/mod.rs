@@ -138,6 +138,9 @@ pub fn start_serve(dir: &Path, args: &[&str]) -> (Child, BufReader<ChildStderr>,
     let mut child = Command::new(BIN)
         .args(["serve", "--addr", "127.0.0.1:0"])
         .args(args)
+        // The request logs at their default level, whatever the environment says.
+        .env_remove("RUST_LOG")
+        .env_remove("BMP_API_KEYS")
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -119,6 +119,12 @@ impl<'a> SnapshotSearcher<'a> {
         }
     }
 
+    /// Restricts the next searches to the documents of `filters` (one entry per segment, as in
+    /// [`SnapshotSearcher::with_filters`]), keeping the processors and their buffers.
+    pub fn set_filters(&mut self, filters: Cow<'a, [Option<DocFilter>]>) {
+        self.filters = filters;
+    }
+
     /// The snapshot searched.
     pub fn snapshot(&self) -> &'a Snapshot {
         self.snapshot

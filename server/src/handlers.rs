@@ -28,8 +28,6 @@ use crate::metrics::Metrics;
 use crate::rerank::Reranker;
 use crate::searchers;
 use crate::state::{valid_collection_name, AppState, ServedIndex, Target};
-use bmp_query::segments::SnapshotSearcher;
-use std::borrow::Cow;
 
 /// A validated request whose text, if it had one, has been encoded.
 #[derive(Debug, Clone)]
@@ -177,21 +175,16 @@ fn run_collection_query(
         return Err(ApiError::internal("no reranker for a collection"));
     }
     let snapshot = served.snapshot();
-    // A filter makes a searcher of its own; the live documents alone, this thread's kept one.
-    let (results, unknown_filter_ids) = match &query.filter {
+    let (filters, unknown_filter_ids) = match &query.filter {
         Some(ids) => {
             let (filters, unknown) = served.resolve_segment_filters(ids)?;
-            let mut searcher =
-                SnapshotSearcher::with_filters(snapshot, &query.spec, Cow::Owned(filters));
-            (searcher.search(&query.entries, query.k), Some(unknown))
+            (Some(filters), Some(unknown))
         }
-        None => (
-            searchers::with_collection_searcher(served, &query.spec, |searcher| {
-                searcher.search(&query.entries, query.k)
-            }),
-            None,
-        ),
+        None => (None, None),
     };
+    let results = searchers::with_collection_searcher(served, &query.spec, filters, |searcher| {
+        searcher.search(&query.entries, query.k)
+    });
     let results = results.map_err(|e| match e {
         bmp_index::Error::Invalid(m) => ApiError::invalid(format!("vector: {m}")),
         e => ApiError::internal(format!("search failed: {}", index_message(&e))),

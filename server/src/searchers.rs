@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use bmp_query::segments::SnapshotSearcher;
-use bmp_query::{SearchSpec, Searcher};
+use bmp_query::{DocFilter, SearchSpec, Searcher};
 use self_cell::self_cell;
 
 use crate::state::ServedIndex;
@@ -107,11 +107,13 @@ pub fn with_index_searcher<T>(
     Some(out)
 }
 
-/// Runs `job` with this thread's searcher of the live documents of the collection `served`
-/// serves (built on first use), and keeps it for the next request.
+/// Runs `job` with this thread's searcher of the collection `served` serves (built on first
+/// use), restricted to `filters` (one per segment) when given and to the live documents
+/// otherwise, and keeps it for the next request.
 pub fn with_collection_searcher<T>(
     served: &Arc<ServedIndex>,
     spec: &SearchSpec,
+    filters: Option<Vec<Option<DocFilter>>>,
     job: impl FnOnce(&mut SnapshotSearcher<'_>) -> T,
 ) -> T {
     let mut searcher = match take(served, spec, true) {
@@ -120,7 +122,15 @@ pub fn with_collection_searcher<T>(
             SnapshotSearcher::with_filters(s.snapshot(), spec, std::borrow::Cow::Borrowed(s.live()))
         }),
     };
-    let out = searcher.with_dependent_mut(|_, s| job(s));
+    let out = searcher.with_dependent_mut(|served, s| match filters {
+        Some(filters) => {
+            s.set_filters(std::borrow::Cow::Owned(filters));
+            let out = job(s);
+            s.set_filters(std::borrow::Cow::Borrowed(served.live()));
+            out
+        }
+        None => job(s),
+    });
     keep(*spec, Kept::Collection(searcher));
     out
 }

@@ -1454,6 +1454,35 @@ async fn several_collections_are_served_written_created_and_dropped_apart() {
     assert_eq!((status, gone["deleted"].as_u64()), (200, Some(1)));
     let (_, blogs) = post(&client, &url("blogs", "/search"), query.to_string()).await;
     assert!(hits(&blogs).is_empty());
+    // Filtered searches and unfiltered ones, in turn, on the threads' kept searchers: a filter
+    // holds for its own request only, and the deleted document stays out.
+    let add = json!({"documents": [{"id": "b4", "vector": {"pear": 1.0}}]});
+    let (status, _) = post(
+        &client,
+        &format!("{}?refresh=true", url("blogs", "/documents")),
+        add.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let pear = |filter: Option<Vec<&str>>| {
+        let mut q = json!({"vector": {"pear": 1.0, "apple": 1.0}});
+        if let Some(f) = filter {
+            q["filter"] = json!(f);
+        }
+        q.to_string()
+    };
+    for _ in 0..3 {
+        let (_, r) = post(
+            &client,
+            &url("blogs", "/search"),
+            pear(Some(vec!["b4", "b1"])),
+        )
+        .await;
+        assert_eq!(hits(&r), vec![("b4".to_string(), 1)]);
+        assert_eq!(r["unknown_filter_ids"], 1);
+        let (_, r) = post(&client, &url("blogs", "/search"), pear(None)).await;
+        assert_eq!(hits(&r), vec![("b2".to_string(), 2), ("b4".to_string(), 1)]);
+    }
     let (status, stats) = get(&client, &url("blogs", "")).await;
     assert_eq!(
         (
@@ -1461,10 +1490,10 @@ async fn several_collections_are_served_written_created_and_dropped_apart() {
             stats["documents"].as_u64(),
             stats["block_size"].as_u64()
         ),
-        (200, Some(1), Some(16))
+        (200, Some(2), Some(16))
     );
     let (_, health) = get(&client, &format!("{base}/v1/health")).await;
-    assert_eq!(health["documents"], 2);
+    assert_eq!(health["documents"], 3);
     let (status, err) = post(&client, &url("nope", "/search"), query.to_string()).await;
     assert_eq!(
         (status, err["error"]["code"].as_str()),
@@ -1475,7 +1504,7 @@ async fn several_collections_are_served_written_created_and_dropped_apart() {
     let (status, dropped) = send(&client, Method::DELETE, &url("blogs", ""), None).await;
     assert_eq!(
         (status, dropped["documents"].as_u64()),
-        (200, Some(1)),
+        (200, Some(2)),
         "{dropped}"
     );
     assert!(!root.path().join("blogs").exists());

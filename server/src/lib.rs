@@ -71,15 +71,22 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config().max_body_bytes;
     let keys = state.config().keys.clone();
     let admin = keys.as_ref().is_some_and(ApiKeys::has_admin);
+    // The routes of one index or collection: under `/v1` for the server's only one, under
+    // `/v1/collections/{collection}` for each of several.
+    let target = || {
+        Router::new()
+            .route("/search", post(handlers::search))
+            .route("/search/batch", post(handlers::search_batch))
+            .route("/documents", post(handlers::add_documents))
+            .route("/documents/delete", post(handlers::delete_documents))
+            .route("/documents/{id}", delete(handlers::delete_document))
+            .route("/refresh", post(handlers::refresh))
+    };
     let mut routes = Router::new()
-        .route("/v1/search", post(handlers::search))
-        .route("/v1/search/batch", post(handlers::search_batch))
+        .nest("/v1", target())
+        .nest("/v1/collections/{collection}", target())
         .route("/v1/health", get(handlers::health))
         .route("/v1/stats", get(handlers::stats))
-        .route("/v1/documents", post(handlers::add_documents))
-        .route("/v1/documents/delete", post(handlers::delete_documents))
-        .route("/v1/documents/{id}", delete(handlers::delete_document))
-        .route("/v1/refresh", post(handlers::refresh))
         .route("/v1/collections", get(handlers::list_collections))
         .route("/v1/collections/{collection}", {
             let collection = get(handlers::stats);
@@ -90,30 +97,6 @@ pub fn router(state: AppState) -> Router {
                 false => collection,
             }
         })
-        .route(
-            "/v1/collections/{collection}/search",
-            post(handlers::search),
-        )
-        .route(
-            "/v1/collections/{collection}/search/batch",
-            post(handlers::search_batch),
-        )
-        .route(
-            "/v1/collections/{collection}/documents",
-            post(handlers::add_documents),
-        )
-        .route(
-            "/v1/collections/{collection}/documents/delete",
-            post(handlers::delete_documents),
-        )
-        .route(
-            "/v1/collections/{collection}/documents/{id}",
-            delete(handlers::delete_document),
-        )
-        .route(
-            "/v1/collections/{collection}/refresh",
-            post(handlers::refresh),
-        )
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi));
     if admin {

@@ -377,8 +377,8 @@ impl Searcher for Bmp<'_> {
             if let Some(mask) = mask {
                 mask_bounds(bounds, 0, mask);
             }
+            // The collector was reset by the search.
             let w = &mut self.workers[0];
-            w.topk.reset(k);
             w.scored = 0;
             if let Some(n) = w.buckets.fill(bounds, floor).map(|_| w.buckets.items.len()) {
                 self.stats.candidates = n as u32;
@@ -450,8 +450,14 @@ impl Bmp<'_> {
         let mask = filter.map(|_| &self.block_mask[..]);
         let partial = &self.partial[..threads - 1];
         let index = self.index;
-        for w in &mut self.workers[..threads] {
-            w.topk.reset(k);
+        // The first worker's collector is the search's (reset by it); the others take its
+        // deadline.
+        let deadline = self.workers[0].topk.deadline();
+        for (i, w) in self.workers[..threads].iter_mut().enumerate() {
+            if i > 0 {
+                w.topk.reset(k);
+                w.topk.set_deadline(deadline);
+            }
             w.scored = 0;
             w.buckets.items.clear();
         }
@@ -497,6 +503,9 @@ impl Bmp<'_> {
         let (first, rest) = self.workers[..threads].split_at_mut(1);
         let topk = &mut first[0].topk;
         for w in rest {
+            if w.topk.stopped() {
+                topk.mark_stopped();
+            }
             for h in w.topk.drain_sorted() {
                 topk.push(h.doc, h.score);
             }
@@ -578,6 +587,9 @@ impl Worker<'_> {
             self.scored += 1;
             if let (Some(s), Some(t)) = (shared, self.topk.threshold()) {
                 s.fetch_max(t, Ordering::Relaxed);
+            }
+            if self.topk.tick() {
+                break;
             }
         }
         Ok(())

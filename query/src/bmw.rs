@@ -138,6 +138,9 @@ impl<'a> Bmw<'a> {
         let n = order.len();
         let mut threshold = seed;
         loop {
+            if topk.tick() {
+                return Ok(());
+            }
             // Pivot: the first cursor where the upper bounds so far can beat the threshold.
             let t = u64::from(threshold);
             let mut upper = 0u64;

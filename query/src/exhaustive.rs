@@ -44,9 +44,14 @@ impl Searcher for Exhaustive<'_> {
             self.scores = vec![0; num_docs];
         }
         let scores = &mut self.scores;
+        let topk = &mut self.topk;
         let mut out_of_range = false;
         let mut accumulate = || -> Result<()> {
-            for qt in &query.terms {
+            for (i, qt) in query.terms.iter().enumerate() {
+                // The deadline is checked between two lists (after the first).
+                if i > 0 && topk.out_of_time() {
+                    break;
+                }
                 let postings = self.index.postings(qt.term)?;
                 let weight = qt.weight;
                 postings

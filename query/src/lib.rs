@@ -10,6 +10,7 @@ pub mod bmp;
 pub mod bmw;
 pub mod chamfer;
 pub mod cursor;
+pub mod deadline;
 pub mod exhaustive;
 pub mod filter;
 pub mod maxscore;
@@ -20,6 +21,7 @@ pub mod sp;
 pub mod spec;
 pub mod topk;
 
+pub use deadline::Deadline;
 pub use filter::DocFilter;
 pub use query::{Query, QueryTerm};
 pub use spec::{AlgorithmInfo, ParamInfo, SearchSpec, SpecError, ALGORITHMS};
@@ -31,7 +33,11 @@ pub use topk::{Hit, TopK};
 /// A processor implements [`Searcher::collect`], which offers documents to its collector
 /// ([`Searcher::topk`]); the provided [`Searcher::search_filtered`] does what every search
 /// shares around it: resetting the collector (and the statistics), answering nothing for
-/// `k == 0` or a query without terms, and draining the collector in result order.
+/// `k == 0` or a query without terms or past the deadline, and draining the collector in result
+/// order.
+///
+/// A search stops at its [`Deadline`] ([`Searcher::set_deadline`]; none by default): it then
+/// returns the best hits of the documents it scored, and [`Searcher::stopped`] says so.
 pub trait Searcher: Send {
     /// The algorithm's name.
     fn name(&self) -> &'static str;
@@ -43,7 +49,8 @@ pub trait Searcher: Send {
     /// to [`Searcher::topk`], which [`Searcher::search_above`] has reset to `k`. Documents
     /// scoring below `floor` need not be offered (the processor may prune with it from the
     /// start); those scoring at least `floor` are offered as without it. Called only with
-    /// `k >= 1` and at least one query term.
+    /// `k >= 1` and at least one query term. Every few steps it checks the deadline
+    /// ([`TopK::tick`], [`TopK::out_of_time`]) and returns early once it has passed.
     fn collect(
         &mut self,
         query: &Query,
@@ -51,6 +58,17 @@ pub trait Searcher: Send {
         filter: Option<&DocFilter>,
         floor: u32,
     ) -> bmp_index::Result<()>;
+
+    /// Sets the deadline of the searches to come ([`Deadline::None`] for none).
+    fn set_deadline(&mut self, deadline: Deadline) {
+        self.topk().set_deadline(deadline);
+    }
+
+    /// Whether the last search stopped at its deadline: its hits are then the best of the
+    /// documents it scored, not necessarily the top-k.
+    fn stopped(&mut self) -> bool {
+        self.topk().stopped()
+    }
 
     /// Forgets the last search's statistics; called at the start of every search.
     fn reset_stats(&mut self) {}
@@ -84,7 +102,7 @@ pub trait Searcher: Send {
     ) -> bmp_index::Result<Vec<Hit>> {
         self.topk().reset(k);
         self.reset_stats();
-        if k == 0 || query.terms.is_empty() {
+        if k == 0 || query.terms.is_empty() || self.topk().out_of_time() {
             return Ok(Vec::new());
         }
         self.collect(query, k, filter, floor)?;

@@ -145,6 +145,9 @@ impl<'a> MaxScore<'a> {
         let mut ne = 0;
         let mut start = cursors.iter().map(PostingCursor::doc).min().unwrap_or(END);
         while start < num_docs && n > 0 {
+            if topk.tick() {
+                return Ok(());
+            }
             // The outer window ends after the first chunk end of the essential lists (of the last
             // window, or the list of the largest bound when there were none), but not before a
             // whole inner window.
@@ -210,6 +213,10 @@ impl<'a> MaxScore<'a> {
                     topk,
                     &mut threshold,
                 )?;
+                // A window is long enough (WINDOW documents) for a check after each.
+                if topk.out_of_time() {
+                    return Ok(());
+                }
                 // A higher threshold may leave fewer essential lists.
                 let old = ne;
                 while ne < n && prefix[ne] <= threshold {

@@ -20,7 +20,7 @@ use roaring::RoaringBitmap;
 
 use crate::bmp::parts::{search_parts, Part};
 use crate::bmp::Bmp;
-use crate::{DocFilter, Query, SearchSpec, Searcher, TopK};
+use crate::{Deadline, DocFilter, Query, SearchSpec, Searcher, TopK};
 
 /// One result over a collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,9 @@ pub struct SnapshotResults {
     /// The factor from the hits' integer scores to scores in the model's units (see
     /// [`Query::score_scale`]; the segments of a collection share their impact scale).
     pub score_scale: f64,
+    /// Whether the search stopped at its deadline ([`SnapshotSearcher::set_deadline`]): the
+    /// hits are then the best of the documents scored, not the top-k.
+    pub stopped: bool,
 }
 
 /// The processors of a [`SnapshotSearcher`], one per segment.
@@ -116,6 +119,19 @@ impl<'a> SnapshotSearcher<'a> {
             processors,
             filters,
             term_ids: HashMap::new(),
+        }
+    }
+
+    /// Sets the deadline of the searches to come ([`Deadline::None`] for none): a search stops
+    /// there, with the best hits found so far, marked [`SnapshotResults::stopped`].
+    pub fn set_deadline(&mut self, deadline: Deadline) {
+        match &mut self.processors {
+            Processors::Bmp { topk, .. } => topk.set_deadline(deadline),
+            Processors::Each(searchers) => {
+                for s in searchers {
+                    s.set_deadline(deadline);
+                }
+            }
         }
     }
 
@@ -193,6 +209,7 @@ impl<'a> SnapshotSearcher<'a> {
                     hits,
                     unknown_terms,
                     score_scale,
+                    stopped: topk.stopped(),
                 });
             }
             Processors::Each(searchers) => searchers,
@@ -208,6 +225,7 @@ impl<'a> SnapshotSearcher<'a> {
         }
         best.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut hits: Vec<SegmentHit> = Vec::new();
+        let mut stopped = false;
         for &(bound, segment) in &best {
             let floor = kth_score(&mut hits, k);
             if bound < u64::from(floor) || bound == 0 {
@@ -215,12 +233,17 @@ impl<'a> SnapshotSearcher<'a> {
             }
             let filter = self.filters[segment].as_ref();
             let query = &queries[segment];
-            for h in searchers[segment].search_above(query, k, filter, floor)? {
+            let searcher = &mut searchers[segment];
+            for h in searcher.search_above(query, k, filter, floor)? {
                 hits.push(SegmentHit {
                     segment,
                     doc: h.doc,
                     score: h.score,
                 });
+            }
+            if searcher.stopped() {
+                stopped = true;
+                break;
             }
         }
         rank(&mut hits, k);
@@ -228,6 +251,7 @@ impl<'a> SnapshotSearcher<'a> {
             hits,
             unknown_terms,
             score_scale,
+            stopped,
         })
     }
 }

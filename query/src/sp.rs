@@ -325,6 +325,9 @@ impl<'a> Sp<'a> {
                     self.heap
                         .push((u, Reverse(block * bs), CURSOR | start as u32));
                 }
+                if self.topk.tick() {
+                    break;
+                }
             } else {
                 let at = (item & !CURSOR) as usize;
                 let Some(&(u, block)) = self.runs.get(at) else {
@@ -347,6 +350,9 @@ impl<'a> Sp<'a> {
                 }
                 self.scorer.score(block, query, filter, &mut self.topk)?;
                 self.stats.scored += 1;
+                if self.topk.tick() {
+                    break;
+                }
             }
         }
         Ok(())

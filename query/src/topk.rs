@@ -3,6 +3,8 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
+use crate::deadline::{Deadline, CHECK_EVERY};
+
 /// One result: an internal doc id and its integer score.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Hit {
@@ -22,12 +24,19 @@ impl Hit {
     }
 }
 
-/// Keeps the best `k` hits seen so far.
+/// Keeps the best `k` hits seen so far, and watches the search's [`Deadline`].
 #[derive(Debug, Clone)]
 pub struct TopK {
     k: usize,
     // Min-heap by "goodness" (score, then lower doc id is better): the top is the worst hit kept.
     heap: BinaryHeap<Reverse<(u32, Reverse<u32>)>>,
+    deadline: Deadline,
+    /// Loop steps counted by [`TopK::tick`] since the reset.
+    steps: u32,
+    /// Deadline checks made since the reset.
+    checks: u32,
+    /// Whether the search stopped at its deadline.
+    stopped: bool,
 }
 
 impl TopK {
@@ -36,13 +45,62 @@ impl TopK {
         TopK {
             k,
             heap: BinaryHeap::with_capacity(k.min(1 << 20) + 1),
+            deadline: Deadline::None,
+            steps: 0,
+            checks: 0,
+            stopped: false,
         }
     }
 
-    /// Empties the collector and sets a new `k`.
+    /// Empties the collector and sets a new `k` for a new search (under the same deadline).
     pub fn reset(&mut self, k: usize) {
         self.k = k;
         self.heap.clear();
+        self.steps = 0;
+        self.checks = 0;
+        self.stopped = false;
+    }
+
+    /// Sets the deadline of the searches to come.
+    pub fn set_deadline(&mut self, deadline: Deadline) {
+        self.deadline = deadline;
+    }
+
+    /// The deadline of the searches.
+    pub fn deadline(&self) -> Deadline {
+        self.deadline
+    }
+
+    /// Checks the deadline now: whether the search must stop (and it is then marked stopped).
+    #[inline]
+    pub fn out_of_time(&mut self) -> bool {
+        if self.deadline.is_some() && !self.stopped {
+            self.checks += 1;
+            self.stopped = self.deadline.passed(self.checks);
+        }
+        self.stopped
+    }
+
+    /// Counts one step of a search loop (a block scored, a window or a document visited) and
+    /// checks the deadline every [`CHECK_EVERY`] steps: whether the search must stop.
+    #[inline]
+    pub fn tick(&mut self) -> bool {
+        if !self.deadline.is_some() {
+            return false;
+        }
+        self.steps = self.steps.wrapping_add(1);
+        self.steps.is_multiple_of(CHECK_EVERY) && self.out_of_time()
+    }
+
+    /// Whether the last search stopped at its deadline: its hits are then the best of the
+    /// documents it scored, not the top-k.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Marks the search stopped (when one of its parts, kept elsewhere, stopped).
+    pub fn mark_stopped(&mut self) {
+        self.stopped = true;
     }
 
     /// Offers a hit; returns whether it was kept. Hits with score 0 are never kept.

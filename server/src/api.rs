@@ -5,6 +5,7 @@
 //! included.
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use bmp_query::{spec, SearchSpec};
 use serde::Serialize;
@@ -40,6 +41,11 @@ pub struct SearchRequest {
     pub filter: Option<Vec<String>>,
     /// How many of the first-stage hits the multi-vector stage reorders, if asked.
     pub rerank: Option<usize>,
+    /// The query's own time budget, when shorter than the server's (`timeout_ms`).
+    pub timeout: Option<Duration>,
+    /// Whether a query stopped at its time budget answers with the hits found so far, flagged
+    /// `partial` (`"partial": true`), rather than 503.
+    pub partial: bool,
 }
 
 /// One query of a batch: a [`SearchRequest`] and the client's optional `id`.
@@ -55,7 +61,7 @@ pub struct BatchQuery {
 static SEARCH_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut fields = vec!["query", "vector", "k", "algorithm"];
     fields.extend(spec::param_names());
-    fields.extend(["filter", "rerank"]);
+    fields.extend(["filter", "rerank", "timeout_ms", "partial"]);
     fields
 });
 
@@ -192,12 +198,34 @@ impl SearchRequest {
                 Some(usize::try_from(depth).unwrap_or(usize::MAX).min(k))
             }
         };
+        let tfield = field_name(prefix, "timeout_ms");
+        let timeout = match obj.get("timeout_ms") {
+            None => None,
+            Some(v) => {
+                let ms = v.as_u64().filter(|&ms| ms >= 1).ok_or_else(|| {
+                    ApiError::invalid(format!("{tfield} must be a positive integer, got {v}"))
+                })?;
+                Some(Duration::from_millis(ms))
+            }
+        };
+        let partial = match obj.get("partial") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(ApiError::invalid(format!(
+                    "{} must be true or false, got {v}",
+                    field_name(prefix, "partial")
+                )))
+            }
+        };
         Ok(SearchRequest {
             input,
             k,
             spec,
             filter,
             rerank,
+            timeout,
+            partial,
         })
     }
 }
@@ -520,6 +548,9 @@ pub struct SearchResponse {
     /// `took_us`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rerank_us: Option<u64>,
+    /// Whether the search stopped at its time budget (only with `"partial": true`): the hits
+    /// are then the best of the documents scored so far, not necessarily the top-k.
+    pub partial: bool,
 }
 
 /// The answer to one query of a batch.

@@ -19,8 +19,9 @@ pub struct ServerConfig {
     pub max_text_bytes: usize,
     /// Most queries accepted in one batch request.
     pub max_batch: usize,
-    /// Longest a request may wait for and run its work (encoding and search); past it the
-    /// request is answered 503 with code `time_budget_exceeded`.
+    /// Longest a request may wait for and run its work (encoding and search), from its arrival;
+    /// its searches stop there, and the request is answered 503 with code
+    /// `time_budget_exceeded` (or with partial hits, for queries that ask for them).
     pub time_budget: Duration,
     /// Most query jobs run at once (each on a blocking thread); further requests wait their turn.
     pub blocking_threads: usize,

@@ -1,10 +1,13 @@
 //! Route handlers. Text queries are encoded by the state's [`crate::encoder::Batcher`]; query
 //! work runs on tokio's blocking pool, bounded by the state's semaphore; both within the
-//! configured time budget. Each request takes the served index once, at its start.
+//! configured time budget. A query's processor stops at the budget's deadline (its request's
+//! arrival plus the budget, or the query's shorter `timeout_ms`), which frees its thread: the
+//! query is then answered 503, or with the hits found so far flagged `partial` when it asked for
+//! them. Each request takes the served index once, at its start.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -14,7 +17,7 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bmp_index::Collection;
-use bmp_query::{Query, SearchSpec};
+use bmp_query::{Deadline, Query, SearchSpec};
 
 use crate::api::{
     parse_batch, parse_create, parse_delete, parse_documents, parse_json, parse_reload,
@@ -46,6 +49,10 @@ pub struct PreparedQuery {
     pub rerank: Option<(usize, Vec<f32>)>,
     /// Microseconds spent embedding the query for the rerank.
     pub rerank_us: Option<u64>,
+    /// When its search must stop.
+    pub deadline: Deadline,
+    /// Whether, stopped there, it answers with the hits found so far rather than 503.
+    pub partial: bool,
 }
 
 /// The index or collection a request is for: the collection its path names
@@ -95,12 +102,16 @@ pub fn run_query(
         Some(ids) => Some(served.resolve_filter(ids)?),
         None => None,
     };
-    let hits = searchers::with_index_searcher(served, &query.spec, |searcher| {
-        searcher.search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f))
+    let (hits, stopped) = searchers::with_index_searcher(served, &query.spec, |searcher| {
+        searcher.set_deadline(query.deadline);
+        let hits = searcher.search_filtered(&parsed, query.k, filter.as_ref().map(|(f, _)| f));
+        (hits, searcher.stopped())
     })
-    .ok_or_else(|| ApiError::internal("no searcher for the index"))?
-    .map_err(|e| ApiError::internal(format!("search failed: {}", index_message(&e))))?;
+    .ok_or_else(|| ApiError::internal("no searcher for the index"))?;
+    let hits =
+        hits.map_err(|e| ApiError::internal(format!("search failed: {}", index_message(&e))))?;
     let search_elapsed = start.elapsed();
+    check_stopped(query, stopped, metrics)?;
     let scale = parsed.score_scale(index);
     let doc_id = |doc: u32| {
         index
@@ -160,6 +171,7 @@ pub fn run_query(
         unknown_filter_ids: filter.map(|(_, unknown)| unknown),
         encode_us: query.encode_us,
         rerank_us,
+        partial: stopped,
     })
 }
 
@@ -183,6 +195,7 @@ fn run_collection_query(
         None => (None, None),
     };
     let results = searchers::with_collection_searcher(served, &query.spec, filters, |searcher| {
+        searcher.set_deadline(query.deadline);
         searcher.search(&query.entries, query.k)
     });
     let results = results.map_err(|e| match e {
@@ -190,6 +203,7 @@ fn run_collection_query(
         e => ApiError::internal(format!("search failed: {}", index_message(&e))),
     })?;
     let search_elapsed = start.elapsed();
+    check_stopped(query, results.stopped, metrics)?;
     let hits = results
         .hits
         .iter()
@@ -220,7 +234,19 @@ fn run_collection_query(
         unknown_filter_ids,
         encode_us: query.encode_us,
         rerank_us: None,
+        partial: results.stopped,
     })
+}
+
+/// Past its deadline, a query that did not ask for partial results is answered 503.
+fn check_stopped(query: &PreparedQuery, stopped: bool, metrics: &Metrics) -> Result<(), ApiError> {
+    if stopped {
+        metrics.record_stopped(query.partial);
+        if !query.partial {
+            return Err(ApiError::timeout());
+        }
+    }
+    Ok(())
 }
 
 /// Encodes the texts among `requests` (all in one call of the encoder); `fields` names each
@@ -228,6 +254,7 @@ fn run_collection_query(
 async fn prepare(
     state: &AppState,
     requests: Vec<SearchRequest>,
+    arrival: Instant,
     fields: impl Fn(usize) -> String,
 ) -> Result<Vec<PreparedQuery>, ApiError> {
     let mut texts = Vec::new();
@@ -241,7 +268,14 @@ async fn prepare(
             spec,
             filter,
             rerank,
+            timeout,
+            partial,
         } = request;
+        let budget = state.config().time_budget;
+        let deadline = match arrival.checked_add(timeout.map_or(budget, |t| t.min(budget))) {
+            Some(at) => Deadline::At(at),
+            None => Deadline::None,
+        };
         is_text.push(matches!(input, QueryInput::Text(_)));
         let entries = match input {
             QueryInput::Vector(entries) => entries,
@@ -261,6 +295,8 @@ async fn prepare(
             encode_us: None,
             rerank: rerank.map(|d| (d, Vec::new())),
             rerank_us: None,
+            deadline,
+            partial,
         });
     }
     if let Some(&(first, _)) = rerank_texts.first() {
@@ -311,14 +347,25 @@ async fn prepare(
     Ok(prepared)
 }
 
-/// Runs `work` within the configured time budget (503 past it).
+/// How long past a request's time budget its work may take before the request is answered 503
+/// without it: the time for a query stopped at its deadline to come back, and for the work
+/// that does not stop (encoding, reranking) to end.
+const BUDGET_GRACE: Duration = Duration::from_millis(100);
+
+/// Runs `work`, a request that arrived at `arrival`, within the configured time budget (and
+/// [`BUDGET_GRACE`]; 503 past it). The queries of `work` stop at the budget on their own.
 async fn within_budget<T>(
     state: &AppState,
+    arrival: Instant,
     work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
-    tokio::time::timeout(state.config().time_budget, work)
-        .await
-        .unwrap_or_else(|_| Err(ApiError::timeout()))
+    let limit = state.config().time_budget.saturating_add(BUDGET_GRACE);
+    match arrival.checked_add(limit) {
+        Some(at) => tokio::time::timeout_at(at.into(), work)
+            .await
+            .unwrap_or_else(|_| Err(ApiError::timeout())),
+        None => work.await,
+    }
 }
 
 /// Runs `job` on the blocking pool with what `target` serves now, once a permit is free. A
@@ -362,10 +409,11 @@ pub async fn search(
     Targeted(target): Targeted,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
+    let arrival = Instant::now();
     let value = parse_json(&body_bytes(&state, body)?)?;
     let request = SearchRequest::from_json(&value, state.config(), "", &[])?;
-    let response = within_budget(&state, async {
-        let mut prepared = prepare(&state, vec![request], |_| "query".to_string()).await?;
+    let response = within_budget(&state, arrival, async {
+        let mut prepared = prepare(&state, vec![request], arrival, |_| "query".to_string()).await?;
         let query = prepared
             .pop()
             .ok_or_else(|| ApiError::internal("no query"))?;
@@ -385,12 +433,14 @@ pub async fn search_batch(
     Targeted(target): Targeted,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchResponse>, ApiError> {
+    let arrival = Instant::now();
     let value = parse_json(&body_bytes(&state, body)?)?;
     let queries = parse_batch(&value, state.config())?;
-    let results = within_budget(&state, async {
+    let results = within_budget(&state, arrival, async {
         let (ids, requests): (Vec<_>, Vec<_>) =
             queries.into_iter().map(|q| (q.id, q.request)).unzip();
-        let prepared = prepare(&state, requests, |i| format!("queries[{i}].query")).await?;
+        let prepared =
+            prepare(&state, requests, arrival, |i| format!("queries[{i}].query")).await?;
         let reranker = state.reranker().cloned();
         blocking(&state, &target, move |served, metrics| {
             prepared
@@ -768,6 +818,7 @@ mod tests {
         let target = state.target(None).unwrap();
         let err = within_budget(
             &state,
+            Instant::now(),
             blocking(&state, &target, |_, _| {
                 std::thread::sleep(Duration::from_millis(300));
                 Ok(())
@@ -777,5 +828,119 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.code, "time_budget_exceeded");
+    }
+
+    /// An index of 100,000 documents of 1 to 10 of the terms t0..t39.
+    fn big_state(dir: &std::path::Path, config: ServerConfig) -> AppState {
+        let mut c = Collection::new();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        for i in 0..100_000 {
+            let mut terms: Vec<u64> = (0..=next(10)).map(|_| next(40)).collect();
+            terms.sort_unstable();
+            terms.dedup();
+            let entries: Vec<(u32, f32)> = terms
+                .iter()
+                .map(|&t| {
+                    (
+                        c.intern_term(&format!("t{t}")),
+                        0.1 + next(30) as f32 / 10.0,
+                    )
+                })
+                .collect();
+            c.add_document(&format!("d{i}"), &entries).unwrap();
+        }
+        let path = dir.join("big.bmp");
+        build_index(
+            &c,
+            &path,
+            &BuildOptions::with_block_size(8),
+            &mut |_, _, _| {},
+        )
+        .unwrap();
+        AppState::open(&path, config).unwrap()
+    }
+
+    /// A batch of 256 exhaustive queries over every term, each with `extra`'s fields.
+    fn expensive_batch(extra: serde_json::Value) -> Bytes {
+        let vector: serde_json::Map<String, serde_json::Value> = (0..40)
+            .map(|t| (format!("t{t}"), serde_json::json!(1.0 + t as f64 / 10.0)))
+            .collect();
+        let mut query = serde_json::json!({"vector": vector, "k": 1000, "algorithm": "exhaustive"});
+        for (key, value) in extra.as_object().unwrap() {
+            query[key] = value.clone();
+        }
+        let queries = vec![query; 256];
+        Bytes::from(serde_json::json!({ "queries": queries }).to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_past_its_budget_stops_and_frees_its_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        // One query thread, and a server budget far longer than the work.
+        let config = ServerConfig {
+            time_budget: Duration::from_secs(30),
+            blocking_threads: 1,
+            ..ServerConfig::default()
+        };
+        let state = big_state(dir.path(), config);
+        let target = state.target(None).unwrap();
+        let run =
+            |body: Bytes| search_batch(State(state.clone()), Targeted(target.clone()), Ok(body));
+
+        // Without a budget of its own the batch is answered whole.
+        let Json(full) = run(expensive_batch(serde_json::json!({}))).await.unwrap();
+        assert_eq!(full.results.len(), 256);
+        assert!(full.results.iter().all(|r| !r.response.partial));
+        assert!(full.results.iter().all(|r| r.response.hits.len() == 1000));
+
+        // With 1 ms: 503, and the query thread is free the moment the answer comes (a query
+        // running on would hold its permit).
+        let err = run(expensive_batch(serde_json::json!({"timeout_ms": 1})))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.code, "time_budget_exceeded");
+        assert_eq!(state.permits().available_permits(), 1);
+
+        // With "partial": true, the hits found by then, flagged; the queries after the deadline
+        // found none.
+        let Json(partial) = run(expensive_batch(
+            serde_json::json!({"timeout_ms": 1, "partial": true}),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(state.permits().available_permits(), 1);
+        assert_eq!(partial.results.len(), 256);
+        let last = &partial.results[255].response;
+        assert!(last.partial && last.hits.is_empty());
+        for (r, f) in partial.results.iter().zip(&full.results) {
+            let (r, f) = (&r.response, &f.response);
+            assert!(r.hits.len() <= 1000);
+            if !r.partial {
+                assert_eq!(r.hits, f.hits);
+            }
+        }
+        let text = state.metrics().render();
+        let stopped = partial
+            .results
+            .iter()
+            .filter(|r| r.response.partial)
+            .count();
+        assert!(
+            text.contains(&format!(
+                "bmp_search_stopped_total{{answer=\"partial\"}} {stopped}"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains("bmp_search_stopped_total{answer=\"unavailable\"} 1"),
+            "{text}"
+        );
     }
 }

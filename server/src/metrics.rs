@@ -7,6 +7,8 @@
 //!   vector, the search, naming the hits), without encoding or queueing.
 //! - `bmp_encode_duration_seconds` and `bmp_encode_batch_texts`: per model call of the text
 //!   encoder.
+//! - `bmp_search_stopped_total{answer}`: queries stopped at their time budget, answered with
+//!   partial hits (`partial`) or 503 (`unavailable`).
 //! - `bmp_index_reloads_total{result}` and `bmp_index_documents`.
 //!
 //! Label values come from a fixed set (route templates, algorithm names), never from request
@@ -45,6 +47,11 @@ struct ResultLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AnswerLabels {
+    answer: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -62,6 +69,7 @@ pub struct Metrics {
     encode_seconds: Histogram,
     encode_batch: Histogram,
     reloads: Family<ResultLabels, Counter>,
+    stopped: Family<AnswerLabels, Counter>,
     documents: Gauge<u64, AtomicU64>,
     /// Live documents per index or collection served, summed in `documents`.
     document_counts: std::sync::Mutex<std::collections::HashMap<String, u64>>,
@@ -121,6 +129,12 @@ impl Metrics {
             "Index reloads, by result (ok or error)",
             reloads.clone(),
         );
+        let stopped = Family::<AnswerLabels, Counter>::default();
+        registry.register(
+            "search_stopped",
+            "Queries stopped at their time budget, by answer (partial or unavailable)",
+            stopped.clone(),
+        );
         let documents = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "index_documents",
@@ -136,6 +150,7 @@ impl Metrics {
             encode_seconds,
             encode_batch,
             reloads,
+            stopped,
             documents,
             document_counts: Default::default(),
         }
@@ -176,6 +191,15 @@ impl Metrics {
     pub fn record_encode(&self, texts: usize, elapsed: Duration) {
         self.encode_seconds.observe(elapsed.as_secs_f64());
         self.encode_batch.observe(texts as f64);
+    }
+
+    /// Records a query stopped at its time budget, answered with partial hits or 503.
+    pub fn record_stopped(&self, partial: bool) {
+        self.stopped
+            .get_or_create(&AnswerLabels {
+                answer: if partial { "partial" } else { "unavailable" }.to_string(),
+            })
+            .inc();
     }
 
     /// Records a reload attempt.

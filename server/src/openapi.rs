@@ -125,7 +125,9 @@ fn query_properties() -> Value {
         "k": {"type": "integer", "minimum": 1, "default": 10, "description": "Hits wanted (at most the server's --max-k)."},
         "algorithm": algorithm_property(),
         "filter": {"type": "array", "items": {"type": "string"}, "description": "External ids of the only documents that may be returned; ids not in the index are ignored and counted."},
-        "rerank": {"type": "integer", "minimum": 1, "description": "Text queries on a server started with --multivec: reorder the top this-many hits (at most k) by Chamfer similarity of token embeddings."}
+        "rerank": {"type": "integer", "minimum": 1, "description": "Text queries on a server started with --multivec: reorder the top this-many hits (at most k) by Chamfer similarity of token embeddings."},
+        "timeout_ms": {"type": "integer", "minimum": 1, "description": "The query's own time budget in milliseconds, from the request's arrival; the server's --time-budget-ms when larger or absent. The search stops there."},
+        "partial": {"type": "boolean", "default": false, "description": "Stopped at its time budget, answer with the best hits found so far (flagged partial) rather than 503."}
     });
     for name in spec::param_names() {
         properties[name] = param_property(name);
@@ -272,7 +274,7 @@ fn unnamed_routes() -> Value {
                     "400": bad.clone(),
                     "409": error_response("A rerank against a multi-vector store built for another index than the one served"),
                     "413": error_response("Body larger than --max-body-bytes"),
-                    "503": error_response("Time budget exceeded")
+                    "503": error_response("Time budget exceeded (the search stopped there, without \"partial\": true)")
                 }
             }},
             "/v1/search/batch": {"post": {
@@ -282,7 +284,7 @@ fn unnamed_routes() -> Value {
                     "200": json_response("One result per query, in request order", "BatchResponse"),
                     "400": bad.clone(),
                     "413": error_response("Body larger than --max-body-bytes"),
-                    "503": error_response("Time budget exceeded")
+                    "503": error_response("Time budget exceeded (the search stopped there, without \"partial\": true)")
                 }
             }},
             "/v1/health": {"get": {
@@ -375,7 +377,7 @@ fn unnamed_routes() -> Value {
                 }
             },
             "SearchResponse": {
-                "type": "object", "required": ["hits", "took_us", "algorithm", "k", "unknown_terms"],
+                "type": "object", "required": ["hits", "took_us", "algorithm", "k", "unknown_terms", "partial"],
                 "properties": {
                     "hits": {"type": "array", "items": {"$ref": "#/components/schemas/Hit"}},
                     "took_us": {"type": "integer", "description": "Encoding plus search, in microseconds"},
@@ -384,7 +386,8 @@ fn unnamed_routes() -> Value {
                     "unknown_terms": {"type": "integer"},
                     "unknown_filter_ids": {"type": "integer"},
                     "encode_us": {"type": "integer"},
-                    "rerank_us": {"type": "integer", "description": "With rerank: query embedding plus Chamfer scoring, in microseconds (included in took_us)"}
+                    "rerank_us": {"type": "integer", "description": "With rerank: query embedding plus Chamfer scoring, in microseconds (included in took_us)"},
+                    "partial": {"type": "boolean", "description": "true when the search stopped at its time budget (asked with \"partial\": true): the hits are the best of the documents scored so far, not necessarily the top-k"}
                 }
             },
             "BatchResponse": {

@@ -237,6 +237,7 @@ async fn search_matches_in_process() {
                 assert_eq!(r["algorithm"], json!(spec));
                 assert_eq!(r["unknown_terms"], json!(unknown));
                 assert!(r["took_us"].is_u64());
+                assert_eq!(r["partial"], json!(false));
             }
         }
     }
@@ -346,6 +347,27 @@ async fn errors_are_json_and_name_the_field() {
             400,
             "invalid_request",
             "kk",
+        ),
+        (
+            &search,
+            format!(r#"{{{v}, "timeout_ms": 0}}"#),
+            400,
+            "invalid_request",
+            "timeout_ms must be a positive integer",
+        ),
+        (
+            &search,
+            format!(r#"{{{v}, "partial": "yes"}}"#),
+            400,
+            "invalid_request",
+            "partial must be true or false",
+        ),
+        (
+            &batch,
+            format!(r#"{{"queries": [{{{v}, "timeout_ms": -5}}]}}"#),
+            400,
+            "invalid_request",
+            "queries[0].timeout_ms",
         ),
         (
             &search,

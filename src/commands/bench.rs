@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::Index;
-use bmp_query::{Hit, Query, SearchSpec, SearchStats};
+use bmp_query::{Deadline, Hit, Query, SearchSpec, SearchStats};
 use clap::Args;
 
 use super::search::latency_stats;
@@ -51,6 +51,11 @@ pub struct BenchArgs {
     /// the slowest 1% of queries.
     #[arg(long)]
     pub profile: bool,
+    /// Give each measured query a deadline this many milliseconds after its start, as
+    /// `bmp-index serve --time-budget-ms` does (its checks are then timed with the query); the
+    /// queries stopped there are counted (`stopped`), and their recall is what they found.
+    #[arg(long, value_name = "MS")]
+    pub time_budget_ms: Option<u64>,
 }
 
 fn parse_spec(s: &str) -> Result<SearchSpec, String> {
@@ -66,6 +71,8 @@ struct Row {
     p99: f64,
     recall: f64,
     qps: Option<f64>,
+    /// Queries stopped at the deadline of `--time-budget-ms`.
+    stopped: usize,
 }
 
 fn recall(hits: &[Hit], truth: &[Hit]) -> Option<f64> {
@@ -146,10 +153,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let mut micros = Vec::with_capacity(queries.len());
             let mut recalls = Vec::new();
             let mut stats = Vec::new();
+            let budget = args.time_budget_ms.map(Duration::from_millis);
+            let mut stopped = 0;
             for (q, t) in queries.iter().zip(&truth) {
                 let start = Instant::now();
+                if let Some(budget) = budget {
+                    searcher.set_deadline(Deadline::after(budget));
+                }
                 let hits = searcher.search(q, k)?;
                 micros.push(start.elapsed().as_secs_f64() * 1e6);
+                stopped += usize::from(searcher.stopped());
                 recalls.extend(recall(&hits, t));
                 stats.extend(searcher.stats());
             }
@@ -174,10 +187,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     recalls.iter().sum::<f64>() / recalls.len() as f64
                 },
                 qps,
+                stopped,
             };
             if args.json {
                 println!(
-                    "{{\"algorithm\":\"{}\",\"k\":{},\"queries\":{},\"mean_us\":{:.2},\"p50_us\":{:.2},\"p99_us\":{:.2},\"recall\":{:.4},\"threads\":{},\"qps\":{}}}",
+                    "{{\"algorithm\":\"{}\",\"k\":{},\"queries\":{},\"mean_us\":{:.2},\"p50_us\":{:.2},\"p99_us\":{:.2},\"recall\":{:.4},\"threads\":{},\"qps\":{},\"stopped\":{}}}",
                     row.spec,
                     row.k,
                     queries.len(),
@@ -186,7 +200,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     row.p99,
                     row.recall,
                     args.threads,
-                    row.qps.map_or("null".to_owned(), |q| format!("{q:.1}"))
+                    row.qps.map_or("null".to_owned(), |q| format!("{q:.1}")),
+                    row.stopped
                 );
             }
             rows.push(row);
@@ -204,20 +219,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         };
+        let stopped_header = if args.time_budget_ms.is_some() {
+            format!("  {:>7}", "stopped")
+        } else {
+            String::new()
+        };
         println!(
-            "{:<28} {:>6} {:>10} {:>10} {:>10} {:>8}{}",
-            "algorithm", "k", "mean_us", "p50_us", "p99_us", "recall", qps_header
+            "{:<28} {:>6} {:>10} {:>10} {:>10} {:>8}{}{}",
+            "algorithm", "k", "mean_us", "p50_us", "p99_us", "recall", qps_header, stopped_header
         );
         for r in &rows {
             println!(
-                "{:<28} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>8.4}{}",
+                "{:<28} {:>6} {:>10.1} {:>10.1} {:>10.1} {:>8.4}{}{}",
                 r.spec.to_string(),
                 r.k,
                 r.mean,
                 r.p50,
                 r.p99,
                 r.recall,
-                r.qps.map_or(String::new(), |q| format!("  {q:>8.1}"))
+                r.qps.map_or(String::new(), |q| format!("  {q:>8.1}")),
+                if args.time_budget_ms.is_some() {
+                    format!("  {:>7}", r.stopped)
+                } else {
+                    String::new()
+                }
             );
         }
     }

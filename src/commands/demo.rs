@@ -103,6 +103,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         warmup: 1,
         json: false,
         profile: false,
+        time_budget_ms: None,
     })?;
     text_part(args)
 }

@@ -91,7 +91,9 @@ pub struct ServeArgs {
     /// Most queries per batch request.
     #[arg(long, default_value_t = ServerConfig::default().max_batch)]
     pub max_batch: usize,
-    /// Time budget per request in milliseconds, encoding included (503 past it).
+    /// Time budget per request in milliseconds, from its arrival, encoding included: a search
+    /// stops there and frees its thread; the request is answered 503, or with the hits found so
+    /// far when it asked for `"partial": true`. A query's `timeout_ms` may shorten it.
     #[arg(long, default_value_t = ServerConfig::default().time_budget.as_millis() as u64)]
     pub time_budget_ms: u64,
     /// Most query texts encoded in one forward pass (texts of concurrent requests are batched

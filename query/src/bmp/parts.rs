@@ -66,7 +66,7 @@ fn advance(bmp: &mut Bmp<'_>, cursor: &mut Cursor, query: &Query, theta: u32) ->
 /// The top `k` over `parts` into `topk` (documents numbered from each part's base).
 pub(crate) fn search_parts(parts: &mut [Part<'_, '_>], k: usize, topk: &mut TopK) -> Result<()> {
     topk.reset(k);
-    if k == 0 {
+    if k == 0 || topk.out_of_time() {
         return Ok(());
     }
     // 1. Every segment's block bounds; the largest initial threshold.
@@ -75,6 +75,9 @@ pub(crate) fn search_parts(parts: &mut [Part<'_, '_>], k: usize, topk: &mut TopK
     for (p, live) in parts.iter_mut().zip(live.iter_mut()) {
         let b = &mut *p.bmp;
         b.stats = Default::default();
+        if topk.out_of_time() {
+            return Ok(());
+        }
         let nblocks = b.index.num_blocks() as usize;
         if nblocks == 0 || p.query.terms.is_empty() {
             continue;
@@ -147,6 +150,9 @@ pub(crate) fn search_parts(parts: &mut [Part<'_, '_>], k: usize, topk: &mut TopK
             let w = &mut p.bmp.workers[0];
             w.scorer.finish(p.filter, topk, p.base)?;
             w.scored += 1;
+            if topk.tick() {
+                break;
+            }
         }
         cursors[i].ready = advance(p.bmp, &mut cursors[i], p.query, theta);
     }

@@ -187,7 +187,9 @@ impl Buckets {
 /// pairs. The documents are then scored.
 pub(crate) const STAGES: usize = 5;
 
-/// One block on its way through the stages of [`BlockScorer`].
+/// One block on its way through the stages of [`BlockScorer`]. (Aligned to a pair of cache lines:
+/// the slots of two workers never share one.)
+#[repr(align(128))]
 struct Slot<'a> {
     block: Option<u32>,
     bytes: &'a [u8],
@@ -342,6 +344,19 @@ impl Buckets {
     }
 }
 
+/// Where [`BlockScorer::finish`] offers the documents it scored.
+pub(crate) trait HitSink {
+    /// Offers one document and its score.
+    fn offer(&mut self, doc: u32, score: u32);
+}
+
+impl HitSink for TopK {
+    #[inline]
+    fn offer(&mut self, doc: u32, score: u32) {
+        self.push(doc, score);
+    }
+}
+
 /// Scores whole blocks from the block-grouped forward index.
 ///
 /// Reaching a block's pairs takes a chain of dependent loads (offset, bucket starts, entry, pair
@@ -414,7 +429,12 @@ impl<'a> BlockScorer<'a> {
     /// ones `filter` allows to `topk`, numbered from `base` (0 for one index; the documents of
     /// the segments before, for one of several).
     #[inline(never)]
-    pub fn finish(&mut self, filter: Option<&DocFilter>, topk: &mut TopK, base: u32) -> Result<()> {
+    pub fn finish<S: HitSink>(
+        &mut self,
+        filter: Option<&DocFilter>,
+        topk: &mut S,
+        base: u32,
+    ) -> Result<()> {
         let at = self.step % STAGES;
         let slot = &mut self.slots[at];
         let Some(block) = slot.block else {
@@ -448,7 +468,7 @@ impl<'a> BlockScorer<'a> {
             if *s > 0 {
                 let doc = first + off as u32;
                 if allows(filter, doc) {
-                    topk.push(base.wrapping_add(doc), *s);
+                    topk.offer(base.wrapping_add(doc), *s);
                 }
                 *s = 0;
             }

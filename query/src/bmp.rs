@@ -26,14 +26,17 @@
 //! not used (the stored k-th impacts count every document), and only allowed documents are offered
 //! to the collector; the bounds stay upper bounds, so the search stays rank-safe.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::cmp::Reverse;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use bmp_index::format::reader::BlockMaxRow;
 use bmp_index::format::{row_pages, ROW_PAGE_BLOCKS};
 use bmp_index::{Index, Result};
 
 use crate::blocks::{
-    add_dense, block_allowed, clamp_scale, initial_threshold, scaled, BlockScorer, Buckets, Walk,
+    add_dense, block_allowed, clamp_scale, initial_threshold, scaled, BlockScorer, Buckets,
+    HitSink, Walk,
 };
 use crate::simd::add_sparse_page;
 
@@ -174,13 +177,19 @@ pub struct Bmp<'a> {
 /// start than it saves.
 pub const MIN_BLOCKS_PER_WORKER: usize = 1024;
 
-/// The visiting state of one worker: the candidate blocks of its range of blocks, its top-k and
-/// its scorer.
+/// The visiting state of one worker: the candidate blocks of its stripes of blocks, its top-k
+/// and its scorer.
+///
+/// Aligned to a pair of cache lines, so that the workers of one query, each on its own core,
+/// never write to the same line.
+#[repr(align(128))]
 struct Worker<'a> {
     buckets: Buckets,
     scorer: BlockScorer<'a>,
     topk: TopK,
     scored: u32,
+    /// With several workers, the bounds of this worker's stripes of blocks, one after the other.
+    stripes: Vec<u32>,
 }
 
 impl<'a> Worker<'a> {
@@ -190,7 +199,60 @@ impl<'a> Worker<'a> {
             scorer: BlockScorer::new(index),
             topk: TopK::new(0),
             scored: 0,
+            stripes: Vec::new(),
         }
+    }
+}
+
+/// Blocks per stripe: with several workers, the blocks are dealt out in stripes of this many,
+/// in turn, so that each worker gets blocks from every part of the index (the blocks of high
+/// bound cluster where similar documents were reordered together).
+const STRIPE: usize = 64;
+
+/// Where a worker's bounds lie: the numbering of its candidate blocks (their places in its
+/// bounds array) and the blocks' own.
+trait Layout: Copy {
+    /// The block at place `local`.
+    fn block(self, local: u32) -> u32;
+    /// The place of `block`.
+    fn place(self, block: u32) -> usize;
+}
+
+/// Every block, at its own place (one worker).
+#[derive(Clone, Copy)]
+struct AllBlocks;
+
+impl Layout for AllBlocks {
+    #[inline]
+    fn block(self, local: u32) -> u32 {
+        local
+    }
+
+    #[inline]
+    fn place(self, block: u32) -> usize {
+        block as usize
+    }
+}
+
+/// Worker `worker` of `workers`: stripes `worker`, `worker + workers`, … of [`STRIPE`] blocks,
+/// one after the other.
+#[derive(Clone, Copy)]
+struct Stripes {
+    worker: usize,
+    workers: usize,
+}
+
+impl Layout for Stripes {
+    #[inline]
+    fn block(self, local: u32) -> u32 {
+        let l = local as usize;
+        (((l / STRIPE) * self.workers + self.worker) * STRIPE + l % STRIPE) as u32
+    }
+
+    #[inline]
+    fn place(self, block: u32) -> usize {
+        let b = block as usize;
+        (b / STRIPE / self.workers) * STRIPE + b % STRIPE
     }
 }
 
@@ -264,9 +326,11 @@ impl<'a> Bmp<'a> {
 
     /// Answers each query with `threads` workers on rayon's thread pool (1: on the calling
     /// thread). The results are the same: every worker computes the bounds of a part of the
-    /// query terms, then visits the blocks of a part of the index in descending bound, keeping
-    /// its own top-k and sharing the best k-th score among the workers, which bounds the final
-    /// k-th score from below; the workers' top-k lists are merged.
+    /// query terms, then visits its stripes of blocks ([`STRIPE`] blocks dealt out in turn, so
+    /// that every worker gets a fair share of the blocks of high bound) in descending bound. The
+    /// hits that enter a worker's own top-k are passed on to a top-k all the workers share,
+    /// whose worst hit prunes for every worker: together they score about the blocks one worker
+    /// would.
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         while self.workers.len() < self.threads {
@@ -388,7 +452,7 @@ impl Searcher for Bmp<'_> {
                     alpha,
                     shared: None,
                 };
-                w.visit(self.index, bounds, 0, &visit)?;
+                w.visit(self.index, bounds, AllBlocks, &visit)?;
             }
             self.stats.scored = w.scored;
             self.stats.final_threshold = w.topk.threshold().unwrap_or(0);
@@ -410,8 +474,8 @@ impl Searcher for Bmp<'_> {
 
 impl Bmp<'_> {
     /// The search with `threads` workers: the bounds of `threads` parts of the terms in
-    /// parallel, then `threads` ranges of blocks visited in parallel, their top-k merged into the
-    /// first worker's.
+    /// parallel, then the stripes of blocks of each worker visited in parallel into one shared
+    /// top-k, which the first worker's collector takes at the end.
     fn search_parallel(
         &mut self,
         threads: usize,
@@ -442,13 +506,13 @@ impl Bmp<'_> {
                 accumulate(&mut first[0], bounds, nblocks);
             });
         }
-        // 2. Visits: worker t sums the parts for its range of blocks, then visits it.
-        // Whole cache lines of bounds per worker.
-        let chunk = nblocks.div_ceil(threads).next_multiple_of(16);
-        let shared = AtomicU32::new(0);
+        // 2. Visits: worker t gathers the summed bounds of its stripes of blocks, then visits
+        // them.
+        let shared = SharedTopK::new(k);
         let alpha = self.params.alpha;
         let mask = filter.map(|_| &self.block_mask[..]);
         let partial = &self.partial[..threads - 1];
+        let bounds = &self.bounds[..nblocks];
         let index = self.index;
         // The first worker's collector is the search's (reset by it); the others take its
         // deadline.
@@ -463,32 +527,49 @@ impl Bmp<'_> {
         }
         let results: Vec<Result<()>> = {
             let mut results: Vec<Result<()>> = (0..threads).map(|_| Ok(())).collect();
-            let ranges = self.bounds[..nblocks].chunks_mut(chunk);
+            let shared = &shared;
+            let run = move |t: usize, w: &mut Worker<'_>| -> Result<()> {
+                let layout = Stripes {
+                    worker: t,
+                    workers: threads,
+                };
+                let mut mine = std::mem::take(&mut w.stripes);
+                mine.clear();
+                for start in (t * STRIPE..nblocks).step_by(threads * STRIPE) {
+                    let end = (start + STRIPE).min(nblocks);
+                    let at = mine.len();
+                    mine.extend_from_slice(&bounds[start..end]);
+                    for p in partial {
+                        add_assign(&mut mine[at..], &p[start..end]);
+                    }
+                    if let Some(mask) = mask {
+                        mask_bounds(&mut mine[at..], start, mask);
+                    }
+                }
+                let mut out = Ok(());
+                if w.buckets.fill(&mine, floor).is_some() {
+                    let visit = Visit {
+                        query,
+                        filter,
+                        alpha,
+                        shared: Some(shared),
+                    };
+                    out = w.visit(index, &mine, layout, &visit);
+                }
+                w.stripes = mine;
+                out
+            };
+            let mut jobs = self.workers[..threads]
+                .iter_mut()
+                .zip(results.iter_mut())
+                .enumerate();
+            let first_job = jobs.next();
             rayon::scope(|s| {
-                for (((t, bounds), w), r) in ranges
-                    .enumerate()
-                    .zip(self.workers.iter_mut())
-                    .zip(results.iter_mut())
-                {
-                    let shared = &shared;
-                    s.spawn(move |_| {
-                        let first = t * chunk;
-                        for p in partial {
-                            add_assign(bounds, &p[first..first + bounds.len()]);
-                        }
-                        if let Some(mask) = mask {
-                            mask_bounds(bounds, first, mask);
-                        }
-                        if w.buckets.fill(bounds, floor).is_some() {
-                            let visit = Visit {
-                                query,
-                                filter,
-                                alpha,
-                                shared: Some(shared),
-                            };
-                            *r = w.visit(index, bounds, first as u32, &visit);
-                        }
-                    });
+                for (t, (w, r)) in jobs {
+                    s.spawn(move |_| *r = run(t, w));
+                }
+                if let Some((t, (w, r))) = first_job {
+                    *r = run(t, w);
                 }
             });
             results
@@ -500,15 +581,17 @@ impl Bmp<'_> {
             self.stats.scored += w.scored;
             self.stats.candidates += w.buckets.items.len() as u32;
         }
-        let (first, rest) = self.workers[..threads].split_at_mut(1);
-        let topk = &mut first[0].topk;
-        for w in rest {
-            if w.topk.stopped() {
-                topk.mark_stopped();
-            }
-            for h in w.topk.drain_sorted() {
-                topk.push(h.doc, h.score);
-            }
+        // The shared top-k holds every hit of the answer (each entered the top-k of the worker
+        // that scored it); the search's collector takes them.
+        let stopped = self.workers[..threads].iter().any(|w| w.topk.stopped());
+        let mut all = shared.topk.into_inner().unwrap_or_else(|e| e.into_inner());
+        let topk = &mut self.workers[0].topk;
+        topk.reset(k);
+        for h in all.drain_sorted() {
+            topk.push(h.doc, h.score);
+        }
+        if stopped {
+            topk.mark_stopped();
         }
         self.stats.final_threshold = topk.threshold().unwrap_or(0);
         Ok(())
@@ -530,16 +613,80 @@ struct Visit<'q> {
     filter: Option<&'q DocFilter>,
     /// The bound scaling of approximate search (1: safe).
     alpha: f32,
-    /// The best k-th score among the workers, with several.
-    shared: Option<&'q AtomicU32>,
+    /// The top-k of all the workers, with several.
+    shared: Option<&'q SharedTopK>,
+}
+
+/// The top-k of several workers: every hit that enters a worker's own top-k is offered to it, so
+/// that it holds the top-k of all the documents scored, and its worst hit prunes for every
+/// worker.
+struct SharedTopK {
+    topk: Mutex<TopK>,
+    /// The worst hit of the full top-k as `score << 32 | doc`; 0 while it holds fewer than k.
+    worst: AtomicU64,
+}
+
+impl SharedTopK {
+    fn new(k: usize) -> Self {
+        SharedTopK {
+            topk: Mutex::new(TopK::new(k)),
+            worst: AtomicU64::new(0),
+        }
+    }
+
+    /// The worst hit of the full top-k, as [`TopK::worst`].
+    #[inline]
+    fn worst(&self) -> Option<(u32, u32)> {
+        match self.worst.load(Ordering::Relaxed) {
+            0 => None,
+            w => Some(((w >> 32) as u32, w as u32)),
+        }
+    }
+
+    /// Offers `hits`, and publishes the new worst hit.
+    fn offer(&self, hits: &[(u32, u32)]) {
+        // A worker that panicked left a top-k whose hits are still valid.
+        let mut topk = self.topk.lock().unwrap_or_else(|e| e.into_inner());
+        for &(doc, score) in hits {
+            topk.push(doc, score);
+        }
+        if let Some((score, doc)) = topk.worst() {
+            self.worst
+                .store(u64::from(score) << 32 | u64::from(doc), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Hits that entered a worker's top-k are passed on to the shared one once this many wait.
+const PASS_ON: usize = 64;
+
+/// A worker's top-k, which keeps the hits that enter it for the shared one.
+struct Entering<'w> {
+    topk: &'w mut TopK,
+    entered: &'w mut Vec<(u32, u32)>,
+}
+
+impl HitSink for Entering<'_> {
+    #[inline]
+    fn offer(&mut self, doc: u32, score: u32) {
+        if self.topk.push(doc, score) {
+            self.entered.push((doc, score));
+        }
+    }
 }
 
 impl Worker<'_> {
-    /// Visits the bucketed candidate blocks of `bounds` (blocks `first..`) in descending bound
+    /// Visits the bucketed candidate blocks of `bounds` (placed as `layout` says) in descending bound
     /// until none can enter the top-k, nor beat the k-th score `shared` that another worker has
     /// reached, each bound taken as `floor(alpha * UB)` in those tests.
     #[inline(never)]
-    fn visit(&mut self, index: &Index, bounds: &[u32], first: u32, v: &Visit<'_>) -> Result<()> {
+    fn visit<L: Layout>(
+        &mut self,
+        index: &Index,
+        bounds: &[u32],
+        layout: L,
+        v: &Visit<'_>,
+    ) -> Result<()> {
         let Visit {
             query,
             filter,
@@ -547,7 +694,17 @@ impl Worker<'_> {
             shared,
         } = *v;
         let bs = index.block_size();
-        let others = || shared.map_or(0, |s| s.load(Ordering::Relaxed));
+        // With several workers, the shared top-k prunes too: the better of the two worst hits
+        // (the shared one lags by the hits not yet passed on).
+        let worst = |topk: &TopK| match (topk.worst(), shared.and_then(SharedTopK::worst)) {
+            (Some(a), Some(b)) => Some(if (b.0, Reverse(b.1)) > (a.0, Reverse(a.1)) {
+                b
+            } else {
+                a
+            }),
+            (a, b) => a.or(b),
+        };
+        let mut entered = Vec::new();
         let mut walk = Walk::default();
         let mut walked = false;
         self.scorer.clear();
@@ -556,12 +713,12 @@ impl Worker<'_> {
                 None
             } else {
                 // Everything from the next bucket on is bounded by its top.
-                let theta = self.topk.threshold().unwrap_or(0).max(others());
+                let theta = worst(&self.topk).map_or(0, |(s, _)| s);
                 let next = self.buckets.next(&mut walk, bounds, |top| {
                     scaled(u32::try_from(top).unwrap_or(u32::MAX), alpha) >= theta
                 });
                 walked = next.is_none();
-                next.map(|local| first + local)
+                next.map(|local| layout.block(local))
             };
             let Some(block) = self.scorer.step(next, query) else {
                 if self.scorer.busy() {
@@ -569,8 +726,8 @@ impl Worker<'_> {
                 }
                 break;
             };
-            let ub = scaled(bounds[(block - first) as usize], alpha);
-            if let Some((theta, worst_doc)) = self.topk.worst() {
+            let ub = scaled(bounds[layout.place(block)], alpha);
+            if let Some((theta, worst_doc)) = worst(&self.topk) {
                 if ub < theta {
                     break;
                 }
@@ -578,19 +735,28 @@ impl Worker<'_> {
                     continue;
                 }
             }
-            // A k-th score reached by another worker: no document of this block can beat
-            // the final k-th score (equalling it is not enough once this worker keeps k).
-            if ub < others() {
-                break;
+            match shared {
+                None => self.scorer.finish(filter, &mut self.topk, 0)?,
+                Some(s) => {
+                    let mut sink = Entering {
+                        topk: &mut self.topk,
+                        entered: &mut entered,
+                    };
+                    self.scorer.finish(filter, &mut sink, 0)?;
+                    // Passed on a few blocks' worth at a time: the lock is taken rarely.
+                    if entered.len() >= PASS_ON {
+                        s.offer(&entered);
+                        entered.clear();
+                    }
+                }
             }
-            self.scorer.finish(filter, &mut self.topk, 0)?;
             self.scored += 1;
-            if let (Some(s), Some(t)) = (shared, self.topk.threshold()) {
-                s.fetch_max(t, Ordering::Relaxed);
-            }
             if self.topk.tick() {
                 break;
             }
+        }
+        if let Some(s) = shared {
+            s.offer(&entered);
         }
         Ok(())
     }

@@ -45,28 +45,69 @@ fn build_sp(docs: &Docs, block_size: u32, superblock_size: u32, dir: &Path) -> I
 
 /// Documents drawn from a few topics with tiny integer weights: many equal scores.
 fn docs_strategy() -> impl Strategy<Value = Docs> {
-    (1usize..1500, 2u16..60, 1u8..5, any::<u64>()).prop_map(|(n, vocab, max_w, seed)| {
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..n)
-            .map(|_| {
-                let topic = rng.random_range(0..4u16);
-                let len = rng.random_range(0..12);
-                let mut d: Vec<(u16, u8)> = (0..len)
-                    .map(|_| {
-                        let t = if rng.random_bool(0.6) {
-                            (topic * 7 + rng.random_range(0..7)) % vocab
-                        } else {
-                            rng.random_range(0..vocab)
-                        };
-                        (t, rng.random_range(1..=max_w))
-                    })
-                    .collect();
-                d.sort_unstable();
-                d.dedup_by_key(|e| e.0);
-                d
+    (1usize..1500, 2u16..60, 1u8..5, any::<u64>())
+        .prop_map(|(n, vocab, max_w, seed)| random_docs(n, vocab, max_w, seed))
+}
+
+/// `n` documents over `vocab` terms with weights `1..=max_w`, drawn from a few topics.
+fn random_docs(n: usize, vocab: u16, max_w: u8, seed: u64) -> Docs {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let topic = rng.random_range(0..4u16);
+            let len = rng.random_range(0..12);
+            let mut d: Vec<(u16, u8)> = (0..len)
+                .map(|_| {
+                    let t = if rng.random_bool(0.6) {
+                        (topic * 7 + rng.random_range(0..7)) % vocab
+                    } else {
+                        rng.random_range(0..vocab)
+                    };
+                    (t, rng.random_range(1..=max_w))
+                })
+                .collect();
+            d.sort_unstable();
+            d.dedup_by_key(|e| e.0);
+            d
+        })
+        .collect()
+}
+
+/// Several workers on an index of many stripes of blocks (the property test's indexes have a
+/// few): the same hits as exhaustive scoring, filtered or not.
+#[test]
+fn parallel_bmp_equals_exhaustive_over_many_stripes() {
+    for (seed, bs) in [(1u64, 8u32), (2, 16), (3, 8)] {
+        let docs = random_docs(30_000, 50, 4, seed);
+        let dir = tempfile::tempdir().unwrap();
+        let index = build(&docs, bs, dir.path());
+        let mut exhaustive = Exhaustive::new(&index);
+        let mut parallel: Vec<Bmp> = (2..=3)
+            .map(|t| {
+                Bmp::new(&index, BmpParams::default())
+                    .with_threads(t)
+                    .with_min_blocks_per_worker(64)
             })
-            .collect()
-    })
+            .collect();
+        let filter = DocFilter::new((0..index.num_docs()).filter(|d| d % 5 != 2).collect());
+        for q in queries_for(50, seed) {
+            let query = Query::from_entries(&index, &q).unwrap();
+            for k in [1, 10, 100, 1000, 5000] {
+                let want = exhaustive.search(&query, k).unwrap();
+                let want_filtered = exhaustive
+                    .search_filtered(&query, k, Some(&filter))
+                    .unwrap();
+                for p in &mut parallel {
+                    assert_eq!(p.search(&query, k).unwrap(), want, "k={k} {q:?}");
+                    assert_eq!(
+                        p.search_filtered(&query, k, Some(&filter)).unwrap(),
+                        want_filtered,
+                        "k={k} {q:?}, filtered"
+                    );
+                }
+            }
+        }
+    }
 }
 
 fn queries_for(vocab_hint: u16, seed: u64) -> Vec<Vec<(String, f32)>> {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bmp_index::build::{build_index_ordered, BuildOptions, BuildSummary};
 use bmp_index::format::{DEFAULT_BLOCK_SIZE, DEFAULT_SUPERBLOCK_SIZE};
-use bmp_index::readers::{ciff, jsonl, wrap_maybe_gzip};
+use bmp_index::readers::{self, DocumentFormat};
 use bmp_index::reorder::{bp_order, BpOptions};
 use bmp_index::Collection;
 use clap::{Args, ValueEnum};
@@ -125,14 +125,9 @@ pub fn document_order(collection: &Collection, args: &ReorderArgs) -> Vec<u32> {
 
 /// The format a file name suggests: `.ciff` or `.ciff.gz` is CIFF, anything else JSONL.
 pub fn detect_format(path: &Path) -> InputFormat {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    if name.ends_with(".ciff") || name.ends_with(".ciff.gz") {
-        InputFormat::Ciff
-    } else {
-        InputFormat::Jsonl
+    match DocumentFormat::detect(path) {
+        DocumentFormat::Ciff => InputFormat::Ciff,
+        DocumentFormat::Jsonl => InputFormat::Jsonl,
     }
 }
 
@@ -141,29 +136,16 @@ pub fn read_collection(input: &Path, format: InputFormat) -> anyhow::Result<Coll
     let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = bytes_bar(len, "reading");
-    let reader = wrap_maybe_gzip(Box::new(bar.wrap_read(file)), input)?;
-    let mut collection = Collection::new();
     let format = match format {
-        InputFormat::Auto => detect_format(input),
-        f => f,
+        InputFormat::Auto => DocumentFormat::detect(input),
+        InputFormat::Ciff => DocumentFormat::Ciff,
+        InputFormat::Jsonl => DocumentFormat::Jsonl,
     };
-    match format {
-        InputFormat::Ciff => {
-            ciff::read_ciff_into(reader, input, &mut collection)?;
-        }
-        _ => {
-            jsonl::read_jsonl_into(reader, input, &mut collection)?;
-        }
-    }
+    let collection = readers::read_collection(Box::new(bar.wrap_read(file)), input, format)?;
     bar.finish_and_clear();
-    if collection.num_docs() == 0 {
-        anyhow::bail!("{}: no documents in the input", input.display());
-    }
     Ok(collection)
 }
 
-/// Builds `collection` into `output` with documents in `order` (`order[new] = old`), with a
-/// progress bar.
 pub fn write_index(
     collection: &Collection,
     order: &[u32],

@@ -545,10 +545,18 @@ impl Index {
 
     /// The id of `term`, if it is in the vocabulary (binary search over the sorted strings).
     pub fn term_id(&self, term: &str) -> Result<Option<u32>> {
+        // Byte order is the order of UTF-8 strings: the search compares bytes and needs no
+        // decoding (a stored term equal to `term` is valid UTF-8).
+        let bytes = self.section(SectionKind::VocabBytes);
         let (mut lo, mut hi) = (0u32, self.num_terms());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.term(mid)?.cmp(term) {
+            let r = self.range(
+                SectionKind::VocabOffsets,
+                SectionKind::VocabBytes,
+                mid as usize,
+            )?;
+            match bytes[r].cmp(term.as_bytes()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Some(mid)),

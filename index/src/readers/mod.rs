@@ -45,3 +45,56 @@ pub fn wrap_maybe_gzip(
         Ok(Box::new(reader))
     }
 }
+
+/// The formats of document vector files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentFormat {
+    /// One JSON object per line: `{"id": ..., "vector": {"term": weight, ...}}`.
+    Jsonl,
+    /// CIFF v1 protobuf.
+    Ciff,
+}
+
+impl DocumentFormat {
+    /// The format a file name suggests: `.ciff` or `.ciff.gz` is CIFF, anything else JSONL.
+    pub fn detect(path: &Path) -> DocumentFormat {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".ciff") || name.ends_with(".ciff.gz") {
+            DocumentFormat::Ciff
+        } else {
+            DocumentFormat::Jsonl
+        }
+    }
+}
+
+/// Reads the document vectors of `path` (in `format`, plain or gzip) from `reader` into a new
+/// collection; refuses a file without documents.
+pub fn read_collection(
+    reader: Box<dyn Read + Send>,
+    path: &Path,
+    format: DocumentFormat,
+) -> Result<crate::Collection> {
+    let reader = wrap_maybe_gzip(reader, path)?;
+    let mut collection = crate::Collection::new();
+    match format {
+        DocumentFormat::Ciff => {
+            ciff::read_ciff_into(reader, path, &mut collection)?;
+        }
+        DocumentFormat::Jsonl => {
+            jsonl::read_jsonl_into(reader, path, &mut collection)?;
+        }
+    }
+    if collection.num_docs() == 0 {
+        return Err(Error::input(path, "no documents in the input"));
+    }
+    Ok(collection)
+}
+
+/// [`read_collection`] of the file at `path`.
+pub fn read_collection_file(path: &Path, format: DocumentFormat) -> Result<crate::Collection> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    read_collection(Box::new(file), path, format)
+}

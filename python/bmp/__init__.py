@@ -1,0 +1,19 @@
+"""bmp: learned-sparse retrieval with Block-Max Pruning.
+
+Build an index from ``(id, {term: weight})`` pairs, a SciPy CSR matrix with its vocabulary, or a
+JSONL / CIFF file; open it; search it one query at a time or in parallel batches::
+
+    import bmp
+
+    index = bmp.Index.build("docs.bmp", [("d1", {"flow": 1.2, "jet": 0.4}),
+                                         ("d2", {"jet": 2.0})])
+    index.search({"jet": 1.0}, k=10)          # [("d2", 2.0), ("d1", 0.4)]
+    ids, scores = index.search_batch([{"jet": 1.0}, {"flow": 1.0}], k=10)
+
+Every algorithm in ``bmp.ALGORITHMS`` returns exactly the exhaustive top-k with its default
+parameters; scores are dot products in the model's units.
+"""
+
+from ._bmp import ALGORITHMS, CorruptIndexError, Index
+
+__all__ = ["ALGORITHMS", "CorruptIndexError", "Index"]

@@ -1,0 +1,389 @@
+//! `bmp.Index`: build, open, inspect, check and search one index file.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use bmp_index::build::{build_index_ordered, BuildOptions};
+use bmp_index::docids::ExternalIds;
+use bmp_index::format::{DEFAULT_BLOCK_SIZE, DEFAULT_SUPERBLOCK_SIZE};
+use bmp_index::readers::{read_collection_file, DocumentFormat};
+use bmp_index::reorder::{bp_order, BpOptions};
+use bmp_index::Collection;
+use bmp_query::{DocFilter, Query, SearchSpec, ALGORITHMS};
+use numpy::ndarray::Array2;
+use numpy::PyArray2;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use rayon::prelude::*;
+use roaring::RoaringBitmap;
+
+use crate::convert::{
+    batch_entries, collection_from_csr, collection_from_pairs, id_list, is_sparse, query_entries,
+    Csr, Entries,
+};
+use crate::errors::{invalid, to_py};
+
+/// The names of the query processors, in the order `bmp-index search --help` lists them.
+pub fn algorithm_names() -> Vec<&'static str> {
+    ALGORITHMS.iter().map(|a| a.name).collect()
+}
+
+/// A memory-mapped index file, opened once and shared by every search (searches release the GIL
+/// and may run from several Python threads at once).
+#[pyclass(frozen, module = "bmp")]
+pub struct Index {
+    inner: Arc<bmp_index::Index>,
+    /// The external ids sorted for lookup, built on the first filtered search.
+    ids: OnceLock<ExternalIds>,
+}
+
+/// The processor `algorithm` with the parameters `params` (`alpha=0.9`, ...), checked by the one
+/// parser the CLI and the server use.
+fn spec(algorithm: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<SearchSpec> {
+    let mut pairs: Vec<(String, f32)> = Vec::new();
+    if let Some(params) = params {
+        for (key, value) in params.iter() {
+            let key: String = key.extract()?;
+            let value: f32 = value
+                .extract()
+                .map_err(|_| invalid(format!("{key} must be a number, got {value:?}")))?;
+            pairs.push((key, value));
+        }
+    }
+    let pairs: Vec<(&str, f32)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    SearchSpec::from_parts(Some(algorithm), &pairs).map_err(|e| invalid(e.to_string()))
+}
+
+/// Refuses `k == 0`.
+fn check_k(k: usize) -> PyResult<()> {
+    if k == 0 {
+        return Err(invalid("k must be at least 1"));
+    }
+    Ok(())
+}
+
+impl Index {
+    fn new(index: bmp_index::Index) -> Index {
+        Index {
+            inner: Arc::new(index),
+            ids: OnceLock::new(),
+        }
+    }
+
+    /// The documents of the index among `ids` (unknown ids are left out).
+    fn filter(&self, ids: &[String]) -> PyResult<DocFilter> {
+        let index = &*self.inner;
+        let lookup = match self.ids.get() {
+            Some(lookup) => lookup,
+            None => {
+                let built = ExternalIds::build(index).map_err(to_py)?;
+                self.ids.get_or_init(|| built)
+            }
+        };
+        let mut docs = RoaringBitmap::new();
+        for id in ids {
+            if let Some(doc) = lookup.find(index, id).map_err(to_py)? {
+                docs.insert(doc);
+            }
+        }
+        Ok(DocFilter::new(docs))
+    }
+}
+
+/// One query's hits: `(internal doc, score)` with scores in the model's units.
+fn search_one(
+    index: &bmp_index::Index,
+    searcher: &mut dyn bmp_query::Searcher,
+    entries: &Entries,
+    k: usize,
+    filter: Option<&DocFilter>,
+) -> bmp_index::Result<Vec<(u32, f64)>> {
+    let query = Query::from_entries(index, entries)?;
+    let hits = searcher.search_filtered(&query, k, filter)?;
+    let scale = query.score_scale(index);
+    Ok(hits
+        .into_iter()
+        .map(|h| (h.doc, f64::from(h.score) * scale))
+        .collect())
+}
+
+#[pymethods]
+impl Index {
+    /// Opens an index file written by `Index.build` or `bmp-index build`.
+    ///
+    /// Raises OSError when the file cannot be read and CorruptIndexError when it is not a
+    /// valid index.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Index> {
+        let index = py.detach(|| bmp_index::Index::open(&path)).map_err(to_py)?;
+        Ok(Index::new(index))
+    }
+
+    /// Builds an index at `path` and opens it.
+    ///
+    /// `documents` is one of:
+    /// - an iterable of `(id, {term: weight})` pairs (ids are str or int);
+    /// - a SciPy sparse matrix (a document per row) with `vocabulary`, the term of each column,
+    ///   and optionally `ids`, the id of each row (default: the row numbers);
+    /// - the path of a JSONL (`{"id": ..., "vector": {...}}` per line) or CIFF file, plain or
+    ///   gzip; `format` ("jsonl" or "ciff") overrides what the name suggests.
+    ///
+    /// `block_size` (8 to 256) and `superblock_size` are the index layout; `reorder="bp"`
+    /// reorders the documents by graph bisection first (smaller, faster indexes; slower build).
+    /// The file is replaced only once the new index is complete.
+    #[staticmethod]
+    #[pyo3(signature = (path, documents, *, vocabulary=None, ids=None, format=None,
+                        block_size=DEFAULT_BLOCK_SIZE, superblock_size=DEFAULT_SUPERBLOCK_SIZE,
+                        reorder="none"))]
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        py: Python<'_>,
+        path: PathBuf,
+        documents: &Bound<'_, PyAny>,
+        vocabulary: Option<Vec<String>>,
+        ids: Option<&Bound<'_, PyAny>>,
+        format: Option<&str>,
+        block_size: u32,
+        superblock_size: u32,
+        reorder: &str,
+    ) -> PyResult<Index> {
+        let bp = match reorder {
+            "none" => false,
+            "bp" => true,
+            other => {
+                return Err(invalid(format!(
+                    "reorder must be \"none\" or \"bp\", got {other:?}"
+                )))
+            }
+        };
+        let collection = if let Ok(input) = documents.extract::<PathBuf>() {
+            let format = match format {
+                None => DocumentFormat::detect(&input),
+                Some("jsonl") => DocumentFormat::Jsonl,
+                Some("ciff") => DocumentFormat::Ciff,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "format must be \"jsonl\" or \"ciff\", got {other:?}"
+                    )))
+                }
+            };
+            py.detach(|| read_collection_file(&input, format))
+                .map_err(to_py)?
+        } else if is_sparse(documents) {
+            let vocabulary = vocabulary.ok_or_else(|| {
+                invalid("a sparse matrix needs the vocabulary of its columns (vocabulary=...)")
+            })?;
+            let ids = ids.map(|ids| id_list(ids, "ids")).transpose()?;
+            let csr = Csr::from_scipy(documents)?;
+            py.detach(|| collection_from_csr(&csr, &vocabulary, ids.as_deref()))?
+        } else {
+            if vocabulary.is_some() || ids.is_some() {
+                return Err(invalid(
+                    "vocabulary and ids go with a sparse matrix; (id, vector) pairs name their own",
+                ));
+            }
+            collection_from_pairs(documents)?
+        };
+        let options = BuildOptions {
+            block_size,
+            superblock_size,
+            quantizer: None,
+        };
+        let index = py
+            .detach(|| build_and_open(&collection, &path, &options, bp))
+            .map_err(to_py)?;
+        Ok(Index::new(index))
+    }
+
+    /// The index file's path.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.inner.path().to_path_buf()
+    }
+
+    /// The number of documents.
+    fn __len__(&self) -> usize {
+        self.inner.num_docs() as usize
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "bmp.Index({:?}, documents={}, terms={})",
+            self.inner.path().display().to_string(),
+            self.inner.num_docs(),
+            self.inner.num_terms()
+        )
+    }
+
+    /// What the index holds: documents, terms, postings, block and superblock sizes, blocks,
+    /// and the file's size in bytes.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let index = &self.inner;
+        let info = PyDict::new(py);
+        info.set_item("path", index.path().display().to_string())?;
+        info.set_item("documents", index.num_docs())?;
+        info.set_item("terms", index.num_terms())?;
+        info.set_item("postings", index.num_postings())?;
+        info.set_item("block_size", index.block_size())?;
+        info.set_item("superblock_size", index.superblock_size())?;
+        info.set_item("blocks", index.num_blocks())?;
+        info.set_item("bytes", index.file_len())?;
+        Ok(info)
+    }
+
+    /// Verifies the whole file (checksums, every posting against the forward index, the block
+    /// and superblock maxima) and returns what was checked; raises CorruptIndexError at the
+    /// first problem.
+    fn check<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let index = self.inner.clone();
+        let report = py
+            .detach(|| {
+                index.verify_checksums()?;
+                bmp_index::check::check(&index, &mut |_| {})
+            })
+            .map_err(to_py)?;
+        let out = PyDict::new(py);
+        out.set_item("terms", report.terms)?;
+        out.set_item("documents", report.docs)?;
+        out.set_item("postings", report.postings)?;
+        out.set_item("blocks", report.blocks)?;
+        out.set_item("superblocks", report.superblocks)?;
+        Ok(out)
+    }
+
+    /// The top `k` documents for `query`: a list of `(id, score)`, best first (ties by index
+    /// order), scores the dot product in the model's units.
+    ///
+    /// `query` is a mapping of terms to weights, or a one-row sparse matrix with `vocabulary`.
+    /// `algorithm` is one of `bmp.ALGORITHMS` ("bmp" by default; every one is rank-safe with its
+    /// default parameters), its parameters given as keywords (`alpha=0.9`). `filter`, a list
+    /// of document ids, restricts the answer to those documents (unknown ids are ignored).
+    #[pyo3(signature = (query, k=10, algorithm="bmp", *, filter=None, vocabulary=None, **params))]
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        py: Python<'_>,
+        query: &Bound<'_, PyAny>,
+        k: usize,
+        algorithm: &str,
+        filter: Option<&Bound<'_, PyAny>>,
+        vocabulary: Option<Vec<String>>,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<(String, f64)>> {
+        check_k(k)?;
+        let spec = spec(algorithm, params)?;
+        let entries = query_entries(query, vocabulary.as_deref(), || "query".to_string())?;
+        let filter = match filter {
+            Some(ids) => Some(self.filter(&id_list(ids, "filter")?)?),
+            None => None,
+        };
+        let index = &*self.inner;
+        let hits = py
+            .detach(|| {
+                let mut searcher = spec.searcher(index);
+                search_one(index, searcher.as_mut(), &entries, k, filter.as_ref())
+            })
+            .map_err(to_py)?;
+        hits.into_iter()
+            .map(|(doc, score)| Ok((index.doc_id(doc).map_err(to_py)?.to_owned(), score)))
+            .collect()
+    }
+
+    /// The top `k` documents of many queries, answered in parallel without the GIL: returns
+    /// `(ids, scores)`, two NumPy arrays of shape `(len(queries), k)`, ids as `str` objects
+    /// (None past a query's last hit) and scores as float32 (NaN there).
+    ///
+    /// `queries` is a list of mappings or sparse rows, or one sparse matrix (a query per row)
+    /// with `vocabulary`. `threads` is the number of threads (default: every core).
+    #[pyo3(signature = (queries, k=10, algorithm="bmp", *, threads=None, vocabulary=None, **params))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_batch<'py>(
+        &self,
+        py: Python<'py>,
+        queries: &Bound<'py, PyAny>,
+        k: usize,
+        algorithm: &str,
+        threads: Option<usize>,
+        vocabulary: Option<Vec<String>>,
+        params: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray2<f32>>)> {
+        check_k(k)?;
+        let spec = spec(algorithm, params)?;
+        let all = batch_entries(queries, vocabulary.as_deref())?;
+        if threads == Some(0) {
+            return Err(invalid("threads must be at least 1"));
+        }
+        let index = &*self.inner;
+        let answers: Vec<Vec<(u32, f64)>> = py
+            .detach(|| {
+                // A searcher (and its buffers) per chunk of queries: a few chunks per thread
+                // keep the threads busy to the end.
+                let run = || {
+                    let chunk = all.len().div_ceil(4 * rayon::current_num_threads()).max(1);
+                    all.par_chunks(chunk)
+                        .map(|queries| {
+                            let mut searcher = spec.searcher(index);
+                            queries
+                                .iter()
+                                .map(|entries| {
+                                    search_one(index, searcher.as_mut(), entries, k, None)
+                                })
+                                .collect::<bmp_index::Result<Vec<_>>>()
+                        })
+                        .collect::<bmp_index::Result<Vec<_>>>()
+                        .map(|chunks| chunks.into_iter().flatten().collect::<Vec<_>>())
+                };
+                match threads {
+                    None => run(),
+                    Some(n) => rayon::ThreadPoolBuilder::new()
+                        .num_threads(n)
+                        .build()
+                        .map_err(|e| bmp_index::Error::Invalid(e.to_string()))?
+                        .install(run),
+                }
+            })
+            .map_err(to_py)?;
+        let n = answers.len();
+        let mut scores = vec![f32::NAN; n * k];
+        let mut ids: Vec<Py<PyAny>> = Vec::with_capacity(n * k);
+        for (q, hits) in answers.iter().enumerate() {
+            for (i, &(doc, score)) in hits.iter().enumerate() {
+                let id = index.doc_id(doc).map_err(to_py)?;
+                ids.push(PyString::new(py, id).into_any().unbind());
+                scores[q * k + i] = score as f32;
+            }
+            ids.extend((hits.len()..k).map(|_| py.None()));
+        }
+        let ids = Array2::from_shape_vec((n, k), ids).map_err(|e| invalid(format!("ids: {e}")))?;
+        let ids = PyArray2::from_owned_object_array(py, ids).into_any();
+        let scores =
+            Array2::from_shape_vec((n, k), scores).map_err(|e| invalid(format!("scores: {e}")))?;
+        Ok((ids, PyArray2::from_owned_array(py, scores)))
+    }
+}
+
+/// Builds `collection` at `path` (reordered by graph bisection when `bp`) and opens it.
+fn build_and_open(
+    collection: &Collection,
+    path: &std::path::Path,
+    options: &BuildOptions,
+    bp: bool,
+) -> bmp_index::Result<bmp_index::Index> {
+    if collection.num_docs() == 0 {
+        return Err(bmp_index::Error::input(path, "no documents to index"));
+    }
+    let order: Vec<u32> = if bp {
+        let (offsets, terms) = collection.csr();
+        bp_order(
+            collection.num_terms(),
+            offsets,
+            terms,
+            &BpOptions::default(),
+            &|_, _| {},
+        )
+    } else {
+        (0..collection.num_docs() as u32).collect()
+    };
+    build_index_ordered(collection, &order, path, options, &mut |_, _, _| {})?;
+    bmp_index::Index::open(path)
+}

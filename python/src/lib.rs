@@ -1,0 +1,28 @@
+//! The native module of the `bmp` Python package (`bmp._bmp`): indexes built from Python data or
+//! files, opened, checked and searched, with the GIL released while the engine works.
+//!
+//! Errors become Python exceptions: `OSError` for files, `ValueError` for bad input, and
+//! `bmp.CorruptIndexError` for a damaged or foreign index; no panic crosses into Python (PyO3
+//! turns one into `pyo3_runtime.PanicException`, which no code path here is meant to reach).
+
+mod convert;
+mod errors;
+mod index;
+
+use pyo3::prelude::*;
+
+/// The allocator `bmp-index` uses, for the engine's own allocations (Python's are its own).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The native part of the `bmp` package.
+#[pymodule]
+fn _bmp(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<index::Index>()?;
+    m.add(
+        "CorruptIndexError",
+        m.py().get_type::<errors::CorruptIndexError>(),
+    )?;
+    m.add("ALGORITHMS", index::algorithm_names())?;
+    Ok(())
+}

@@ -1562,17 +1562,17 @@ fn failed_search_leaves_the_existing_run_untouched() {
     build_small(dir);
     write(dir, "q.tsv", QUERIES_TSV);
     write(dir, "run.trec", "previous run\n");
-    // An invalid UTF-8 byte in the middle vocabulary string ("c" of "abcd"): the first term
-    // lookup fails after the run file has been started.
+    // An invalid UTF-8 byte in the first document id ("d0"): naming the first hit of the first
+    // query fails after the run file has been started.
     let mut bad = read(dir, "idx.bmp");
-    let vocab = section_range(&bad, 2);
-    assert_eq!(&bad[vocab.clone()], b"abcd");
-    bad[vocab.start + 2] = 0xff;
+    let ids = section_range(&bad, 4);
+    assert!(bad[ids.clone()].starts_with(b"d0"));
+    bad[ids.start] = 0xff;
     write(dir, "bad.bmp", &bad);
     fails(
         dir,
         "search --index bad.bmp --queries q.tsv --output run.trec",
-        &["query \"q1\"", "bad.bmp: corrupt index", "not valid UTF-8"],
+        &["bad.bmp: corrupt index", "doc id 0 is not valid UTF-8"],
     );
     assert_eq!(read_string(dir, "run.trec"), "previous run\n");
     assert_no_temp_files(dir);

@@ -12,7 +12,7 @@ use bmp_index::reorder::{bp_order, BpOptions};
 use bmp_index::Collection;
 use clap::{Args, ValueEnum};
 
-use super::encoding::{encode_corpus_into, EncoderArgs, TextEncoder};
+use super::encoding::{encode_corpus_into, load_encoder, EncoderArgs};
 use super::progress::{bytes_bar, count_bar, stage_reporter};
 
 /// Input formats of `build`.
@@ -178,7 +178,7 @@ pub fn read_documents(
     if format != InputFormat::Auto && format != InputFormat::Jsonl {
         anyhow::bail!("--model reads a BEIR corpus (JSONL); --format {format:?} does not apply");
     }
-    let encoder = TextEncoder::load(model, encoder)?;
+    let encoder = load_encoder(model, encoder)?;
     let mut collection = Collection::new();
     let encoded = encode_corpus_into(&encoder, input, &mut collection)?;
     eprintln!(

@@ -8,7 +8,7 @@ use anyhow::Context;
 use bmp_index::atomic::AtomicFile;
 use clap::Args;
 
-use super::encoding::{encode_corpus, write_vector_line, EncoderArgs, TextEncoder};
+use super::encoding::{encode_corpus, load_encoder, write_vector_line, EncoderArgs};
 
 /// Encode text into sparse vectors.
 ///
@@ -39,7 +39,7 @@ pub struct EncodeArgs {
 /// Runs `encode`.
 pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let encoder = TextEncoder::load(&args.model, &args.encoder)?;
+    let encoder = load_encoder(&args.model, &args.encoder)?;
     let mut file = AtomicFile::create(&args.output)?;
     let mut out = BufWriter::new(&mut file);
     let write_err = || format!("cannot write {}", args.output.display());

@@ -6,11 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use bmp_encoder::llm_embed::{LlmEncoder, Pooling};
-use bmp_encoder::{
-    beir_document_text, prune, DeviceKind, Precision, Pruning, SparseVector, SpladeEncoder,
-    SpladeOptions,
-};
+pub use bmp_encoder::TextEncoder;
+use bmp_encoder::{beir_document_text, DeviceKind, Precision, SparseVector, TextEncoderOptions};
 use bmp_eval::{CorpusReader, Document, Query, QueryReader};
 use bmp_index::readers::SparseRecord;
 use bmp_index::Collection;
@@ -75,199 +72,34 @@ pub fn parse_precision(s: &str) -> Result<Precision, String> {
 }
 
 impl EncoderArgs {
+    /// The encoder options these arguments give.
+    pub fn options(&self) -> TextEncoderOptions {
+        TextEncoderOptions {
+            batch_size: self.batch_size as usize,
+            max_length: self.max_length,
+            doc_top_k: self.doc_top_k,
+            doc_min_weight: self.doc_min_weight,
+            device: self.device,
+            dtype: self.dtype,
+        }
+    }
+
     /// A short description of the options that change document vectors (cache keys, logs).
     pub fn document_key(&self) -> String {
-        let mut key = format!(
-            "len{}",
-            self.max_length.map_or("max".into(), |n| n.to_string())
-        );
-        if let Some(k) = self.doc_top_k {
-            key.push_str(&format!("-top{k}"));
-        }
-        if let Some(w) = self.doc_min_weight {
-            key.push_str(&format!("-min{w}"));
-        }
-        if self.dtype != Precision::F32 {
-            key.push_str(&format!("-{:?}", self.dtype).to_ascii_lowercase());
-        }
-        key
+        self.options().document_key()
     }
 }
 
-/// The documents' top-k cut of a decoder LLM's sparse vectors when none is given: its LM head
-/// gives most of its 49k-term vocabulary a positive weight.
-pub const LLM_DEFAULT_DOC_TOP_K: usize = 256;
-
-/// The model behind a [`TextEncoder`].
-enum Backend {
-    /// A SPLADE masked-LM.
-    Splade(Box<SpladeEncoder>),
-    /// A decoder LLM through its LM head, with its vocabulary.
-    Llm(Box<LlmEncoder>, Vec<String>),
-}
-
-/// A loaded sparse text encoder (a SPLADE model, or a decoder LLM given as a `.gguf` file or a
-/// Hugging Face Llama directory): one model for documents and queries, with the document pruning
-/// applied to document vectors only.
-pub struct TextEncoder {
-    model: Backend,
-    document_pruning: Pruning,
-    batch_size: usize,
-    /// Dense document embeddings alongside the sparse vectors (a decoder LLM only).
-    dense: Option<Pooling>,
-}
-
-impl TextEncoder {
-    /// Loads the model at `path`: a SPLADE directory (Hugging Face layout), or a decoder LLM.
-    pub fn load(dir: &Path, args: &EncoderArgs) -> anyhow::Result<TextEncoder> {
-        let mut document_pruning = Pruning {
-            top_k: args.doc_top_k,
-            min_weight: args.doc_min_weight,
-        };
-        document_pruning.validate()?;
-        if LlmEncoder::recognizes(dir) {
-            if document_pruning.top_k.is_none() {
-                document_pruning.top_k = Some(LLM_DEFAULT_DOC_TOP_K);
-            }
-            let llm = LlmEncoder::load_any(dir, args.max_length.unwrap_or(512))
-                .with_context(|| format!("cannot load the model {}", dir.display()))?;
-            let vocab = (0..llm.vocab_size() as u32)
-                .map(|id| llm.token(id).unwrap_or_else(|| format!("[unused_id_{id}]")))
-                .collect();
-            return Ok(TextEncoder {
-                model: Backend::Llm(Box::new(llm), vocab),
-                document_pruning,
-                batch_size: args.batch_size as usize,
-                dense: None,
-            });
-        }
-        let options = SpladeOptions {
-            batch_size: args.batch_size as usize,
-            max_length: args.max_length,
-            pruning: Pruning::NONE,
-            device: args.device,
-            dtype: args.dtype,
-            ..SpladeOptions::default()
-        };
-        let hint = if dir == Path::new(DEFAULT_MODEL_DIR) && !dir.exists() {
-            " (run scripts/setup-models.sh to fetch the default model)"
-        } else {
-            ""
-        };
-        let model = SpladeEncoder::load(dir, options)
-            .with_context(|| format!("cannot load the model in {}{hint}", dir.display()))?;
-        Ok(TextEncoder {
-            model: Backend::Splade(Box::new(model)),
-            document_pruning,
-            batch_size: args.batch_size as usize,
-            dense: None,
-        })
-    }
-
-    /// What the sparse vectors come from, as result tables name it: `splade`, or `llm-sparse`.
-    pub fn label(&self) -> &'static str {
-        match &self.model {
-            Backend::Splade(_) => "splade",
-            Backend::Llm(..) => "llm-sparse",
-        }
-    }
-
-    /// Also produce dense document embeddings, pooled as `pooling` says, from the same forward
-    /// pass as the sparse vectors. Only a decoder LLM has them.
-    pub fn enable_dense(&mut self, pooling: Pooling) -> anyhow::Result<()> {
-        match &self.model {
-            Backend::Llm(..) => {
-                self.dense = Some(pooling);
-                Ok(())
-            }
-            Backend::Splade(_) => anyhow::bail!(
-                "dense embeddings need a decoder LLM as --model (a .gguf file or a Llama / Qwen2 \
-                 directory); a SPLADE model gives sparse vectors only"
-            ),
-        }
-    }
-
-    /// Dense embeddings of query texts (after [`TextEncoder::enable_dense`]), in input order.
-    pub fn encode_dense_queries(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-        let (Backend::Llm(llm, _), Some(pooling)) = (&self.model, self.dense) else {
-            anyhow::bail!("dense embeddings are not enabled for this model");
-        };
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        Ok(llm.encode_dense(&refs, pooling, self.batch_size)?)
-    }
-
-    /// The token string of vocabulary id `id`.
-    pub fn token(&self, id: u32) -> &str {
-        match &self.model {
-            Backend::Splade(m) => m.token(id).unwrap_or("[UNK]"),
-            Backend::Llm(_, vocab) => vocab.get(id as usize).map_or("[UNK]", String::as_str),
-        }
-    }
-
-    /// Sparse vectors of an LLM, and its dense embeddings when `pooling` is given (otherwise
-    /// none), from one pass in chunks of a few batches, with progress.
-    fn llm_vectors(
-        llm: &LlmEncoder,
-        texts: &[String],
-        batch: usize,
-        pooling: Option<Pooling>,
-        progress: &mut dyn FnMut(usize),
-    ) -> anyhow::Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
-        let mut sparse = Vec::with_capacity(texts.len());
-        let mut dense = Vec::new();
-        // Each call sorts its texts by length into batches.
-        for chunk in texts.chunks(batch.max(1) * 4) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            match pooling {
-                None => sparse.extend(llm.encode_sparse(&refs, batch)?),
-                Some(pooling) => {
-                    for (s, d) in llm.encode_sparse_and_dense(&refs, pooling, batch)? {
-                        sparse.push(s);
-                        dense.push(d);
-                    }
-                }
-            }
-            progress(chunk.len());
-        }
-        Ok((sparse, dense))
-    }
-
-    /// Encodes document texts in input order: the sparse vectors (pruned as asked), and the
-    /// dense embeddings when enabled (otherwise none).
-    pub fn encode_documents(
-        &self,
-        texts: &[String],
-        progress: &mut dyn FnMut(usize),
-    ) -> anyhow::Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
-        let (mut vectors, dense) = match &self.model {
-            Backend::Splade(m) => (m.encode_batch_with_progress(texts, progress)?, Vec::new()),
-            Backend::Llm(llm, _) => {
-                Self::llm_vectors(llm, texts, self.batch_size, self.dense, progress)?
-            }
-        };
-        for vector in &mut vectors {
-            prune(vector, &self.document_pruning);
-        }
-        Ok((vectors, dense))
-    }
-
-    /// Encodes query texts (never pruned), in input order.
-    pub fn encode_queries(&self, texts: &[String]) -> anyhow::Result<Vec<SparseVector>> {
-        match &self.model {
-            Backend::Splade(m) => Ok(m.encode_queries(texts)?),
-            Backend::Llm(llm, _) => {
-                Ok(Self::llm_vectors(llm, texts, self.batch_size, None, &mut |_| {})?.0)
-            }
-        }
-    }
-
-    /// The `(term, weight)` entries of a vector, as the index and the query parser take them.
-    pub fn entries(&self, vector: &[(u32, f32)]) -> Vec<(String, f32)> {
-        vector
-            .iter()
-            .map(|&(t, w)| (self.token(t).to_owned(), w))
-            .collect()
-    }
+/// Loads the text encoder at `dir` (a SPLADE directory, or a decoder LLM) with these options;
+/// the error names the model, and how to fetch the default one when it is missing.
+pub fn load_encoder(dir: &Path, args: &EncoderArgs) -> anyhow::Result<TextEncoder> {
+    let hint = if dir == Path::new(DEFAULT_MODEL_DIR) && !dir.exists() {
+        " (run scripts/setup-models.sh to fetch the default model)"
+    } else {
+        ""
+    };
+    TextEncoder::load(dir, &args.options())
+        .with_context(|| format!("cannot load the model in {}{hint}", dir.display()))
 }
 
 /// What encoding a corpus took.

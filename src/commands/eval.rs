@@ -22,8 +22,8 @@ use clap::Args;
 
 use super::build::{document_order, read_collection, write_index, InputFormat, ReorderArgs};
 use super::encoding::{
-    encode_corpus, encode_queries, encode_query_file, write_vector_line, EncoderArgs, TextEncoder,
-    DEFAULT_MODEL_DIR,
+    encode_corpus, encode_queries, encode_query_file, load_encoder, write_vector_line, EncoderArgs,
+    TextEncoder, DEFAULT_MODEL_DIR,
 };
 use super::multivec::{
     build_stores, embed_queries, open_store, parse_clusters, store_path, TokenModelArgs, QUERY_SEED,
@@ -266,7 +266,7 @@ fn eval_dataset(
         .model
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR));
-    let mut encoder = TextEncoder::load(&model, &args.encoder)?;
+    let mut encoder = load_encoder(&model, &args.encoder)?;
     if args.dense {
         encoder.enable_dense(args.pooling)?;
     }
@@ -429,7 +429,7 @@ fn eval_index(
     let queries = args.queries.as_ref().context("--queries is required")?;
     let (records, label) = match &args.model {
         Some(model) => {
-            let encoder = TextEncoder::load(model, &args.encoder)?;
+            let encoder = load_encoder(model, &args.encoder)?;
             (encode_query_file(&encoder, queries)?, encoder.label())
         }
         None => (read_queries(queries)?, "splade"),

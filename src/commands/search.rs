@@ -13,7 +13,7 @@ use bmp_index::Index;
 use bmp_query::{Hit, Query, SearchSpec, Searcher};
 use clap::Args;
 
-use super::encoding::{encode_query_file, EncoderArgs, TextEncoder};
+use super::encoding::{encode_query_file, load_encoder, EncoderArgs};
 use super::multivec::{embed_queries, open_rerank_stage, TokenModelArgs, QUERY_SEED};
 use bmp_encoder::{ClusterSpec, TokenVectors};
 use bmp_eval::QueryReader;
@@ -136,7 +136,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let records = match &args.model {
         None => read_queries(&args.queries)?,
         Some(model) => {
-            let encoder = TextEncoder::load(model, &args.encoder)?;
+            let encoder = load_encoder(model, &args.encoder)?;
             let start = Instant::now();
             let records = encode_query_file(&encoder, &args.queries)?;
             eprintln!(

@@ -17,7 +17,7 @@ use bmp_server::{
 };
 use clap::Args;
 
-use super::encoding::{parse_device, parse_precision, EncoderArgs, TextEncoder};
+use super::encoding::{load_encoder, parse_device, parse_precision, EncoderArgs, TextEncoder};
 use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
 
 /// Serve an index, or a collection directory, over HTTP (JSON).
@@ -269,7 +269,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 device: args.device,
                 dtype: args.dtype,
             };
-            let encoder = TextEncoder::load(dir, &options)?;
+            let encoder = load_encoder(dir, &options)?;
             Some(Arc::new(SpladeQueries {
                 encoder,
                 description: file_name(dir),

@@ -10,10 +10,23 @@ JSONL / CIFF file; open it; search it one query at a time or in parallel batches
     index.search({"jet": 1.0}, k=10)          # [("d2", 2.0), ("d1", 0.4)]
     ids, scores = index.search_batch([{"jet": 1.0}, {"flow": 1.0}], k=10)
 
+Text goes through ``bmp.TextEncoder(model_dir)`` (SPLADE, or a decoder LLM)::
+
+    encoder = bmp.TextEncoder("models/splade-tiny")
+    vectors = encoder.encode_documents(["a first passage", {"title": "T", "text": "a second"}])
+    index.search(encoder.encode_queries(["what is a jet?"])[0])
+
+Runs are scored as trec_eval scores them, ``bmp.evaluate(run, qrels, ["nDCG@10", "R@100"])``,
+and ``bmp.beir.BmpRetriever`` plugs into the ``beir`` package's ``EvaluateRetrieval``.
+
 Every algorithm in ``bmp.ALGORITHMS`` returns exactly the exhaustive top-k with its default
 parameters; scores are dot products in the model's units.
 """
 
-from ._bmp import ALGORITHMS, CorruptIndexError, Index
+from ._bmp import ALGORITHMS, CorruptIndexError, Index, TextEncoder, evaluate
 
-__all__ = ["ALGORITHMS", "CorruptIndexError", "Index"]
+#: The same class as TextEncoder: it loads a SPLADE directory, or a decoder LLM, by what the path
+#: holds.
+SpladeEncoder = TextEncoder
+
+__all__ = ["ALGORITHMS", "CorruptIndexError", "Index", "SpladeEncoder", "TextEncoder", "evaluate"]

@@ -66,3 +66,40 @@ class Index:
         **params: float,
     ) -> Tuple[npt.NDArray[np.object_], npt.NDArray[np.float32]]:
         """(ids, scores) of shape (len(queries), k); None / NaN past a query's last hit."""
+
+class TextEncoder:
+    """A sparse text encoder: SPLADE, or a decoder LLM through its LM head."""
+
+    def __init__(
+        self,
+        model: PathLike,
+        *,
+        device: str = "cpu",
+        dtype: str = "f32",
+        batch_size: int = 32,
+        max_length: Optional[int] = None,
+        doc_top_k: Optional[int] = None,
+        doc_min_weight: Optional[float] = None,
+    ) -> None:
+        """Loads the model (OSError if missing, ValueError for a bad option)."""
+    @property
+    def kind(self) -> str:
+        """"splade" or "llm-sparse"."""
+    def encode_documents(
+        self, texts: Sequence[Union[str, Mapping[str, str]]]
+    ) -> list[dict[str, float]]:
+        """Document vectors (pruned as asked), from str or BEIR {"title", "text"} documents."""
+    def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Query vectors (never pruned)."""
+
+def evaluate(
+    run: Mapping[str, Any],
+    qrels: Union[Mapping[str, Mapping[str, int]], PathLike],
+    metrics: Optional[Sequence[str]] = None,
+    *,
+    relevance_level: int = 1,
+    missing_as_zero: bool = False,
+    per_query: bool = False,
+) -> dict[str, Any]:
+    """trec_eval's measures of ``run`` ({query: {doc: score}} or {query: [(doc, score)]})
+    against ``qrels``: {metric: mean}, or {query: {metric: value}} with per_query."""

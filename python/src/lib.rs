@@ -6,7 +6,9 @@
 //! turns one into `pyo3_runtime.PanicException`, which no code path here is meant to reach).
 
 mod convert;
+mod encoder;
 mod errors;
+mod evaluate;
 mod index;
 
 use pyo3::prelude::*;
@@ -19,6 +21,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule]
 fn _bmp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::Index>()?;
+    m.add_class::<encoder::TextEncoder>()?;
+    m.add_function(wrap_pyfunction!(evaluate::evaluate, m)?)?;
     m.add(
         "CorruptIndexError",
         m.py().get_type::<errors::CorruptIndexError>(),

@@ -1,0 +1,96 @@
+"""The text encoder from Python against `bmp-index encode` and `search --model`, with the real
+SPLADE model (fetched by scripts/setup-models.sh)."""
+
+import json
+import subprocess
+
+import pytest
+
+import bmp
+from test_index import ROOT, SHARED, cli, missing
+
+MODEL = ROOT / "models" / "splade-tiny"
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    if not MODEL.exists():
+        missing("models/splade-tiny is not here (scripts/setup-models.sh fetches it)")
+    return bmp.TextEncoder(MODEL)
+
+
+@pytest.fixture(scope="module")
+def cranfield(tmp_path_factory):
+    corpus = SHARED / "cranfield" / "corpus.jsonl"
+    if not corpus.exists():
+        missing("../shared/data is not here")
+    with open(corpus) as f:
+        docs = [json.loads(next(f)) for _ in range(40)]
+    path = tmp_path_factory.mktemp("cran") / "corpus.jsonl"
+    with open(path, "w") as f:
+        for d in docs:
+            f.write(json.dumps(d) + "\n")
+    return docs, path
+
+
+def test_documents_encode_as_the_cli_encodes_them(encoder, cranfield, tmp_path):
+    docs, corpus = cranfield
+    out = tmp_path / "vectors.jsonl"
+    subprocess.run([cli(), "encode", "--model", str(MODEL), "--input", str(corpus),
+                    "--output", str(out)], check=True, capture_output=True)
+    with open(out) as f:
+        expected = [json.loads(line) for line in f]
+    assert encoder.kind == "splade"
+    got = encoder.encode_documents(docs)
+    assert len(got) == len(expected) == 40
+    for vector, want in zip(got, expected):
+        assert vector.keys() == want["vector"].keys()
+        for term, weight in vector.items():
+            assert weight == pytest.approx(want["vector"][term], rel=1e-5, abs=1e-6)
+
+
+def test_text_search_answers_like_the_cli(encoder, cranfield, tmp_path):
+    docs, corpus = cranfield
+    binary = cli()
+    index_path = tmp_path / "cran.bmp"
+    subprocess.run([binary, "build", "--model", str(MODEL), "--input", str(corpus),
+                    "--output", str(index_path)], check=True, capture_output=True)
+    queries = tmp_path / "queries.jsonl"
+    texts = ["flow over a flat plate", "heat transfer in hypersonic flow", "buckling of shells"]
+    with open(queries, "w") as f:
+        for i, t in enumerate(texts):
+            f.write(json.dumps({"_id": f"q{i}", "text": t}) + "\n")
+    run = subprocess.run([binary, "search", "--index", str(index_path), "--model", str(MODEL),
+                          "--queries", str(queries), "--k", "5"],
+                         check=True, capture_output=True, text=True).stdout
+    expected = {}
+    for line in run.splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        expected.setdefault(qid, []).append(doc)
+    index = bmp.Index.open(index_path)
+    # The same index from Python: the documents encoded here, built here.
+    ours = bmp.Index.build(tmp_path / "py.bmp",
+                           [(d["_id"], v) for d, v in zip(docs, encoder.encode_documents(docs))])
+    for i, vector in enumerate(encoder.encode_queries(texts)):
+        want = expected.get(f"q{i}", [])
+        assert want, "the CLI found nothing"
+        assert [d for d, _ in index.search(vector, k=5)] == want
+        assert [d for d, _ in ours.search(vector, k=5)] == want
+
+
+def test_encoder_errors(tmp_path):
+    with pytest.raises(OSError, match="does not exist"):
+        bmp.TextEncoder(tmp_path / "no-model")
+    if not MODEL.exists():
+        missing("models/splade-tiny is not here")
+    with pytest.raises(ValueError, match="device"):
+        bmp.TextEncoder(MODEL, device="tpu")
+    with pytest.raises(ValueError, match="top_k"):
+        bmp.TextEncoder(MODEL, doc_top_k=0)
+    encoder = bmp.TextEncoder(MODEL, doc_top_k=5)
+    assert all(len(v) <= 5 for v in encoder.encode_documents(["a long passage about aircraft wings and flow"]))
+    assert len(encoder.encode_queries(["a long passage about aircraft wings and flow"])[0]) > 5
+    with pytest.raises(ValueError, match="not one str"):
+        encoder.encode_queries("a single string")
+    with pytest.raises(ValueError, match="texts\\[1\\]"):
+        encoder.encode_queries(["fine", 3])

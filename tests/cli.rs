@@ -1733,3 +1733,45 @@ fn limits_a_100_mb_line_and_a_query_of_every_term_at_k_one_million() {
         );
     }
 }
+
+#[test]
+fn progress_goes_to_a_log_as_plain_lines() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    let synth = |every: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bmp-index"))
+            .args([
+                "synth",
+                "--docs",
+                "3000",
+                "--queries",
+                "2",
+                "--output-docs",
+                "d.jsonl",
+                "--output-queries",
+                "q.jsonl",
+            ])
+            .current_dir(dir)
+            .env("BMP_PROGRESS_SECS", every)
+            .output()
+            .expect("cannot run bmp-index")
+    };
+    // Standard error is a pipe here: every update is a line of its own, no bar drawing.
+    let out = synth("0");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("generating: "))
+        .collect();
+    assert!(!lines.is_empty(), "{stderr}");
+    assert!(lines.iter().all(|l| l.contains("/3000 (")), "{stderr}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+    // By default (every 10 s) work this short logs none.
+    let out = synth("10");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("generating: "), "{stderr}");
+}

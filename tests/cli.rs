@@ -1775,3 +1775,21 @@ fn progress_goes_to_a_log_as_plain_lines() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("generating: "), "{stderr}");
 }
+
+#[test]
+fn a_missing_model_is_named_with_its_hint_once() {
+    let tmp = tempdir();
+    let dir = tmp.path();
+    write(
+        dir,
+        "corpus.jsonl",
+        "{\"_id\": \"d1\", \"text\": \"some text\"}\n",
+    );
+    // No models/ directory here: the default model is missing.
+    let r = fails(
+        dir,
+        "encode --input corpus.jsonl --output v.jsonl",
+        &["models/splade-tiny", "scripts/setup-models.sh"],
+    );
+    assert_eq!(r.stderr.matches("setup-models").count(), 1, "{}", r.stderr);
+}

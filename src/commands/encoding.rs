@@ -91,15 +91,10 @@ impl EncoderArgs {
 }
 
 /// Loads the text encoder at `dir` (a SPLADE directory, or a decoder LLM) with these options;
-/// the error names the model, and how to fetch the default one when it is missing.
+/// the error names the model (and, for a missing directory, how to fetch the bundled models).
 pub fn load_encoder(dir: &Path, args: &EncoderArgs) -> anyhow::Result<TextEncoder> {
-    let hint = if dir == Path::new(DEFAULT_MODEL_DIR) && !dir.exists() {
-        " (run scripts/setup-models.sh to fetch the default model)"
-    } else {
-        ""
-    };
     TextEncoder::load(dir, &args.options())
-        .with_context(|| format!("cannot load the model in {}{hint}", dir.display()))
+        .with_context(|| format!("cannot load the model in {}", dir.display()))
 }
 
 /// What encoding a corpus took.

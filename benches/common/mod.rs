@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use bmp_index::build::{build_index_ordered, BuildOptions};
-use bmp_index::reorder::{bp_order, BpOptions};
+use bmp_index::reorder::{bp_order_collection, BpOptions};
 use bmp_index::synth::{build_vocabulary, SynthGenerator, SynthOptions};
 use bmp_index::Collection;
 
@@ -32,14 +32,7 @@ pub fn synthetic_index(
             .add_document(&format!("d{i}"), &doc)
             .expect("synthetic documents are valid");
     }
-    let (offsets, terms) = collection.csr();
-    let order = bp_order(
-        collection.num_terms(),
-        offsets,
-        terms,
-        &BpOptions::default(),
-        &|_, _| {},
-    );
+    let order = bp_order_collection(&collection, &BpOptions::default(), &|_, _| {});
     let path = dir.join(name);
     build_index_ordered(
         &collection,

@@ -52,6 +52,21 @@ impl ExternalIds {
         Ok(None)
     }
 
+    /// The internal ids of the documents among `ids`, in increasing order, and how many of `ids`
+    /// name no document.
+    pub fn find_all(&self, index: &Index, ids: &[String]) -> Result<(Vec<u32>, usize)> {
+        let mut docs = Vec::with_capacity(ids.len());
+        let mut unknown = 0;
+        for id in ids {
+            match self.find(index, id)? {
+                Some(doc) => docs.push(doc),
+                None => unknown += 1,
+            }
+        }
+        docs.sort_unstable();
+        Ok((docs, unknown))
+    }
+
     /// Number of documents.
     pub fn len(&self) -> usize {
         self.sorted.len()

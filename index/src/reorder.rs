@@ -78,6 +78,16 @@ const PARALLEL_MIN: usize = 1 << 14;
 /// Documents per parallel task when computing gains.
 const GAIN_CHUNK: usize = 4096;
 
+/// [`bp_order`] of the documents of `collection`.
+pub fn bp_order_collection(
+    collection: &crate::Collection,
+    options: &BpOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Vec<u32> {
+    let (offsets, terms) = collection.csr();
+    bp_order(collection.num_terms(), offsets, terms, options, progress)
+}
+
 /// Computes a document order by recursive graph bisection: `order[new] = old`, a permutation of
 /// `0..num_docs` where `num_docs = doc_offsets.len() - 1` (0 when `doc_offsets` is empty), to be
 /// given to [`crate::build::build_index_ordered`].

@@ -7,7 +7,7 @@ use bmp_index::build::{build_index_ordered, BuildOptions};
 use bmp_index::docids::ExternalIds;
 use bmp_index::format::{DEFAULT_BLOCK_SIZE, DEFAULT_SUPERBLOCK_SIZE};
 use bmp_index::readers::{read_collection_file, DocumentFormat};
-use bmp_index::reorder::{bp_order, BpOptions};
+use bmp_index::reorder::{bp_order_collection, BpOptions};
 use bmp_index::Collection;
 use bmp_query::{DocFilter, Query, SearchSpec, ALGORITHMS};
 use numpy::ndarray::Array2;
@@ -15,7 +15,6 @@ use numpy::PyArray2;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use rayon::prelude::*;
-use roaring::RoaringBitmap;
 
 use crate::convert::{
     batch_entries, collection_from_csr, collection_from_pairs, id_list, is_sparse, query_entries,
@@ -80,13 +79,8 @@ impl Index {
                 self.ids.get_or_init(|| built)
             }
         };
-        let mut docs = RoaringBitmap::new();
-        for id in ids {
-            if let Some(doc) = lookup.find(index, id).map_err(to_py)? {
-                docs.insert(doc);
-            }
-        }
-        Ok(DocFilter::new(docs))
+        let (docs, _) = lookup.find_all(index, ids).map_err(to_py)?;
+        Ok(DocFilter::new(docs.into_iter().collect()))
     }
 }
 
@@ -373,14 +367,7 @@ fn build_and_open(
         return Err(bmp_index::Error::input(path, "no documents to index"));
     }
     let order: Vec<u32> = if bp {
-        let (offsets, terms) = collection.csr();
-        bp_order(
-            collection.num_terms(),
-            offsets,
-            terms,
-            &BpOptions::default(),
-            &|_, _| {},
-        )
+        bp_order_collection(collection, &BpOptions::default(), &|_, _| {})
     } else {
         (0..collection.num_docs() as u32).collect()
     };

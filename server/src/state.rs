@@ -102,21 +102,9 @@ impl ServedIndex {
             .get_or_init(|| ExternalIds::build(index).map_err(|e| index_message(&e)))
             .as_ref()
             .map_err(|e| ApiError::internal(format!("cannot look documents up by id: {e}")))?;
-        let mut docs = Vec::with_capacity(ids.len());
-        let mut unknown = 0;
-        for id in ids {
-            match lookup.find(index, id) {
-                Ok(Some(doc)) => docs.push(doc),
-                Ok(None) => unknown += 1,
-                Err(e) => {
-                    return Err(ApiError::internal(format!(
-                        "cannot read the index: {}",
-                        index_message(&e)
-                    )))
-                }
-            }
-        }
-        docs.sort_unstable();
+        let (docs, unknown) = lookup.find_all(index, ids).map_err(|e| {
+            ApiError::internal(format!("cannot read the index: {}", index_message(&e)))
+        })?;
         Ok((docs.into_iter().collect(), unknown))
     }
 

@@ -8,7 +8,7 @@ use anyhow::Context;
 use bmp_index::build::{build_index_ordered, BuildOptions, BuildSummary};
 use bmp_index::format::{DEFAULT_BLOCK_SIZE, DEFAULT_SUPERBLOCK_SIZE};
 use bmp_index::readers::{self, DocumentFormat};
-use bmp_index::reorder::{bp_order, BpOptions};
+use bmp_index::reorder::{bp_order_collection, BpOptions};
 use bmp_index::Collection;
 use clap::{Args, ValueEnum};
 
@@ -105,18 +105,13 @@ pub fn document_order(collection: &Collection, args: &ReorderArgs) -> Vec<u32> {
         Reorder::None => (0..collection.num_docs() as u32).collect(),
         Reorder::Bp => {
             let bar = count_bar(collection.num_docs() as u64, "reordering");
-            let (offsets, terms) = collection.csr();
             let options = BpOptions {
                 iterations: args.bp_iterations,
                 ..BpOptions::default()
             };
-            let order = bp_order(
-                collection.num_terms(),
-                offsets,
-                terms,
-                &options,
-                &|done, _| bar.set_position(done.max(bar.position())),
-            );
+            let order = bp_order_collection(collection, &options, &|done, _| {
+                bar.set_position(done.max(bar.position()))
+            });
             bar.finish_and_clear();
             order
         }

@@ -46,7 +46,7 @@ use crate::docids::ExternalIds;
 use crate::error::{Error, Result};
 use crate::format::reader::Index;
 use crate::quantize::Quantizer;
-use crate::reorder::{bp_order, BpOptions};
+use crate::reorder::{bp_order_collection, BpOptions};
 
 pub use manifest::{Manifest, SegmentEntry, MANIFEST};
 pub use pending::Pending;
@@ -1031,14 +1031,7 @@ fn build_segment(
     quantizer: Quantizer,
     progress: Progress,
 ) -> Result<BuildSummary> {
-    let (offsets, terms) = docs.csr();
-    let order = bp_order(
-        docs.num_terms(),
-        offsets,
-        terms,
-        &BpOptions::default(),
-        &|_, _| {},
-    );
+    let order = bp_order_collection(docs, &BpOptions::default(), &|_, _| {});
     let options = BuildOptions {
         block_size: manifest.block_size,
         superblock_size: manifest.superblock_size,

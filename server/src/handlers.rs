@@ -773,19 +773,30 @@ mod tests {
     use super::*;
     use crate::config::ServerConfig;
 
-    fn state(dir: &std::path::Path, config: ServerConfig) -> AppState {
-        let mut c = Collection::new();
-        let t = c.intern_term("t");
-        c.add_document("d0", &[(t, 1.0)]).unwrap();
-        let path = dir.join("x.bmp");
+    /// A server state over `c`, built at `dir/name` with `block_size`.
+    fn state_of(
+        dir: &std::path::Path,
+        name: &str,
+        c: &Collection,
+        block_size: u32,
+        config: ServerConfig,
+    ) -> AppState {
+        let path = dir.join(name);
         build_index(
-            &c,
+            c,
             &path,
-            &BuildOptions::with_block_size(16),
+            &BuildOptions::with_block_size(block_size),
             &mut |_, _, _| {},
         )
         .unwrap();
         AppState::open(&path, config).unwrap()
+    }
+
+    fn state(dir: &std::path::Path, config: ServerConfig) -> AppState {
+        let mut c = Collection::new();
+        let t = c.intern_term("t");
+        c.add_document("d0", &[(t, 1.0)]).unwrap();
+        state_of(dir, "x.bmp", &c, 16, config)
     }
 
     #[tokio::test]
@@ -855,15 +866,7 @@ mod tests {
                 .collect();
             c.add_document(&format!("d{i}"), &entries).unwrap();
         }
-        let path = dir.join("big.bmp");
-        build_index(
-            &c,
-            &path,
-            &BuildOptions::with_block_size(8),
-            &mut |_, _, _| {},
-        )
-        .unwrap();
-        AppState::open(&path, config).unwrap()
+        state_of(dir, "big.bmp", &c, 8, config)
     }
 
     /// A batch of 256 exhaustive queries over every term, each with `extra`'s fields.

@@ -26,7 +26,7 @@ pub const DEFAULT_MODEL_DIR: &str = "models/splade-tiny";
 #[derive(Debug, Clone, Args)]
 pub struct EncoderArgs {
     /// Texts per forward pass.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = TextEncoderOptions::default().batch_size as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
     /// Truncation length in tokens, special tokens included (default: the model's maximum).
     #[arg(long)]
@@ -47,14 +47,16 @@ pub struct EncoderArgs {
 }
 
 impl Default for EncoderArgs {
+    /// The encoder's own defaults ([`TextEncoderOptions::default`]).
     fn default() -> Self {
+        let o = TextEncoderOptions::default();
         EncoderArgs {
-            batch_size: 32,
-            max_length: None,
-            doc_top_k: None,
-            doc_min_weight: None,
-            device: DeviceKind::Cpu,
-            dtype: Precision::F32,
+            batch_size: u32::try_from(o.batch_size).unwrap_or(u32::MAX),
+            max_length: o.max_length,
+            doc_top_k: o.doc_top_k,
+            doc_min_weight: o.doc_min_weight,
+            device: o.device,
+            dtype: o.dtype,
         }
     }
 }

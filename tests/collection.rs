@@ -271,14 +271,17 @@ fn eval_takes_a_collection() {
             "--algorithm",
             "bmp",
             "--output",
-            "run.txt",
+            "runs",
         ],
     );
     assert!(r.stdout.contains("(2 segments)"), "{}", r.stdout);
     // MRR@10 = (1/2 + 1) / 2.
     assert!(r.stdout.contains("0.7500"), "{}", r.stdout);
     assert_eq!(
-        ranking(&fs::read_to_string(dir.join("run.txt")).unwrap(), "q2"),
+        ranking(
+            &fs::read_to_string(dir.join("runs/splade-bmp-2-segments.trec")).unwrap(),
+            "q2"
+        ),
         [("c".to_owned(), 9), ("b".to_owned(), 3)]
     );
 }

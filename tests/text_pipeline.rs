@@ -211,7 +211,7 @@ fn eval_on_cranfield_end_to_end() {
             "bmp,exhaustive,bmp:alpha=0.9",
             "--bm25",
             "--output",
-            "bmp.run",
+            "runs",
         ],
     );
     eprintln!("{stdout}");
@@ -221,7 +221,7 @@ fn eval_on_cranfield_end_to_end() {
         bmp, &rows["splade exhaustive"],
         "safe BMP has exhaustive quality"
     );
-    let bm25 = &rows["bm25 (tantivy)"];
+    let bm25 = &rows["bm25 (k1=1.2,b=0.75)"];
     // nDCG@10, MRR@10, R@100, R@1000, MAP in sane bands for these systems on Cranfield.
     assert!((0.25..0.6).contains(&bmp[0]), "SPLADE nDCG@10 {}", bmp[0]);
     assert!((0.3..0.55).contains(&bm25[0]), "BM25 nDCG@10 {}", bm25[0]);
@@ -229,27 +229,35 @@ fn eval_on_cranfield_end_to_end() {
         assert!(system.iter().all(|v| (0.0..=1.0).contains(v)));
         assert!(system[2] <= system[3], "recall grows with depth");
     }
-    let written = fs::read_to_string(dir.join("bmp.run")).unwrap();
-    let queries: std::collections::BTreeSet<&str> = written
-        .lines()
-        .map(|l| l.split(' ').next().unwrap())
-        .collect();
-    assert_eq!(queries.len(), 225, "every judged query is answered");
-
-    // Scoring the written run again gives the same numbers; the cached vectors are reused.
+    // Every system's run is written, named and tagged after it; scoring it again gives the
+    // same numbers.
     let qrels = cranfield.join("qrels/test.tsv");
-    let again = ok(
-        dir,
-        &[
-            "eval",
-            "--run",
-            "bmp.run",
-            "--qrels",
-            qrels.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(table(&again)["bmp.run"], *bmp);
-    let Run { stderr, .. } = run(
+    for (system, file) in [
+        ("splade bmp", "splade-bmp"),
+        ("splade exhaustive", "splade-exhaustive"),
+        ("splade bmp:alpha=0.9", "splade-bmp-alpha-0.9"),
+        ("bm25 (k1=1.2,b=0.75)", "bm25-k1-1.2-b-0.75"),
+    ] {
+        let path = format!("runs/{file}.trec");
+        let written = fs::read_to_string(dir.join(&path)).unwrap();
+        let queries: std::collections::BTreeSet<&str> = written
+            .lines()
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        assert_eq!(queries.len(), 225, "{path}: every judged query is answered");
+        assert!(
+            written.lines().all(|l| l.ends_with(&format!(" {file}"))),
+            "{path}: tagged"
+        );
+        let again = ok(
+            dir,
+            &["eval", "--run", &path, "--qrels", qrels.to_str().unwrap()],
+        );
+        assert_eq!(table(&again)[path.as_str()], rows[system], "{path}");
+    }
+
+    // The cached vectors are reused; BM25 takes other parameters.
+    let Run { stdout, stderr, .. } = run(
         dir,
         &[
             "eval",
@@ -259,9 +267,56 @@ fn eval_on_cranfield_end_to_end() {
             model.to_str().unwrap(),
             "--work-dir",
             "work",
+            "--bm25",
+            "--bm25-k1",
+            "0.9",
+            "--bm25-b",
+            "0.4",
         ],
     );
     assert!(stderr.contains("using cached document vectors"), "{stderr}");
+    let tuned = &table(&stdout)["bm25 (k1=0.9,b=0.4)"];
+    assert_ne!(tuned, bm25, "k1 and b change BM25's scores");
+    assert!((0.25..0.6).contains(&tuned[0]), "BM25 nDCG@10 {}", tuned[0]);
+
+    // Every model is loaded before anything is encoded: a missing token model fails at once,
+    // and no vector is written.
+    fail(
+        dir,
+        &[
+            "eval",
+            "--dataset",
+            cranfield.to_str().unwrap(),
+            "--model",
+            model.to_str().unwrap(),
+            "--work-dir",
+            "fresh",
+            "--rerank",
+            "multivector",
+            "--token-model",
+            "no-token-model",
+        ],
+        "no-token-model",
+    );
+    let cached: Vec<_> = fs::read_dir(dir.join("fresh")).unwrap().collect();
+    assert!(cached.is_empty(), "nothing encoded: {cached:?}");
+    let r = run(
+        dir,
+        &[
+            "eval",
+            "--run",
+            "runs/splade-bmp.trec",
+            "--qrels",
+            qrels.to_str().unwrap(),
+            "--bm25-k1",
+            "1",
+        ],
+    );
+    assert!(
+        r.code != Some(0) && r.stderr.contains("--bm25"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// MS MARCO style: an existing index, the real SPLADE++ query vectors of TREC DL 2019 (Anserini

@@ -92,7 +92,17 @@ impl ClusterSpec {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// A query's token vectors reduced by the query side, seeded with [`QUERY_SEED`]: a query's
+    /// vectors depend on its text alone, not on where it stands in a file or a batch.
+    pub fn reduce_query(&self, v: &TokenVectors) -> TokenVectors {
+        self.query.apply(v, QUERY_SEED)
+    }
 }
+
+/// The k-means seed of every query (see [`ClusterSpec::reduce_query`]). Documents are seeded with
+/// their internal id, so that a store is reproducible.
+pub const QUERY_SEED: u64 = 0;
 
 impl fmt::Display for ClusterSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

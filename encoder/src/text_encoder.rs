@@ -20,6 +20,9 @@ pub trait SparseModel: Send + Sync {
     /// The token string of vocabulary id `id` (`None` past the vocabulary).
     fn token(&self, id: u32) -> Option<&str>;
 
+    /// The number of vocabulary ids a vector may use.
+    fn vocab_size(&self) -> usize;
+
     /// The sparse vectors of document texts, in input order (unpruned); `progress(n)` after
     /// every `n` texts.
     fn encode_documents(
@@ -77,6 +80,10 @@ impl SparseModel for SpladeEncoder {
 
     fn token(&self, id: u32) -> Option<&str> {
         SpladeEncoder::token(self, id)
+    }
+
+    fn vocab_size(&self) -> usize {
+        SpladeEncoder::vocab_size(self)
     }
 
     fn encode_documents(
@@ -154,6 +161,10 @@ impl SparseModel for LlmSparse {
 
     fn token(&self, id: u32) -> Option<&str> {
         self.vocabulary.get(id as usize).map(String::as_str)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocabulary.len()
     }
 
     fn encode_documents(
@@ -319,6 +330,11 @@ impl TextEncoder {
         self.model.token(id).unwrap_or("[UNK]")
     }
 
+    /// The number of vocabulary ids (the columns of a matrix of vectors).
+    pub fn vocab_size(&self) -> usize {
+        self.model.vocab_size()
+    }
+
     /// Encodes document texts in input order: the sparse vectors (pruned as asked), and the
     /// dense embeddings when enabled (otherwise none).
     pub fn encode_documents(
@@ -366,6 +382,10 @@ mod tests {
 
         fn token(&self, id: u32) -> Option<&str> {
             ["a", "bb", "ccc"].get(id as usize).copied()
+        }
+
+        fn vocab_size(&self) -> usize {
+            3
         }
 
         fn encode_documents(

@@ -22,6 +22,10 @@ use crate::tokenizer::TextTokenizer;
 /// The name of a ColBERT-style projection in the checkpoint (`[dim, hidden]`, no bias).
 pub const PROJECTION_WEIGHT: &str = "linear.weight";
 
+/// Where `scripts/setup-models.sh` puts the default token model (all-MiniLM-L6-v2), relative to
+/// the working directory.
+pub const DEFAULT_TOKEN_MODEL: &str = "models/minilm-l6";
+
 /// How a [`TokenEncoder`] is loaded and run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenEncoderOptions {

@@ -1,6 +1,11 @@
 //! A BM25 baseline on tantivy: title and text indexed together in one field with tantivy's
 //! `en_stem` analyzer (simple tokenizer, tokens over 40 bytes dropped, lower case, Snowball
-//! English stemmer), BM25 with tantivy's k1 = 1.2, b = 0.75.
+//! English stemmer). Tantivy stores the postings, term frequencies and document lengths; the
+//! scores are computed here, with [`Bm25Params`] (k1 = 1.2, b = 0.75 unless set), the same way
+//! tantivy computes them: `idf = ln(1 + (N − n + 0.5) / (n + 0.5))`, document lengths as
+//! tantivy's one-byte field norms, and per term
+//! `idf · tf · (k1 + 1) / (tf + k1 · (1 − b + b · len / avg_len))`. Every matching document is
+//! scored (term at a time), so the top `k` is exact.
 //!
 //! Queries are never parsed with a query language: the text goes through the same analyzer and
 //! becomes a disjunction of its terms, each weighted by its number of occurrences in the query
@@ -14,14 +19,15 @@ use std::path::{Path, PathBuf};
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query as TantivyQuery, TermQuery};
+use tantivy::fieldnorm::FieldNormReader;
+use tantivy::postings::Postings;
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STRING,
 };
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
-    DocId, Index, IndexReader, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader,
-    TantivyDocument, TantivyError, Term,
+    DocId, DocSet, Index, IndexReader, ReloadPolicy, Score, Searcher, SegmentOrdinal,
+    SegmentReader, TantivyDocument, TantivyError, Term, TERMINATED,
 };
 
 use crate::error::{Error, Result};
@@ -46,6 +52,70 @@ pub enum Bm25Storage {
     Dir(PathBuf),
 }
 
+/// BM25's two parameters: `k1` (how fast a term's frequency saturates) and `b` (how much the
+/// document's length normalizes it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bm25Params {
+    /// Term-frequency saturation, ≥ 0 (0: a term counts once whatever its frequency).
+    pub k1: f32,
+    /// Length normalization, in [0, 1] (0: none; 1: full).
+    pub b: f32,
+}
+
+impl Default for Bm25Params {
+    /// Lucene's and tantivy's k1 = 1.2, b = 0.75.
+    fn default() -> Self {
+        Bm25Params { k1: 1.2, b: 0.75 }
+    }
+}
+
+impl Bm25Params {
+    /// Checked parameters: `k1` finite and ≥ 0, `b` in [0, 1].
+    pub fn new(k1: f32, b: f32) -> Result<Self> {
+        if !(k1.is_finite() && k1 >= 0.0) {
+            return Err(Error::InvalidOption(format!(
+                "BM25 k1 must be a number ≥ 0, not {k1}"
+            )));
+        }
+        if !(0.0..=1.0).contains(&b) {
+            return Err(Error::InvalidOption(format!(
+                "BM25 b must lie in [0, 1], not {b}"
+            )));
+        }
+        Ok(Bm25Params { k1, b })
+    }
+
+    /// The inverse document frequency of a term found in `doc_freq` of `num_docs` documents:
+    /// `ln(1 + (N − n + 0.5) / (n + 0.5))`, never negative.
+    pub fn idf(doc_freq: u64, num_docs: u64) -> f32 {
+        let n = doc_freq.min(num_docs);
+        let x = ((num_docs - n) as f32 + 0.5) / (n as f32 + 0.5);
+        (1.0 + x).ln()
+    }
+
+    /// The denominator's length part, `k1 · (1 − b + b · len / avg_len)`.
+    pub fn length_norm(&self, len: f32, avg_len: f32) -> f32 {
+        self.k1 * (1.0 - self.b + self.b * len / avg_len)
+    }
+
+    /// A query term's weight: its idf, times `k1 + 1`, times its number of occurrences in the
+    /// query.
+    pub fn query_weight(&self, idf: f32, count: u32) -> f32 {
+        idf * (self.k1 + 1.0) * count as f32
+    }
+
+    /// The score of a query term of weight `weight` ([`Self::query_weight`]) that occurs `tf`
+    /// times in a document whose [`Self::length_norm`] is `norm`.
+    pub fn term_score(weight: f32, tf: f32, norm: f32) -> f32 {
+        weight * (tf / (tf + norm))
+    }
+
+    /// A short label: `k1=1.2,b=0.75`.
+    pub fn label(&self) -> String {
+        format!("k1={},b={}", self.k1, self.b)
+    }
+}
+
 /// A BM25 index over a corpus, ready to search.
 pub struct Bm25Index {
     index: Index,
@@ -53,6 +123,7 @@ pub struct Bm25Index {
     searcher: Searcher,
     body: Field,
     analyzer: TextAnalyzer,
+    params: Bm25Params,
 }
 
 impl Bm25Index {
@@ -113,7 +184,19 @@ impl Bm25Index {
             searcher,
             body,
             analyzer,
+            params: Bm25Params::default(),
         })
+    }
+
+    /// The same index scored with `params`.
+    pub fn with_params(mut self, params: Bm25Params) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// The parameters scores are computed with.
+    pub fn params(&self) -> Bm25Params {
+        self.params
     }
 
     /// Number of indexed documents.
@@ -146,22 +229,63 @@ impl Bm25Index {
         if terms.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        let clauses: Vec<(Occur, Box<dyn TantivyQuery>)> = terms
-            .into_iter()
-            .map(|(text, count)| {
-                let term = Term::from_field_text(self.body, &text);
-                let q: Box<dyn TantivyQuery> =
-                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
-                let q: Box<dyn TantivyQuery> = if count > 1 {
-                    Box::new(BoostQuery::new(q, count as Score))
-                } else {
-                    q
+        let num_docs = self.searcher.num_docs();
+        let mut total_tokens = 0u64;
+        for segment in self.searcher.segment_readers() {
+            total_tokens += segment.inverted_index(self.body)?.total_num_tokens();
+        }
+        let avg_len = total_tokens as f32 / num_docs.max(1) as f32;
+        // The length part of the denominator for each of the 256 one-byte field norms.
+        let mut norms = [0f32; 256];
+        for (id, norm) in norms.iter_mut().enumerate() {
+            let len = FieldNormReader::id_to_fieldnorm(id as u8) as f32;
+            *norm = self.params.length_norm(len, avg_len);
+        }
+        let mut weighted = Vec::with_capacity(terms.len());
+        for (text, count) in terms {
+            let term = Term::from_field_text(self.body, &text);
+            let doc_freq = self.searcher.doc_freq(&term)?;
+            if doc_freq > 0 {
+                let idf = Bm25Params::idf(doc_freq, num_docs);
+                weighted.push((term, self.params.query_weight(idf, count)));
+            }
+        }
+        let collector = TopKById { k };
+        let mut fruits = Vec::with_capacity(self.searcher.segment_readers().len());
+        for (ord, segment) in self.searcher.segment_readers().iter().enumerate() {
+            let mut top = collector.for_segment(ord as SegmentOrdinal, segment)?;
+            let lengths = segment.get_fieldnorms_reader(self.body)?;
+            let inverted = segment.inverted_index(self.body)?;
+            let mut scores = vec![0f32; segment.max_doc() as usize];
+            let mut touched: Vec<DocId> = Vec::new();
+            for (term, weight) in &weighted {
+                let postings = inverted
+                    .read_postings(term, IndexRecordOption::WithFreqs)
+                    .map_err(|e| Error::io(Path::new("BM25 postings"), e))?;
+                let Some(mut postings) = postings else {
+                    continue;
                 };
-                (Occur::Should, q)
-            })
-            .collect();
-        let query = BooleanQuery::new(clauses);
-        Ok(self.searcher.search(&query, &TopKById { k })?)
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    let tf = postings.term_freq() as f32;
+                    let norm = norms[lengths.fieldnorm_id(doc) as usize];
+                    let slot = &mut scores[doc as usize];
+                    if *slot == 0.0 {
+                        touched.push(doc);
+                    }
+                    *slot += Bm25Params::term_score(*weight, tf, norm);
+                    doc = postings.advance();
+                }
+            }
+            let alive = segment.alive_bitset();
+            for doc in touched {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    top.collect(doc, scores[doc as usize]);
+                }
+            }
+            fruits.push(top.harvest());
+        }
+        Ok(collector.merge_fruits(fruits)?)
     }
 
     /// Searches every query and collects the results into a run (scores widened to `f64`).
@@ -419,6 +543,84 @@ mod tests {
             let top = index.search("alpha beta gamma", k).expect("searches");
             assert_eq!(top, full[..k], "k = {k}");
         }
+    }
+
+    /// Tantivy's own BM25 scores (a disjunction of term queries, each boosted by its count),
+    /// best first.
+    fn tantivy_scores(index: &Bm25Index, query: &str) -> Vec<f32> {
+        use tantivy::collector::TopDocs;
+        use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+        let clauses: Vec<(Occur, Box<dyn Query>)> = index
+            .query_terms(query)
+            .into_iter()
+            .map(|(text, count)| {
+                let term = Term::from_field_text(index.body, &text);
+                let q: Box<dyn Query> =
+                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                let q: Box<dyn Query> = Box::new(BoostQuery::new(q, count as Score));
+                (Occur::Should, q)
+            })
+            .collect();
+        let hits = index
+            .searcher
+            .search(
+                &BooleanQuery::new(clauses),
+                &TopDocs::with_limit(1000).order_by_score(),
+            )
+            .expect("tantivy searches");
+        hits.into_iter().map(|(score, _)| score).collect()
+    }
+
+    #[test]
+    fn default_parameters_give_tantivys_scores() {
+        let texts = [
+            "alpha beta gamma",
+            "alpha alpha alpha alpha delta epsilon zeta eta theta iota kappa",
+            "beta",
+            "gamma gamma beta delta",
+            "lambda mu nu xi omicron pi rho sigma tau upsilon alpha",
+        ];
+        let docs = (0..200).map(|i| {
+            let text = format!("{} {}", texts[i % 5], texts[(i * 7 + 3) % 5]);
+            Ok(Document::new(format!("d{i:03}"), "", text))
+        });
+        let index = Bm25Index::build(&Bm25Storage::Ram, docs).expect("builds");
+        for query in [
+            "alpha",
+            "alpha beta beta",
+            "gamma delta zeta lambda",
+            "beta mu",
+        ] {
+            let ours = index.search(query, 1000).expect("searches");
+            let theirs = tantivy_scores(&index, query);
+            let mine: Vec<f32> = ours.iter().map(|h| h.1).collect();
+            assert_eq!(mine.len(), theirs.len(), "{query}");
+            for (a, b) in mine.iter().zip(&theirs) {
+                assert!((a - b).abs() <= 1e-5 * b.abs(), "{query}: {a} vs {b}");
+            }
+        }
+        // Other parameters change the scores; k1 = 0 ignores frequencies, b = 0 lengths.
+        let flat = Bm25Index::build(
+            &Bm25Storage::Ram,
+            (0..3).map(|i| {
+                Ok(Document::new(
+                    format!("d{i}"),
+                    "",
+                    ["a", "a a", "a b c d e f"][i],
+                ))
+            }),
+        )
+        .expect("builds")
+        .with_params(Bm25Params::new(0.0, 0.75).expect("valid"));
+        let hits = flat.search("a", 10).expect("searches");
+        assert!(hits.iter().all(|h| h.1 == hits[0].1), "{hits:?}");
+        let flat = flat.with_params(Bm25Params::new(1.2, 0.0).expect("valid"));
+        let hits = flat.search("a", 10).expect("searches");
+        assert_eq!(hits[0].0, "d1");
+        assert_eq!(hits[1].1, hits[2].1, "{hits:?}");
+        assert!(Bm25Params::new(-1.0, 0.5).is_err());
+        assert!(Bm25Params::new(1.0, 1.5).is_err());
+        assert!(Bm25Params::new(f32::NAN, 0.5).is_err());
     }
 
     #[test]

@@ -48,9 +48,31 @@ pub enum Error {
     /// An error from the tantivy BM25 index.
     #[error("BM25 index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
+    /// An error from the sparse index or its query processors.
+    #[error(transparent)]
+    Index(#[from] bmp_index::Error),
+    /// An error from a text or token encoder.
+    #[error(transparent)]
+    Encoder(#[from] bmp_encoder::EncoderError),
+    /// An error with what was being done when it happened (a query, a document).
+    #[error("{context}: {error}")]
+    Context {
+        /// What was being done.
+        context: String,
+        /// What went wrong.
+        error: Box<Error>,
+    },
 }
 
 impl Error {
+    /// This error, said to have happened while doing `context`.
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Error::Context {
+            context: context.into(),
+            error: Box::new(self),
+        }
+    }
+
     /// A parse error at `path:line`.
     pub(crate) fn parse(path: &std::path::Path, line: u64, message: impl Into<String>) -> Self {
         Error::Parse {
@@ -61,7 +83,7 @@ impl Error {
     }
 
     /// An I/O error on `path`.
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
             error: source,

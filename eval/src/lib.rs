@@ -6,7 +6,11 @@
 //! - Measures computed exactly as trec_eval computes them ([`metrics`]), and the evaluation of a
 //!   run with pytrec_eval's choice of queries ([`evaluate()`]). The crate's tests compare every
 //!   per-query value with pytrec_eval on real qrels.
-//! - A BM25 baseline on tantivy ([`Bm25Index`]).
+//! - A BM25 baseline on tantivy ([`Bm25Index`]) with settable k1 and b ([`Bm25Params`]).
+//! - The pipeline that evaluates a BEIR dataset from its text ([`pipeline`]): encode the corpus
+//!   ([`encode`]), index it, answer the judged queries with each query processor, add BM25, dense
+//!   and multi-vector ([`multivec`]) systems, and score every run, reporting through a
+//!   [`Progress`].
 //!
 //! ```no_run
 //! use bmp_eval::{evaluate, BeirDataset, Bm25Index, Bm25Storage, EvalOptions, Measure};
@@ -24,20 +28,28 @@
 
 pub mod bm25;
 pub mod dataset;
+pub mod encode;
 pub mod error;
 pub mod evaluate;
 mod io;
 pub mod jsonl;
+pub mod latency;
 pub mod metrics;
+pub mod multivec;
+pub mod pipeline;
+pub mod progress;
 pub mod qrels;
 pub mod run;
 
-pub use bm25::{Bm25Index, Bm25Storage};
+pub use bm25::{Bm25Index, Bm25Params, Bm25Storage};
 pub use dataset::BeirDataset;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate, evaluate_query, EvalOptions, Evaluation, Measure, MissingQueries};
 pub use io::open_text;
 pub use jsonl::{CorpusReader, Document, Query, QueryReader};
+pub use latency::Latency;
 pub use metrics::ScorePrecision;
+pub use pipeline::{evaluate_dataset, DatasetEval, DatasetReport, SystemResult};
+pub use progress::{Progress, Silent};
 pub use qrels::{Judgments, Qrels, QrelsFormat, Relevance};
 pub use run::{Run, ScoredDoc};

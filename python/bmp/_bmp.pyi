@@ -85,12 +85,111 @@ class TextEncoder:
     @property
     def kind(self) -> str:
         """"splade" or "llm-sparse"."""
+    @property
+    def vocabulary(self) -> list[str]:
+        """The term of each column of the CSR output."""
     def encode_documents(
-        self, texts: Sequence[Union[str, Mapping[str, str]]]
-    ) -> list[dict[str, float]]:
-        """Document vectors (pruned as asked), from str or BEIR {"title", "text"} documents."""
-    def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Query vectors (never pruned)."""
+        self, texts: Sequence[Union[str, Mapping[str, str]]], *, output: str = "dict"
+    ) -> Any:
+        """Document vectors (pruned as asked), from str or BEIR {"title", "text"} documents:
+        a list of {term: weight} dicts, or with output="csr" a scipy.sparse.csr_matrix
+        (float32, columns = vocabulary)."""
+    def encode_queries(self, texts: Sequence[str], *, output: str = "dict") -> Any:
+        """Query vectors (never pruned), as encode_documents gives them."""
+
+class Collection:
+    """A collection directory opened for writing: logged writes, searchable segments."""
+
+    @staticmethod
+    def open(path: PathLike, *, block_size: int = ..., superblock_size: int = ...) -> "Collection":
+        """Opens (or creates) the collection; ValueError when another writer holds it."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def pending(self) -> int:
+        """Writes logged and not yet applied by refresh()."""
+    def __len__(self) -> int:
+        """Live documents as of the last refresh."""
+    def add(self, documents: Iterable[Tuple[DocId, Vector]]) -> int:
+        """Logs new documents; ValueError (nothing logged) when an id is live already."""
+    def upsert(self, documents: Iterable[Tuple[DocId, Vector]]) -> dict[str, int]:
+        """Logs documents replacing live ones: {"added", "replaced"}."""
+    def delete(self, ids: Iterable[DocId]) -> int:
+        """Logs deletes; returns how many ids were live."""
+    def refresh(self) -> dict[str, int]:
+        """Applies the logged writes and merges: {"added", "deleted", "segments", "generation"}."""
+    def compact(self) -> dict[str, int]:
+        """One segment without deleted documents: {"segments_before", "dropped", "docs", "generation"}."""
+    def search(
+        self,
+        query: Any,
+        k: int = 10,
+        algorithm: str = "bmp",
+        *,
+        vocabulary: Optional[Sequence[str]] = None,
+        **params: float,
+    ) -> list[Tuple[str, float]]:
+        """The top k live documents across the segments as of the last refresh."""
+
+class MultiVectorReranker:
+    """Reorders a first stage's hits by Chamfer similarity of token embeddings."""
+
+    def __init__(
+        self,
+        index: Index,
+        store: PathLike,
+        *,
+        token_model: PathLike = "models/minilm-l6",
+        max_length: int = 256,
+        batch_size: int = 32,
+        device: str = "cpu",
+    ) -> None: ...
+    @property
+    def clusters(self) -> str:
+        """The store's clustering spec ("C8x32", ...)."""
+    def rerank(
+        self, query: str, hits: Sequence[Union[str, Tuple[str, float]]], depth: int = 100
+    ) -> list[Tuple[str, float]]:
+        """The head of hits by Chamfer score, then the rest in their order."""
+
+def build_multivector_stores(
+    index: Index,
+    corpus: PathLike,
+    output: PathLike,
+    clusters: Sequence[str] = ("C8x32",),
+    *,
+    token_model: PathLike = "models/minilm-l6",
+    max_length: int = 256,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """One store per clustering spec in output/<spec>.mvec: [{"spec", "path", "docs",
+    "vectors", "bytes"}]."""
+
+def evaluate_dataset(
+    dataset: PathLike,
+    model: PathLike,
+    *,
+    split: str = "test",
+    algorithms: Sequence[str] = ("bmp",),
+    k: int = 1000,
+    bm25: bool = False,
+    bm25_k1: float = 1.2,
+    bm25_b: float = 0.75,
+    reorder: Optional[str] = None,
+    work_dir: Optional[PathLike] = None,
+    metrics: Optional[Sequence[str]] = None,
+    relevance_level: int = 1,
+    missing_as_zero: bool = False,
+    runs: bool = False,
+    device: str = "cpu",
+    dtype: str = "f32",
+    batch_size: int = 32,
+    max_length: Optional[int] = None,
+    doc_top_k: Optional[int] = None,
+    doc_min_weight: Optional[float] = None,
+) -> list[dict[str, Any]]:
+    """bmp-index eval --dataset's pipeline: [{"system", "tag", "metrics", "latency_us", "run"?}]."""
 
 def evaluate(
     run: Mapping[str, Any],

@@ -70,19 +70,37 @@ pub fn mapping_entries(vector: &Bound<'_, PyAny>, what: impl Fn() -> String) -> 
         .collect()
 }
 
+/// The `(id, entries)` of an iterable of `(id, {term: weight})` pairs.
+pub fn document_pairs(documents: &Bound<'_, PyAny>) -> PyResult<Vec<(String, Entries)>> {
+    let mut out = Vec::new();
+    for (i, item) in documents.try_iter()?.enumerate() {
+        let what = || format!("documents[{i}]");
+        let (id, vector) = document_pair(&item?, what)?;
+        out.push((id_string(&id, what)?, mapping_entries(&vector, what)?));
+    }
+    Ok(out)
+}
+
+/// The id and vector of one `(id, {term: weight})` pair.
+fn document_pair<'py>(
+    item: &Bound<'py, PyAny>,
+    what: impl Fn() -> String,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    item.extract().map_err(|_| {
+        invalid(format!(
+            "{}: a document must be an (id, {{term: weight}}) pair",
+            what()
+        ))
+    })
+}
+
 /// The documents of an iterable of `(id, {term: weight})` pairs, as a collection.
 pub fn collection_from_pairs(documents: &Bound<'_, PyAny>) -> PyResult<Collection> {
     let mut collection = Collection::new();
     let mut entries: Vec<(u32, f32)> = Vec::new();
     for (i, item) in documents.try_iter()?.enumerate() {
-        let item = item?;
         let what = || format!("documents[{i}]");
-        let (id, vector): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract().map_err(|_| {
-            invalid(format!(
-                "{}: a document must be an (id, {{term: weight}}) pair",
-                what()
-            ))
-        })?;
+        let (id, vector) = document_pair(&item?, what)?;
         let id = id_string(&id, what)?;
         entries.clear();
         for (term, weight) in mapping_entries(&vector, what)? {

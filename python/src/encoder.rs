@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use bmp_encoder::{beir_document_text, DeviceKind, Precision, TextEncoderOptions};
+use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::errors::invalid;
+use crate::errors::{encoder_to_py, invalid};
 
 /// A sparse text encoder: texts to `{term: weight}` vectors over the model's vocabulary.
 #[pyclass(frozen, module = "bmp")]
@@ -16,16 +17,26 @@ pub struct TextEncoder {
     label: &'static str,
 }
 
-/// An encoder error as a Python exception: `OSError` for a model that cannot be read,
-/// `ValueError` for everything else.
-fn encoder_error(e: bmp_encoder::EncoderError) -> PyErr {
-    use bmp_encoder::EncoderError as E;
-    match e {
-        E::ModelDirNotFound(_) | E::MissingFile { .. } | E::Io { .. } => {
-            pyo3::exceptions::PyOSError::new_err(e.to_string())
-        }
-        e => invalid(e.to_string()),
+/// The encoder options of these keyword arguments, checked.
+pub fn encoder_options(
+    device: &str,
+    dtype: &str,
+    batch_size: usize,
+    max_length: Option<usize>,
+    doc_top_k: Option<usize>,
+    doc_min_weight: Option<f32>,
+) -> PyResult<TextEncoderOptions> {
+    if batch_size == 0 {
+        return Err(invalid("batch_size must be at least 1"));
     }
+    Ok(TextEncoderOptions {
+        batch_size,
+        max_length,
+        doc_top_k,
+        doc_min_weight,
+        device: device.parse::<DeviceKind>().map_err(encoder_to_py)?,
+        dtype: dtype.parse::<Precision>().map_err(encoder_to_py)?,
+    })
 }
 
 /// The texts of `texts`: strings, or BEIR documents (`{"title", "text"}` mappings, joined as
@@ -80,20 +91,17 @@ impl TextEncoder {
         doc_top_k: Option<usize>,
         doc_min_weight: Option<f32>,
     ) -> PyResult<TextEncoder> {
-        if batch_size == 0 {
-            return Err(invalid("batch_size must be at least 1"));
-        }
-        let options = TextEncoderOptions {
+        let options = encoder_options(
+            device,
+            dtype,
             batch_size,
             max_length,
             doc_top_k,
             doc_min_weight,
-            device: device.parse::<DeviceKind>().map_err(encoder_error)?,
-            dtype: dtype.parse::<Precision>().map_err(encoder_error)?,
-        };
+        )?;
         let inner = py
             .detach(|| bmp_encoder::TextEncoder::load(&model, &options))
-            .map_err(encoder_error)?;
+            .map_err(encoder_to_py)?;
         let label = inner.label();
         Ok(TextEncoder { inner, label })
     }
@@ -104,48 +112,115 @@ impl TextEncoder {
         self.label
     }
 
-    /// The vectors of document texts (pruned as the encoder was told), a `{term: weight}` dict
-    /// each, in input order. A text may be a str or a BEIR document (`{"title", "text"}`).
+    /// The model's vocabulary: the term of each column of the matrices `output="csr"` gives
+    /// (`Index.build` and `Index.search` take it as `vocabulary`).
+    #[getter]
+    fn vocabulary(&self) -> Vec<String> {
+        (0..self.inner.vocab_size() as u32)
+            .map(|t| self.inner.token(t).to_owned())
+            .collect()
+    }
+
+    /// The vectors of document texts (pruned as the encoder was told), in input order. A text
+    /// may be a str or a BEIR document (`{"title", "text"}`). `output="dict"` gives a list of
+    /// `{term: weight}` dicts; `output="csr"` one `scipy.sparse.csr_matrix` (float32), a row per
+    /// text and a column per term of `vocabulary`.
+    #[pyo3(signature = (texts, *, output="dict"))]
     fn encode_documents<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyList>> {
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output)?;
         let texts = texts_of(texts)?;
         let (vectors, _) = py
             .detach(|| self.inner.encode_documents(&texts, &mut |_| {}))
-            .map_err(encoder_error)?;
-        self.dicts(py, &vectors)
+            .map_err(encoder_to_py)?;
+        self.output(py, &vectors, output)
     }
 
-    /// The vectors of query texts (never pruned), a `{term: weight}` dict each.
+    /// The vectors of query texts (never pruned), as `encode_documents` gives them.
+    #[pyo3(signature = (texts, *, output="dict"))]
     fn encode_queries<'py>(
         &self,
         py: Python<'py>,
         texts: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyList>> {
+        output: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let output = Output::parse(output)?;
         let texts = texts_of(texts)?;
         let vectors = py
             .detach(|| self.inner.encode_queries(&texts))
-            .map_err(encoder_error)?;
-        self.dicts(py, &vectors)
+            .map_err(encoder_to_py)?;
+        self.output(py, &vectors, output)
+    }
+}
+
+/// What the encoding methods return.
+#[derive(Clone, Copy)]
+enum Output {
+    /// A list of `{term: weight}` dicts.
+    Dicts,
+    /// One SciPy CSR matrix.
+    Csr,
+}
+
+impl Output {
+    fn parse(s: &str) -> PyResult<Output> {
+        match s {
+            "dict" => Ok(Output::Dicts),
+            "csr" => Ok(Output::Csr),
+            _ => Err(invalid(format!(
+                "output must be \"dict\" or \"csr\", not {s:?}"
+            ))),
+        }
     }
 }
 
 impl TextEncoder {
-    fn dicts<'py>(
+    fn output<'py>(
         &self,
         py: Python<'py>,
         vectors: &[bmp_encoder::SparseVector],
-    ) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for v in vectors {
-            let d = PyDict::new(py);
-            for &(t, w) in v {
-                d.set_item(self.inner.token(t), w)?;
+        output: Output,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match output {
+            Output::Dicts => {
+                let out = PyList::empty(py);
+                for v in vectors {
+                    let d = PyDict::new(py);
+                    for &(t, w) in v {
+                        d.set_item(self.inner.token(t), w)?;
+                    }
+                    out.append(d)?;
+                }
+                Ok(out.into_any())
             }
-            out.append(d)?;
+            Output::Csr => {
+                let mut indptr = Vec::with_capacity(vectors.len() + 1);
+                let mut indices = Vec::new();
+                let mut data = Vec::new();
+                indptr.push(0i64);
+                for v in vectors {
+                    for &(t, w) in v {
+                        indices.push(t as i32);
+                        data.push(w);
+                    }
+                    indptr.push(indices.len() as i64);
+                }
+                let arrays = (
+                    PyArray1::from_vec(py, data),
+                    PyArray1::from_vec(py, indices),
+                    PyArray1::from_vec(py, indptr),
+                );
+                let shape = (vectors.len(), self.inner.vocab_size());
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("shape", shape)?;
+                py.import("scipy.sparse")?
+                    .getattr("csr_matrix")?
+                    .call((arrays,), Some(&kwargs))
+            }
         }
-        Ok(out)
     }
 }

@@ -3,20 +3,15 @@
 
 use std::path::PathBuf;
 
-use bmp_eval::{EvalOptions, Measure, MissingQueries, Qrels, Run};
+use bmp_eval::{Bm25Params, DatasetEval, EvalOptions, Measure, MissingQueries, Qrels, Run};
+use bmp_index::reorder::BpOptions;
+use bmp_query::SearchSpec;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::errors::invalid;
+use crate::encoder::encoder_options;
 
-/// An evaluation error as a Python exception: `OSError` for an unreadable file, `ValueError`
-/// for everything else.
-fn eval_error(e: bmp_eval::Error) -> PyErr {
-    match e {
-        bmp_eval::Error::Io { .. } => pyo3::exceptions::PyOSError::new_err(e.to_string()),
-        e => invalid(e.to_string()),
-    }
-}
+use crate::errors::{eval_to_py, invalid};
 
 /// A run given as `{query: {doc: score}}` (pytrec_eval's form) or `{query: [(doc, score), ...]}`.
 fn run_of(run: &Bound<'_, PyDict>) -> PyResult<Run> {
@@ -50,7 +45,7 @@ fn run_of(run: &Bound<'_, PyDict>) -> PyResult<Run> {
 fn qrels_of(qrels: &Bound<'_, PyAny>) -> PyResult<Qrels> {
     if qrels.is_instance_of::<PyString>() || qrels.hasattr("__fspath__")? {
         let path: PathBuf = qrels.extract()?;
-        return Qrels::read(&path).map_err(eval_error);
+        return Qrels::read(&path).map_err(eval_to_py);
     }
     let dict = qrels
         .cast::<PyDict>()
@@ -74,6 +69,36 @@ fn qrels_of(qrels: &Bound<'_, PyAny>) -> PyResult<Qrels> {
         }
     }
     Ok(out)
+}
+
+/// The names given (or the standard ones) and their measures.
+fn measures_of(metrics: Option<Vec<String>>) -> PyResult<(Vec<String>, Vec<Measure>)> {
+    Ok(match metrics {
+        None => Measure::standard()
+            .into_iter()
+            .map(|m| (m.to_string(), m))
+            .unzip(),
+        Some(names) => {
+            let measures = names
+                .iter()
+                .map(|n| n.parse::<Measure>().map_err(eval_to_py))
+                .collect::<PyResult<Vec<_>>>()?;
+            (names, measures)
+        }
+    })
+}
+
+/// How measures are averaged.
+fn eval_options(relevance_level: i32, missing_as_zero: bool) -> EvalOptions {
+    EvalOptions {
+        relevance_level,
+        missing_queries: if missing_as_zero {
+            MissingQueries::Zero
+        } else {
+            MissingQueries::Skip
+        },
+        ..EvalOptions::default()
+    }
 }
 
 /// Scores `run` against `qrels` with trec_eval's definitions (nDCG with graded gains; MRR,
@@ -101,33 +126,13 @@ pub fn evaluate<'py>(
     if relevance_level < 1 {
         return Err(invalid("relevance_level must be at least 1"));
     }
-    let (names, measures): (Vec<String>, Vec<Measure>) = match metrics {
-        None => Measure::standard()
-            .into_iter()
-            .map(|m| (m.to_string(), m))
-            .unzip(),
-        Some(names) => {
-            let measures = names
-                .iter()
-                .map(|n| n.parse::<Measure>().map_err(eval_error))
-                .collect::<PyResult<Vec<_>>>()?;
-            (names, measures)
-        }
-    };
+    let (names, measures) = measures_of(metrics)?;
     let run = run_of(run)?;
     let qrels = qrels_of(qrels)?;
-    let options = EvalOptions {
-        relevance_level,
-        missing_queries: if missing_as_zero {
-            MissingQueries::Zero
-        } else {
-            MissingQueries::Skip
-        },
-        ..EvalOptions::default()
-    };
+    let options = eval_options(relevance_level, missing_as_zero);
     let evaluation = py
         .detach(|| bmp_eval::evaluate(&qrels, &run, &measures, &options))
-        .map_err(eval_error)?;
+        .map_err(eval_to_py)?;
     let out = PyDict::new(py);
     if per_query {
         for (qid, values) in evaluation.per_query() {
@@ -141,6 +146,120 @@ pub fn evaluate<'py>(
         for (name, value) in names.iter().zip(evaluation.means()) {
             out.set_item(name, value)?;
         }
+    }
+    Ok(out)
+}
+
+/// Evaluates a BEIR-layout dataset from its text, as `bmp-index eval --dataset` does (the same
+/// code): every model loaded first, the corpus encoded with `model` (vectors cached in
+/// `work_dir`, default `eval-cache/<dataset name>`), indexed (cached; `reorder="bp"` reorders),
+/// the judged queries encoded and answered with each of `algorithms` (strings as the CLI takes
+/// them: "bmp", "bmp:alpha=0.9", "exhaustive", ...) at depth `k`, and, with `bm25=True`, a BM25
+/// system with `bm25_k1` and `bm25_b`.
+///
+/// Returns one dict per system: `system` (its name), `tag` (a file-name form of it), `metrics`
+/// (`{metric: mean}` as `evaluate` gives them), `latency_us` (`mean`, `p50`, `p99` of the search
+/// alone, one thread) and, with `runs=True`, `run` (`{query: [(doc, score), ...]}`).
+#[pyfunction]
+#[pyo3(signature = (dataset, model, *, split="test", algorithms=vec!["bmp".to_owned()], k=1000,
+                    bm25=false, bm25_k1=1.2, bm25_b=0.75, reorder=None, work_dir=None,
+                    metrics=None, relevance_level=1, missing_as_zero=false, runs=false,
+                    device="cpu", dtype="f32", batch_size=32, max_length=None, doc_top_k=None,
+                    doc_min_weight=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_dataset<'py>(
+    py: Python<'py>,
+    dataset: PathBuf,
+    model: PathBuf,
+    split: &str,
+    algorithms: Vec<String>,
+    k: usize,
+    bm25: bool,
+    bm25_k1: f32,
+    bm25_b: f32,
+    reorder: Option<&str>,
+    work_dir: Option<PathBuf>,
+    metrics: Option<Vec<String>>,
+    relevance_level: i32,
+    missing_as_zero: bool,
+    runs: bool,
+    device: &str,
+    dtype: &str,
+    batch_size: usize,
+    max_length: Option<usize>,
+    doc_top_k: Option<usize>,
+    doc_min_weight: Option<f32>,
+) -> PyResult<Bound<'py, PyList>> {
+    if relevance_level < 1 {
+        return Err(invalid("relevance_level must be at least 1"));
+    }
+    if k == 0 {
+        return Err(invalid("k must be at least 1"));
+    }
+    let (names, measures) = measures_of(metrics)?;
+    let mut config = DatasetEval::new(dataset, model);
+    config.split = split.to_owned();
+    config.encoder = encoder_options(
+        device,
+        dtype,
+        batch_size,
+        max_length,
+        doc_top_k,
+        doc_min_weight,
+    )?;
+    config.work_dir = work_dir;
+    config.k = k;
+    config.algorithms = algorithms
+        .iter()
+        .map(|a| a.parse::<SearchSpec>().map_err(|e| invalid(e.to_string())))
+        .collect::<PyResult<_>>()?;
+    config.reorder = match reorder {
+        None | Some("none") => None,
+        Some("bp") => Some(BpOptions::default()),
+        Some(other) => {
+            return Err(invalid(format!(
+                "reorder must be None, \"none\" or \"bp\", not {other:?}"
+            )))
+        }
+    };
+    if bm25 {
+        config.bm25 = Some(Bm25Params::new(bm25_k1, bm25_b).map_err(eval_to_py)?);
+    }
+    config.measures = measures;
+    config.options = eval_options(relevance_level, missing_as_zero);
+    let report = py
+        .detach(|| bmp_eval::evaluate_dataset(&config, &bmp_eval::Silent))
+        .map_err(eval_to_py)?;
+    let out = PyList::empty(py);
+    for system in &report.systems {
+        let d = PyDict::new(py);
+        d.set_item("system", &system.name)?;
+        d.set_item("tag", system.tag())?;
+        let means = PyDict::new(py);
+        for (name, value) in names.iter().zip(system.eval.means()) {
+            means.set_item(name, value)?;
+        }
+        d.set_item("metrics", means)?;
+        match system.latency {
+            Some(l) => {
+                let latency = PyDict::new(py);
+                latency.set_item("mean", l.mean)?;
+                latency.set_item("p50", l.p50)?;
+                latency.set_item("p99", l.p99)?;
+                d.set_item("latency_us", latency)?;
+            }
+            None => d.set_item("latency_us", py.None())?,
+        }
+        if runs {
+            let run = PyDict::new(py);
+            for (qid, hits) in system.run.iter() {
+                let ranked: Vec<(&str, f64)> =
+                    hits.iter().map(|h| (h.doc_id.as_str(), h.score)).collect();
+                run.set_item(qid, ranked)?;
+            }
+            d.set_item("run", run)?;
+        }
+        out.append(d)?;
     }
     Ok(out)
 }

@@ -38,7 +38,7 @@ pub struct Index {
 
 /// The processor `algorithm` with the parameters `params` (`alpha=0.9`, ...), checked by the one
 /// parser the CLI and the server use.
-fn spec(algorithm: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<SearchSpec> {
+pub fn spec(algorithm: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<SearchSpec> {
     let mut pairs: Vec<(String, f32)> = Vec::new();
     if let Some(params) = params {
         for (key, value) in params.iter() {
@@ -54,7 +54,7 @@ fn spec(algorithm: &str, params: Option<&Bound<'_, PyDict>>) -> PyResult<SearchS
 }
 
 /// Refuses `k == 0`.
-fn check_k(k: usize) -> PyResult<()> {
+pub fn check_k(k: usize) -> PyResult<()> {
     if k == 0 {
         return Err(invalid("k must be at least 1"));
     }
@@ -69,17 +69,28 @@ impl Index {
         }
     }
 
+    /// The engine's index.
+    pub(crate) fn shared(&self) -> &Arc<bmp_index::Index> {
+        &self.inner
+    }
+
+    /// The external ids sorted for lookup, built on first use.
+    pub(crate) fn external_ids(&self) -> PyResult<&ExternalIds> {
+        match self.ids.get() {
+            Some(lookup) => Ok(lookup),
+            None => {
+                let built = ExternalIds::build(&self.inner).map_err(to_py)?;
+                Ok(self.ids.get_or_init(|| built))
+            }
+        }
+    }
+
     /// The documents of the index among `ids` (unknown ids are left out).
     fn filter(&self, ids: &[String]) -> PyResult<DocFilter> {
-        let index = &*self.inner;
-        let lookup = match self.ids.get() {
-            Some(lookup) => lookup,
-            None => {
-                let built = ExternalIds::build(index).map_err(to_py)?;
-                self.ids.get_or_init(|| built)
-            }
-        };
-        let (docs, _) = lookup.find_all(index, ids).map_err(to_py)?;
+        let (docs, _) = self
+            .external_ids()?
+            .find_all(&self.inner, ids)
+            .map_err(to_py)?;
         Ok(DocFilter::new(docs.into_iter().collect()))
     }
 }

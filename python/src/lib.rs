@@ -5,11 +5,13 @@
 //! `bmp.CorruptIndexError` for a damaged or foreign index; no panic crosses into Python (PyO3
 //! turns one into `pyo3_runtime.PanicException`, which no code path here is meant to reach).
 
+mod collection;
 mod convert;
 mod encoder;
 mod errors;
 mod evaluate;
 mod index;
+mod rerank;
 
 use pyo3::prelude::*;
 
@@ -21,8 +23,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule]
 fn _bmp(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<index::Index>()?;
+    m.add_class::<collection::Collection>()?;
     m.add_class::<encoder::TextEncoder>()?;
+    m.add_class::<rerank::MultiVectorReranker>()?;
     m.add_function(wrap_pyfunction!(evaluate::evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate::evaluate_dataset, m)?)?;
+    m.add_function(wrap_pyfunction!(rerank::build_multivector_stores, m)?)?;
     m.add(
         "CorruptIndexError",
         m.py().get_type::<errors::CorruptIndexError>(),

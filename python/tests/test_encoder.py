@@ -94,3 +94,28 @@ def test_encoder_errors(tmp_path):
         encoder.encode_queries("a single string")
     with pytest.raises(ValueError, match="texts\\[1\\]"):
         encoder.encode_queries(["fine", 3])
+
+
+def test_csr_output_builds_and_searches_as_the_dicts(encoder, cranfield, tmp_path):
+    scipy = pytest.importorskip("scipy")  # in the package's [test] extra
+    docs, _ = cranfield
+    dicts = encoder.encode_documents(docs)
+    matrix = encoder.encode_documents(docs, output="csr")
+    vocabulary = encoder.vocabulary
+    assert scipy.sparse.issparse(matrix) and matrix.dtype.name == "float32"
+    assert matrix.shape == (len(docs), len(vocabulary))
+    for row, vector in enumerate(dicts):
+        start, end = matrix.indptr[row], matrix.indptr[row + 1]
+        got = {vocabulary[c]: float(w) for c, w in zip(matrix.indices[start:end],
+                                                       matrix.data[start:end])}
+        assert got == pytest.approx(vector)
+    ids = [d["_id"] for d in docs]
+    from_csr = bmp.Index.build(tmp_path / "csr.bmp", matrix, vocabulary=vocabulary, ids=ids)
+    from_dicts = bmp.Index.build(tmp_path / "dicts.bmp", list(zip(ids, dicts)))
+    texts = ["flow over a flat plate", "buckling of shells"]
+    queries = encoder.encode_queries(texts, output="csr")
+    for row, vector in enumerate(encoder.encode_queries(texts)):
+        want = from_dicts.search(vector, k=10)
+        assert from_csr.search(queries[row], k=10, vocabulary=vocabulary) == want
+    with pytest.raises(ValueError, match="output"):
+        encoder.encode_queries(texts, output="coo")

@@ -67,10 +67,30 @@ def test_a_beir_evaluation_equals_the_cli(tmp_path):
         missing("../shared/data is not here")
     if not MODEL.exists():
         missing("models/splade-tiny is not here (scripts/setup-models.sh fetches it)")
-    run_file = tmp_path / "cli.trec"
+    runs = tmp_path / "runs"
     subprocess.run([cli(), "eval", "--dataset", str(dataset), "--model", str(MODEL),
-                    "--k", "100", "--output", str(run_file), "--work-dir", str(tmp_path / "w")],
+                    "--k", "100", "--bm25", "--output", str(runs), "--work-dir",
+                    str(tmp_path / "w")],
                    check=True, capture_output=True)
+    run_file = runs / "splade-bmp.trec"
+    # The same pipeline from Python (over the vectors and index the CLI cached): the same runs.
+    systems = bmp.evaluate_dataset(dataset, MODEL, k=100, bm25=True, work_dir=tmp_path / "w",
+                                   runs=True, metrics=["nDCG@10", "R@100"])
+    assert [s["system"] for s in systems] == ["splade bmp", "bm25 (k1=1.2,b=0.75)"]
+    for system in systems:
+        cli_run = {}
+        with open(runs / f"{system['tag']}.trec") as f:
+            for line in f:
+                qid, _, doc, _, score, _ = line.split()
+                cli_run.setdefault(qid, []).append(doc)
+        assert {q: [d for d, _ in hits] for q, hits in system["run"].items()} == cli_run
+        want = bmp.evaluate(system["run"], dataset / "qrels" / "test.tsv", ["nDCG@10", "R@100"])
+        assert system["metrics"] == pytest.approx(want, abs=1e-12)
+        assert system["latency_us"]["p50"] > 0
+    with pytest.raises(ValueError, match="k1"):
+        bmp.evaluate_dataset(dataset, MODEL, bm25=True, bm25_k1=-1.0, work_dir=tmp_path / "w")
+    with pytest.raises(OSError, match="no-such-model"):
+        bmp.evaluate_dataset(dataset, tmp_path / "no-such-model", work_dir=tmp_path / "w2")
     # BEIR's GenericDataLoader, by hand: corpus, queries, and test qrels.
     with open(dataset / "corpus.jsonl") as f:
         corpus = {d["_id"]: {"title": d.get("title", ""), "text": d["text"]}

@@ -11,7 +11,7 @@ use bmp_index::Index;
 use bmp_query::{Deadline, Hit, Query, SearchSpec, SearchStats};
 use clap::Args;
 
-use super::search::latency_stats;
+use bmp_eval::Latency;
 
 /// Measure query processors side by side on one index.
 ///
@@ -169,7 +169,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             if args.profile && stats.len() == micros.len() {
                 profiles.push(profile_line(spec, k, index.num_blocks(), &micros, &stats));
             }
-            let lat = latency_stats(micros);
+            let lat = Latency::of(micros);
             let qps = if args.threads > 1 {
                 Some(throughput(&index, spec, &queries, k, args.threads)?)
             } else {

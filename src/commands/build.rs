@@ -12,7 +12,7 @@ use bmp_index::reorder::{bp_order_collection, BpOptions};
 use bmp_index::Collection;
 use clap::{Args, ValueEnum};
 
-use super::encoding::{encode_corpus_into, load_encoder, EncoderArgs};
+use super::encoding::{load_encoder, EncoderArgs};
 use super::progress::{bytes_bar, count_bar, stage_reporter};
 
 /// Input formats of `build`.
@@ -99,16 +99,25 @@ impl Default for ReorderArgs {
     }
 }
 
+impl ReorderArgs {
+    /// The options of the graph-bisection reordering asked for, or `None` for none.
+    pub fn bp_options(&self) -> Option<BpOptions> {
+        match self.reorder {
+            Reorder::None => None,
+            Reorder::Bp => Some(BpOptions {
+                iterations: self.bp_iterations,
+                ..BpOptions::default()
+            }),
+        }
+    }
+}
+
 /// The document order `args` asks for (`order[new] = old`), with a progress bar.
 pub fn document_order(collection: &Collection, args: &ReorderArgs) -> Vec<u32> {
-    match args.reorder {
-        Reorder::None => (0..collection.num_docs() as u32).collect(),
-        Reorder::Bp => {
+    match args.bp_options() {
+        None => (0..collection.num_docs() as u32).collect(),
+        Some(options) => {
             let bar = count_bar(collection.num_docs() as u64, "reordering");
-            let options = BpOptions {
-                iterations: args.bp_iterations,
-                ..BpOptions::default()
-            };
             let order = bp_order_collection(collection, &options, &|done, _| {
                 bar.set_position(done.max(bar.position()))
             });
@@ -175,7 +184,12 @@ pub fn read_documents(
     }
     let encoder = load_encoder(model, encoder)?;
     let mut collection = Collection::new();
-    let encoded = encode_corpus_into(&encoder, input, &mut collection)?;
+    let encoded = bmp_eval::encode::encode_corpus_into(
+        &encoder,
+        input,
+        &super::progress::StageBars::default(),
+        &mut collection,
+    )?;
     eprintln!(
         "encoded {} documents with {}: {:.1} docs/s",
         encoded.docs,

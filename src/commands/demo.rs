@@ -144,9 +144,11 @@ fn text_part(args: &DemoArgs) -> anyhow::Result<()> {
             "bmp:alpha=0.9".parse()?,
         ],
         bm25: true,
+        bm25_k1: bmp_eval::Bm25Params::default().k1,
+        bm25_b: bmp_eval::Bm25Params::default().b,
         relevance_level: 1,
         missing_as_zero: false,
-        output: Some(args.dir.join("eval.run")),
+        output: Some(args.dir.join("runs")),
         work_dir: Some(args.dir.join("eval")),
         per_query: false,
         reorder: build::ReorderArgs {

@@ -8,7 +8,10 @@ use anyhow::Context;
 use bmp_index::atomic::AtomicFile;
 use clap::Args;
 
-use super::encoding::{encode_corpus, load_encoder, write_vector_line, EncoderArgs};
+use bmp_eval::encode::{encode_corpus, write_vector_line};
+
+use super::encoding::{load_encoder, EncoderArgs};
+use super::progress::StageBars;
 
 /// Encode text into sparse vectors.
 ///
@@ -43,8 +46,10 @@ pub fn run(args: &EncodeArgs) -> anyhow::Result<()> {
     let mut file = AtomicFile::create(&args.output)?;
     let mut out = BufWriter::new(&mut file);
     let write_err = || format!("cannot write {}", args.output.display());
-    let summary = encode_corpus(&encoder, &args.input, &mut |doc, vector, _| {
-        write_vector_line(&mut out, &encoder, &doc.id, vector).with_context(write_err)
+    let bars = StageBars::default();
+    let summary = encode_corpus(&encoder, &args.input, &bars, &mut |doc, vector, _| {
+        write_vector_line(&mut out, &encoder, &doc.id, vector)
+            .map_err(|e| bmp_eval::Error::io(&args.output, e))
     })?;
     out.flush().with_context(write_err)?;
     drop(out);

@@ -1,38 +1,29 @@
 //! `bmp-index eval`: retrieval quality (nDCG@10, MRR@10, Recall@100/1000, MAP) and latency on a
 //! BEIR-layout dataset, an existing index, or an existing run.
 
-use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::Context;
+use bmp_encoder::llm_embed::Pooling;
+use bmp_encoder::ClusterSpec;
+use bmp_eval::encode::encode_query_file;
+use bmp_eval::pipeline::{evaluate_systems, RerankCost, SearchTarget};
 use bmp_eval::{
-    evaluate, BeirDataset, Bm25Index, Bm25Storage, EvalOptions, Evaluation, Measure,
-    MissingQueries, Qrels, Run,
+    evaluate_dataset, Bm25Params, DatasetEval, EvalOptions, Evaluation, Measure, MissingQueries,
+    Qrels, Run, SystemResult,
 };
-use bmp_index::atomic::AtomicFile;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::readers::SparseRecord;
 use bmp_index::segments::Snapshot;
-use bmp_index::Index;
-use bmp_query::segments::SnapshotSearcher;
 use bmp_query::SearchSpec;
 use clap::Args;
 
-use super::build::{document_order, read_collection, write_index, InputFormat, ReorderArgs};
-use super::encoding::{
-    encode_corpus, encode_queries, encode_query_file, load_encoder, write_vector_line, EncoderArgs,
-    TextEncoder, DEFAULT_MODEL_DIR,
-};
-use super::multivec::{
-    build_stores, embed_queries, open_store, parse_clusters, store_path, TokenModelArgs, QUERY_SEED,
-};
-use super::search::{answer, latency_stats, parse_algorithm, Latency};
-use bmp_encoder::dense_index::DenseIndex;
-use bmp_encoder::llm_embed::Pooling;
-use bmp_encoder::ClusterSpec;
-use bmp_query::chamfer::{rerank, ChamferScorer};
+use super::build::ReorderArgs;
+use super::encoding::{load_encoder, EncoderArgs, DEFAULT_MODEL_DIR};
+use super::multivec::{parse_clusters, TokenModelArgs};
+use super::progress::StageBars;
+use super::search::parse_algorithm;
 
 /// Evaluate retrieval quality and latency the way papers report them.
 ///
@@ -41,7 +32,7 @@ use bmp_query::chamfer::{rerank, ChamferScorer};
 ///   --dataset DIR: a BEIR-layout directory (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv). The
 ///   corpus is encoded with the SPLADE model (vectors cached in --work-dir), indexed, the judged
 ///   queries are encoded and answered with each --algorithm, and the run is scored.
-///   --bm25 adds a tantivy BM25 baseline (title + text, English stemming) to the table.
+///   --bm25 adds a BM25 baseline (title + text, English stemming; --bm25-k1, --bm25-b).
 ///   With a decoder LLM as --model, the sparse rows are its LM-head vectors (llm-sparse) and
 ///   --dense adds a row for its pooled dense embeddings (llm-dense, exact search).
 ///   --rerank multivector reranks the first algorithm's top --rerank-depth by Chamfer similarity
@@ -93,9 +84,16 @@ pub struct EvalArgs {
     /// Query processors, comma-separated (e.g. `bmp,bmp:alpha=0.9,exhaustive`).
     #[arg(long, default_value = "bmp", value_delimiter = ',', value_parser = parse_algorithm, long_help = bmp_query::spec::help())]
     pub algorithm: Vec<SearchSpec>,
-    /// Also evaluate a tantivy BM25 baseline over title + text (--dataset only).
+    /// Also evaluate a BM25 baseline over title + text (--dataset only; tantivy's English
+    /// stemming analyzer).
     #[arg(long)]
     pub bm25: bool,
+    /// BM25's term-frequency saturation k1 (≥ 0).
+    #[arg(long, default_value_t = Bm25Params::default().k1, requires = "bm25")]
+    pub bm25_k1: f32,
+    /// BM25's length normalization b (0 to 1).
+    #[arg(long, default_value_t = Bm25Params::default().b, requires = "bm25")]
+    pub bm25_b: f32,
     /// Lowest qrels grade that counts as relevant for MRR, recall and MAP (trec_eval -l; TREC DL
     /// uses 2). nDCG always uses the graded labels.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
@@ -104,7 +102,8 @@ pub struct EvalArgs {
     /// them out.
     #[arg(long)]
     pub missing_as_zero: bool,
-    /// Write the run of the first algorithm here (TREC format).
+    /// Write every system's run into this directory (created if missing), one TREC file per
+    /// system named after it: `splade-bmp.trec`, `bm25-k1-1.2-b-0.75.trec`, ...
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Where --dataset caches encoded vectors and indexes (default eval-cache/<dataset name>).
@@ -149,22 +148,6 @@ pub enum RerankKind {
     Multivector,
 }
 
-/// What one multi-vector reduction costs.
-struct RerankInfo {
-    spec: String,
-    vectors_per_doc: f64,
-    query_vectors: f64,
-    bytes: u64,
-    latency: Latency,
-}
-
-/// One row of the results table.
-struct Row {
-    system: String,
-    eval: Evaluation,
-    latency: Option<Latency>,
-}
-
 /// Runs `eval`.
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let options = EvalOptions {
@@ -177,40 +160,106 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         ..EvalOptions::default()
     };
     let measures = Measure::standard();
-    if args.bm25 && args.dataset.is_none() {
-        anyhow::bail!("--bm25 needs --dataset (it indexes the dataset's corpus)");
+    for (asked, what) in [
+        (
+            args.bm25,
+            "--bm25 needs --dataset (it indexes the dataset's corpus)",
+        ),
+        (
+            args.dense,
+            "--dense needs --dataset (it embeds the dataset's corpus)",
+        ),
+        (
+            args.rerank.is_some(),
+            "--rerank needs --dataset (it embeds the dataset's corpus)",
+        ),
+    ] {
+        if asked && args.dataset.is_none() {
+            anyhow::bail!(what);
+        }
     }
-    if args.dense && args.dataset.is_none() {
-        anyhow::bail!("--dense needs --dataset (it embeds the dataset's corpus)");
-    }
-    if args.rerank.is_some() && args.dataset.is_none() {
-        anyhow::bail!("--rerank needs --dataset (it embeds the dataset's corpus)");
-    }
-    let mut rerank_infos = Vec::new();
-    let rows = if let Some(dataset) = &args.dataset {
-        eval_dataset(args, dataset, &measures, &options, &mut rerank_infos)?
+    let mut rerank_costs = Vec::new();
+    let systems = if let Some(dataset) = &args.dataset {
+        let report = evaluate_dataset(
+            &dataset_config(args, dataset, measures.clone(), options.clone())?,
+            &StageBars::default(),
+        )?;
+        rerank_costs = report.rerank_costs;
+        report.systems
     } else if let Some(index) = &args.index {
         eval_index(args, index, &measures, &options)?
     } else if let Some(run_path) = &args.run {
         let qrels = read_qrels(args)?;
         let run = Run::read_trec(run_path)?;
-        let eval = evaluate(&qrels, &run, &measures, &options)?;
-        vec![Row {
-            system: run_path.display().to_string(),
-            eval,
-            latency: None,
-        }]
+        let name = run_path.display().to_string();
+        vec![SystemResult::new(
+            name, run, None, &qrels, &measures, &options,
+        )?]
     } else {
         anyhow::bail!("give --dataset DIR, --index INDEX --queries FILE --qrels FILE, or --run RUN --qrels FILE");
     };
-    print_table(&rows, &measures)?;
-    if !rerank_infos.is_empty() {
-        print_rerank_table(&rerank_infos)?;
+    if let Some(dir) = &args.output {
+        write_runs(dir, &systems)?;
+    }
+    print_table(&systems, &measures)?;
+    if !rerank_costs.is_empty() {
+        print_rerank_table(&rerank_costs)?;
     }
     if args.per_query {
-        if let Some(first) = rows.first() {
+        if let Some(first) = systems.first() {
             print_per_query(&first.eval, &measures)?;
         }
+    }
+    Ok(())
+}
+
+/// What `evaluate_dataset` is to do for these arguments.
+fn dataset_config(
+    args: &EvalArgs,
+    dataset: &Path,
+    measures: Vec<Measure>,
+    options: EvalOptions,
+) -> anyhow::Result<DatasetEval> {
+    let mut config = DatasetEval::new(
+        dataset,
+        args.model
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR)),
+    );
+    config.split.clone_from(&args.split);
+    config.qrels.clone_from(&args.qrels);
+    config.encoder = args.encoder.options();
+    config.work_dir.clone_from(&args.work_dir);
+    config.k = args.k as usize;
+    config.algorithms.clone_from(&args.algorithm);
+    config.reorder = args.reorder.bp_options();
+    if args.bm25 {
+        config.bm25 = Some(Bm25Params::new(args.bm25_k1, args.bm25_b)?);
+    }
+    config.dense = args.dense.then_some(args.pooling);
+    if args.rerank == Some(RerankKind::Multivector) {
+        config.rerank = Some(
+            args.token
+                .rerank(args.clusters.clone(), args.rerank_depth as usize),
+        );
+    }
+    config.measures = measures;
+    config.options = options;
+    Ok(config)
+}
+
+/// Writes each system's run to `dir/<tag>.trec`, tagged with its [`SystemResult::tag`].
+fn write_runs(dir: &Path, systems: &[SystemResult]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut written = std::collections::HashSet::new();
+    for system in systems {
+        let tag = system.tag();
+        if !written.insert(tag.clone()) {
+            anyhow::bail!("two systems are both named {tag:?}: give each algorithm once");
+        }
+        let path = dir.join(format!("{tag}.trec"));
+        system.run.save_trec(&path, &tag)?;
+        eprintln!("run of {} written to {}", system.name, path.display());
     }
     Ok(())
 }
@@ -224,205 +273,13 @@ fn read_qrels(args: &EvalArgs) -> anyhow::Result<Qrels> {
     Ok(qrels)
 }
 
-/// The full pipeline on a BEIR dataset.
-fn eval_dataset(
-    args: &EvalArgs,
-    dir: &Path,
-    measures: &[Measure],
-    options: &EvalOptions,
-    rerank_infos: &mut Vec<RerankInfo>,
-) -> anyhow::Result<Vec<Row>> {
-    let data = BeirDataset::open(dir, &args.split)?;
-    let corpus = data.corpus_path().with_context(|| {
-        format!(
-            "{}: no corpus.jsonl; to evaluate queries and qrels alone, use --index INDEX \
-             --queries FILE --qrels {}",
-            dir.display(),
-            data.qrels_path().display()
-        )
-    })?;
-    let qrels = match &args.qrels {
-        Some(path) => Qrels::read(path)?,
-        None => data.qrels()?,
-    };
-    let queries = data.judged_queries(&qrels)?;
-    if queries.is_empty() {
-        anyhow::bail!(
-            "{}: no query of queries.jsonl is judged in the qrels",
-            dir.display()
-        );
-    }
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "dataset".into());
-    let work = args
-        .work_dir
-        .clone()
-        .unwrap_or_else(|| Path::new("eval-cache").join(&name));
-    fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-
-    let model = args
-        .model
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR));
-    let mut encoder = load_encoder(&model, &args.encoder)?;
-    if args.dense {
-        encoder.enable_dense(args.pooling)?;
-    }
-    let model_name = model
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let key = format!("{model_name}.{}", args.encoder.document_key());
-    let vectors = work.join(format!("corpus.{key}.jsonl"));
-    let dense_path = work.join(format!("corpus.{key}.dense-{}.bin", args.pooling));
-    if vectors.exists() && (!args.dense || dense_path.exists()) {
-        eprintln!("using cached document vectors {}", vectors.display());
-    } else {
-        let mut file = AtomicFile::create(&vectors)?;
-        let mut out = BufWriter::new(&mut file);
-        let mut dense = None::<DenseIndex>;
-        let summary = encode_corpus(&encoder, corpus, &mut |doc, vector, embedding| {
-            if let Some(embedding) = embedding {
-                dense
-                    .get_or_insert_with(|| DenseIndex::new(embedding.len()))
-                    .push_with_id(&doc.id, embedding)?;
-            }
-            write_vector_line(&mut out, &encoder, &doc.id, vector)
-                .with_context(|| format!("cannot write {}", vectors.display()))
-        })?;
-        out.flush()
-            .with_context(|| format!("cannot write {}", vectors.display()))?;
-        drop(out);
-        file.commit()?;
-        if let Some(dense) = dense {
-            dense.save(&dense_path)?;
-        }
-        eprintln!(
-            "encoded {} documents: {:.1} docs/s{}, {:.1} terms per document",
-            summary.docs,
-            summary.docs_per_second(),
-            if args.dense {
-                " (sparse and dense)"
-            } else {
-                ""
-            },
-            summary.postings as f64 / summary.docs.max(1) as f64
-        );
-    }
-    let reorder = format!("{:?}", args.reorder.reorder).to_ascii_lowercase();
-    let index_path = work.join(format!("index.{key}.{reorder}.bmp"));
-    let newer = |a: &Path, b: &Path| -> bool {
-        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-        matches!((modified(a), modified(b)), (Some(x), Some(y)) if x >= y)
-    };
-    if !index_path.exists() || !newer(&index_path, &vectors) {
-        let collection = read_collection(&vectors, InputFormat::Jsonl)?;
-        let order = document_order(&collection, &args.reorder);
-        let summary = write_index(
-            &collection,
-            &order,
-            &index_path,
-            &bmp_index::build::BuildOptions::default(),
-        )?;
-        eprintln!(
-            "indexed {} documents ({} postings, {} bytes) into {}",
-            summary.num_docs,
-            summary.num_postings,
-            summary.bytes,
-            index_path.display()
-        );
-    }
-    let index = Index::open(&index_path)?;
-    let start = Instant::now();
-    let records = encode_queries(&encoder, &queries)?;
-    eprintln!(
-        "encoded {} queries: {:.2} ms per query",
-        records.len(),
-        start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64
-    );
-    let mut rows = search_rows(
-        args,
-        &index,
-        &records,
-        encoder.label(),
-        &qrels,
-        measures,
-        options,
-    )?;
-    if args.dense {
-        let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
-        rows.push(dense_row(
-            &encoder,
-            &DenseIndex::open(&dense_path)?,
-            &texts,
-            &queries,
-            args,
-            &qrels,
-            measures,
-            options,
-        )?);
-    }
-    if args.rerank == Some(RerankKind::Multivector) {
-        let stores = work.join(format!(
-            "multivec.{}.{}",
-            args.token.key(),
-            index_path
-                .file_stem()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ));
-        let (mut reranked, infos) = multivector_rows(
-            args,
-            &index,
-            &index_path,
-            corpus,
-            &stores,
-            &queries,
-            &records,
-            &qrels,
-            measures,
-            options,
-        )?;
-        rows.append(&mut reranked);
-        *rerank_infos = infos;
-    }
-    if args.bm25 {
-        let start = Instant::now();
-        let bm25 = Bm25Index::build(&Bm25Storage::Ram, data.corpus()?)?;
-        eprintln!(
-            "BM25 index of {} documents built in {:.1} s",
-            bm25.num_docs(),
-            start.elapsed().as_secs_f64()
-        );
-        let mut run = Run::new();
-        let mut micros = Vec::with_capacity(queries.len());
-        for q in &queries {
-            let start = Instant::now();
-            let hits = bm25.search(&q.text, args.k as usize)?;
-            micros.push(start.elapsed().as_secs_f64() * 1e6);
-            run.insert(
-                q.id.clone(),
-                hits.into_iter().map(|(d, s)| (d, f64::from(s))),
-            );
-        }
-        rows.push(Row {
-            system: "bm25 (tantivy)".into(),
-            eval: evaluate(&qrels, &run, measures, options)?,
-            latency: Some(latency_stats(micros)),
-        });
-    }
-    Ok(rows)
-}
-
-/// Queries over an existing index.
+/// Queries over an existing index, or over the segments of a collection.
 fn eval_index(
     args: &EvalArgs,
     index_path: &Path,
     measures: &[Measure],
     options: &EvalOptions,
-) -> anyhow::Result<Vec<Row>> {
+) -> anyhow::Result<Vec<SystemResult>> {
     let qrels = read_qrels(args)?;
     // An index file, or a collection directory (its segments as of now).
     let snapshot = Snapshot::open(index_path)?;
@@ -441,274 +298,23 @@ fn eval_index(
     if judged.is_empty() {
         anyhow::bail!("no query of {} is judged in the qrels", queries.display());
     }
-    if !index_path.is_dir() {
-        if let Some(segment) = snapshot.segments.first() {
-            return search_rows(
-                args,
-                &segment.index,
-                &judged,
-                label,
-                &qrels,
-                measures,
-                options,
-            );
-        }
-    }
-    collection_rows(args, &snapshot, &judged, label, &qrels, measures, options)
-}
-
-/// [`search_rows`] over the segments of a collection.
-fn collection_rows(
-    args: &EvalArgs,
-    snapshot: &Snapshot,
-    records: &[SparseRecord],
-    label: &str,
-    qrels: &Qrels,
-    measures: &[Measure],
-    options: &EvalOptions,
-) -> anyhow::Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for (i, spec) in args.algorithm.iter().enumerate() {
-        let mut searcher = SnapshotSearcher::new(snapshot, spec);
-        let system = format!("{label} {spec} ({} segments)", snapshot.segments.len());
-        rows.push(spec_row(
-            args,
-            i == 0,
-            spec,
-            system,
-            records,
-            qrels,
-            measures,
-            options,
-            |record| {
-                let start = Instant::now();
-                let results = searcher
-                    .search(&record.entries, args.k as usize)
-                    .with_context(|| format!("query {:?}", record.id))?;
-                let took = start.elapsed().as_secs_f64() * 1e6;
-                let mut ranked = Vec::with_capacity(results.hits.len());
-                for h in &results.hits {
-                    let id = snapshot.segments[h.segment].index.doc_id(h.doc)?;
-                    ranked.push((id.to_owned(), f64::from(h.score) * results.score_scale));
-                }
-                Ok((ranked, took))
-            },
-        )?);
-    }
-    Ok(rows)
-}
-
-/// The row of `spec`: every record answered by `answer` (its ranking and microseconds), the
-/// run evaluated; the first algorithm's run is written to `--output`.
-#[allow(clippy::too_many_arguments)]
-fn spec_row(
-    args: &EvalArgs,
-    first: bool,
-    spec: &SearchSpec,
-    system: String,
-    records: &[SparseRecord],
-    qrels: &Qrels,
-    measures: &[Measure],
-    options: &EvalOptions,
-    mut answer: impl FnMut(&SparseRecord) -> anyhow::Result<(Vec<(String, f64)>, f64)>,
-) -> anyhow::Result<Row> {
-    let mut run = Run::new();
-    let mut micros = Vec::with_capacity(records.len());
-    for record in records {
-        let (ranked, took) = answer(record)?;
-        micros.push(took);
-        run.insert(record.id.clone(), ranked);
-    }
-    if first {
-        if let Some(path) = &args.output {
-            let tag = format!("bmp-{spec}").replace([':', '='], "-");
-            run.save_trec(path, &tag)?;
-            eprintln!("run written to {}", path.display());
-        }
-    }
-    Ok(Row {
-        system,
-        eval: evaluate(qrels, &run, measures, options)?,
-        latency: Some(latency_stats(micros)),
-    })
-}
-
-/// Dense retrieval: the queries embedded by `encoder`, answered exactly over `index`.
-#[allow(clippy::too_many_arguments)]
-fn dense_row(
-    encoder: &TextEncoder,
-    index: &DenseIndex,
-    texts: &[String],
-    queries: &[bmp_eval::Query],
-    args: &EvalArgs,
-    qrels: &Qrels,
-    measures: &[Measure],
-    options: &EvalOptions,
-) -> anyhow::Result<Row> {
-    let start = Instant::now();
-    let embedded = encoder.encode_dense_queries(texts)?;
-    eprintln!(
-        "embedded {} queries: {:.2} ms per query",
-        embedded.len(),
-        start.elapsed().as_secs_f64() * 1e3 / embedded.len().max(1) as f64
-    );
-    let mut run = Run::new();
-    let mut micros = Vec::with_capacity(queries.len());
-    for (q, v) in queries.iter().zip(&embedded) {
-        if v.len() != index.dim() {
-            anyhow::bail!(
-                "query embeddings of dimension {}, cached document embeddings of {}: delete the \
-                 --work-dir cache",
-                v.len(),
-                index.dim()
-            );
-        }
-        let start = Instant::now();
-        let hits = index.search(v, args.k as usize);
-        micros.push(start.elapsed().as_secs_f64() * 1e6);
-        let mut ranked = Vec::with_capacity(hits.len());
-        for (i, score) in hits {
-            ranked.push((index.id(i).unwrap_or_default().to_owned(), f64::from(score)));
-        }
-        run.insert(q.id.clone(), ranked);
-    }
-    Ok(Row {
-        system: format!("llm-dense {} (flat)", args.pooling),
-        eval: evaluate(qrels, &run, measures, options)?,
-        latency: Some(latency_stats(micros)),
-    })
-}
-
-/// Answers `records` with every algorithm of `args` and evaluates each run.
-fn search_rows(
-    args: &EvalArgs,
-    index: &Index,
-    records: &[SparseRecord],
-    label: &str,
-    qrels: &Qrels,
-    measures: &[Measure],
-    options: &EvalOptions,
-) -> anyhow::Result<Vec<Row>> {
-    let mut rows = Vec::new();
-    for (i, spec) in args.algorithm.iter().enumerate() {
-        let mut searcher = spec.searcher(index);
-        let system = format!("{label} {spec}");
-        rows.push(spec_row(
-            args,
-            i == 0,
-            spec,
-            system,
-            records,
-            qrels,
-            measures,
-            options,
-            |record| {
-                let (query, hits, took) =
-                    answer(index, searcher.as_mut(), record, args.k as usize)?;
-                let scale = query.score_scale(index);
-                let mut ranked = Vec::with_capacity(hits.len());
-                for hit in &hits {
-                    let score = f64::from(hit.score) * scale;
-                    ranked.push((index.doc_id(hit.doc)?.to_owned(), score));
-                }
-                Ok((ranked, took))
-            },
-        )?);
-    }
-    Ok(rows)
-}
-
-/// Reranks the first algorithm's results with each multi-vector reduction of `args.clusters`,
-/// building the stores that `stores` lacks (or that are older than the index).
-#[allow(clippy::too_many_arguments)]
-fn multivector_rows(
-    args: &EvalArgs,
-    index: &Index,
-    index_path: &Path,
-    corpus: &Path,
-    stores: &Path,
-    queries: &[bmp_eval::Query],
-    records: &[SparseRecord],
-    qrels: &Qrels,
-    measures: &[Measure],
-    options: &EvalOptions,
-) -> anyhow::Result<(Vec<Row>, Vec<RerankInfo>)> {
-    fs::create_dir_all(stores).with_context(|| format!("cannot create {}", stores.display()))?;
-    let encoder = args.token.load()?;
-    let fresh = |p: &Path| {
-        open_store(p, index).is_ok()
-            && matches!(
-                (fs::metadata(p).and_then(|m| m.modified()), fs::metadata(index_path).and_then(|m| m.modified())),
-                (Ok(a), Ok(b)) if a >= b
-            )
+    let target = match snapshot.segments.first() {
+        Some(segment) if !index_path.is_dir() => SearchTarget::Index(&segment.index),
+        _ => SearchTarget::Snapshot(&snapshot),
     };
-    let missing: Vec<ClusterSpec> = args
-        .clusters
-        .iter()
-        .filter(|s| !fresh(&store_path(stores, s)))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        let paths: Vec<PathBuf> = missing.iter().map(|s| store_path(stores, s)).collect();
-        let start = Instant::now();
-        build_stores(index, corpus, &encoder, &missing, &paths)?;
-        eprintln!(
-            "built {} multi-vector stores in {:.1} s",
-            missing.len(),
-            start.elapsed().as_secs_f64()
-        );
-    }
-    let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
-    let raw = embed_queries(&encoder, &texts)?;
-    let first = args.algorithm.first().context("no algorithm")?;
-    let mut searcher = first.searcher(index);
-    let mut first_stage = Vec::with_capacity(records.len());
-    for record in records {
-        let (_, hits, _) = answer(index, searcher.as_mut(), record, args.k as usize)?;
-        first_stage.push(hits);
-    }
-    let depth = args.rerank_depth as usize;
-    let mut rows = Vec::new();
-    let mut infos = Vec::new();
-    for spec in &args.clusters {
-        let store = open_store(&store_path(stores, spec), index)?;
-        let mut scorer = ChamferScorer::new();
-        let mut run = Run::new();
-        let mut micros = Vec::with_capacity(records.len());
-        let mut query_vectors = 0usize;
-        for (i, (record, hits)) in records.iter().zip(&first_stage).enumerate() {
-            let start = Instant::now();
-            let q = spec.query.apply(&raw[i], QUERY_SEED);
-            let reranked = rerank(&mut scorer, &store, &q.data, hits, depth);
-            micros.push(start.elapsed().as_secs_f64() * 1e6);
-            query_vectors += q.len();
-            let mut ranked = Vec::with_capacity(reranked.len());
-            for h in &reranked {
-                ranked.push((index.doc_id(h.doc)?.to_owned(), f64::from(h.score)));
-            }
-            run.insert(record.id.clone(), ranked);
-        }
-        let latency = latency_stats(micros);
-        rows.push(Row {
-            system: format!("{first} > mv {spec}@{depth}"),
-            eval: evaluate(qrels, &run, measures, options)?,
-            latency: Some(latency),
-        });
-        let docs_with = (0..store.num_docs())
-            .filter(|&d| !store.doc(d).is_empty())
-            .count();
-        infos.push(RerankInfo {
-            spec: spec.to_string(),
-            vectors_per_doc: store.num_vectors() as f64 / docs_with.max(1) as f64,
-            query_vectors: query_vectors as f64 / records.len().max(1) as f64,
-            bytes: store.file_len(),
-            latency,
-        });
-    }
-    Ok((rows, infos))
+    Ok(evaluate_systems(
+        target,
+        &judged,
+        label,
+        &args.algorithm,
+        args.k as usize,
+        &qrels,
+        measures,
+        options,
+    )?)
 }
 
-fn print_rerank_table(infos: &[RerankInfo]) -> anyhow::Result<()> {
+fn print_rerank_table(infos: &[RerankCost]) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     writeln!(
@@ -726,7 +332,7 @@ fn print_rerank_table(infos: &[RerankInfo]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_table(rows: &[Row], measures: &[Measure]) -> anyhow::Result<()> {
+fn print_table(rows: &[SystemResult], measures: &[Measure]) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut header = format!("{:<28}", "system");
@@ -739,7 +345,7 @@ fn print_table(rows: &[Row], measures: &[Measure]) -> anyhow::Result<()> {
     ));
     writeln!(out, "{header}")?;
     for row in rows {
-        let mut line = format!("{:<28}", row.system);
+        let mut line = format!("{:<28}", row.name);
         for m in measures {
             match row.eval.mean(*m) {
                 Some(v) => line.push_str(&format!(" {v:>10.4}")),

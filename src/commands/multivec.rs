@@ -1,27 +1,20 @@
 //! `bmp-index multivec`: multi-vector stores beside an index (token embeddings of each document,
-//! reduced CRISP-style), and the pieces `eval` shares to rerank with them.
+//! reduced CRISP-style), and the token-model options that `eval`, `search` and `serve` share.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use bmp_encoder::{
-    beir_document_text, ClusterSpec, DeviceKind, TokenEncoder, TokenEncoderOptions, TokenVectors,
-};
-use bmp_eval::{CorpusReader, Document};
-use bmp_index::multivec::{MultiVecStore, MultiVecWriter};
-use bmp_index::{ExternalIds, Index};
+pub use bmp_encoder::token_embed::DEFAULT_TOKEN_MODEL;
+use bmp_encoder::{ClusterSpec, DeviceKind, TokenEncoder, TokenEncoderOptions};
+use bmp_eval::multivec::{build_stores, open_rerank_store, store_path};
+use bmp_eval::pipeline::MultiVectorRerank;
+use bmp_index::multivec::MultiVecStore;
+use bmp_index::Index;
 use clap::Args;
 
-use super::encoding::{count_documents, parse_device, CHUNK_DOCS};
-use super::progress::count_bar;
-
-/// The k-means seed of every query: a query's vectors depend on its text alone, not on where it
-/// stands in a file or a batch.
-pub const QUERY_SEED: u64 = 0;
-
-/// Where scripts/setup-models.sh puts all-MiniLM-L6-v2.
-pub const DEFAULT_TOKEN_MODEL: &str = "models/minilm-l6";
+use super::encoding::parse_device;
+use super::progress::StageBars;
 
 /// The token-embedding model of the multi-vector stage.
 #[derive(Debug, Clone, Args)]
@@ -53,27 +46,23 @@ impl Default for TokenModelArgs {
 }
 
 impl TokenModelArgs {
-    /// Loads the model.
-    pub fn load(&self) -> anyhow::Result<TokenEncoder> {
-        TokenEncoder::load(
-            &self.token_model,
-            TokenEncoderOptions {
+    /// The model and its options as the multi-vector stage of an evaluation takes them.
+    pub fn rerank(&self, clusters: Vec<ClusterSpec>, depth: usize) -> MultiVectorRerank {
+        MultiVectorRerank {
+            model: self.token_model.clone(),
+            options: TokenEncoderOptions {
                 batch_size: self.token_batch_size as usize,
                 max_length: self.token_max_length as usize,
                 device: self.token_device,
             },
-        )
-        .with_context(|| format!("cannot load token model {}", self.token_model.display()))
+            clusters,
+            depth,
+        }
     }
 
-    /// A name for cache keys: the model directory's name and the truncation length.
-    pub fn key(&self) -> String {
-        let name = self
-            .token_model
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "tokens".into());
-        format!("{name}.len{}", self.token_max_length)
+    /// Loads the model.
+    pub fn load(&self) -> anyhow::Result<TokenEncoder> {
+        Ok(self.rerank(Vec::new(), 0).load()?)
     }
 }
 
@@ -108,24 +97,6 @@ pub struct MultivecArgs {
     pub token: TokenModelArgs,
 }
 
-/// What building one store wrote.
-#[derive(Debug, Clone)]
-pub struct StoreSummary {
-    /// The spec.
-    pub spec: String,
-    /// Documents with vectors.
-    pub docs: u64,
-    /// Vectors over all documents.
-    pub vectors: u64,
-    /// File size.
-    pub bytes: u64,
-}
-
-/// The store file of `spec` in `dir`.
-pub fn store_path(dir: &Path, spec: &ClusterSpec) -> PathBuf {
-    dir.join(format!("{spec}.mvec"))
-}
-
 /// Runs `multivec`.
 pub fn run(args: &MultivecArgs) -> anyhow::Result<()> {
     let index = Index::open(&args.index)?;
@@ -138,7 +109,14 @@ pub fn run(args: &MultivecArgs) -> anyhow::Result<()> {
         .map(|s| store_path(&args.output, s))
         .collect();
     let start = Instant::now();
-    let summaries = build_stores(&index, &args.corpus, &encoder, &args.clusters, &paths)?;
+    let summaries = build_stores(
+        &index,
+        &args.corpus,
+        &encoder,
+        &args.clusters,
+        &paths,
+        &StageBars::default(),
+    )?;
     eprintln!("built in {:.1} s", start.elapsed().as_secs_f64());
     println!(
         "{:<10} {:>10} {:>12} {:>10} {:>14}  path",
@@ -158,96 +136,6 @@ pub fn run(args: &MultivecArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Embeds every document of `corpus` found in `index` once and writes one store per spec to the
-/// matching path. k-means is seeded with the internal doc id, so a store is reproducible.
-pub fn build_stores(
-    index: &Index,
-    corpus: &Path,
-    encoder: &TokenEncoder,
-    specs: &[ClusterSpec],
-    paths: &[PathBuf],
-) -> anyhow::Result<Vec<StoreSummary>> {
-    let ids = ExternalIds::build(index)?;
-    let dim = u32::try_from(encoder.dim()).context("token dimension too large")?;
-    let mut writers = specs
-        .iter()
-        .zip(paths)
-        .map(|(s, p)| {
-            MultiVecWriter::create(p, dim, index.num_docs(), index.header().checksum, s.name())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut summaries: Vec<StoreSummary> = specs
-        .iter()
-        .map(|s| StoreSummary {
-            spec: s.to_string(),
-            docs: 0,
-            vectors: 0,
-            bytes: 0,
-        })
-        .collect();
-    let bar = count_bar(count_documents(corpus)?, "token embeddings");
-    let mut unknown = 0u64;
-    let mut seen = vec![false; index.num_docs() as usize];
-    let mut chunk: Vec<(u32, Document)> = Vec::with_capacity(CHUNK_DOCS);
-    let mut flush = |chunk: &mut Vec<(u32, Document)>| -> anyhow::Result<()> {
-        let texts: Vec<String> = chunk
-            .iter()
-            .map(|(_, d)| beir_document_text(&d.title, &d.text))
-            .collect();
-        for (part, texts) in chunk.chunks(256).zip(texts.chunks(256)) {
-            let vectors = encoder.encode(texts)?;
-            for ((doc, _), v) in part.iter().zip(&vectors) {
-                for ((spec, w), summary) in specs.iter().zip(&mut writers).zip(&mut summaries) {
-                    let reduced = spec.doc.apply(v, u64::from(*doc));
-                    w.add(*doc, &reduced.data)?;
-                    summary.docs += u64::from(!reduced.is_empty());
-                    summary.vectors += reduced.len() as u64;
-                }
-            }
-            bar.inc(part.len() as u64);
-        }
-        chunk.clear();
-        Ok(())
-    };
-    for doc in CorpusReader::open(corpus)? {
-        let doc = doc?;
-        match ids.find(index, &doc.id)? {
-            Some(internal) if !seen[internal as usize] => {
-                seen[internal as usize] = true;
-                chunk.push((internal, doc));
-            }
-            Some(_) => anyhow::bail!("{}: document {:?} appears twice", corpus.display(), doc.id),
-            None => {
-                unknown += 1;
-                bar.inc(1);
-            }
-        }
-        if chunk.len() == CHUNK_DOCS {
-            flush(&mut chunk)?;
-        }
-    }
-    flush(&mut chunk)?;
-    bar.finish_and_clear();
-    if unknown > 0 {
-        eprintln!(
-            "note: {unknown} documents of {} are not in the index and were skipped",
-            corpus.display()
-        );
-    }
-    for ((w, summary), path) in writers.into_iter().zip(&mut summaries).zip(paths) {
-        w.finish()?;
-        summary.bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    }
-    Ok(summaries)
-}
-
-/// Opens a store and checks it belongs to `index`.
-pub fn open_store(path: &Path, index: &Index) -> anyhow::Result<MultiVecStore> {
-    let store = MultiVecStore::open(path)?;
-    store.check_matches(index)?;
-    Ok(store)
-}
-
 /// Opens the store at `path` for `index` with the clustering spec it was built with, and loads
 /// the token model, which must make vectors of the store's dimension.
 pub fn open_rerank_stage(
@@ -255,28 +143,7 @@ pub fn open_rerank_stage(
     index: &Index,
     token: &TokenModelArgs,
 ) -> anyhow::Result<(MultiVecStore, ClusterSpec, TokenEncoder)> {
-    let store = open_store(path, index)?;
-    let spec: ClusterSpec = store
-        .name()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let encoder = token.load()?;
-    if encoder.dim() != store.dim() {
-        anyhow::bail!(
-            "{}: vectors of dimension {}, but {} makes {}",
-            path.display(),
-            store.dim(),
-            token.token_model.display(),
-            encoder.dim()
-        );
-    }
+    let (store, spec) = open_rerank_store(path, index, &encoder)?;
     Ok((store, spec, encoder))
-}
-
-/// The raw token vectors of each query text (reduced later, per spec).
-pub fn embed_queries(
-    encoder: &TokenEncoder,
-    texts: &[String],
-) -> anyhow::Result<Vec<TokenVectors>> {
-    Ok(encoder.encode(texts)?)
 }

@@ -72,6 +72,46 @@ pub fn stage_reporter(bar: &ProgressBar) -> impl FnMut(&'static str, u64, u64) +
     }
 }
 
+/// The pipeline's [`bmp_eval::Progress`] shown as bars (or lines): one bar per stage, notes
+/// printed above it.
+#[derive(Debug, Default)]
+pub struct StageBars {
+    current: Mutex<Option<(String, ProgressBar)>>,
+}
+
+impl bmp_eval::Progress for StageBars {
+    fn update(&self, stage: &str, done: u64, total: u64) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_none_or(|(s, _)| s != stage) {
+            if let Some((_, bar)) = current.take() {
+                bar.finish_and_clear();
+            }
+            *current = Some((stage.to_owned(), count_bar(total, stage)));
+        }
+        if let Some((_, bar)) = current.as_ref() {
+            if bar.length() != Some(total) {
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+        }
+    }
+
+    fn finish(&self) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, bar)) = current.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn note(&self, message: &str) {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        match current.as_ref() {
+            Some((_, bar)) => bar.suspend(|| eprintln!("{message}")),
+            None => eprintln!("{message}"),
+        }
+    }
+}
+
 /// A "terminal" that writes what a bar draws as a plain line on standard error, once every
 /// [`LOG_EVERY`] (work done sooner logs nothing; `BMP_PROGRESS_SECS` sets the interval), and
 /// ignores cursor moves and clearing.

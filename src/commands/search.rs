@@ -10,11 +10,15 @@ use bmp_index::readers::queries::read_queries;
 use bmp_index::readers::SparseRecord;
 use bmp_index::segments::Snapshot;
 use bmp_index::Index;
-use bmp_query::{Hit, Query, SearchSpec, Searcher};
+use bmp_query::SearchSpec;
 use clap::Args;
 
-use super::encoding::{encode_query_file, load_encoder, EncoderArgs};
-use super::multivec::{embed_queries, open_rerank_stage, TokenModelArgs, QUERY_SEED};
+use bmp_eval::encode::encode_query_file;
+use bmp_eval::pipeline::timed_search;
+use bmp_eval::Latency;
+
+use super::encoding::{load_encoder, EncoderArgs};
+use super::multivec::{open_rerank_stage, TokenModelArgs};
 use bmp_encoder::{ClusterSpec, TokenVectors};
 use bmp_eval::QueryReader;
 use bmp_query::chamfer::{rerank, ChamferScorer};
@@ -86,51 +90,6 @@ pub fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
     s.parse().map_err(|e: bmp_query::SpecError| e.to_string())
 }
 
-/// Answers one query record with `searcher`: the parsed query, its hits, and the search time in
-/// microseconds (query parsing excluded).
-pub fn answer(
-    index: &Index,
-    searcher: &mut dyn Searcher,
-    record: &SparseRecord,
-    k: usize,
-) -> anyhow::Result<(Query, Vec<Hit>, f64)> {
-    let query = Query::from_entries(index, &record.entries)
-        .with_context(|| format!("query {:?}", record.id))?;
-    let start = Instant::now();
-    let hits = searcher.search(&query, k)?;
-    Ok((query, hits, start.elapsed().as_secs_f64() * 1e6))
-}
-
-/// Latency statistics in microseconds.
-#[derive(Debug, Clone, Copy)]
-pub struct Latency {
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-}
-
-/// Mean, p50 and p99 of per-query latencies in microseconds.
-pub fn latency_stats(mut micros: Vec<f64>) -> Latency {
-    if micros.is_empty() {
-        return Latency {
-            mean: 0.0,
-            p50: 0.0,
-            p99: 0.0,
-        };
-    }
-    micros.sort_by(f64::total_cmp);
-    let pct =
-        |p: f64| micros[((micros.len() as f64 * p).ceil() as usize).clamp(1, micros.len()) - 1];
-    Latency {
-        mean: micros.iter().sum::<f64>() / micros.len() as f64,
-        p50: pct(0.5),
-        p99: pct(0.99),
-    }
-}
-
 /// Runs `search`.
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let records = match &args.model {
@@ -167,7 +126,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
                     records.len()
                 );
             }
-            let queries = embed_queries(&encoder, &texts)?;
+            let queries = encoder.encode(&texts)?;
             Some(MultiVectorStage {
                 store,
                 spec,
@@ -183,7 +142,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
     let mut rerank_micros = Vec::new();
     let (mut unknown, mut empty) = (0usize, 0usize);
     for (i, record) in records.iter().enumerate() {
-        let (query, hits, took) = answer(&index, searcher.as_mut(), record, args.k as usize)?;
+        let (query, hits, took) = timed_search(&index, searcher.as_mut(), record, args.k as usize)?;
         unknown += query.unknown_terms;
         empty += usize::from(query.is_empty());
         micros.push(took);
@@ -196,7 +155,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             }
             Some(st) => {
                 let start = Instant::now();
-                let q = st.spec.query.apply(&st.queries[i], QUERY_SEED);
+                let q = st.spec.reduce_query(&st.queries[i]);
                 let reranked = rerank(
                     &mut st.scorer,
                     &st.store,
@@ -216,7 +175,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         }
     }
     out.finish()?;
-    let lat = latency_stats(micros);
+    let lat = Latency::of(micros);
     eprintln!(
         "{} queries, k={}, algorithm={}: mean {:.1} us, p50 {:.1} us, p99 {:.1} us; \
          {} unknown query terms ignored, {} queries with no known term",
@@ -230,7 +189,7 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
         empty
     );
     if let Some(st) = &stage {
-        let lat = latency_stats(rerank_micros);
+        let lat = Latency::of(rerank_micros);
         eprintln!(
             "multi-vector rerank ({}, depth {}): mean {:.1} us, p50 {:.1} us, p99 {:.1} us",
             st.spec, args.rerank_depth, lat.mean, lat.p50, lat.p99
@@ -322,7 +281,7 @@ fn run_collection(args: &SearchArgs, records: &[SparseRecord]) -> anyhow::Result
         }
     }
     out.finish()?;
-    let lat = latency_stats(micros);
+    let lat = Latency::of(micros);
     eprintln!(
         "{} queries over {} segments ({} live documents), k={}, algorithm={}: mean {:.1} us, \
          p50 {:.1} us, p99 {:.1} us; {} unknown query terms ignored",

@@ -18,7 +18,7 @@ use bmp_server::{
 use clap::Args;
 
 use super::encoding::{load_encoder, parse_device, parse_precision, EncoderArgs, TextEncoder};
-use super::multivec::{open_rerank_stage, TokenModelArgs, QUERY_SEED};
+use super::multivec::{open_rerank_stage, TokenModelArgs};
 
 /// Serve an index, or a collection directory, over HTTP (JSON).
 ///
@@ -173,10 +173,7 @@ struct TokenQueries {
 impl QueryVectorizer for TokenQueries {
     fn vectors(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
         let raw = self.encoder.encode(texts).map_err(|e| e.to_string())?;
-        Ok(raw
-            .iter()
-            .map(|v| self.spec.query.apply(v, QUERY_SEED).data)
-            .collect())
+        Ok(raw.iter().map(|v| self.spec.reduce_query(v).data).collect())
     }
 
     fn describe(&self) -> String {

@@ -41,6 +41,23 @@ fn head(src: &Path, dst: &Path, n: usize) {
     fs::write(dst, lines.join("\n") + "\n").unwrap();
 }
 
+/// Every file under `dir` (recursively) whose name holds `.tmp`.
+fn temp_files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(temp_files_under(&path));
+        } else if entry.file_name().to_string_lossy().contains(".tmp") {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// Mean measures by system name from `eval`'s table.
 fn table(stdout: &str) -> BTreeMap<String, Vec<f64>> {
     let mut rows = BTreeMap::new();
@@ -1194,4 +1211,76 @@ fn eval_scores_a_decoder_llm_sparse_and_dense_from_one_encoding() {
         ],
         "dense embeddings need a decoder LLM",
     );
+}
+
+#[test]
+fn a_killed_eval_leaves_no_temporary_store_for_the_next_run() {
+    let (Some(model), Some(cranfield), Some(tokens)) =
+        (model(), dataset("cranfield"), token_model())
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let sub = d.join("cran300");
+    fs::create_dir_all(sub.join("qrels")).unwrap();
+    head(
+        &cranfield.join("corpus.jsonl"),
+        &sub.join("corpus.jsonl"),
+        300,
+    );
+    fs::copy(cranfield.join("queries.jsonl"), sub.join("queries.jsonl")).unwrap();
+    fs::copy(cranfield.join("qrels/test.tsv"), sub.join("qrels/test.tsv")).unwrap();
+    let args = [
+        "eval",
+        "--dataset",
+        sub.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--work-dir",
+        "work",
+        "--k",
+        "20",
+        "--rerank",
+        "multivector",
+        "--clusters",
+        "C4x8",
+        "--token-model",
+        tokens.to_str().unwrap(),
+    ];
+    // Killed while it writes the store: its temporary file is left behind.
+    let mut child = Command::new(common::BIN)
+        .args(args)
+        .current_dir(d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let store_temp = |dir: &Path| {
+        temp_files_under(dir)
+            .into_iter()
+            .any(|p| p.to_string_lossy().contains(".mvec.tmp-"))
+    };
+    while !store_temp(&d.join("work")) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "eval ended before writing its store"
+        );
+        assert!(started.elapsed().as_secs() < 600, "no store after 600 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        store_temp(&d.join("work")),
+        "the kill left the temporary store"
+    );
+
+    // The next run removes it, builds the store and answers.
+    let stdout = ok(d, &args);
+    assert!(stdout.contains("bmp > mv C4x8@100"), "{stdout}");
+    let left = temp_files_under(&d.join("work"));
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }

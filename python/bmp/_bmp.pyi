@@ -64,8 +64,9 @@ class Index:
         threads: Optional[int] = None,
         vocabulary: Optional[Sequence[str]] = None,
         **params: float,
-    ) -> Tuple[npt.NDArray[np.object_], npt.NDArray[np.float32]]:
-        """(ids, scores) of shape (len(queries), k); None / NaN past a query's last hit."""
+    ) -> Tuple[npt.NDArray[np.str_], npt.NDArray[np.float32]]:
+        """(ids, scores) of shape (len(queries), k): ids as <U strings ("" past a query's last
+        hit), scores float32 (NaN there)."""
 
 class TextEncoder:
     """A sparse text encoder: SPLADE, or a decoder LLM through its LM head."""

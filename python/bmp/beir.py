@@ -81,8 +81,8 @@ class BmpRetriever:
         for row, qid in enumerate(qids):
             hits: Dict[str, float] = {}
             for doc, score in zip(ids[row], scores[row]):
-                if doc is None:
+                if score != score:  # NaN: past the query's last hit
                     break
-                hits[doc] = float(score)
+                hits[str(doc)] = float(score)
             results[qid] = hits
         return results

@@ -1,7 +1,8 @@
 //! Python data to the engine's: documents from an iterable of `(id, {term: weight})` or from a
 //! SciPy CSR matrix with its vocabulary, queries from a dict or a sparse row.
 
-use bmp_index::Collection;
+use bmp_index::{Collection, Index};
+use bmp_query::Query;
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -257,12 +258,99 @@ pub fn query_entries(
     mapping_entries(query, what)
 }
 
-/// The vectors of many queries: an iterable of mappings or sparse rows, or one sparse matrix
-/// (a query per row) over `vocabulary`.
-pub fn batch_entries(
+/// The query over `index` of a mapping of terms to weights, its terms looked up straight from
+/// the Python strings (no copy).
+fn mapping_query(
+    index: &Index,
+    vector: &Bound<'_, PyAny>,
+    what: impl Fn() -> String,
+) -> PyResult<Query> {
+    let dict;
+    let items = match vector.cast::<PyDict>() {
+        Ok(d) => d,
+        Err(_) => {
+            // Any other mapping: through a dict of its items (terms are checked below).
+            dict = PyDict::new(vector.py());
+            for (term, weight) in mapping_entries(vector, &what)? {
+                dict.set_item(term, weight)?;
+            }
+            &dict
+        }
+    };
+    let mut pairs: Vec<(Bound<'_, PyString>, f32)> = Vec::with_capacity(items.len());
+    for (term, weight) in items.iter() {
+        let term = term.cast_into::<PyString>().map_err(|e| {
+            invalid(format!(
+                "{}: a term must be a str, got {:?}",
+                what(),
+                e.into_inner()
+            ))
+        })?;
+        let weight: f32 = weight.extract().map_err(|_| {
+            invalid(format!(
+                "{}: the weight of term {term:?} must be a number, got {weight:?}",
+                what()
+            ))
+        })?;
+        pairs.push((term, weight));
+    }
+    let terms = pairs
+        .iter()
+        .map(|(t, w)| Ok((t.to_str()?, *w)))
+        .collect::<PyResult<Vec<(&str, f32)>>>()?;
+    Query::from_terms(index, terms).map_err(|e| invalid(format!("{}: {e}", what())))
+}
+
+/// The query over `index` of row `r` of a CSR matrix over `vocabulary` (zeros left out).
+fn csr_row_query(
+    index: &Index,
+    csr: &Csr,
+    r: usize,
+    vocabulary: &[String],
+    what: impl Fn() -> String,
+) -> PyResult<Query> {
+    let terms = csr
+        .row(r, vocabulary.len())?
+        .filter(|&(_, v)| v != 0.0)
+        .map(|(c, v)| (vocabulary[c].as_str(), v));
+    Query::from_terms(index, terms).map_err(|e| invalid(format!("{}: {e}", what())))
+}
+
+/// The query over `index` of one query: a mapping of terms to weights, or a one-row sparse
+/// matrix over `vocabulary`.
+pub fn query_of(
+    index: &Index,
+    query: &Bound<'_, PyAny>,
+    vocabulary: Option<&[String]>,
+    what: impl Fn() -> String,
+) -> PyResult<Query> {
+    if is_sparse(query) {
+        let vocabulary = vocabulary.ok_or_else(|| {
+            invalid(format!(
+                "{}: a sparse row needs the vocabulary of its columns (vocabulary=...)",
+                what()
+            ))
+        })?;
+        let csr = Csr::from_scipy(query)?;
+        if csr.rows() != 1 {
+            return Err(invalid(format!(
+                "{}: a sparse query must have one row, got {}",
+                what(),
+                csr.rows()
+            )));
+        }
+        return csr_row_query(index, &csr, 0, vocabulary, what);
+    }
+    mapping_query(index, query, what)
+}
+
+/// The queries over `index` of many queries: an iterable of mappings or sparse rows, or one
+/// sparse matrix (a query per row) over `vocabulary`.
+pub fn queries_of(
+    index: &Index,
     queries: &Bound<'_, PyAny>,
     vocabulary: Option<&[String]>,
-) -> PyResult<Vec<Entries>> {
+) -> PyResult<Vec<Query>> {
     if is_sparse(queries) {
         let vocabulary = vocabulary.ok_or_else(|| {
             invalid(
@@ -271,13 +359,13 @@ pub fn batch_entries(
         })?;
         let csr = Csr::from_scipy(queries)?;
         return (0..csr.rows())
-            .map(|r| csr_row_entries(&csr, r, vocabulary))
+            .map(|r| csr_row_query(index, &csr, r, vocabulary, || format!("queries[{r}]")))
             .collect();
     }
     queries
         .try_iter()?
         .enumerate()
-        .map(|(i, q)| query_entries(&q?, vocabulary, || format!("queries[{i}]")))
+        .map(|(i, q)| query_of(index, &q?, vocabulary, || format!("queries[{i}]")))
         .collect()
 }
 

@@ -11,14 +11,13 @@ use bmp_index::reorder::{bp_order_collection, BpOptions};
 use bmp_index::Collection;
 use bmp_query::{DocFilter, Query, SearchSpec, ALGORITHMS};
 use numpy::ndarray::Array2;
-use numpy::PyArray2;
+use numpy::{PyArray1, PyArray2};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 use rayon::prelude::*;
 
 use crate::convert::{
-    batch_entries, collection_from_csr, collection_from_pairs, id_list, is_sparse, query_entries,
-    Csr, Entries,
+    collection_from_csr, collection_from_pairs, id_list, is_sparse, queries_of, query_of, Csr,
 };
 use crate::errors::{invalid, to_py};
 
@@ -99,12 +98,11 @@ impl Index {
 fn search_one(
     index: &bmp_index::Index,
     searcher: &mut dyn bmp_query::Searcher,
-    entries: &Entries,
+    query: &Query,
     k: usize,
     filter: Option<&DocFilter>,
 ) -> bmp_index::Result<Vec<(u32, f64)>> {
-    let query = Query::from_entries(index, entries)?;
-    let hits = searcher.search_filtered(&query, k, filter)?;
+    let hits = searcher.search_filtered(query, k, filter)?;
     let scale = query.score_scale(index);
     Ok(hits
         .into_iter()
@@ -277,16 +275,16 @@ impl Index {
     ) -> PyResult<Vec<(String, f64)>> {
         check_k(k)?;
         let spec = spec(algorithm, params)?;
-        let entries = query_entries(query, vocabulary.as_deref(), || "query".to_string())?;
+        let index = &*self.inner;
+        let query = query_of(index, query, vocabulary.as_deref(), || "query".to_string())?;
         let filter = match filter {
             Some(ids) => Some(self.filter(&id_list(ids, "filter")?)?),
             None => None,
         };
-        let index = &*self.inner;
         let hits = py
             .detach(|| {
                 let mut searcher = spec.searcher(index);
-                search_one(index, searcher.as_mut(), &entries, k, filter.as_ref())
+                search_one(index, searcher.as_mut(), &query, k, filter.as_ref())
             })
             .map_err(to_py)?;
         hits.into_iter()
@@ -295,8 +293,9 @@ impl Index {
     }
 
     /// The top `k` documents of many queries, answered in parallel without the GIL: returns
-    /// `(ids, scores)`, two NumPy arrays of shape `(len(queries), k)`, ids as `str` objects
-    /// (None past a query's last hit) and scores as float32 (NaN there).
+    /// `(ids, scores)`, two NumPy arrays of shape `(len(queries), k)`, ids as fixed-width
+    /// unicode strings (dtype `<U{longest id}`; "" past a query's last hit) and scores as float32
+    /// (NaN there).
     ///
     /// `queries` is a list of mappings or sparse rows, or one sparse matrix (a query per row)
     /// with `vocabulary`. `threads` is the number of threads (default: every core).
@@ -314,11 +313,11 @@ impl Index {
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyArray2<f32>>)> {
         check_k(k)?;
         let spec = spec(algorithm, params)?;
-        let all = batch_entries(queries, vocabulary.as_deref())?;
         if threads == Some(0) {
             return Err(invalid("threads must be at least 1"));
         }
         let index = &*self.inner;
+        let all = queries_of(index, queries, vocabulary.as_deref())?;
         let answers: Vec<Vec<(u32, f64)>> = py
             .detach(|| {
                 // A searcher (and its buffers) per chunk of queries: a few chunks per thread
@@ -330,9 +329,7 @@ impl Index {
                             let mut searcher = spec.searcher(index);
                             queries
                                 .iter()
-                                .map(|entries| {
-                                    search_one(index, searcher.as_mut(), entries, k, None)
-                                })
+                                .map(|query| search_one(index, searcher.as_mut(), query, k, None))
                                 .collect::<bmp_index::Result<Vec<_>>>()
                         })
                         .collect::<bmp_index::Result<Vec<_>>>()
@@ -340,6 +337,13 @@ impl Index {
                 };
                 match threads {
                     None => run(),
+                    // On this thread, whose allocator caches are warm, with one searcher.
+                    Some(1) => {
+                        let mut searcher = spec.searcher(index);
+                        all.iter()
+                            .map(|query| search_one(index, searcher.as_mut(), query, k, None))
+                            .collect()
+                    }
                     Some(n) => rayon::ThreadPoolBuilder::new()
                         .num_threads(n)
                         .build()
@@ -350,21 +354,43 @@ impl Index {
             .map_err(to_py)?;
         let n = answers.len();
         let mut scores = vec![f32::NAN; n * k];
-        let mut ids: Vec<Py<PyAny>> = Vec::with_capacity(n * k);
+        let mut names: Vec<&str> = Vec::with_capacity(n * k);
         for (q, hits) in answers.iter().enumerate() {
             for (i, &(doc, score)) in hits.iter().enumerate() {
-                let id = index.doc_id(doc).map_err(to_py)?;
-                ids.push(PyString::new(py, id).into_any().unbind());
+                names.push(index.doc_id(doc).map_err(to_py)?);
                 scores[q * k + i] = score as f32;
             }
-            ids.extend((hits.len()..k).map(|_| py.None()));
+            names.extend((hits.len()..k).map(|_| ""));
         }
-        let ids = Array2::from_shape_vec((n, k), ids).map_err(|e| invalid(format!("ids: {e}")))?;
-        let ids = PyArray2::from_owned_object_array(py, ids).into_any();
+        let ids = unicode_array(py, &names, (n, k))?;
         let scores =
             Array2::from_shape_vec((n, k), scores).map_err(|e| invalid(format!("scores: {e}")))?;
         Ok((ids, PyArray2::from_owned_array(py, scores)))
     }
+}
+
+/// A NumPy array of fixed-width unicode strings (`<U{longest}`) of `shape` holding `strings` in
+/// row-major order: one copy of their code points, no Python object per string.
+fn unicode_array<'py>(
+    py: Python<'py>,
+    strings: &[&str],
+    shape: (usize, usize),
+) -> PyResult<Bound<'py, PyAny>> {
+    let width = strings
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut points = vec![0u32; strings.len() * width];
+    for (slot, s) in points.chunks_exact_mut(width).zip(strings) {
+        for (p, c) in slot.iter_mut().zip(s.chars()) {
+            *p = c as u32;
+        }
+    }
+    PyArray1::from_vec(py, points)
+        .call_method1("view", (format!("<U{width}"),))?
+        .call_method1("reshape", (shape,))
 }
 
 /// Builds `collection` at `path` (reordered by graph bisection when `bp`) and opens it.

@@ -110,12 +110,12 @@ def test_batch_equals_single(collection):
         for threads in (None, 1, 2):
             ids, scores = index.search_batch(queries, k=20, algorithm=algorithm, threads=threads)
             assert ids.shape == (200, 20) and scores.shape == (200, 20)
-            assert ids.dtype == object and scores.dtype == np.float32
+            assert ids.dtype.kind == "U" and scores.dtype == np.float32
             for i, q in enumerate(queries):
                 hits = index.search(q, k=20, algorithm=algorithm)
                 assert list(ids[i, : len(hits)]) == [d for d, _ in hits]
                 assert np.allclose(scores[i, : len(hits)], [s for _, s in hits], rtol=1e-6)
-                assert all(x is None for x in ids[i, len(hits):])
+                assert all(x == "" for x in ids[i, len(hits):])
                 assert np.isnan(scores[i, len(hits):]).all()
 
 
@@ -284,3 +284,12 @@ def test_errors_are_python_exceptions(tmp_path, collection):
         bmp.Index.build(tmp_path / "c.bmp", sparse.csr_matrix(np.eye(2)), vocabulary=["a"])
     with pytest.raises(ValueError, match="vocabulary"):
         index.search(sparse.csr_matrix(np.eye(1)))
+
+
+def test_batch_ids_keep_any_unicode(tmp_path):
+    index = bmp.Index.build(tmp_path / "u.bmp", [("é", {"x": 1.0}), ("日本語の文書", {"x": 3.0}),
+                                                ("😀", {"x": 2.0}), ("plain", {"y": 1.0})])
+    ids, scores = index.search_batch([{"x": 1.0}, {"y": 1.0}, {"nothing": 1.0}], k=3)
+    assert ids.tolist() == [["日本語の文書", "😀", "é"], ["plain", "", ""], ["", "", ""]]
+    assert scores[0].tolist() == pytest.approx([3.0, 2.0, 1.0], rel=1e-2)
+    assert np.isnan(scores[2]).all()

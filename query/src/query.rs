@@ -48,8 +48,28 @@ impl Query {
     /// repeated terms add their weights, weights of 0 are dropped, and the rest are quantized.
     /// A negative or non-finite weight is an error.
     pub fn from_entries(index: &Index, entries: &[(String, f32)]) -> Result<Query> {
-        let (mut queries, unknown_terms) = Query::from_entries_shared(&[index], entries)?;
-        let mut query = queries.pop().unwrap_or_default();
+        Query::from_terms(index, entries.iter().map(|(t, w)| (t.as_str(), *w)))
+    }
+
+    /// [`Query::from_entries`] over borrowed terms (e.g. straight from a caller's strings).
+    pub fn from_terms<'a>(
+        index: &Index,
+        entries: impl IntoIterator<Item = (&'a str, f32)>,
+    ) -> Result<Query> {
+        let mut unknown_terms = 0;
+        let mut known: Vec<(u32, f32)> = Vec::new();
+        for (term, weight) in entries {
+            if !weight.is_finite() || weight < 0.0 {
+                return Err(Error::Invalid(format!(
+                    "query term {term:?} has an invalid weight {weight}"
+                )));
+            }
+            match index.term_id(term)? {
+                Some(id) => known.push((id, weight)),
+                None => unknown_terms += 1,
+            }
+        }
+        let mut query = Query::from_term_weights(known);
         query.unknown_terms = unknown_terms;
         Ok(query)
     }
@@ -117,10 +137,11 @@ impl Query {
         Ok((queries, unknown_terms))
     }
 
-    /// Builds a query from term ids and real weights (positive, finite; others are dropped).
+    /// Builds a query from term ids and real weights (positive, finite; others are dropped). A
+    /// repeated term adds its weights in the order given.
     pub fn from_term_weights(mut terms: Vec<(u32, f32)>) -> Query {
         terms.retain(|&(_, w)| w.is_finite() && w > 0.0);
-        terms.sort_unstable_by_key(|&(t, _)| t);
+        terms.sort_by_key(|&(t, _)| t);
         terms.dedup_by(|b, a| {
             if a.0 == b.0 {
                 a.1 += b.1;

@@ -189,3 +189,42 @@ fn real_splade_queries_on_toy_ciff() {
         ]
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// One index's query (term table, ids merged in order) equals the query the segments'
+    /// shared path makes: repeated terms summed, zero weights and unknown terms dropped, unknown
+    /// ones counted.
+    #[test]
+    fn one_index_queries_equal_the_shared_path(
+        entries in prop::collection::vec(
+            (prop::sample::select(vec!["a", "b", "c", "dd", "é", "zz", "unknown", "a "]),
+             prop::sample::select(vec![0.0f32, 0.25, 1.0, 1.5, 3.0, 7.0])),
+            0..24,
+        ),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let docs: Docs = vec![
+            vec![("a".into(), 1.0), ("b".into(), 2.0)],
+            vec![("c".into(), 0.5), ("dd".into(), 4.0), ("é".into(), 1.0)],
+            vec![("zz".into(), 3.0), ("a".into(), 0.5)],
+        ];
+        let input = dir.path().join("d.jsonl");
+        write_jsonl(&input, &docs);
+        let index = build_from(&input, &dir.path().join("d.bmp"), false, 8);
+        let entries: Vec<(String, f32)> =
+            entries.into_iter().map(|(t, w)| (t.to_owned(), w)).collect();
+        let single = Query::from_entries(&index, &entries).unwrap();
+        let (mut shared, unknown) = Query::from_entries_shared(&[&index], &entries).unwrap();
+        let shared = shared.pop().unwrap();
+        prop_assert_eq!(&single.terms, &shared.terms);
+        prop_assert_eq!(single.scale, shared.scale);
+        prop_assert_eq!(single.unknown_terms, unknown);
+        for (term, _) in &entries {
+            let found = index.term_id(term).unwrap();
+            prop_assert_eq!(found.map(|id| index.term(id).unwrap().to_owned()), found.map(|_| term.clone()));
+            prop_assert_eq!(found.is_some(), docs.iter().flatten().any(|(t, _)| t == term));
+        }
+    }
+}

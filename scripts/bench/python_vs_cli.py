@@ -4,6 +4,8 @@ same index and queries, alternating, a few rounds.
 
 usage: python_vs_cli.py BMP_INDEX_BIN INDEX QUERIES [K ...]
 
+Seven alternating rounds (BMP_ROUNDS sets another odd number); the medians are compared.
+
 QUERIES is what `bmp-index bench` reads (JSONL vectors or Anserini TSV); the Python side parses
 the same file into dicts. Prints mean microseconds per query for both, and their ratio. The
 Python figure includes what `bench` leaves out of its timing: reading the dicts, looking their
@@ -59,14 +61,16 @@ def main():
     ks = [int(k) for k in sys.argv[4:]] or [10, 1000]
     index = bmp.Index.open(path)
     queries = read_queries(query_file)
+    rounds = int(os.environ.get("BMP_ROUNDS", "7"))
     for k in ks:
         cli, py = [], []
-        for _ in range(3):
+        for _ in range(rounds):
             cli.append(cli_mean(binary, path, query_file, k))
             py.append(python_mean(index, queries, k))
-        c, p = sorted(cli)[1], sorted(py)[1]
+        c, p = sorted(cli)[rounds // 2], sorted(py)[rounds // 2]
         print(f"k={k}: bmp-index bench {c:.1f} us/query, Python search_batch {p:.1f} us/query, "
-              f"ratio {p / c:.3f} (medians of 3 alternating rounds; rounds: cli {cli}, python {py})")
+              f"ratio {p / c:.3f} (medians of {rounds} alternating rounds; rounds: "
+              f"cli {[round(x, 1) for x in cli]}, python {[round(x, 1) for x in py]})")
 
 
 if __name__ == "__main__":

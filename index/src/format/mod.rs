@@ -41,6 +41,7 @@
 //!   then their maxima, then their means), whichever is smaller.
 
 pub mod reader;
+mod term_table;
 pub mod writer;
 
 use bytemuck::{Pod, Zeroable};

@@ -9,10 +9,12 @@
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use memmap2::Mmap;
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::term_table::TermTable;
 use super::writer::header_checksum;
 use super::{
     forward_buckets, num_blocks, num_superblocks, row_pages, validate_superblock_size,
@@ -31,6 +33,9 @@ pub struct Index {
     header: Header,
     table: Vec<SectionEntry>,
     ranges: [Range<usize>; SectionKind::ALL.len()],
+    /// Term ids by the hash of their strings, built on the first term lookup (`None` inside:
+    /// the vocabulary could not be read, and lookups search the sorted strings).
+    terms: OnceLock<Option<TermTable>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -370,6 +375,7 @@ impl Index {
             header,
             table,
             ranges,
+            terms: OnceLock::new(),
         };
         index.check_section_sizes()?;
         Ok(index)
@@ -543,8 +549,34 @@ impl Index {
             .map_err(|_| self.corrupt(format!("term {id} is not valid UTF-8")))
     }
 
-    /// The id of `term`, if it is in the vocabulary (binary search over the sorted strings).
+    /// The bytes of term `id`, unchecked as UTF-8 (`None` past the vocabulary or when its
+    /// offsets are damaged).
+    fn term_bytes(&self, id: u32) -> Option<&[u8]> {
+        let r = self
+            .range(
+                SectionKind::VocabOffsets,
+                SectionKind::VocabBytes,
+                id as usize,
+            )
+            .ok()?;
+        self.section(SectionKind::VocabBytes).get(r)
+    }
+
+    /// The id of `term`, if it is in the vocabulary: a hash-table lookup (the table, 8 to 16
+    /// bytes per term, is built on the first call), or a binary search over the sorted strings
+    /// when the vocabulary's offsets are damaged.
     pub fn term_id(&self, term: &str) -> Result<Option<u32>> {
+        let table = self
+            .terms
+            .get_or_init(|| TermTable::build(self.num_terms(), |id| self.term_bytes(id)));
+        match table {
+            Some(table) => Ok(table.find(term.as_bytes(), |id| self.term_bytes(id))),
+            None => self.term_id_by_search(term),
+        }
+    }
+
+    /// The id of `term` by binary search over the sorted strings.
+    fn term_id_by_search(&self, term: &str) -> Result<Option<u32>> {
         // Byte order is the order of UTF-8 strings: the search compares bytes and needs no
         // decoding (a stored term equal to `term` is valid UTF-8).
         let bytes = self.section(SectionKind::VocabBytes);

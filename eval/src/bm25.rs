@@ -43,6 +43,14 @@ const ANALYZER: &str = "en_stem";
 /// Indexing memory budget (all threads together).
 const WRITER_MEMORY: usize = 128 << 20;
 
+/// Tantivy's `en_stem` analyzer: simple tokenizer, tokens over 40 bytes dropped, lower case,
+/// Snowball English stemmer.
+pub fn en_stem() -> TextAnalyzer {
+    tantivy::tokenizer::TokenizerManager::default()
+        .get(ANALYZER)
+        .unwrap_or_default()
+}
+
 /// Where to build a BM25 index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Bm25Storage {

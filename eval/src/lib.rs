@@ -34,6 +34,7 @@ pub mod evaluate;
 mod io;
 pub mod jsonl;
 pub mod latency;
+pub mod lexical;
 pub mod metrics;
 pub mod multivec;
 pub mod pipeline;
@@ -48,6 +49,7 @@ pub use evaluate::{evaluate, evaluate_query, EvalOptions, Evaluation, Measure, M
 pub use io::open_text;
 pub use jsonl::{CorpusReader, Document, Query, QueryReader};
 pub use latency::Latency;
+pub use lexical::{lexical_collection, LexicalAnalyzer};
 pub use metrics::ScorePrecision;
 pub use pipeline::{evaluate_dataset, DatasetEval, DatasetReport, SystemResult};
 pub use progress::{Progress, Silent};

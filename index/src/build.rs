@@ -30,6 +30,8 @@ pub struct BuildOptions {
     /// collection ([`Quantizer::for_weights`]). A collection of segments gives every segment its
     /// own.
     pub quantizer: Option<Quantizer>,
+    /// The lexical field the collection's `bm25:` terms make up, recorded in the header.
+    pub lexical: Option<crate::format::LexicalField>,
 }
 
 impl Default for BuildOptions {
@@ -38,6 +40,7 @@ impl Default for BuildOptions {
             block_size: DEFAULT_BLOCK_SIZE,
             superblock_size: DEFAULT_SUPERBLOCK_SIZE,
             quantizer: None,
+            lexical: None,
         }
     }
 }
@@ -469,6 +472,7 @@ pub fn build_index_ordered(
         num_blocks: nblocks,
         quant_scale: quantizer.scale(),
         superblock_size: options.superblock_size,
+        lexical: options.lexical,
     })?;
     Ok(BuildSummary {
         num_docs: num_docs as u64,

@@ -27,5 +27,6 @@ pub use collection::Collection;
 pub use docids::ExternalIds;
 pub use error::{Error, Result};
 pub use format::reader::Index;
+pub use format::{LexicalField, LEXICAL_PREFIX};
 pub use quantize::{quantize_query_weights, Quantizer};
 pub use readers::SparseRecord;

@@ -190,7 +190,7 @@ impl Index {
         let options = BuildOptions {
             block_size,
             superblock_size,
-            quantizer: None,
+            ..BuildOptions::default()
         };
         let index = py
             .detach(|| build_and_open(&collection, &path, &options, bp))

@@ -13,6 +13,7 @@ use bmp_index::Collection;
 use clap::{Args, ValueEnum};
 
 use super::encoding::{load_encoder, EncoderArgs};
+use super::lexical::Bm25Args;
 use super::progress::{bytes_bar, count_bar, stage_reporter};
 
 /// Input formats of `build`.
@@ -26,12 +27,15 @@ pub enum InputFormat {
     Ciff,
 }
 
-/// Build an index from sparse document vectors, or from text with a SPLADE model.
+/// Build an index from sparse document vectors, or from text with a SPLADE model or BM25.
 ///
 /// Reads JSONL ({"id": <string or int>, "vector": {"term": weight}}, optional "content") or CIFF v1,
 /// plain or gzip; quantizes weights to u8 impacts with one global scale; writes one memory-mapped
 /// index file atomically (an existing index is replaced only when the new one is complete). With
-/// --model, the input is a BEIR corpus ({"_id", "title", "text"}) encoded on the fly.
+/// --model, the input is a BEIR corpus ({"_id", "title", "text"}) encoded on the fly. With
+/// --lexical-only, the input is a BEIR corpus whose BM25 term weights make the index (title and
+/// text analyzed as `eval --bm25` analyzes them: English stemming; terms `bm25:word`): `search`
+/// and `eval` then take text queries, and a query's score is the document's BM25.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Input file: document vectors (JSONL or CIFF), or a BEIR corpus with --model; optionally
@@ -44,6 +48,12 @@ pub struct BuildArgs {
     /// Encoder options (with --model).
     #[command(flatten)]
     pub encoder: EncoderArgs,
+    /// Index the BM25 weights of a BEIR corpus's text, with no model.
+    #[arg(long, conflicts_with_all = ["model", "memory_budget"])]
+    pub lexical_only: bool,
+    /// BM25's parameters (with --lexical-only).
+    #[command(flatten)]
+    pub bm25: Bm25Args,
     /// Input format.
     #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
     pub format: InputFormat,
@@ -233,20 +243,37 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     if let Some(budget) = args.memory_budget {
         return build_collection(args, budget);
     }
+    if args.bm25.given() && !args.lexical_only {
+        anyhow::bail!("--bm25-k1 and --bm25-b go with --lexical-only");
+    }
     let start = Instant::now();
-    let collection = read_documents(
-        &args.input,
-        args.format,
-        args.model.as_deref(),
-        &args.encoder,
-    )?;
+    let (collection, lexical) = if args.lexical_only {
+        if args.format == InputFormat::Ciff {
+            anyhow::bail!("--lexical-only reads a BEIR corpus (JSONL), not CIFF");
+        }
+        let (collection, field) = bmp_eval::lexical_collection(
+            &args.input,
+            args.bm25.params()?,
+            &super::progress::StageBars::default(),
+        )?;
+        (collection, Some(field))
+    } else {
+        let collection = read_documents(
+            &args.input,
+            args.format,
+            args.model.as_deref(),
+            &args.encoder,
+        )?;
+        (collection, None)
+    };
     let read_seconds = start.elapsed().as_secs_f64();
     let order = document_order(&collection, &args.reorder);
     let reorder_seconds = start.elapsed().as_secs_f64() - read_seconds;
     let options = BuildOptions {
         block_size: args.block_size,
         superblock_size: args.superblock_size,
-        quantizer: None,
+        lexical,
+        ..BuildOptions::default()
     };
     let summary = write_index(&collection, &order, &args.output, &options)?;
     let seconds = start.elapsed().as_secs_f64();

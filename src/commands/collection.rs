@@ -148,7 +148,7 @@ pub fn run_add(args: &AddArgs) -> anyhow::Result<()> {
     let options = BuildOptions {
         block_size: args.block_size,
         superblock_size: args.superblock_size,
-        quantizer: None,
+        ..BuildOptions::default()
     };
     // Lock first: a busy collection fails before the input is read.
     let mut dir = CollectionDir::open_or_create(&args.collection, &options)?;

@@ -7,23 +7,22 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use bmp_encoder::llm_embed::Pooling;
 use bmp_encoder::ClusterSpec;
-use bmp_eval::encode::encode_query_file;
 use bmp_eval::pipeline::{evaluate_systems, RerankCost, SearchTarget};
 use bmp_eval::{
-    evaluate_dataset, Bm25Params, DatasetEval, EvalOptions, Evaluation, Measure, MissingQueries,
-    Qrels, Run, SystemResult,
+    evaluate_dataset, DatasetEval, EvalOptions, Evaluation, Measure, MissingQueries, Qrels, Run,
+    SystemResult,
 };
-use bmp_index::readers::queries::read_queries;
 use bmp_index::readers::SparseRecord;
 use bmp_index::segments::Snapshot;
 use bmp_query::SearchSpec;
 use clap::Args;
 
 use super::build::ReorderArgs;
-use super::encoding::{load_encoder, EncoderArgs, DEFAULT_MODEL_DIR};
+use super::encoding::{EncoderArgs, DEFAULT_MODEL_DIR};
+use super::lexical::Bm25Args;
 use super::multivec::{parse_clusters, TokenModelArgs};
 use super::progress::StageBars;
-use super::search::parse_algorithm;
+use super::search::{is_lexical, parse_algorithm, query_records};
 
 /// Evaluate retrieval quality and latency the way papers report them.
 ///
@@ -88,12 +87,9 @@ pub struct EvalArgs {
     /// stemming analyzer).
     #[arg(long)]
     pub bm25: bool,
-    /// BM25's term-frequency saturation k1 (≥ 0).
-    #[arg(long, default_value_t = Bm25Params::default().k1, requires = "bm25")]
-    pub bm25_k1: f32,
-    /// BM25's length normalization b (0 to 1).
-    #[arg(long, default_value_t = Bm25Params::default().b, requires = "bm25")]
-    pub bm25_b: f32,
+    /// BM25's parameters (with --bm25).
+    #[command(flatten)]
+    pub bm25_params: Bm25Args,
     /// Lowest qrels grade that counts as relevant for MRR, recall and MAP (trec_eval -l; TREC DL
     /// uses 2). nDCG always uses the graded labels.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
@@ -178,6 +174,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             anyhow::bail!(what);
         }
     }
+    if args.bm25_params.given() && !args.bm25 {
+        anyhow::bail!("--bm25-k1 and --bm25-b set the parameters of --bm25, which is not given");
+    }
     let mut rerank_costs = Vec::new();
     let systems = if let Some(dataset) = &args.dataset {
         let report = evaluate_dataset(
@@ -234,7 +233,7 @@ fn dataset_config(
     config.algorithms.clone_from(&args.algorithm);
     config.reorder = args.reorder.bp_options();
     if args.bm25 {
-        config.bm25 = Some(Bm25Params::new(args.bm25_k1, args.bm25_b)?);
+        config.bm25 = Some(args.bm25_params.params()?);
     }
     config.dense = args.dense.then_some(args.pooling);
     if args.rerank == Some(RerankKind::Multivector) {
@@ -284,13 +283,12 @@ fn eval_index(
     // An index file, or a collection directory (its segments as of now).
     let snapshot = Snapshot::open(index_path)?;
     let queries = args.queries.as_ref().context("--queries is required")?;
-    let (records, label) = match &args.model {
-        Some(model) => {
-            let encoder = load_encoder(model, &args.encoder)?;
-            (encode_query_file(&encoder, queries)?, encoder.label())
-        }
-        None => (read_queries(queries)?, "splade"),
-    };
+    let (records, label) = query_records(
+        queries,
+        args.model.as_deref(),
+        &args.encoder,
+        is_lexical(index_path)?,
+    )?;
     let judged: Vec<SparseRecord> = records
         .into_iter()
         .filter(|r| qrels.contains_query(&r.id))

@@ -50,6 +50,15 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         "quant scale:      {} (weight per impact unit)",
         h.quant_scale
     );
+    if let Some(l) = h.lexical() {
+        say!(
+            "lexical field:    BM25 k1={} b={} (terms {}word, weights x {})",
+            l.k1,
+            l.b,
+            bmp_index::LEXICAL_PREFIX,
+            l.scale
+        );
+    }
     say!("file bytes:       {}", index.file_len());
     say!(
         "bytes/posting:    {:.3}",

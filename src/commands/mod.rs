@@ -10,6 +10,7 @@ mod encoding;
 mod eval;
 mod export;
 mod info;
+mod lexical;
 mod multivec;
 mod progress;
 mod prune;

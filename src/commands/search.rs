@@ -90,23 +90,45 @@ pub fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
     s.parse().map_err(|e: bmp_query::SpecError| e.to_string())
 }
 
-/// Runs `search`.
-pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
-    let records = match &args.model {
-        None => read_queries(&args.queries)?,
+/// The queries of `path` and what made them: text encoded with `model`; text analyzed into
+/// BM25 words for an index whose only field is lexical (`lexical`); or vectors as they are.
+pub fn query_records(
+    path: &Path,
+    model: Option<&Path>,
+    encoder: &EncoderArgs,
+    lexical: bool,
+) -> anyhow::Result<(Vec<SparseRecord>, &'static str)> {
+    match model {
         Some(model) => {
-            let encoder = load_encoder(model, &args.encoder)?;
+            let encoder = load_encoder(model, encoder)?;
             let start = Instant::now();
-            let records = encode_query_file(&encoder, &args.queries)?;
+            let records = encode_query_file(&encoder, path)?;
             eprintln!(
                 "encoded {} queries in {:.2} s ({:.1} ms per query)",
                 records.len(),
                 start.elapsed().as_secs_f64(),
                 start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64
             );
-            records
+            Ok((records, encoder.label()))
         }
-    };
+        None if lexical => Ok((bmp_eval::lexical::lexical_query_file(path)?, "bm25")),
+        None => Ok((read_queries(path)?, "splade")),
+    }
+}
+
+/// Whether `path` is an index file with a lexical field.
+pub fn is_lexical(path: &Path) -> anyhow::Result<bool> {
+    Ok(!path.is_dir() && Index::open(path)?.header().lexical().is_some())
+}
+
+/// Runs `search`.
+pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
+    let (records, _) = query_records(
+        &args.queries,
+        args.model.as_deref(),
+        &args.encoder,
+        is_lexical(&args.index)?,
+    )?;
     if args.index.is_dir() {
         return run_collection(args, &records);
     }

@@ -97,8 +97,45 @@ pub struct Header {
     pub checksum: u64,
     /// Blocks per superblock (a power of two, at most [`MAX_SUPERBLOCK_SIZE`]).
     pub superblock_size: u32,
+    /// The lexical field's [`LexicalField::scale`], or 0 when the index has no lexical field
+    /// (every index written before the field existed has 0 here).
+    pub lexical_scale: f32,
+    /// The lexical field's BM25 `k1` (0 without a lexical field).
+    pub lexical_k1: f32,
+    /// The lexical field's BM25 `b` (0 without a lexical field).
+    pub lexical_b: f32,
     /// Zero.
-    pub reserved: [u8; 52],
+    pub reserved: [u8; 40],
+}
+
+/// What every term of a lexical (BM25) field begins with: `bm25:flow` is the analyzed word
+/// `flow` of the lexical field. No other term may begin with it.
+pub const LEXICAL_PREFIX: &str = "bm25:";
+
+/// A lexical field: BM25 term weights of each document (the idf, `k1 + 1` and the length
+/// normalization folded in), so that a query of analyzed words weighted by their counts scores
+/// a document's BM25 as a dot product. Its terms begin with [`LEXICAL_PREFIX`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LexicalField {
+    /// BM25's term-frequency saturation.
+    pub k1: f32,
+    /// BM25's length normalization.
+    pub b: f32,
+    /// What a stored lexical weight is multiplied by to give BM25 units (1 when the lexical
+    /// field is the only one; otherwise the lexical weights were scaled into the range of the
+    /// other field's, to share its quantizer).
+    pub scale: f32,
+}
+
+impl Header {
+    /// The lexical field, if the index has one.
+    pub fn lexical(&self) -> Option<LexicalField> {
+        (self.lexical_scale > 0.0).then_some(LexicalField {
+            k1: self.lexical_k1,
+            b: self.lexical_b,
+            scale: self.lexical_scale,
+        })
+    }
 }
 
 /// Size of [`Header`] in bytes.

@@ -29,6 +29,8 @@ pub struct HeaderFields {
     pub quant_scale: f32,
     /// Blocks per superblock.
     pub superblock_size: u32,
+    /// The lexical field, if any.
+    pub lexical: Option<super::LexicalField>,
 }
 
 /// Writes sections in [`SectionKind::ALL`] order into an [`AtomicFile`].
@@ -145,7 +147,10 @@ impl SectionWriter {
             file_len: self.pos,
             checksum: 0,
             superblock_size: fields.superblock_size,
-            reserved: [0; 52],
+            lexical_scale: fields.lexical.map_or(0.0, |l| l.scale),
+            lexical_k1: fields.lexical.map_or(0.0, |l| l.k1),
+            lexical_b: fields.lexical.map_or(0.0, |l| l.b),
+            reserved: [0; 40],
         };
         header.checksum = header_checksum(&header, &self.entries);
         self.file.seek(SeekFrom::Start(0))?;

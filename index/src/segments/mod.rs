@@ -1036,6 +1036,8 @@ fn build_segment(
         block_size: manifest.block_size,
         superblock_size: manifest.superblock_size,
         quantizer: Some(quantizer),
+        // Collections of segments have no lexical field yet.
+        lexical: None,
     };
     build_index_ordered(docs, &order, path, &options, progress)
 }

@@ -294,7 +294,7 @@ fn main() {
         superblock_size: source
             .as_ref()
             .map_or(defaults.superblock_size, Index::superblock_size),
-        quantizer: None,
+        ..BuildOptions::default()
     };
 
     // Queries with integer weights <= 32, in our TSV and in the BMP codes' `qid: tok tok` format.

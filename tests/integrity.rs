@@ -52,7 +52,7 @@ fn small_index(path: &Path) -> Vec<Vec<(String, f32)>> {
     let options = BuildOptions {
         block_size: 8,
         superblock_size: 2,
-        quantizer: None,
+        ..BuildOptions::default()
     };
     build_index(&c, path, &options, &mut |_, _, _| {}).unwrap();
     (0..40)

@@ -1284,3 +1284,150 @@ fn a_killed_eval_leaves_no_temporary_store_for_the_next_run() {
     let left = temp_files_under(&d.join("work"));
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }
+
+#[test]
+fn hybrid_queries_fuse_splade_and_bm25_exactly() {
+    let (Some(model), Some(cranfield)) = (model(), dataset("cranfield")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    head(
+        &cranfield.join("corpus.jsonl"),
+        &d.join("corpus.jsonl"),
+        300,
+    );
+    let (model, queries, qrels) = (
+        model.to_str().unwrap(),
+        cranfield.join("queries.jsonl"),
+        cranfield.join("qrels/test.tsv"),
+    );
+    let (queries, qrels) = (queries.to_str().unwrap(), qrels.to_str().unwrap());
+    let build = |extra: &[&str], out: &str| {
+        let mut args = vec!["build", "--input", "corpus.jsonl", "--output", out];
+        args.extend(extra);
+        ok(d, &args);
+    };
+    build(&["--model", model, "--lexical"], "hybrid.bmp");
+    build(&["--model", model], "splade.bmp");
+    build(&["--lexical-only"], "bm25.bmp");
+    let info = ok(d, &["info", "--index", "hybrid.bmp"]);
+    assert!(
+        info.contains("lexical field:    BM25 k1=1.2 b=0.75"),
+        "{info}"
+    );
+
+    let fused = ok(
+        d,
+        &[
+            "eval",
+            "--index",
+            "hybrid.bmp",
+            "--queries",
+            queries,
+            "--qrels",
+            qrels,
+            "--model",
+            model,
+            "--hybrid",
+            "0,0.3,1",
+            "--algorithm",
+            "bmp,exhaustive,maxscore",
+        ],
+    );
+    let rows = table(&fused);
+    for lambda in ["0", "0.3", "1"] {
+        let bmp = &rows[&format!("hybrid {lambda} bmp")];
+        // The fused top-k is exact: every processor gives the same run.
+        for other in ["exhaustive", "maxscore"] {
+            assert_eq!(
+                bmp,
+                &rows[&format!("hybrid {lambda} {other}")],
+                "{lambda} {other}"
+            );
+        }
+    }
+    // λ = 0 is SPLADE alone (the same impacts as an index of the vectors alone); λ = 1 ranks
+    // by BM25 (its own impacts, scaled into SPLADE's range, so only near the lexical index's).
+    let splade = table(&ok(
+        d,
+        &[
+            "eval",
+            "--index",
+            "splade.bmp",
+            "--queries",
+            queries,
+            "--qrels",
+            qrels,
+            "--model",
+            model,
+        ],
+    ));
+    assert_eq!(rows["hybrid 0 bmp"], splade["splade bmp"]);
+    let bm25 = table(&ok(
+        d,
+        &[
+            "eval",
+            "--index",
+            "bm25.bmp",
+            "--queries",
+            queries,
+            "--qrels",
+            qrels,
+        ],
+    ));
+    assert!(
+        (rows["hybrid 1 bmp"][0] - bm25["bm25 bmp"][0]).abs() < 0.01,
+        "{:?} {:?}",
+        rows["hybrid 1 bmp"],
+        bm25["bm25 bmp"]
+    );
+    // `search --hybrid` writes the same top documents as eval's run.
+    let run = ok(
+        d,
+        &[
+            "search",
+            "--index",
+            "hybrid.bmp",
+            "--queries",
+            queries,
+            "--model",
+            model,
+            "--hybrid",
+            "0.3",
+            "--k",
+            "3",
+        ],
+    );
+    assert_eq!(run.lines().count(), 225 * 3, "{run}");
+    fail(
+        d,
+        &[
+            "search",
+            "--index",
+            "splade.bmp",
+            "--queries",
+            queries,
+            "--model",
+            model,
+            "--hybrid",
+            "0.3",
+        ],
+        "no lexical field",
+    );
+    fail(
+        d,
+        &[
+            "search",
+            "--index",
+            "hybrid.bmp",
+            "--queries",
+            queries,
+            "--model",
+            model,
+            "--hybrid",
+            "1.5",
+        ],
+        "must lie in [0, 1]",
+    );
+}

@@ -72,13 +72,129 @@ impl LexicalAnalyzer {
     }
 }
 
-/// What the first pass over a corpus learns: each word's document frequency, each document's
+/// What a first pass over a corpus learns: each word's document frequency, each document's
 /// length, and the number of words in all.
 #[derive(Debug, Default)]
-struct CorpusStats {
+pub struct CorpusStats {
     doc_freq: HashMap<String, u32>,
     lengths: Vec<u32>,
     words: u64,
+}
+
+impl CorpusStats {
+    /// Reads the BEIR corpus at `corpus` once (progress as the stage "counting words").
+    pub fn gather(corpus: &Path, progress: &dyn Progress) -> Result<CorpusStats> {
+        let total = count_documents(corpus)?;
+        if total == 0 {
+            return Err(Error::Invalid(format!(
+                "{}: no documents in the corpus",
+                corpus.display()
+            )));
+        }
+        let mut analyzer = LexicalAnalyzer::default();
+        let mut counts = HashMap::new();
+        let mut stats = CorpusStats::default();
+        for (i, doc) in CorpusReader::open(corpus)?.enumerate() {
+            let len = analyzer.document(&doc?, &mut counts);
+            stats.lengths.push(len);
+            stats.words += u64::from(len);
+            for word in counts.keys() {
+                match stats.doc_freq.get_mut(word.as_str()) {
+                    Some(df) => *df += 1,
+                    None => {
+                        stats.doc_freq.insert(word.clone(), 1);
+                    }
+                }
+            }
+            if i % 1024 == 0 {
+                progress.update("counting words", i as u64, total);
+            }
+        }
+        progress.finish();
+        Ok(stats)
+    }
+
+    /// Documents read.
+    pub fn num_docs(&self) -> usize {
+        self.lengths.len()
+    }
+}
+
+/// The BM25 entries of the documents of a corpus, in corpus order, as collection terms.
+pub struct LexicalWeigher {
+    stats: CorpusStats,
+    params: Bm25Params,
+    avg_len: f32,
+    analyzer: LexicalAnalyzer,
+    counts: HashMap<String, u32>,
+    /// Each word's term in the collection and its query weight (idf · (k1 + 1)).
+    terms: HashMap<String, (u32, f32)>,
+    next: usize,
+}
+
+impl LexicalWeigher {
+    /// Weighs the documents `stats` counted, with `params`.
+    pub fn new(stats: CorpusStats, params: Bm25Params) -> Self {
+        let avg_len = stats.words as f32 / stats.lengths.len().max(1) as f32;
+        LexicalWeigher {
+            terms: HashMap::with_capacity(stats.doc_freq.len()),
+            stats,
+            params,
+            avg_len,
+            analyzer: LexicalAnalyzer::default(),
+            counts: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// Appends to `entries` the BM25 weights of `doc`, the next document of the corpus, with
+    /// its words interned in `collection`.
+    pub fn weigh(
+        &mut self,
+        doc: &Document,
+        collection: &mut Collection,
+        entries: &mut Vec<(u32, f32)>,
+    ) -> Result<()> {
+        let len = self.analyzer.document(doc, &mut self.counts);
+        if self.stats.lengths.get(self.next) != Some(&len) {
+            return Err(Error::Invalid(format!(
+                "document {:?} is not the one counted at its place: the corpus changed while \
+                 it was read",
+                doc.id
+            )));
+        }
+        self.next += 1;
+        // Lengths as tantivy stores them: one byte each, lossy above 40 words.
+        let stored = FieldNormReader::id_to_fieldnorm(FieldNormReader::fieldnorm_to_id(len));
+        let norm = self.params.length_norm(stored as f32, self.avg_len);
+        let num_docs = self.stats.lengths.len() as u64;
+        for (word, &tf) in &self.counts {
+            let (term, weight) = match self.terms.get(word.as_str()) {
+                Some(&t) => t,
+                None => {
+                    let df = self.stats.doc_freq.get(word.as_str()).copied().unwrap_or(1);
+                    let idf = Bm25Params::idf(u64::from(df), num_docs);
+                    let t = (
+                        collection.intern_term(&format!("{LEXICAL_PREFIX}{word}")),
+                        self.params.query_weight(idf, 1),
+                    );
+                    self.terms.insert(word.clone(), t);
+                    t
+                }
+            };
+            entries.push((term, Bm25Params::term_score(weight, tf as f32, norm)));
+        }
+        Ok(())
+    }
+
+    /// The lexical field these weights make, stored times `1 / scale`.
+    pub fn field(&self, scale: f32) -> LexicalField {
+        LexicalField {
+            k1: self.params.k1,
+            b: self.params.b,
+            scale,
+        }
+    }
 }
 
 /// The collection of the BM25 weights of every document of the BEIR corpus at `corpus` (two
@@ -89,68 +205,17 @@ pub fn lexical_collection(
     params: Bm25Params,
     progress: &dyn Progress,
 ) -> Result<(Collection, LexicalField)> {
-    let total = count_documents(corpus)?;
-    if total == 0 {
-        return Err(Error::Invalid(format!(
-            "{}: no documents in the corpus",
-            corpus.display()
-        )));
-    }
-    let mut analyzer = LexicalAnalyzer::default();
-    let mut counts = HashMap::new();
-    let mut stats = CorpusStats::default();
-    for (i, doc) in CorpusReader::open(corpus)?.enumerate() {
-        let len = analyzer.document(&doc?, &mut counts);
-        stats.lengths.push(len);
-        stats.words += u64::from(len);
-        for word in counts.keys() {
-            match stats.doc_freq.get_mut(word.as_str()) {
-                Some(df) => *df += 1,
-                None => {
-                    stats.doc_freq.insert(word.clone(), 1);
-                }
-            }
-        }
-        if i % 1024 == 0 {
-            progress.update("counting words", i as u64, total);
-        }
-    }
-    progress.finish();
-    let num_docs = stats.lengths.len() as u64;
-    let avg_len = stats.words as f32 / num_docs.max(1) as f32;
+    let stats = CorpusStats::gather(corpus, progress)?;
+    let total = stats.num_docs() as u64;
+    let mut weigher = LexicalWeigher::new(stats, params);
     let mut collection = Collection::new();
-    // Each word's term in the collection and its query weight (idf · (k1 + 1)).
-    let mut terms: HashMap<String, (u32, f32)> = HashMap::with_capacity(stats.doc_freq.len());
     let mut entries: Vec<(u32, f32)> = Vec::new();
     for (i, doc) in CorpusReader::open(corpus)?.enumerate() {
         let doc = doc?;
-        let len = analyzer.document(&doc, &mut counts);
-        if stats.lengths.get(i) != Some(&len) {
-            return Err(Error::Invalid(format!(
-                "{}: the corpus changed while it was read",
-                corpus.display()
-            )));
-        }
-        // Lengths as tantivy stores them: one byte each, lossy above 40 words.
-        let stored = FieldNormReader::id_to_fieldnorm(FieldNormReader::fieldnorm_to_id(len));
-        let norm = params.length_norm(stored as f32, avg_len);
         entries.clear();
-        for (word, &tf) in &counts {
-            let (term, weight) = match terms.get(word.as_str()) {
-                Some(&t) => t,
-                None => {
-                    let df = stats.doc_freq.get(word.as_str()).copied().unwrap_or(1);
-                    let idf = Bm25Params::idf(u64::from(df), num_docs);
-                    let t = (
-                        collection.intern_term(&format!("{LEXICAL_PREFIX}{word}")),
-                        params.query_weight(idf, 1),
-                    );
-                    terms.insert(word.clone(), t);
-                    t
-                }
-            };
-            entries.push((term, Bm25Params::term_score(weight, tf as f32, norm)));
-        }
+        weigher
+            .weigh(&doc, &mut collection, &mut entries)
+            .map_err(|e| e.context(corpus.display().to_string()))?;
         collection.add_document(&doc.id, &entries).map_err(|e| {
             Error::Invalid(format!("{}: document {:?}: {e}", corpus.display(), doc.id))
         })?;
@@ -159,12 +224,94 @@ pub fn lexical_collection(
         }
     }
     progress.finish();
-    let field = LexicalField {
-        k1: params.k1,
-        b: params.b,
-        scale: 1.0,
+    Ok((collection, weigher.field(1.0)))
+}
+
+/// The collection of a BEIR corpus with two fields: the sparse vectors of `encoder` and the BM25
+/// weights of the text (see [`lexical_collection`]). The BM25 weights are scaled into the range
+/// of the encoder's, so that one quantizer serves both; the field's scale undoes it.
+pub fn hybrid_collection(
+    encoder: &bmp_encoder::TextEncoder,
+    corpus: &Path,
+    params: Bm25Params,
+    progress: &dyn Progress,
+) -> Result<(Collection, LexicalField)> {
+    let stats = CorpusStats::gather(corpus, progress)?;
+    let mut weigher = LexicalWeigher::new(stats, params);
+    let mut collection = Collection::new();
+    let mut term_of_token: Vec<Option<u32>> = Vec::new();
+    let mut entries: Vec<(u32, f32)> = Vec::new();
+    crate::encode::encode_corpus(encoder, corpus, progress, &mut |doc, vector, _| {
+        entries.clear();
+        for &(token, w) in vector {
+            let slot = token as usize;
+            if term_of_token.len() <= slot {
+                term_of_token.resize(slot + 1, None);
+            }
+            let term = *term_of_token[slot]
+                .get_or_insert_with(|| collection.intern_term(encoder.token(token)));
+            entries.push((term, w));
+        }
+        weigher.weigh(doc, &mut collection, &mut entries)?;
+        collection.add_document(&doc.id, &entries).map_err(|e| {
+            Error::Invalid(format!("{}: document {:?}: {e}", corpus.display(), doc.id))
+        })?;
+        Ok(())
+    })?;
+    let lexical = |t: &str| t.starts_with(LEXICAL_PREFIX);
+    let (max_lexical, max_learned) = collection.max_weights_split(lexical);
+    let scale = if max_lexical > 0.0 && max_learned > 0.0 {
+        max_lexical / max_learned
+    } else {
+        1.0
     };
-    Ok((collection, field))
+    if scale != 1.0 {
+        collection.scale_weights(1.0 / scale, lexical);
+    }
+    Ok((collection, weigher.field(scale)))
+}
+
+/// The entries of a hybrid query over an index with a learned and a lexical field:
+/// `(1 − lambda) · learned / L + lambda · bm25 / B`, where `L` and `B` are the query's upper
+/// bounds in each field (the sum over its terms of the weight times the term's largest stored
+/// weight), so that both parts range over [0, 1] and `lambda` means the same on every
+/// collection. `learned` are the encoder's entries, `lexical` [`LexicalAnalyzer::query`]'s.
+pub fn hybrid_entries(
+    index: &bmp_index::Index,
+    learned: &[(String, f32)],
+    lexical: &[(String, f32)],
+    lambda: f32,
+) -> Result<Vec<(String, f32)>> {
+    if !(0.0..=1.0).contains(&lambda) {
+        return Err(Error::InvalidOption(format!(
+            "the lexical weight must lie in [0, 1], not {lambda}"
+        )));
+    }
+    if index.header().lexical().is_none() {
+        return Err(Error::Invalid(format!(
+            "{}: no lexical field (build it with --lexical)",
+            index.path().display()
+        )));
+    }
+    // A part's largest score: its weights times its terms' largest stored weights.
+    let unit = index.quantizer().scale();
+    let bound = |entries: &[(String, f32)]| -> Result<f32> {
+        let mut sum = 0f32;
+        for (term, w) in entries {
+            if let Some(id) = index.term_id(term)? {
+                sum += w * f32::from(index.term_stats(id)?.max_impact) * unit;
+            }
+        }
+        Ok(sum)
+    };
+    let mut out = Vec::with_capacity(learned.len() + lexical.len());
+    for (entries, share) in [(learned, 1.0 - lambda), (lexical, lambda)] {
+        let b = bound(entries)?;
+        if b > 0.0 && share > 0.0 {
+            out.extend(entries.iter().map(|(t, w)| (t.clone(), w * share / b)));
+        }
+    }
+    Ok(out)
 }
 
 /// The text queries of a BEIR queries.jsonl (`{"_id", "text"}`) as entries over a lexical field

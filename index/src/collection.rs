@@ -211,11 +211,58 @@ impl Collection {
     pub fn all_integral(&self) -> bool {
         self.all_integral
     }
+
+    /// The largest weight of the terms `which` selects, and of the others (0 where none).
+    pub fn max_weights_split(&self, which: impl Fn(&str) -> bool) -> (f32, f32) {
+        let selected: Vec<bool> = self.terms.iter().map(|t| which(t)).collect();
+        let (mut inside, mut outside) = (0f32, 0f32);
+        for (&t, &w) in self.posting_terms.iter().zip(&self.posting_weights) {
+            let m = if selected[t as usize] {
+                &mut inside
+            } else {
+                &mut outside
+            };
+            *m = m.max(w);
+        }
+        (inside, outside)
+    }
+
+    /// Multiplies the weights of the terms `which` selects by `factor` (finite, positive).
+    pub fn scale_weights(&mut self, factor: f32, which: impl Fn(&str) -> bool) {
+        debug_assert!(factor.is_finite() && factor > 0.0);
+        let selected: Vec<bool> = self.terms.iter().map(|t| which(t)).collect();
+        self.max_weight = 0.0;
+        self.all_integral = true;
+        for (&t, w) in self.posting_terms.iter().zip(&mut self.posting_weights) {
+            if selected[t as usize] {
+                *w *= factor;
+            }
+            self.max_weight = self.max_weight.max(*w);
+            self.all_integral &= w.fract() == 0.0;
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_of_selected_terms_scale() {
+        let mut c = Collection::new();
+        let (a, b) = (c.intern_term("a"), c.intern_term("bm25:b"));
+        c.add_document("d1", &[(a, 2.0), (b, 8.0)]).expect("adds");
+        c.add_document("d2", &[(b, 4.0)]).expect("adds");
+        let lexical = |t: &str| t.starts_with("bm25:");
+        assert_eq!(c.max_weights_split(lexical), (8.0, 2.0));
+        c.scale_weights(0.25, lexical);
+        assert_eq!(c.doc(0).1, &[2.0, 2.0]);
+        assert_eq!(c.doc(1).1, &[1.0]);
+        assert_eq!(c.max_weight(), 2.0);
+        assert!(c.all_integral());
+        c.scale_weights(0.5, lexical);
+        assert!(!c.all_integral());
+    }
 
     #[test]
     fn add_and_read_back() {

@@ -37,7 +37,7 @@ fn build_sp(docs: &Docs, block_size: u32, superblock_size: u32, dir: &Path) -> I
     let options = BuildOptions {
         block_size,
         superblock_size,
-        quantizer: None,
+        ..BuildOptions::default()
     };
     build_index(&c, &path, &options, &mut |_, _, _| {}).unwrap();
     Index::open(&path).unwrap()

@@ -49,9 +49,13 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub encoder: EncoderArgs,
     /// Index the BM25 weights of a BEIR corpus's text, with no model.
-    #[arg(long, conflicts_with_all = ["model", "memory_budget"])]
+    #[arg(long, conflicts_with_all = ["model", "memory_budget", "lexical"])]
     pub lexical_only: bool,
-    /// BM25's parameters (with --lexical-only).
+    /// With --model: index the BM25 weights of the text too, as a second (lexical) field, for
+    /// hybrid queries (`search --hybrid`, `eval --hybrid`).
+    #[arg(long, requires = "model", conflicts_with = "memory_budget")]
+    pub lexical: bool,
+    /// BM25's parameters (with --lexical-only or --lexical).
     #[command(flatten)]
     pub bm25: Bm25Args,
     /// Input format.
@@ -243,8 +247,8 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
     if let Some(budget) = args.memory_budget {
         return build_collection(args, budget);
     }
-    if args.bm25.given() && !args.lexical_only {
-        anyhow::bail!("--bm25-k1 and --bm25-b go with --lexical-only");
+    if args.bm25.given() && !args.lexical_only && !args.lexical {
+        anyhow::bail!("--bm25-k1 and --bm25-b go with --lexical-only or --lexical");
     }
     let start = Instant::now();
     let (collection, lexical) = if args.lexical_only {
@@ -252,6 +256,15 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
             anyhow::bail!("--lexical-only reads a BEIR corpus (JSONL), not CIFF");
         }
         let (collection, field) = bmp_eval::lexical_collection(
+            &args.input,
+            args.bm25.params()?,
+            &super::progress::StageBars::default(),
+        )?;
+        (collection, Some(field))
+    } else if let (true, Some(model)) = (args.lexical, &args.model) {
+        let encoder = load_encoder(model, &args.encoder)?;
+        let (collection, field) = bmp_eval::lexical::hybrid_collection(
+            &encoder,
             &args.input,
             args.bm25.params()?,
             &super::progress::StageBars::default(),

@@ -22,7 +22,7 @@ use super::encoding::{EncoderArgs, DEFAULT_MODEL_DIR};
 use super::lexical::Bm25Args;
 use super::multivec::{parse_clusters, TokenModelArgs};
 use super::progress::StageBars;
-use super::search::{is_lexical, parse_algorithm, query_records};
+use super::search::{hybrid_records, lexical_field, parse_algorithm, query_records};
 
 /// Evaluate retrieval quality and latency the way papers report them.
 ///
@@ -98,6 +98,11 @@ pub struct EvalArgs {
     /// them out.
     #[arg(long)]
     pub missing_as_zero: bool,
+    /// With --index and --model over an index built with `--lexical`: hybrid queries, one row per
+    /// lexical weight λ (comma-separated, each in [0, 1]) in `(1 − λ) · learned + λ · bm25`, each
+    /// part divided by the query's largest possible score in it.
+    #[arg(long, value_delimiter = ',', requires_all = ["index", "model"])]
+    pub hybrid: Vec<f32>,
     /// Write every system's run into this directory (created if missing), one TREC file per
     /// system named after it: `splade-bmp.trec`, `bm25-k1-1.2-b-0.75.trec`, ...
     #[arg(long)]
@@ -272,6 +277,42 @@ fn read_qrels(args: &EvalArgs) -> anyhow::Result<Qrels> {
     Ok(qrels)
 }
 
+/// Hybrid queries over an index with a learned and a lexical field: one system per lexical
+/// weight of `--hybrid` and algorithm.
+fn hybrid_rows(
+    args: &EvalArgs,
+    index_path: &Path,
+    queries: &Path,
+    qrels: &Qrels,
+    measures: &[Measure],
+    options: &EvalOptions,
+) -> anyhow::Result<Vec<SystemResult>> {
+    let model = args
+        .model
+        .as_deref()
+        .context("--hybrid needs --model (the queries are text)")?;
+    let index = bmp_index::Index::open(index_path)?;
+    let mut systems = Vec::new();
+    let all = hybrid_records(&index, queries, model, &args.encoder, &args.hybrid)?;
+    for (lambda, records) in args.hybrid.iter().zip(all) {
+        let judged: Vec<SparseRecord> = records
+            .into_iter()
+            .filter(|r| qrels.contains_query(&r.id))
+            .collect();
+        systems.extend(evaluate_systems(
+            SearchTarget::Index(&index),
+            &judged,
+            &format!("hybrid {lambda}"),
+            &args.algorithm,
+            args.k as usize,
+            qrels,
+            measures,
+            options,
+        )?);
+    }
+    Ok(systems)
+}
+
 /// Queries over an existing index, or over the segments of a collection.
 fn eval_index(
     args: &EvalArgs,
@@ -283,11 +324,14 @@ fn eval_index(
     // An index file, or a collection directory (its segments as of now).
     let snapshot = Snapshot::open(index_path)?;
     let queries = args.queries.as_ref().context("--queries is required")?;
+    if !args.hybrid.is_empty() {
+        return hybrid_rows(args, index_path, queries, &qrels, measures, options);
+    }
     let (records, label) = query_records(
         queries,
         args.model.as_deref(),
         &args.encoder,
-        is_lexical(index_path)?,
+        lexical_field(index_path)?,
     )?;
     let judged: Vec<SparseRecord> = records
         .into_iter()

@@ -9,7 +9,7 @@ use bmp_index::atomic::AtomicFile;
 use bmp_index::readers::queries::read_queries;
 use bmp_index::readers::SparseRecord;
 use bmp_index::segments::Snapshot;
-use bmp_index::Index;
+use bmp_index::{Index, LexicalField};
 use bmp_query::SearchSpec;
 use clap::Args;
 
@@ -43,8 +43,8 @@ pub struct SearchArgs {
     /// left out.
     #[arg(long)]
     pub index: PathBuf,
-    /// Query file (JSONL vectors or Anserini TSV; BEIR queries.jsonl with --model; optionally
-    /// gzip).
+    /// Query file (JSONL vectors or Anserini TSV; BEIR queries.jsonl with --model, or over an
+    /// index with a lexical field; optionally gzip).
     #[arg(long)]
     pub queries: PathBuf,
     /// Encode text queries with this SPLADE model directory.
@@ -53,6 +53,11 @@ pub struct SearchArgs {
     /// Encoder options (with --model).
     #[command(flatten)]
     pub encoder: EncoderArgs,
+    /// Hybrid queries over an index built with `--model M --lexical`: the lexical weight λ in
+    /// `(1 − λ) · learned + λ · bm25`, each part divided by the query's largest possible score in
+    /// it (so both range over [0, 1]). Needs --model.
+    #[arg(long, requires = "model")]
+    pub hybrid: Option<f32>,
     /// Number of results per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub k: u32,
@@ -91,12 +96,12 @@ pub fn parse_algorithm(s: &str) -> Result<SearchSpec, String> {
 }
 
 /// The queries of `path` and what made them: text encoded with `model`; text analyzed into
-/// BM25 words for an index whose only field is lexical (`lexical`); or vectors as they are.
+/// BM25 words (in BM25 units) over an index with the `lexical` field; or vectors as they are.
 pub fn query_records(
     path: &Path,
     model: Option<&Path>,
     encoder: &EncoderArgs,
-    lexical: bool,
+    lexical: Option<LexicalField>,
 ) -> anyhow::Result<(Vec<SparseRecord>, &'static str)> {
     match model {
         Some(model) => {
@@ -111,24 +116,83 @@ pub fn query_records(
             );
             Ok((records, encoder.label()))
         }
-        None if lexical => Ok((bmp_eval::lexical::lexical_query_file(path)?, "bm25")),
-        None => Ok((read_queries(path)?, "splade")),
+        None => match lexical {
+            Some(field) => {
+                let mut records = bmp_eval::lexical::lexical_query_file(path)?;
+                for r in &mut records {
+                    for (_, w) in &mut r.entries {
+                        *w *= field.scale;
+                    }
+                }
+                Ok((records, "bm25"))
+            }
+            None => Ok((read_queries(path)?, "splade")),
+        },
     }
 }
 
-/// Whether `path` is an index file with a lexical field.
-pub fn is_lexical(path: &Path) -> anyhow::Result<bool> {
-    Ok(!path.is_dir() && Index::open(path)?.header().lexical().is_some())
+/// The text queries of `path` over `index`, which has a learned and a lexical field, for each
+/// lexical weight of `lambdas`: the `model`'s vectors and the BM25 words fused as
+/// `bmp_eval::lexical::hybrid_entries` says.
+pub fn hybrid_records(
+    index: &Index,
+    path: &Path,
+    model: &Path,
+    encoder: &EncoderArgs,
+    lambdas: &[f32],
+) -> anyhow::Result<Vec<Vec<SparseRecord>>> {
+    let encoder = load_encoder(model, encoder)?;
+    let learned = encode_query_file(&encoder, path)?;
+    let lexical = bmp_eval::lexical::lexical_query_file(path)?;
+    lambdas
+        .iter()
+        .map(|&lambda| {
+            learned
+                .iter()
+                .zip(&lexical)
+                .map(|(l, b)| {
+                    Ok(SparseRecord {
+                        id: l.id.clone(),
+                        entries: bmp_eval::lexical::hybrid_entries(
+                            index, &l.entries, &b.entries, lambda,
+                        )?,
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The lexical field of the index file at `path`, if any (none for a collection directory).
+pub fn lexical_field(path: &Path) -> anyhow::Result<Option<LexicalField>> {
+    if path.is_dir() {
+        return Ok(None);
+    }
+    Ok(Index::open(path)?.header().lexical())
 }
 
 /// Runs `search`.
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
-    let (records, _) = query_records(
-        &args.queries,
-        args.model.as_deref(),
-        &args.encoder,
-        is_lexical(&args.index)?,
-    )?;
+    let records = match (args.hybrid, &args.model) {
+        (Some(lambda), Some(model)) => {
+            if args.index.is_dir() {
+                anyhow::bail!("--hybrid takes an index file built with --lexical");
+            }
+            let index = Index::open(&args.index)?;
+            hybrid_records(&index, &args.queries, model, &args.encoder, &[lambda])?
+                .pop()
+                .unwrap_or_default()
+        }
+        _ => {
+            query_records(
+                &args.queries,
+                args.model.as_deref(),
+                &args.encoder,
+                lexical_field(&args.index)?,
+            )?
+            .0
+        }
+    };
     if args.index.is_dir() {
         return run_collection(args, &records);
     }

@@ -191,7 +191,7 @@ proptest! {
     #[test]
     fn build_then_open_matches_collection(docs in docs_strategy(), bs in prop_oneof![Just(8u32), Just(32), Just(256), 8u32..=256],
                                           superblock_size in prop_oneof![Just(1u32), Just(2), Just(16), Just(1024)]) {
-        let (_dir, index) = build_with(&docs, BuildOptions { block_size: bs, superblock_size, quantizer: None });
+        let (_dir, index) = build_with(&docs, BuildOptions { block_size: bs, superblock_size, ..BuildOptions::default() });
         assert_eq!(index.superblock_size(), superblock_size);
         check_against(&docs, &index);
     }

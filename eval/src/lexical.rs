@@ -20,6 +20,11 @@ use crate::error::{Error, Result};
 use crate::jsonl::{CorpusReader, Document};
 use crate::progress::Progress;
 
+/// The lexical weight λ of a hybrid query when none is given, chosen on SciFact (nDCG@10 0.7075
+/// against 0.6845 for BM25 alone and 0.6465 for SPLADE alone) and kept unchanged on Cranfield
+/// and CACM, where it is also the best of 0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7 and 1.
+pub const DEFAULT_LEXICAL_WEIGHT: f32 = 0.5;
+
 /// Words of text as the lexical field and the BM25 baseline analyze them.
 #[derive(Clone)]
 pub struct LexicalAnalyzer {

@@ -100,8 +100,9 @@ pub struct EvalArgs {
     pub missing_as_zero: bool,
     /// With --index and --model over an index built with `--lexical`: hybrid queries, one row per
     /// lexical weight λ (comma-separated, each in [0, 1]) in `(1 − λ) · learned + λ · bm25`, each
-    /// part divided by the query's largest possible score in it.
-    #[arg(long, value_delimiter = ',', requires_all = ["index", "model"])]
+    /// part divided by the query's largest possible score in it; `--hybrid` alone takes 0.5.
+    #[arg(long, value_delimiter = ',', requires_all = ["index", "model"], num_args = 0..=1,
+          default_missing_value = super::lexical::DEFAULT_HYBRID.as_str())]
     pub hybrid: Vec<f32>,
     /// Write every system's run into this directory (created if missing), one TREC file per
     /// system named after it: `splade-bmp.trec`, `bm25-k1-1.2-b-0.75.trec`, ...

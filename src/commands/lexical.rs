@@ -30,3 +30,7 @@ impl Bm25Args {
         )?)
     }
 }
+
+/// `--hybrid` given without a value: [`bmp_eval::lexical::DEFAULT_LEXICAL_WEIGHT`].
+pub static DEFAULT_HYBRID: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| bmp_eval::lexical::DEFAULT_LEXICAL_WEIGHT.to_string());

@@ -55,8 +55,9 @@ pub struct SearchArgs {
     pub encoder: EncoderArgs,
     /// Hybrid queries over an index built with `--model M --lexical`: the lexical weight λ in
     /// `(1 − λ) · learned + λ · bm25`, each part divided by the query's largest possible score in
-    /// it (so both range over [0, 1]). Needs --model.
-    #[arg(long, requires = "model")]
+    /// it (so both range over [0, 1]); `--hybrid` alone takes 0.5. Needs --model.
+    #[arg(long, requires = "model", num_args = 0..=1,
+          default_missing_value = super::lexical::DEFAULT_HYBRID.as_str())]
     pub hybrid: Option<f32>,
     /// Number of results per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]

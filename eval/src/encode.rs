@@ -110,6 +110,23 @@ pub fn encode_corpus_into(
     progress: &dyn Progress,
     collection: &mut Collection,
 ) -> Result<EncodeSummary> {
+    encode_corpus_into_with(encoder, path, progress, collection, &mut |_, _, _| Ok(()))
+}
+
+/// What adds entries of its own to each document [`encode_corpus_into_with`] adds: the
+/// document, the collection (to intern terms in) and its entries so far.
+pub type ExtraEntries<'a> =
+    dyn FnMut(&Document, &mut Collection, &mut Vec<(u32, f32)>) -> Result<()> + 'a;
+
+/// [`encode_corpus_into`], with `extra` adding entries to each document before it is added
+/// (e.g. the BM25 weights of its text).
+pub fn encode_corpus_into_with(
+    encoder: &TextEncoder,
+    path: &Path,
+    progress: &dyn Progress,
+    collection: &mut Collection,
+    extra: &mut ExtraEntries<'_>,
+) -> Result<EncodeSummary> {
     let mut term_of_token: Vec<Option<u32>> = Vec::new();
     let mut entries: Vec<(u32, f32)> = Vec::new();
     encode_corpus(encoder, path, progress, &mut |doc, vector, _| {
@@ -123,6 +140,7 @@ pub fn encode_corpus_into(
                 .get_or_insert_with(|| collection.intern_term(encoder.token(token)));
             entries.push((term, w));
         }
+        extra(doc, collection, &mut entries)?;
         collection.add_document(&doc.id, &entries).map_err(|e| {
             Error::Invalid(format!("{}: document {:?}: {e}", path.display(), doc.id))
         })?;

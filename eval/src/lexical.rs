@@ -244,25 +244,13 @@ pub fn hybrid_collection(
     let stats = CorpusStats::gather(corpus, progress)?;
     let mut weigher = LexicalWeigher::new(stats, params);
     let mut collection = Collection::new();
-    let mut term_of_token: Vec<Option<u32>> = Vec::new();
-    let mut entries: Vec<(u32, f32)> = Vec::new();
-    crate::encode::encode_corpus(encoder, corpus, progress, &mut |doc, vector, _| {
-        entries.clear();
-        for &(token, w) in vector {
-            let slot = token as usize;
-            if term_of_token.len() <= slot {
-                term_of_token.resize(slot + 1, None);
-            }
-            let term = *term_of_token[slot]
-                .get_or_insert_with(|| collection.intern_term(encoder.token(token)));
-            entries.push((term, w));
-        }
-        weigher.weigh(doc, &mut collection, &mut entries)?;
-        collection.add_document(&doc.id, &entries).map_err(|e| {
-            Error::Invalid(format!("{}: document {:?}: {e}", corpus.display(), doc.id))
-        })?;
-        Ok(())
-    })?;
+    crate::encode::encode_corpus_into_with(
+        encoder,
+        corpus,
+        progress,
+        &mut collection,
+        &mut |doc, collection, entries| weigher.weigh(doc, collection, entries),
+    )?;
     let lexical = |t: &str| t.starts_with(LEXICAL_PREFIX);
     let (max_lexical, max_learned) = collection.max_weights_split(lexical);
     let scale = if max_lexical > 0.0 && max_learned > 0.0 {

@@ -67,6 +67,31 @@ class Index:
     ) -> Tuple[npt.NDArray[np.str_], npt.NDArray[np.float32]]:
         """(ids, scores) of shape (len(queries), k): ids as <U strings ("" past a query's last
         hit), scores float32 (NaN there)."""
+    @staticmethod
+    def build_lexical(
+        path: PathLike,
+        corpus: PathLike,
+        *,
+        encoder: Optional["TextEncoder"] = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+        block_size: int = ...,
+        superblock_size: int = ...,
+        reorder: str = "none",
+    ) -> "Index":
+        """An index of the BM25 weights of a BEIR corpus's text (and the encoder's vectors,
+        for hybrid queries)."""
+    def search_text(
+        self,
+        query: str,
+        k: int = 10,
+        algorithm: str = "bmp",
+        *,
+        encoder: Optional["TextEncoder"] = None,
+        hybrid: Union[None, bool, float] = None,
+        **params: float,
+    ) -> list[Tuple[str, float]]:
+        """BM25 (no encoder), the encoder's vector, or (1 - λ)·learned/L + λ·bm25/B with hybrid=λ."""
 
 class TextEncoder:
     """A sparse text encoder: SPLADE, or a decoder LLM through its LM head."""

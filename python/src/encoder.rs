@@ -13,7 +13,7 @@ use crate::errors::{encoder_to_py, invalid};
 /// A sparse text encoder: texts to `{term: weight}` vectors over the model's vocabulary.
 #[pyclass(frozen, module = "bmp")]
 pub struct TextEncoder {
-    inner: bmp_encoder::TextEncoder,
+    pub(crate) inner: bmp_encoder::TextEncoder,
     label: &'static str,
 }
 

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::convert::{
     collection_from_csr, collection_from_pairs, id_list, is_sparse, queries_of, query_of, Csr,
 };
-use crate::errors::{invalid, to_py};
+use crate::errors::{encoder_to_py, eval_to_py, invalid, to_py};
 
 /// The names of the query processors, in the order `bmp-index search --help` lists them.
 pub fn algorithm_names() -> Vec<&'static str> {
@@ -150,15 +150,7 @@ impl Index {
         superblock_size: u32,
         reorder: &str,
     ) -> PyResult<Index> {
-        let bp = match reorder {
-            "none" => false,
-            "bp" => true,
-            other => {
-                return Err(invalid(format!(
-                    "reorder must be \"none\" or \"bp\", got {other:?}"
-                )))
-            }
-        };
+        let bp = parse_reorder(reorder)?;
         let collection = if let Ok(input) = documents.extract::<PathBuf>() {
             let format = match format {
                 None => DocumentFormat::detect(&input),
@@ -292,6 +284,120 @@ impl Index {
             .collect()
     }
 
+    /// Builds at `path`, from the BEIR corpus `corpus` (`{"_id", "title", "text"}` lines), an
+    /// index of each document's BM25 term weights (`k1`, `b`; title and text analyzed with
+    /// English stemming as `bmp-index eval --bm25` analyzes them), and opens it. With `encoder`
+    /// the index holds the encoder's vectors too, for hybrid queries (`search_text(...,
+    /// hybrid=λ)`), as `bmp-index build --model M --lexical` builds it.
+    #[staticmethod]
+    #[pyo3(signature = (path, corpus, *, encoder=None, k1=1.2, b=0.75,
+                        block_size=DEFAULT_BLOCK_SIZE, superblock_size=DEFAULT_SUPERBLOCK_SIZE,
+                        reorder="none"))]
+    #[allow(clippy::too_many_arguments)]
+    fn build_lexical(
+        py: Python<'_>,
+        path: PathBuf,
+        corpus: PathBuf,
+        encoder: Option<PyRef<'_, crate::encoder::TextEncoder>>,
+        k1: f32,
+        b: f32,
+        block_size: u32,
+        superblock_size: u32,
+        reorder: &str,
+    ) -> PyResult<Index> {
+        let bp = parse_reorder(reorder)?;
+        let params = bmp_eval::Bm25Params::new(k1, b).map_err(eval_to_py)?;
+        let encoder = encoder.as_ref().map(|e| &e.inner);
+        let index = py.detach(|| {
+            let (collection, field) = match encoder {
+                None => bmp_eval::lexical_collection(&corpus, params, &bmp_eval::Silent),
+                Some(e) => {
+                    bmp_eval::lexical::hybrid_collection(e, &corpus, params, &bmp_eval::Silent)
+                }
+            }
+            .map_err(eval_to_py)?;
+            let options = BuildOptions {
+                block_size,
+                superblock_size,
+                lexical: Some(field),
+                ..BuildOptions::default()
+            };
+            build_and_open(&collection, &path, &options, bp).map_err(to_py)
+        })?;
+        Ok(Index::new(index))
+    }
+
+    /// The top `k` documents for the text `query`, as `(id, score)`:
+    /// - over an index built by `build_lexical` without an encoder: BM25 scores;
+    /// - with `encoder`: its query vector (SPLADE scores);
+    /// - with `encoder` and `hybrid=λ` over an index built with that encoder:
+    ///   `(1 − λ) · learned / L + λ · bm25 / B`, each part divided by the query's largest
+    ///   possible score in it, exact top k (`hybrid=True` takes λ = 0.5).
+    #[pyo3(signature = (query, k=10, algorithm="bmp", *, encoder=None, hybrid=None, **params))]
+    fn search_text(
+        &self,
+        py: Python<'_>,
+        query: &str,
+        k: usize,
+        algorithm: &str,
+        encoder: Option<PyRef<'_, crate::encoder::TextEncoder>>,
+        hybrid: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<(String, f64)>> {
+        check_k(k)?;
+        let spec = spec(algorithm, params)?;
+        let lambda = match hybrid {
+            None => None,
+            Some(h) if h.is_instance_of::<pyo3::types::PyBool>() => h
+                .extract::<bool>()?
+                .then_some(bmp_eval::lexical::DEFAULT_LEXICAL_WEIGHT),
+            Some(h) => Some(
+                h.extract::<f32>()
+                    .map_err(|_| invalid("hybrid must be a number in [0, 1] or True"))?,
+            ),
+        };
+        let index = &*self.inner;
+        let encoder = encoder.as_ref().map(|e| &e.inner);
+        let text = query.to_owned();
+        let hits = py.detach(|| {
+            let lexical = || bmp_eval::LexicalAnalyzer::default().query(&text);
+            let entries = match (encoder, lambda) {
+                (Some(e), lambda) => {
+                    let vectors = e.encode_queries(&[text.clone()]).map_err(encoder_to_py)?;
+                    let learned = e.entries(&vectors[0]);
+                    match lambda {
+                        None => learned,
+                        Some(l) => {
+                            bmp_eval::lexical::hybrid_entries(index, &learned, &lexical(), l)
+                                .map_err(eval_to_py)?
+                        }
+                    }
+                }
+                (None, Some(_)) => {
+                    return Err(invalid(
+                        "hybrid queries need the encoder the index was built with",
+                    ))
+                }
+                (None, None) => {
+                    let field = index.header().lexical().ok_or_else(|| {
+                        invalid("this index has no lexical field: give the encoder of its vectors")
+                    })?;
+                    let mut entries = lexical();
+                    for (_, w) in &mut entries {
+                        *w *= field.scale;
+                    }
+                    entries
+                }
+            };
+            let query = Query::from_entries(index, &entries).map_err(to_py)?;
+            let mut searcher = spec.searcher(index);
+            search_one(index, searcher.as_mut(), &query, k, None).map_err(to_py)
+        })?;
+        hits.into_iter()
+            .map(|(doc, score)| Ok((index.doc_id(doc).map_err(to_py)?.to_owned(), score)))
+            .collect()
+    }
+
     /// The top `k` documents of many queries, answered in parallel without the GIL: returns
     /// `(ids, scores)`, two NumPy arrays of shape `(len(queries), k)`, ids as fixed-width
     /// unicode strings (dtype `<U{longest id}`; "" past a query's last hit) and scores as float32
@@ -391,6 +497,17 @@ fn unicode_array<'py>(
     PyArray1::from_vec(py, points)
         .call_method1("view", (format!("<U{width}"),))?
         .call_method1("reshape", (shape,))
+}
+
+/// Whether `reorder` ("none" or "bp") asks for graph-bisection reordering.
+fn parse_reorder(reorder: &str) -> PyResult<bool> {
+    match reorder {
+        "none" => Ok(false),
+        "bp" => Ok(true),
+        other => Err(invalid(format!(
+            "reorder must be \"none\" or \"bp\", got {other:?}"
+        ))),
+    }
 }
 
 /// Builds `collection` at `path` (reordered by graph bisection when `bp`) and opens it.

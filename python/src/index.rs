@@ -334,6 +334,7 @@ impl Index {
     ///   `(1 − λ) · learned / L + λ · bm25 / B`, each part divided by the query's largest
     ///   possible score in it, exact top k (`hybrid=True` takes λ = 0.5).
     #[pyo3(signature = (query, k=10, algorithm="bmp", *, encoder=None, hybrid=None, **params))]
+    #[allow(clippy::too_many_arguments)]
     fn search_text(
         &self,
         py: Python<'_>,
@@ -363,7 +364,9 @@ impl Index {
             let lexical = || bmp_eval::LexicalAnalyzer::default().query(&text);
             let entries = match (encoder, lambda) {
                 (Some(e), lambda) => {
-                    let vectors = e.encode_queries(&[text.clone()]).map_err(encoder_to_py)?;
+                    let vectors = e
+                        .encode_queries(std::slice::from_ref(&text))
+                        .map_err(encoder_to_py)?;
                     let learned = e.entries(&vectors[0]);
                     match lambda {
                         None => learned,

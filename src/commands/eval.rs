@@ -41,7 +41,9 @@ use super::search::{hybrid_records, lexical_field, parse_algorithm, query_record
 ///
 ///   --index INDEX --queries FILE --qrels FILE: answer queries (vectors, or text with --model)
 ///   over an existing index and score the run (e.g. MS MARCO dev with the real SPLADE++ query
-///   vectors).
+///   vectors). Over an index built with `--lexical-only`, text queries are BM25 queries; over
+///   one built with `--model M --lexical`, `--model M --hybrid 0.1,0.3,0.5` adds one row per
+///   lexical weight of a fused SPLADE + BM25 query.
 ///
 ///   --run RUN --qrels FILE: score an existing TREC run.
 ///

@@ -84,7 +84,10 @@ fn named(index: &Index, hits: &[Hit]) -> Vec<(String, u32)> {
 }
 
 fn docs_strategy() -> impl Strategy<Value = Docs> {
-    let weight = prop_oneof![0.01f32..5.0, (1u8..=30).prop_map(f32::from)];
+    let weight = prop_oneof![
+        (10u32..5000).prop_map(|x| x as f32 / 1000.0),
+        (1u8..=30).prop_map(f32::from)
+    ];
     proptest::collection::vec(
         proptest::collection::btree_map("t[0-9]{1,2}", weight, 0..15)
             .prop_map(|m| m.into_iter().collect()),
@@ -93,7 +96,10 @@ fn docs_strategy() -> impl Strategy<Value = Docs> {
 }
 
 fn queries_strategy() -> impl Strategy<Value = Vec<Vec<(String, f32)>>> {
-    let weight = prop_oneof![0.01f32..3.0, (1u16..=400).prop_map(f32::from)];
+    let weight = prop_oneof![
+        (10u32..3000).prop_map(|x| x as f32 / 1000.0),
+        (1u16..=400).prop_map(f32::from)
+    ];
     proptest::collection::vec(
         proptest::collection::btree_map("t[0-9]{1,2}|unknown[a-z]", weight, 0..12)
             .prop_map(|m| m.into_iter().collect()),

@@ -170,7 +170,7 @@ fn docs_strategy() -> impl Strategy<Value = Docs> {
         "[a-e]{1,2}|é[xy]",
         prop_oneof![
             Just(0.0f32),
-            0.001f32..10.0,
+            (1u32..10_000).prop_map(|x| x as f32 / 1000.0),
             (1u8..=255).prop_map(f32::from)
         ],
     );

@@ -231,6 +231,33 @@ pub fn csr_row_entries(csr: &Csr, r: usize, vocabulary: &[String]) -> PyResult<E
         .collect())
 }
 
+/// The one-row CSR matrix of a sparse `query` and the vocabulary of its columns, or `None`
+/// when `query` is not a sparse matrix.
+fn sparse_query_row<'v>(
+    query: &Bound<'_, PyAny>,
+    vocabulary: Option<&'v [String]>,
+    what: &impl Fn() -> String,
+) -> PyResult<Option<(Csr, &'v [String])>> {
+    if !is_sparse(query) {
+        return Ok(None);
+    }
+    let vocabulary = vocabulary.ok_or_else(|| {
+        invalid(format!(
+            "{}: a sparse row needs the vocabulary of its columns (vocabulary=...)",
+            what()
+        ))
+    })?;
+    let csr = Csr::from_scipy(query)?;
+    if csr.rows() != 1 {
+        return Err(invalid(format!(
+            "{}: a sparse query must have one row, got {}",
+            what(),
+            csr.rows()
+        )));
+    }
+    Ok(Some((csr, vocabulary)))
+}
+
 /// The vector of one query: a mapping of terms to weights, or a one-row sparse matrix over
 /// `vocabulary`.
 pub fn query_entries(
@@ -238,24 +265,10 @@ pub fn query_entries(
     vocabulary: Option<&[String]>,
     what: impl Fn() -> String,
 ) -> PyResult<Entries> {
-    if is_sparse(query) {
-        let vocabulary = vocabulary.ok_or_else(|| {
-            invalid(format!(
-                "{}: a sparse row needs the vocabulary of its columns (vocabulary=...)",
-                what()
-            ))
-        })?;
-        let csr = Csr::from_scipy(query)?;
-        if csr.rows() != 1 {
-            return Err(invalid(format!(
-                "{}: a sparse query must have one row, got {}",
-                what(),
-                csr.rows()
-            )));
-        }
-        return csr_row_entries(&csr, 0, vocabulary);
+    match sparse_query_row(query, vocabulary, &what)? {
+        Some((csr, vocabulary)) => csr_row_entries(&csr, 0, vocabulary),
+        None => mapping_entries(query, what),
     }
-    mapping_entries(query, what)
 }
 
 /// The query over `index` of a mapping of terms to weights, its terms looked up straight from
@@ -324,24 +337,10 @@ pub fn query_of(
     vocabulary: Option<&[String]>,
     what: impl Fn() -> String,
 ) -> PyResult<Query> {
-    if is_sparse(query) {
-        let vocabulary = vocabulary.ok_or_else(|| {
-            invalid(format!(
-                "{}: a sparse row needs the vocabulary of its columns (vocabulary=...)",
-                what()
-            ))
-        })?;
-        let csr = Csr::from_scipy(query)?;
-        if csr.rows() != 1 {
-            return Err(invalid(format!(
-                "{}: a sparse query must have one row, got {}",
-                what(),
-                csr.rows()
-            )));
-        }
-        return csr_row_query(index, &csr, 0, vocabulary, what);
+    match sparse_query_row(query, vocabulary, &what)? {
+        Some((csr, vocabulary)) => csr_row_query(index, &csr, 0, vocabulary, what),
+        None => mapping_query(index, query, what),
     }
-    mapping_query(index, query, what)
 }
 
 /// The queries over `index` of many queries: an iterable of mappings or sparse rows, or one

@@ -132,6 +132,20 @@ pub struct Bm25Index {
     body: Field,
     analyzer: TextAnalyzer,
     params: Bm25Params,
+    /// The mean document length in words (the searcher's, fixed: the reader never reloads).
+    avg_len: f32,
+    /// `params.length_norm` of each of the 256 one-byte field norms.
+    norms: [f32; 256],
+}
+
+/// The length part of BM25's denominator for each of the 256 one-byte field norms.
+fn length_norms(params: &Bm25Params, avg_len: f32) -> [f32; 256] {
+    let mut norms = [0f32; 256];
+    for (id, norm) in norms.iter_mut().enumerate() {
+        let len = FieldNormReader::id_to_fieldnorm(id as u8) as f32;
+        *norm = params.length_norm(len, avg_len);
+    }
+    norms
 }
 
 impl Bm25Index {
@@ -186,19 +200,28 @@ impl Bm25Index {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         let searcher = reader.searcher();
+        let mut total_tokens = 0u64;
+        for segment in searcher.segment_readers() {
+            total_tokens += segment.inverted_index(body)?.total_num_tokens();
+        }
+        let avg_len = total_tokens as f32 / searcher.num_docs().max(1) as f32;
+        let params = Bm25Params::default();
         Ok(Bm25Index {
             index,
             _reader: reader,
             searcher,
             body,
             analyzer,
-            params: Bm25Params::default(),
+            params,
+            avg_len,
+            norms: length_norms(&params, avg_len),
         })
     }
 
     /// The same index scored with `params`.
     pub fn with_params(mut self, params: Bm25Params) -> Self {
         self.params = params;
+        self.norms = length_norms(&params, self.avg_len);
         self
     }
 
@@ -238,17 +261,7 @@ impl Bm25Index {
             return Ok(Vec::new());
         }
         let num_docs = self.searcher.num_docs();
-        let mut total_tokens = 0u64;
-        for segment in self.searcher.segment_readers() {
-            total_tokens += segment.inverted_index(self.body)?.total_num_tokens();
-        }
-        let avg_len = total_tokens as f32 / num_docs.max(1) as f32;
-        // The length part of the denominator for each of the 256 one-byte field norms.
-        let mut norms = [0f32; 256];
-        for (id, norm) in norms.iter_mut().enumerate() {
-            let len = FieldNormReader::id_to_fieldnorm(id as u8) as f32;
-            *norm = self.params.length_norm(len, avg_len);
-        }
+        let norms = &self.norms;
         let mut weighted = Vec::with_capacity(terms.len());
         for (text, count) in terms {
             let term = Term::from_field_text(self.body, &text);

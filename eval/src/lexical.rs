@@ -75,6 +75,16 @@ impl LexicalAnalyzer {
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         entries
     }
+
+    /// [`Self::query`] over `field`, its weights times the field's scale: a document's score
+    /// is then its BM25 even where the field's weights were scaled to share a quantizer.
+    pub fn bm25_query(&mut self, text: &str, field: &LexicalField) -> Vec<(String, f32)> {
+        let mut entries = self.query(text);
+        for (_, w) in &mut entries {
+            *w *= field.scale;
+        }
+        entries
+    }
 }
 
 /// What a first pass over a corpus learns: each word's document frequency, each document's
@@ -307,17 +317,22 @@ pub fn hybrid_entries(
     Ok(out)
 }
 
-/// The text queries of a BEIR queries.jsonl (`{"_id", "text"}`) as entries over a lexical field
-/// ([`LexicalAnalyzer::query`]).
-pub fn lexical_query_file(path: &Path) -> Result<Vec<bmp_index::readers::SparseRecord>> {
+/// The text queries of a BEIR queries.jsonl (`{"_id", "text"}`) as entries over a lexical field:
+/// in BM25 units over `field` ([`LexicalAnalyzer::bm25_query`]), or, without it, weighted by
+/// their counts alone ([`LexicalAnalyzer::query`]).
+pub fn lexical_query_file(
+    path: &Path,
+    field: Option<&LexicalField>,
+) -> Result<Vec<bmp_index::readers::SparseRecord>> {
     let mut analyzer = LexicalAnalyzer::default();
     crate::jsonl::QueryReader::open(path)?
         .map(|q| {
             let q = q?;
-            Ok(bmp_index::readers::SparseRecord {
-                entries: analyzer.query(&q.text),
-                id: q.id,
-            })
+            let entries = match field {
+                Some(field) => analyzer.bm25_query(&q.text, field),
+                None => analyzer.query(&q.text),
+            };
+            Ok(bmp_index::readers::SparseRecord { entries, id: q.id })
         })
         .collect()
 }

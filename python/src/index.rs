@@ -385,11 +385,7 @@ impl Index {
                     let field = index.header().lexical().ok_or_else(|| {
                         invalid("this index has no lexical field: give the encoder of its vectors")
                     })?;
-                    let mut entries = lexical();
-                    for (_, w) in &mut entries {
-                        *w *= field.scale;
-                    }
-                    entries
+                    bmp_eval::LexicalAnalyzer::default().bm25_query(&text, &field)
                 }
             };
             let query = Query::from_entries(index, &entries).map_err(to_py)?;

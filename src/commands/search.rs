@@ -118,15 +118,10 @@ pub fn query_records(
             Ok((records, encoder.label()))
         }
         None => match lexical {
-            Some(field) => {
-                let mut records = bmp_eval::lexical::lexical_query_file(path)?;
-                for r in &mut records {
-                    for (_, w) in &mut r.entries {
-                        *w *= field.scale;
-                    }
-                }
-                Ok((records, "bm25"))
-            }
+            Some(field) => Ok((
+                bmp_eval::lexical::lexical_query_file(path, Some(&field))?,
+                "bm25",
+            )),
             None => Ok((read_queries(path)?, "splade")),
         },
     }
@@ -144,7 +139,7 @@ pub fn hybrid_records(
 ) -> anyhow::Result<Vec<Vec<SparseRecord>>> {
     let encoder = load_encoder(model, encoder)?;
     let learned = encode_query_file(&encoder, path)?;
-    let lexical = bmp_eval::lexical::lexical_query_file(path)?;
+    let lexical = bmp_eval::lexical::lexical_query_file(path, None)?;
     lambdas
         .iter()
         .map(|&lambda| {

@@ -58,6 +58,15 @@ fn temp_files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A BEIR dataset at `dst` with the first `n` documents of `src` and all its queries and test
+/// qrels.
+fn head_dataset(src: &Path, dst: &Path, n: usize) {
+    fs::create_dir_all(dst.join("qrels")).unwrap();
+    head(&src.join("corpus.jsonl"), &dst.join("corpus.jsonl"), n);
+    fs::copy(src.join("queries.jsonl"), dst.join("queries.jsonl")).unwrap();
+    fs::copy(src.join("qrels/test.tsv"), dst.join("qrels/test.tsv")).unwrap();
+}
+
 /// Mean measures by system name from `eval`'s table.
 fn table(stdout: &str) -> BTreeMap<String, Vec<f64>> {
     let mut rows = BTreeMap::new();
@@ -554,14 +563,7 @@ fn multivector_rerank_in_eval_multivec_and_search() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let sub = d.join("cran60");
-    fs::create_dir_all(sub.join("qrels")).unwrap();
-    head(
-        &cranfield.join("corpus.jsonl"),
-        &sub.join("corpus.jsonl"),
-        60,
-    );
-    fs::copy(cranfield.join("queries.jsonl"), sub.join("queries.jsonl")).unwrap();
-    fs::copy(cranfield.join("qrels/test.tsv"), sub.join("qrels/test.tsv")).unwrap();
+    head_dataset(&cranfield, &sub, 60);
     let (model, tokens, sub_s) = (
         model.to_str().unwrap(),
         tokens.to_str().unwrap(),
@@ -1223,14 +1225,7 @@ fn a_killed_eval_leaves_no_temporary_store_for_the_next_run() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let sub = d.join("cran300");
-    fs::create_dir_all(sub.join("qrels")).unwrap();
-    head(
-        &cranfield.join("corpus.jsonl"),
-        &sub.join("corpus.jsonl"),
-        300,
-    );
-    fs::copy(cranfield.join("queries.jsonl"), sub.join("queries.jsonl")).unwrap();
-    fs::copy(cranfield.join("qrels/test.tsv"), sub.join("qrels/test.tsv")).unwrap();
+    head_dataset(&cranfield, &sub, 300);
     let args = [
         "eval",
         "--dataset",

@@ -1306,6 +1306,44 @@ fn hybrid_queries_fuse_splade_and_bm25_exactly() {
     build(&["--model", model, "--lexical"], "hybrid.bmp");
     build(&["--model", model], "splade.bmp");
     build(&["--lexical-only"], "bm25.bmp");
+    // The same two fields from vectors encoded earlier and the corpus's text.
+    ok(
+        d,
+        &[
+            "encode",
+            "--model",
+            model,
+            "--input",
+            "corpus.jsonl",
+            "--output",
+            "vectors.jsonl",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "build",
+            "--input",
+            "vectors.jsonl",
+            "--lexical",
+            "--corpus",
+            "corpus.jsonl",
+            "--output",
+            "joined.bmp",
+        ],
+    );
+    fail(
+        d,
+        &[
+            "build",
+            "--input",
+            "vectors.jsonl",
+            "--lexical",
+            "--output",
+            "x.bmp",
+        ],
+        "--lexical needs the text",
+    );
     let info = ok(d, &["info", "--index", "hybrid.bmp"]);
     assert!(
         info.contains("lexical field:    BM25 k1=1.2 b=0.75"),
@@ -1326,22 +1364,70 @@ fn hybrid_queries_fuse_splade_and_bm25_exactly() {
             model,
             "--hybrid",
             "0,0.3,1",
+            "--fusion",
+            "linear,rrf",
             "--algorithm",
             "bmp,exhaustive,maxscore",
         ],
     );
     let rows = table(&fused);
     for lambda in ["0", "0.3", "1"] {
-        let bmp = &rows[&format!("hybrid {lambda} bmp")];
-        // The fused top-k is exact: every processor gives the same run.
-        for other in ["exhaustive", "maxscore"] {
-            assert_eq!(
-                bmp,
-                &rows[&format!("hybrid {lambda} {other}")],
-                "{lambda} {other}"
-            );
+        for fusion in ["", "rrf "] {
+            let bmp = &rows[&format!("hybrid {fusion}{lambda} bmp")];
+            // The fused top-k is exact: every processor gives the same run.
+            for other in ["exhaustive", "maxscore"] {
+                assert_eq!(
+                    bmp,
+                    &rows[&format!("hybrid {fusion}{lambda} {other}")],
+                    "{fusion}{lambda} {other}"
+                );
+            }
         }
     }
+    // The index joined from vectors and text answers as the one encoded on the fly.
+    let joined = table(&ok(
+        d,
+        &[
+            "eval",
+            "--index",
+            "joined.bmp",
+            "--queries",
+            queries,
+            "--qrels",
+            qrels,
+            "--model",
+            model,
+            "--hybrid",
+            "0.3",
+        ],
+    ));
+    assert_eq!(joined["hybrid 0.3 bmp"], rows["hybrid 0.3 bmp"]);
+    // eval --dataset --hybrid builds the two fields itself and gives the same rows.
+    head_dataset(&cranfield, &d.join("mini"), 300);
+    let dataset = table(&ok(
+        d,
+        &[
+            "eval",
+            "--dataset",
+            "mini",
+            "--model",
+            model,
+            "--work-dir",
+            "work",
+            "--hybrid",
+            "0.3",
+            "--fusion",
+            "linear,rrf",
+        ],
+    ));
+    assert_eq!(
+        dataset["hybrid 0.3 bmp"], rows["hybrid 0.3 bmp"],
+        "{dataset:?}"
+    );
+    assert_eq!(
+        dataset["hybrid rrf 0.3 bmp"], rows["hybrid rrf 0.3 bmp"],
+        "{dataset:?}"
+    );
     // λ = 0 is SPLADE alone (the same impacts as an index of the vectors alone); λ = 1 ranks
     // by BM25 (its own impacts, scaled into SPLADE's range, so only near the lexical index's).
     let splade = table(&ok(
@@ -1359,6 +1445,8 @@ fn hybrid_queries_fuse_splade_and_bm25_exactly() {
         ],
     ));
     assert_eq!(rows["hybrid 0 bmp"], splade["splade bmp"]);
+    // Reciprocal rank fusion at λ = 0 keeps the learned ranking.
+    assert_eq!(rows["hybrid rrf 0 bmp"], splade["splade bmp"]);
     let bm25 = table(&ok(
         d,
         &[
@@ -1395,6 +1483,7 @@ fn hybrid_queries_fuse_splade_and_bm25_exactly() {
         ],
     );
     assert_eq!(run.lines().count(), 225 * 3, "{run}");
+
     fail(
         d,
         &[

@@ -51,6 +51,9 @@ pub enum Error {
     /// An error from the sparse index or its query processors.
     #[error(transparent)]
     Index(#[from] bmp_index::Error),
+    /// An error from a lexical or hybrid query.
+    #[error(transparent)]
+    Lexical(#[from] bmp_lexical::Error),
     /// An error from a text or token encoder.
     #[error(transparent)]
     Encoder(#[from] bmp_encoder::EncoderError),

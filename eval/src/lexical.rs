@@ -12,80 +12,14 @@ use std::path::Path;
 
 use bmp_index::{Collection, LexicalField, LEXICAL_PREFIX};
 use tantivy::fieldnorm::FieldNormReader;
-use tantivy::tokenizer::TextAnalyzer;
 
-use crate::bm25::{en_stem, Bm25Params};
+use crate::bm25::Bm25Params;
 use crate::encode::count_documents;
 use crate::error::{Error, Result};
 use crate::jsonl::{CorpusReader, Document};
 use crate::progress::Progress;
-
-/// The lexical weight λ of a hybrid query when none is given, chosen on SciFact (nDCG@10 0.7075
-/// against 0.6845 for BM25 alone and 0.6465 for SPLADE alone) and kept unchanged on Cranfield
-/// and CACM, where it is also the best of 0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7 and 1.
-pub const DEFAULT_LEXICAL_WEIGHT: f32 = 0.5;
-
-/// Words of text as the lexical field and the BM25 baseline analyze them.
-#[derive(Clone)]
-pub struct LexicalAnalyzer {
-    analyzer: TextAnalyzer,
-}
-
-impl Default for LexicalAnalyzer {
-    fn default() -> Self {
-        LexicalAnalyzer {
-            analyzer: en_stem(),
-        }
-    }
-}
-
-impl LexicalAnalyzer {
-    /// Adds the count of each analyzed word of `text` to `counts`; returns the number of words.
-    pub fn count(&mut self, text: &str, counts: &mut HashMap<String, u32>) -> u32 {
-        let mut n = 0;
-        let mut stream = self.analyzer.token_stream(text);
-        stream.process(&mut |token| {
-            n += 1;
-            match counts.get_mut(token.text.as_str()) {
-                Some(c) => *c += 1,
-                None => {
-                    counts.insert(token.text.clone(), 1);
-                }
-            }
-        });
-        n
-    }
-
-    /// The words of a document (title and text, as BM25 indexes them) with their counts, and
-    /// the document's length in words.
-    pub fn document(&mut self, doc: &Document, counts: &mut HashMap<String, u32>) -> u32 {
-        counts.clear();
-        self.count(&doc.title, counts) + self.count(&doc.text, counts)
-    }
-
-    /// The entries of a text query over a lexical field: `bm25:word` terms weighted by their
-    /// counts in `text`, in term order.
-    pub fn query(&mut self, text: &str) -> Vec<(String, f32)> {
-        let mut counts = HashMap::new();
-        self.count(text, &mut counts);
-        let mut entries: Vec<(String, f32)> = counts
-            .into_iter()
-            .map(|(word, n)| (format!("{LEXICAL_PREFIX}{word}"), n as f32))
-            .collect();
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
-        entries
-    }
-
-    /// [`Self::query`] over `field`, its weights times the field's scale: a document's score
-    /// is then its BM25 even where the field's weights were scaled to share a quantizer.
-    pub fn bm25_query(&mut self, text: &str, field: &LexicalField) -> Vec<(String, f32)> {
-        let mut entries = self.query(text);
-        for (_, w) in &mut entries {
-            *w *= field.scale;
-        }
-        entries
-    }
-}
+pub use bmp_lexical::hybrid::{linear_entries, DEFAULT_LEXICAL_WEIGHT};
+pub use bmp_lexical::LexicalAnalyzer;
 
 /// What a first pass over a corpus learns: each word's document frequency, each document's
 /// length, and the number of words in all.
@@ -110,7 +44,10 @@ impl CorpusStats {
         let mut counts = HashMap::new();
         let mut stats = CorpusStats::default();
         for (i, doc) in CorpusReader::open(corpus)?.enumerate() {
-            let len = analyzer.document(&doc?, &mut counts);
+            let len = {
+                let doc = doc?;
+                analyzer.document(&doc.title, &doc.text, &mut counts)
+            };
             stats.lengths.push(len);
             stats.words += u64::from(len);
             for word in counts.keys() {
@@ -170,7 +107,9 @@ impl LexicalWeigher {
         collection: &mut Collection,
         entries: &mut Vec<(u32, f32)>,
     ) -> Result<()> {
-        let len = self.analyzer.document(doc, &mut self.counts);
+        let len = self
+            .analyzer
+            .document(&doc.title, &doc.text, &mut self.counts);
         if self.stats.lengths.get(self.next) != Some(&len) {
             return Err(Error::Invalid(format!(
                 "document {:?} is not the one counted at its place: the corpus changed while \
@@ -261,6 +200,70 @@ pub fn hybrid_collection(
         &mut collection,
         &mut |doc, collection, entries| weigher.weigh(doc, collection, entries),
     )?;
+    let scale = share_quantizer(&mut collection);
+    Ok((collection, weigher.field(scale)))
+}
+
+/// [`hybrid_collection`] from vectors encoded earlier: the documents of `learned` (sparse
+/// vectors, by id) joined with the BM25 weights of the BEIR corpus at `corpus`, in corpus order.
+/// Every document must be in both, once.
+pub fn hybrid_from_vectors(
+    learned: &Collection,
+    corpus: &Path,
+    params: Bm25Params,
+    progress: &dyn Progress,
+) -> Result<(Collection, LexicalField)> {
+    let stats = CorpusStats::gather(corpus, progress)?;
+    if stats.num_docs() != learned.num_docs() {
+        return Err(Error::Invalid(format!(
+            "{}: {} documents, but {} document vectors: the vectors must be those of this corpus",
+            corpus.display(),
+            stats.num_docs(),
+            learned.num_docs()
+        )));
+    }
+    let total = stats.num_docs() as u64;
+    let mut weigher = LexicalWeigher::new(stats, params);
+    let by_id: HashMap<&str, usize> = (0..learned.num_docs())
+        .map(|d| (learned.doc_id(d), d))
+        .collect();
+    let mut collection = Collection::new();
+    // The learned terms keep their ids.
+    for term in learned.terms() {
+        collection.intern_term(term);
+    }
+    let mut entries: Vec<(u32, f32)> = Vec::new();
+    for (i, doc) in CorpusReader::open(corpus)?.enumerate() {
+        let doc = doc?;
+        let Some(&d) = by_id.get(doc.id.as_str()) else {
+            return Err(Error::Invalid(format!(
+                "{}: document {:?} has no vector",
+                corpus.display(),
+                doc.id
+            )));
+        };
+        let (terms, weights) = learned.doc(d);
+        entries.clear();
+        entries.extend(terms.iter().copied().zip(weights.iter().copied()));
+        weigher
+            .weigh(&doc, &mut collection, &mut entries)
+            .map_err(|e| e.context(corpus.display().to_string()))?;
+        collection.add_document(&doc.id, &entries).map_err(|e| {
+            Error::Invalid(format!("{}: document {:?}: {e}", corpus.display(), doc.id))
+        })?;
+        if i % 1024 == 0 {
+            progress.update("joining words and vectors", i as u64, total);
+        }
+    }
+    progress.finish();
+    let scale = share_quantizer(&mut collection);
+    Ok((collection, weigher.field(scale)))
+}
+
+/// Scales the lexical weights of a two-field collection into the range of the learned ones, so
+/// that one quantizer serves both; returns the factor that gives BM25 units back (the field's
+/// scale).
+fn share_quantizer(collection: &mut Collection) -> f32 {
     let lexical = |t: &str| t.starts_with(LEXICAL_PREFIX);
     let (max_lexical, max_learned) = collection.max_weights_split(lexical);
     let scale = if max_lexical > 0.0 && max_learned > 0.0 {
@@ -271,50 +274,7 @@ pub fn hybrid_collection(
     if scale != 1.0 {
         collection.scale_weights(1.0 / scale, lexical);
     }
-    Ok((collection, weigher.field(scale)))
-}
-
-/// The entries of a hybrid query over an index with a learned and a lexical field:
-/// `(1 − lambda) · learned / L + lambda · bm25 / B`, where `L` and `B` are the query's upper
-/// bounds in each field (the sum over its terms of the weight times the term's largest stored
-/// weight), so that both parts range over [0, 1] and `lambda` means the same on every
-/// collection. `learned` are the encoder's entries, `lexical` [`LexicalAnalyzer::query`]'s.
-pub fn hybrid_entries(
-    index: &bmp_index::Index,
-    learned: &[(String, f32)],
-    lexical: &[(String, f32)],
-    lambda: f32,
-) -> Result<Vec<(String, f32)>> {
-    if !(0.0..=1.0).contains(&lambda) {
-        return Err(Error::InvalidOption(format!(
-            "the lexical weight must lie in [0, 1], not {lambda}"
-        )));
-    }
-    if index.header().lexical().is_none() {
-        return Err(Error::Invalid(format!(
-            "{}: no lexical field (build it with --lexical)",
-            index.path().display()
-        )));
-    }
-    // A part's largest score: its weights times its terms' largest stored weights.
-    let unit = index.quantizer().scale();
-    let bound = |entries: &[(String, f32)]| -> Result<f32> {
-        let mut sum = 0f32;
-        for (term, w) in entries {
-            if let Some(id) = index.term_id(term)? {
-                sum += w * f32::from(index.term_stats(id)?.max_impact) * unit;
-            }
-        }
-        Ok(sum)
-    };
-    let mut out = Vec::with_capacity(learned.len() + lexical.len());
-    for (entries, share) in [(learned, 1.0 - lambda), (lexical, lambda)] {
-        let b = bound(entries)?;
-        if b > 0.0 && share > 0.0 {
-            out.extend(entries.iter().map(|(t, w)| (t.clone(), w * share / b)));
-        }
-    }
-    Ok(out)
+    scale
 }
 
 /// The text queries of a BEIR queries.jsonl (`{"_id", "text"}`) as entries over a lexical field:

@@ -11,6 +11,8 @@
 //!   ([`encode`]), index it, answer the judged queries with each query processor, add BM25, dense
 //!   and multi-vector ([`multivec`]) systems, and score every run, reporting through a
 //!   [`Progress`].
+//! - Hybrid (BM25 + learned-sparse) queries evaluated over an index with both fields
+//!   ([`hybrid`], [`lexical`]).
 //!
 //! ```no_run
 //! use bmp_eval::{evaluate, BeirDataset, Bm25Index, Bm25Storage, EvalOptions, Measure};
@@ -31,6 +33,7 @@ pub mod dataset;
 pub mod encode;
 pub mod error;
 pub mod evaluate;
+pub mod hybrid;
 mod io;
 pub mod jsonl;
 pub mod latency;

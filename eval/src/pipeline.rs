@@ -42,12 +42,15 @@ use crate::dataset::BeirDataset;
 use crate::encode::{encode_corpus, encode_queries, write_vector_line};
 use crate::error::{Error, Result};
 use crate::evaluate::{evaluate, EvalOptions, Evaluation, Measure};
+use crate::hybrid::{evaluate_hybrid, hybrid_records};
 use crate::jsonl::Query as TextQuery;
 use crate::latency::Latency;
+use crate::lexical::hybrid_from_vectors;
 use crate::multivec::{build_stores, open_store, store_path};
 use crate::progress::Progress;
 use crate::qrels::Qrels;
 use crate::run::Run;
+use bmp_lexical::HybridSpec;
 
 /// What [`evaluate_dataset`] does; [`DatasetEval::new`] gives the defaults of `bmp-index eval`.
 #[derive(Debug, Clone)]
@@ -73,6 +76,11 @@ pub struct DatasetEval {
     pub reorder: Option<BpOptions>,
     /// Add a BM25 system over title and text with these parameters.
     pub bm25: Option<Bm25Params>,
+    /// Add hybrid (BM25 + learned) systems, one per spec and algorithm: the index is then built
+    /// with a lexical field (BM25 with [`Self::hybrid_bm25`]), and every system searches it.
+    pub hybrid: Vec<HybridSpec>,
+    /// BM25's parameters in the lexical field of [`Self::hybrid`].
+    pub hybrid_bm25: Bm25Params,
     /// Add the dense embeddings of a decoder LLM model, pooled this way, searched exactly.
     pub dense: Option<Pooling>,
     /// Rerank the first algorithm's results with token embeddings.
@@ -98,6 +106,8 @@ impl DatasetEval {
             algorithms: vec![SearchSpec::default()],
             reorder: None,
             bm25: None,
+            hybrid: Vec::new(),
+            hybrid_bm25: Bm25Params::default(),
             dense: None,
             rerank: None,
             measures: Measure::standard(),
@@ -411,9 +421,23 @@ pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result
     } else {
         "none"
     };
-    let index_path = work.join(format!("index.{key}.{reorder}.bmp"));
+    let lexical = (!config.hybrid.is_empty()).then_some(config.hybrid_bm25);
+    let index_path = work.join(match lexical {
+        None => format!("index.{key}.{reorder}.bmp"),
+        Some(params) => format!(
+            "index.{key}.{reorder}.bm25-{}.bmp",
+            params.label().replace([',', '='], "-")
+        ),
+    });
     if !index_path.exists() || !newer(&index_path, &vectors) {
-        build_cached(&vectors, &index_path, config.reorder.as_ref(), progress)?;
+        let lexical = lexical.map(|params| (corpus, params));
+        build_cached(
+            &vectors,
+            lexical,
+            &index_path,
+            config.reorder.as_ref(),
+            progress,
+        )?;
     }
     let index = Index::open(&index_path)?;
     let start = Instant::now();
@@ -437,6 +461,18 @@ pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result
         )?,
         rerank_costs: Vec::new(),
     };
+    if !config.hybrid.is_empty() {
+        report.systems.extend(evaluate_hybrid(
+            &index,
+            &hybrid_records(&queries, records.clone())?,
+            &config.hybrid,
+            &config.algorithms,
+            config.k,
+            &qrels,
+            measures,
+            options,
+        )?);
+    }
     if let (Some(pooling), Some(path)) = (config.dense, &dense_path) {
         let dense = DenseIndex::open(path)?;
         let (run, micros) = dense_run(&encoder, &dense, &queries, config.k, progress)?;
@@ -534,14 +570,22 @@ fn encode_cached(
     Ok(())
 }
 
-/// Indexes the encoded vectors into `index_path`, reordered when `reorder` says so.
+/// Indexes the encoded vectors into `index_path`, reordered when `reorder` says so, with the
+/// BM25 weights of the corpus as a lexical field when `lexical` gives it and their parameters.
 fn build_cached(
     vectors: &Path,
+    lexical: Option<(&Path, Bm25Params)>,
     index_path: &Path,
     reorder: Option<&BpOptions>,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let collection = read_collection_file(vectors, DocumentFormat::Jsonl)?;
+    let mut collection = read_collection_file(vectors, DocumentFormat::Jsonl)?;
+    let mut field = None;
+    if let Some((corpus, params)) = lexical {
+        let (joined, lexical) = hybrid_from_vectors(&collection, corpus, params, progress)?;
+        collection = joined;
+        field = Some(lexical);
+    }
     let order = match reorder {
         None => (0..collection.num_docs() as u32).collect(),
         Some(options) => {
@@ -557,7 +601,10 @@ fn build_cached(
         &collection,
         &order,
         index_path,
-        &BuildOptions::default(),
+        &BuildOptions {
+            lexical: field,
+            ..BuildOptions::default()
+        },
         &mut |stage, done, total| progress.update(stage, done, total),
     )?;
     progress.finish();

@@ -89,9 +89,11 @@ class Index:
         *,
         encoder: Optional["TextEncoder"] = None,
         hybrid: Union[None, bool, float] = None,
+        fusion: str = "linear",
         **params: float,
     ) -> list[Tuple[str, float]]:
-        """BM25 (no encoder), the encoder's vector, or (1 - λ)·learned/L + λ·bm25/B with hybrid=λ."""
+        """BM25 (no encoder), the encoder's vector, or with hybrid=λ: (1 - λ)·learned/L +
+        λ·bm25/B in one pass (fusion="linear"), or weighted reciprocal rank fusion ("rrf")."""
 
 class TextEncoder:
     """A sparse text encoder: SPLADE, or a decoder LLM through its LM head."""
@@ -202,6 +204,8 @@ def evaluate_dataset(
     bm25: bool = False,
     bm25_k1: float = 1.2,
     bm25_b: float = 0.75,
+    hybrid: Union[None, float, Sequence[float]] = None,
+    fusion: Union[None, str, Sequence[str]] = None,
     reorder: Optional[str] = None,
     work_dir: Optional[PathLike] = None,
     metrics: Optional[Sequence[str]] = None,

@@ -150,19 +150,66 @@ pub fn evaluate<'py>(
     Ok(out)
 }
 
+/// One value or a list of them, as a list.
+fn one_or_many<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    value: &Bound<'py, PyAny>,
+) -> PyResult<Vec<T>> {
+    match value.extract::<T>() {
+        Ok(one) => Ok(vec![one]),
+        Err(_) => value.extract::<Vec<T>>(),
+    }
+}
+
+/// The hybrid specs of `evaluate_dataset`'s `hybrid` (weights) and `fusion` (names; "linear"
+/// when None): one per pair.
+fn hybrid_specs(
+    hybrid: Option<&Bound<'_, PyAny>>,
+    fusion: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<bmp_lexical::HybridSpec>> {
+    let Some(hybrid) = hybrid else {
+        if fusion.is_some() {
+            return Err(invalid("fusion is for hybrid systems: give hybrid too"));
+        }
+        return Ok(Vec::new());
+    };
+    let weights: Vec<f32> = one_or_many(hybrid)
+        .map_err(|_| invalid("hybrid must be a lexical weight in [0, 1] or a list of them"))?;
+    let fusions: Vec<String> = match fusion {
+        None => vec!["linear".to_owned()],
+        Some(f) => one_or_many(f)
+            .map_err(|_| invalid("fusion must be \"linear\", \"rrf\" or a list of them"))?,
+    };
+    let mut specs = Vec::new();
+    for name in &fusions {
+        let fusion = name
+            .parse()
+            .map_err(|e: bmp_lexical::Error| eval_to_py(e.into()))?;
+        for &weight in &weights {
+            specs.push(
+                bmp_lexical::HybridSpec::new(weight, fusion).map_err(|e| eval_to_py(e.into()))?,
+            );
+        }
+    }
+    Ok(specs)
+}
+
 /// Evaluates a BEIR-layout dataset from its text, as `bmp-index eval --dataset` does (the same
 /// code): every model loaded first, the corpus encoded with `model` (vectors cached in
 /// `work_dir`, default `eval-cache/<dataset name>`), indexed (cached; `reorder="bp"` reorders),
 /// the judged queries encoded and answered with each of `algorithms` (strings as the CLI takes
 /// them: "bmp", "bmp:alpha=0.9", "exhaustive", ...) at depth `k`, and, with `bm25=True`, a BM25
-/// system with `bm25_k1` and `bm25_b`.
+/// system with `bm25_k1` and `bm25_b`. `hybrid` (a lexical weight, or a list of them) adds
+/// hybrid SPLADE + BM25 systems, one per weight, algorithm and fusion of `fusion` ("linear",
+/// "rrf" or a list of both): the index is then built with a lexical field (BM25 with `bm25_k1`
+/// and `bm25_b`), as `eval --dataset --hybrid` builds it.
 ///
 /// Returns one dict per system: `system` (its name), `tag` (a file-name form of it), `metrics`
 /// (`{metric: mean}` as `evaluate` gives them), `latency_us` (`mean`, `p50`, `p99` of the search
 /// alone, one thread) and, with `runs=True`, `run` (`{query: [(doc, score), ...]}`).
 #[pyfunction]
 #[pyo3(signature = (dataset, model, *, split="test", algorithms=vec!["bmp".to_owned()], k=1000,
-                    bm25=false, bm25_k1=1.2, bm25_b=0.75, reorder=None, work_dir=None,
+                    bm25=false, bm25_k1=1.2, bm25_b=0.75, hybrid=None, fusion=None,
+                    reorder=None, work_dir=None,
                     metrics=None, relevance_level=1, missing_as_zero=false, runs=false,
                     device="cpu", dtype="f32", batch_size=32, max_length=None, doc_top_k=None,
                     doc_min_weight=None))]
@@ -177,6 +224,8 @@ pub fn evaluate_dataset<'py>(
     bm25: bool,
     bm25_k1: f32,
     bm25_b: f32,
+    hybrid: Option<&Bound<'py, PyAny>>,
+    fusion: Option<&Bound<'py, PyAny>>,
     reorder: Option<&str>,
     work_dir: Option<PathBuf>,
     metrics: Option<Vec<String>>,
@@ -222,9 +271,12 @@ pub fn evaluate_dataset<'py>(
             )))
         }
     };
+    let params = Bm25Params::new(bm25_k1, bm25_b).map_err(|e| eval_to_py(e.into()))?;
     if bm25 {
-        config.bm25 = Some(Bm25Params::new(bm25_k1, bm25_b).map_err(eval_to_py)?);
+        config.bm25 = Some(params);
     }
+    config.hybrid = hybrid_specs(hybrid, fusion)?;
+    config.hybrid_bm25 = params;
     config.measures = measures;
     config.options = eval_options(relevance_level, missing_as_zero);
     let report = py

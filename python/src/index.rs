@@ -110,6 +110,17 @@ fn search_one(
         .collect())
 }
 
+/// [`search_one`] of the entries `entries`, unfiltered.
+fn search_entries(
+    index: &bmp_index::Index,
+    searcher: &mut dyn bmp_query::Searcher,
+    entries: &[(String, f32)],
+    k: usize,
+) -> PyResult<Vec<(u32, f64)>> {
+    let query = Query::from_entries(index, entries).map_err(to_py)?;
+    search_one(index, searcher, &query, k, None).map_err(to_py)
+}
+
 #[pymethods]
 impl Index {
     /// Opens an index file written by `Index.build` or `bmp-index build`.
@@ -306,7 +317,7 @@ impl Index {
         reorder: &str,
     ) -> PyResult<Index> {
         let bp = parse_reorder(reorder)?;
-        let params = bmp_eval::Bm25Params::new(k1, b).map_err(eval_to_py)?;
+        let params = bmp_eval::Bm25Params::new(k1, b).map_err(|e| eval_to_py(e.into()))?;
         let encoder = encoder.as_ref().map(|e| &e.inner);
         let index = py.detach(|| {
             let (collection, field) = match encoder {
@@ -330,10 +341,12 @@ impl Index {
     /// The top `k` documents for the text `query`, as `(id, score)`:
     /// - over an index built by `build_lexical` without an encoder: BM25 scores;
     /// - with `encoder`: its query vector (SPLADE scores);
-    /// - with `encoder` and `hybrid=λ` over an index built with that encoder:
-    ///   `(1 − λ) · learned / L + λ · bm25 / B`, each part divided by the query's largest
-    ///   possible score in it, exact top k (`hybrid=True` takes λ = 0.5).
-    #[pyo3(signature = (query, k=10, algorithm="bmp", *, encoder=None, hybrid=None, **params))]
+    /// - with `encoder` and `hybrid=λ` over an index built with that encoder: with
+    ///   `fusion="linear"`, `(1 − λ) · learned / L + λ · bm25 / B`, each part divided by the
+    ///   query's largest possible score in it, exact top k in one pass; with `fusion="rrf"`, the
+    ///   top k of each part fused by weighted reciprocal rank (`hybrid=True` takes λ = 0.5).
+    #[pyo3(signature = (query, k=10, algorithm="bmp", *, encoder=None, hybrid=None,
+                        fusion="linear", **params))]
     #[allow(clippy::too_many_arguments)]
     fn search_text(
         &self,
@@ -343,38 +356,53 @@ impl Index {
         algorithm: &str,
         encoder: Option<PyRef<'_, crate::encoder::TextEncoder>>,
         hybrid: Option<&Bound<'_, PyAny>>,
+        fusion: &str,
         params: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Vec<(String, f64)>> {
         check_k(k)?;
         let spec = spec(algorithm, params)?;
-        let lambda = match hybrid {
+        let lexical_to_py = |e: bmp_lexical::Error| eval_to_py(e.into());
+        let fusion: bmp_lexical::Fusion = fusion.parse().map_err(lexical_to_py)?;
+        let hybrid = match hybrid {
             None => None,
             Some(h) if h.is_instance_of::<pyo3::types::PyBool>() => h
                 .extract::<bool>()?
-                .then_some(bmp_eval::lexical::DEFAULT_LEXICAL_WEIGHT),
+                .then_some(bmp_lexical::DEFAULT_LEXICAL_WEIGHT),
             Some(h) => Some(
                 h.extract::<f32>()
                     .map_err(|_| invalid("hybrid must be a number in [0, 1] or True"))?,
             ),
-        };
+        }
+        .map(|weight| bmp_lexical::HybridSpec::new(weight, fusion))
+        .transpose()
+        .map_err(lexical_to_py)?;
         let index = &*self.inner;
         let encoder = encoder.as_ref().map(|e| &e.inner);
         let text = query.to_owned();
         let hits = py.detach(|| {
-            let lexical = || bmp_eval::LexicalAnalyzer::default().query(&text);
-            let entries = match (encoder, lambda) {
-                (Some(e), lambda) => {
+            let mut searcher = spec.searcher(index);
+            let entries = match (encoder, hybrid) {
+                (Some(e), hybrid) => {
                     let vectors = e
                         .encode_queries(std::slice::from_ref(&text))
                         .map_err(encoder_to_py)?;
                     let learned = e.entries(&vectors[0]);
-                    match lambda {
-                        None => learned,
-                        Some(l) => {
-                            bmp_eval::lexical::hybrid_entries(index, &learned, &lexical(), l)
-                                .map_err(eval_to_py)?
-                        }
-                    }
+                    let Some(hybrid) = hybrid else {
+                        return search_entries(index, searcher.as_mut(), &learned, k);
+                    };
+                    let mut analyzer = bmp_lexical::LexicalAnalyzer::default();
+                    let query = bmp_lexical::HybridQuery::new(
+                        index,
+                        &hybrid,
+                        &learned,
+                        &text,
+                        &mut analyzer,
+                    )
+                    .map_err(lexical_to_py)?;
+                    let fused = query
+                        .search(index, k, &mut |q, k| searcher.search(q, k))
+                        .map_err(lexical_to_py)?;
+                    return Ok(fused.hits.iter().map(|h| (h.doc, h.score)).collect());
                 }
                 (None, Some(_)) => {
                     return Err(invalid(
@@ -385,12 +413,10 @@ impl Index {
                     let field = index.header().lexical().ok_or_else(|| {
                         invalid("this index has no lexical field: give the encoder of its vectors")
                     })?;
-                    bmp_eval::LexicalAnalyzer::default().bm25_query(&text, &field)
+                    bmp_lexical::LexicalAnalyzer::default().bm25_query(&text, &field)
                 }
             };
-            let query = Query::from_entries(index, &entries).map_err(to_py)?;
-            let mut searcher = spec.searcher(index);
-            search_one(index, searcher.as_mut(), &query, k, None).map_err(to_py)
+            search_entries(index, searcher.as_mut(), &entries, k)
         })?;
         hits.into_iter()
             .map(|(doc, score)| Ok((index.doc_id(doc).map_err(to_py)?.to_owned(), score)))

@@ -7,6 +7,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use bmp_lexical::HybridSpec;
 use bmp_query::{spec, SearchSpec};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -46,6 +47,8 @@ pub struct SearchRequest {
     /// Whether a query stopped at its time budget answers with the hits found so far, flagged
     /// `partial` (`"partial": true`), rather than 503.
     pub partial: bool,
+    /// A hybrid (learned + BM25) text query: its lexical weight and fusion.
+    pub hybrid: Option<HybridSpec>,
 }
 
 /// One query of a batch: a [`SearchRequest`] and the client's optional `id`.
@@ -61,7 +64,7 @@ pub struct BatchQuery {
 static SEARCH_FIELDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let mut fields = vec!["query", "vector", "k", "algorithm"];
     fields.extend(spec::param_names());
-    fields.extend(["filter", "rerank", "timeout_ms", "partial"]);
+    fields.extend(["filter", "rerank", "timeout_ms", "partial", "hybrid"]);
     fields
 });
 
@@ -218,6 +221,24 @@ impl SearchRequest {
                 )))
             }
         };
+        let hybrid = match obj.get("hybrid") {
+            None => None,
+            Some(v) => {
+                let field = field_name(prefix, "hybrid");
+                if !matches!(input, QueryInput::Text(_)) {
+                    return Err(ApiError::invalid(format!(
+                        "{field} needs a text query ({}): its words are BM25's",
+                        field_name(prefix, "query")
+                    )));
+                }
+                if rerank.is_some() {
+                    return Err(ApiError::invalid(format!(
+                        "{field} and {rfield} do not go together"
+                    )));
+                }
+                Some(hybrid_spec(v, &field)?)
+            }
+        };
         Ok(SearchRequest {
             input,
             k,
@@ -226,8 +247,46 @@ impl SearchRequest {
             rerank,
             timeout,
             partial,
+            hybrid,
         })
     }
+}
+
+/// `"hybrid": {"lexical_weight": 0.3, "fusion": "linear"}` (both optional: 0.5, linear).
+fn hybrid_spec(v: &Value, field: &str) -> Result<HybridSpec, ApiError> {
+    let obj = v.as_object().ok_or_else(|| {
+        ApiError::invalid(format!(
+            "{field} must be an object such as {{\"lexical_weight\": 0.3, \"fusion\": \"linear\"}}, got {v}"
+        ))
+    })?;
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| !["lexical_weight", "fusion"].contains(&k.as_str()))
+    {
+        return Err(ApiError::invalid(format!(
+            "unknown field \"{field}.{unknown}\" (expected lexical_weight, fusion)"
+        )));
+    }
+    let mut spec = HybridSpec::default();
+    if let Some(w) = obj.get("lexical_weight") {
+        spec.lexical_weight = w.as_f64().map(|w| w as f32).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "{field}.lexical_weight must be a number in [0, 1], got {w}"
+            ))
+        })?;
+    }
+    if let Some(f) = obj.get("fusion") {
+        let name = f.as_str().ok_or_else(|| {
+            ApiError::invalid(format!(
+                "{field}.fusion must be \"linear\" or \"rrf\", got {f}"
+            ))
+        })?;
+        spec.fusion = name
+            .parse()
+            .map_err(|e: bmp_lexical::Error| ApiError::invalid(format!("{field}.fusion: {e}")))?;
+    }
+    HybridSpec::new(spec.lexical_weight, spec.fusion)
+        .map_err(|e| ApiError::invalid(format!("{field}.lexical_weight: {e}")))
 }
 
 fn text_query(v: &Value, config: &ServerConfig, prefix: &str) -> Result<String, ApiError> {
@@ -514,10 +573,13 @@ pub struct HitOut {
     /// The document's external id.
     pub id: String,
     /// The first-stage score in the model's units: the dot product of the query's and the
-    /// document's weights, as quantized (`raw_score` times the query's and the index's scales).
+    /// document's weights, as quantized (`raw_score` times the query's and the index's scales);
+    /// for a hybrid query, its fused score.
     pub score: f64,
-    /// The integer score the index ranks by: the sum of quantized query weight times impact.
-    pub raw_score: u32,
+    /// The integer score the index ranks by: the sum of quantized query weight times impact
+    /// (absent for a hybrid query fused by reciprocal rank, which ranks by `score`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_score: Option<u32>,
     /// 1-based rank.
     pub rank: usize,
     /// With `rerank`: the Chamfer score of a reranked hit (absent for hits past the depth).

@@ -17,6 +17,7 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bmp_index::Collection;
+use bmp_lexical::{HybridQuery, HybridSpec, LexicalAnalyzer};
 use bmp_query::{Deadline, Query, SearchSpec};
 
 use crate::api::{
@@ -53,6 +54,9 @@ pub struct PreparedQuery {
     pub deadline: Deadline,
     /// Whether, stopped there, it answers with the hits found so far rather than 503.
     pub partial: bool,
+    /// A hybrid query: its lexical weight and fusion, and its text (`entries` are the text's
+    /// learned encoding).
+    pub hybrid: Option<(HybridSpec, String)>,
 }
 
 /// The index or collection a request is for: the collection its path names
@@ -94,8 +98,17 @@ pub fn run_query(
 ) -> Result<SearchResponse, ApiError> {
     let start = Instant::now();
     let Some(index) = served.single() else {
+        if query.hybrid.is_some() {
+            return Err(ApiError::invalid(
+                "hybrid queries need an index file with a lexical field (built with --lexical), \
+                 not a collection",
+            ));
+        }
         return run_collection_query(served, query, metrics, start);
     };
+    if let Some((spec, text)) = &query.hybrid {
+        return run_hybrid_query(served, index, query, spec, text, metrics, start);
+    }
     let parsed = Query::from_entries(index, &query.entries)
         .map_err(|e| ApiError::invalid(format!("vector: {}", index_message(&e))))?;
     let filter = match &query.filter {
@@ -134,7 +147,7 @@ pub fn run_query(
                     Ok(HitOut {
                         id: doc_id(h.doc)?,
                         score: f64::from(raw) * scale,
-                        raw_score: raw,
+                        raw_score: Some(raw),
                         rank: i + 1,
                         rerank_score: (i < *depth).then_some(h.score),
                     })
@@ -151,7 +164,7 @@ pub fn run_query(
                 Ok(HitOut {
                     id: doc_id(h.doc)?,
                     score: f64::from(h.score) * scale,
-                    raw_score: h.score,
+                    raw_score: Some(h.score),
                     rank: i + 1,
                     rerank_score: None,
                 })
@@ -171,6 +184,75 @@ pub fn run_query(
         unknown_filter_ids: filter.map(|(_, unknown)| unknown),
         encode_us: query.encode_us,
         rerank_us,
+        partial: stopped,
+    })
+}
+
+/// [`run_query`] of a hybrid query over one index file with a lexical field: its learned
+/// encoding (`query.entries`) and the BM25 words of `text`, fused as `spec` says.
+fn run_hybrid_query(
+    served: &Arc<ServedIndex>,
+    index: &bmp_index::Index,
+    query: &PreparedQuery,
+    spec: &HybridSpec,
+    text: &str,
+    metrics: &Metrics,
+    start: Instant,
+) -> Result<SearchResponse, ApiError> {
+    let hybrid = HybridQuery::new(
+        index,
+        spec,
+        &query.entries,
+        text,
+        &mut LexicalAnalyzer::default(),
+    )
+    .map_err(|e| match e {
+        bmp_lexical::Error::Index(e) => ApiError::invalid(format!("vector: {}", index_message(&e))),
+        e => ApiError::invalid(format!("hybrid: {e}")),
+    })?;
+    let filter = match &query.filter {
+        Some(ids) => Some(served.resolve_filter(ids)?),
+        None => None,
+    };
+    let (fused, stopped) = searchers::with_index_searcher(served, &query.spec, |searcher| {
+        searcher.set_deadline(query.deadline);
+        let filter = filter.as_ref().map(|(f, _)| f);
+        let fused = hybrid.search(index, query.k, &mut |q, k| {
+            searcher.search_filtered(q, k, filter)
+        });
+        (fused, searcher.stopped())
+    })
+    .ok_or_else(|| ApiError::internal("no searcher for the index"))?;
+    let fused = fused.map_err(|e| ApiError::internal(format!("search failed: {e}")))?;
+    let search_elapsed = start.elapsed();
+    check_stopped(query, stopped, metrics)?;
+    let hits = fused
+        .hits
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let id = index.doc_id(h.doc).map_err(|e| {
+                ApiError::internal(format!("bad document {}: {}", h.doc, index_message(&e)))
+            })?;
+            Ok(HitOut {
+                id: id.to_string(),
+                score: h.score,
+                raw_score: h.raw_score,
+                rank: i + 1,
+                rerank_score: None,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    metrics.record_search(query.spec.name(), query.spec.is_safe(), search_elapsed);
+    Ok(SearchResponse {
+        hits,
+        took_us: start.elapsed().as_micros() as u64 + query.encode_us.unwrap_or(0),
+        algorithm: query.spec.to_string(),
+        k: query.k,
+        unknown_terms: fused.unknown_terms,
+        unknown_filter_ids: filter.map(|(_, unknown)| unknown),
+        encode_us: query.encode_us,
+        rerank_us: None,
         partial: stopped,
     })
 }
@@ -218,7 +300,7 @@ fn run_collection_query(
             Ok(HitOut {
                 id: id.to_string(),
                 score: f64::from(h.score) * results.score_scale,
-                raw_score: h.score,
+                raw_score: Some(h.score),
                 rank: i + 1,
                 rerank_score: None,
             })
@@ -270,6 +352,7 @@ async fn prepare(
             rerank,
             timeout,
             partial,
+            hybrid,
         } = request;
         let budget = state.config().time_budget;
         let deadline = match arrival.checked_add(timeout.map_or(budget, |t| t.min(budget))) {
@@ -277,11 +360,15 @@ async fn prepare(
             None => Deadline::None,
         };
         is_text.push(matches!(input, QueryInput::Text(_)));
+        let mut hybrid_text = None;
         let entries = match input {
             QueryInput::Vector(entries) => entries,
             QueryInput::Text(text) => {
                 if rerank.is_some() {
                     rerank_texts.push((prepared.len(), text.clone()));
+                }
+                if let Some(spec) = hybrid {
+                    hybrid_text = Some((spec, text.clone()));
                 }
                 texts.push(text);
                 Vec::new()
@@ -297,6 +384,7 @@ async fn prepare(
             rerank_us: None,
             deadline,
             partial,
+            hybrid: hybrid_text,
         });
     }
     if let Some(&(first, _)) = rerank_texts.first() {

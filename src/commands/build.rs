@@ -51,10 +51,15 @@ pub struct BuildArgs {
     /// Index the BM25 weights of a BEIR corpus's text, with no model.
     #[arg(long, conflicts_with_all = ["model", "memory_budget", "lexical"])]
     pub lexical_only: bool,
-    /// With --model: index the BM25 weights of the text too, as a second (lexical) field, for
-    /// hybrid queries (`search --hybrid`, `eval --hybrid`).
-    #[arg(long, requires = "model", conflicts_with = "memory_budget")]
+    /// Index the BM25 weights of the text too, as a second (lexical) field, for hybrid queries
+    /// (`search --hybrid`, `eval --hybrid`): of the input corpus with --model, or of --corpus
+    /// when the input is its documents' vectors, encoded earlier.
+    #[arg(long, conflicts_with = "memory_budget")]
     pub lexical: bool,
+    /// With --lexical and an input of document vectors: the BEIR corpus they encode (every
+    /// document in both, matched by id; the index keeps the corpus's order).
+    #[arg(long, requires = "lexical", conflicts_with = "model")]
+    pub corpus: Option<PathBuf>,
     /// BM25's parameters (with --lexical-only or --lexical).
     #[command(flatten)]
     pub bm25: Bm25Args,
@@ -266,6 +271,19 @@ pub fn run(args: &BuildArgs) -> anyhow::Result<()> {
         let (collection, field) = bmp_eval::lexical::hybrid_collection(
             &encoder,
             &args.input,
+            args.bm25.params()?,
+            &super::progress::StageBars::default(),
+        )?;
+        (collection, Some(field))
+    } else if args.lexical {
+        let corpus = args.corpus.as_deref().context(
+            "--lexical needs the text: --model (the input is a corpus) or --corpus (the input is \
+             its vectors)",
+        )?;
+        let learned = read_collection(&args.input, args.format)?;
+        let (collection, field) = bmp_eval::lexical::hybrid_from_vectors(
+            &learned,
+            corpus,
             args.bm25.params()?,
             &super::progress::StageBars::default(),
         )?;

@@ -20,9 +20,12 @@ use clap::Args;
 use super::build::ReorderArgs;
 use super::encoding::{EncoderArgs, DEFAULT_MODEL_DIR};
 use super::lexical::Bm25Args;
+use super::lexical::HybridArgs;
 use super::multivec::{parse_clusters, TokenModelArgs};
 use super::progress::StageBars;
-use super::search::{hybrid_records, lexical_field, parse_algorithm, query_records};
+use super::search::{hybrid_query_records, lexical_field, parse_algorithm, query_records};
+use bmp_eval::hybrid::{evaluate_hybrid, HybridRecord};
+use bmp_lexical::HybridSpec;
 
 /// Evaluate retrieval quality and latency the way papers report them.
 ///
@@ -32,6 +35,8 @@ use super::search::{hybrid_records, lexical_field, parse_algorithm, query_record
 ///   corpus is encoded with the SPLADE model (vectors cached in --work-dir), indexed, the judged
 ///   queries are encoded and answered with each --algorithm, and the run is scored.
 ///   --bm25 adds a BM25 baseline (title + text, English stemming; --bm25-k1, --bm25-b).
+///   --hybrid 0.1,0.3 [--fusion linear,rrf] builds the index with a lexical (BM25) field too and
+///   adds one row per lexical weight and fusion of SPLADE + BM25 queries.
 ///   With a decoder LLM as --model, the sparse rows are its LM-head vectors (llm-sparse) and
 ///   --dense adds a row for its pooled dense embeddings (llm-dense, exact search).
 ///   --rerank multivector reranks the first algorithm's top --rerank-depth by Chamfer similarity
@@ -42,8 +47,8 @@ use super::search::{hybrid_records, lexical_field, parse_algorithm, query_record
 ///   --index INDEX --queries FILE --qrels FILE: answer queries (vectors, or text with --model)
 ///   over an existing index and score the run (e.g. MS MARCO dev with the real SPLADE++ query
 ///   vectors). Over an index built with `--lexical-only`, text queries are BM25 queries; over
-///   one built with `--model M --lexical`, `--model M --hybrid 0.1,0.3,0.5` adds one row per
-///   lexical weight of a fused SPLADE + BM25 query.
+///   one built with `--model M --lexical`, `--model M --hybrid 0.1,0.3,0.5` gives one row per
+///   lexical weight of a fused SPLADE + BM25 query (and per `--fusion linear,rrf`).
 ///
 ///   --run RUN --qrels FILE: score an existing TREC run.
 ///
@@ -100,12 +105,10 @@ pub struct EvalArgs {
     /// them out.
     #[arg(long)]
     pub missing_as_zero: bool,
-    /// With --index and --model over an index built with `--lexical`: hybrid queries, one row per
-    /// lexical weight λ (comma-separated, each in [0, 1]) in `(1 − λ) · learned + λ · bm25`, each
-    /// part divided by the query's largest possible score in it; `--hybrid` alone takes 0.5.
-    #[arg(long, value_delimiter = ',', requires_all = ["index", "model"], num_args = 0..=1,
-          default_missing_value = super::lexical::DEFAULT_HYBRID.as_str())]
-    pub hybrid: Vec<f32>,
+    /// Hybrid rows, one per lexical weight and fusion: with --dataset, the index is built with
+    /// a lexical field (BM25 with --bm25-k1 / --bm25-b); with --index, it must have one.
+    #[command(flatten)]
+    pub hybrid: HybridArgs,
     /// Write every system's run into this directory (created if missing), one TREC file per
     /// system named after it: `splade-bmp.trec`, `bm25-k1-1.2-b-0.75.trec`, ...
     #[arg(long)]
@@ -182,8 +185,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             anyhow::bail!(what);
         }
     }
-    if args.bm25_params.given() && !args.bm25 {
-        anyhow::bail!("--bm25-k1 and --bm25-b set the parameters of --bm25, which is not given");
+    if args.bm25_params.given()
+        && !args.bm25
+        && (args.hybrid.hybrid.is_empty() || args.dataset.is_none())
+    {
+        anyhow::bail!(
+            "--bm25-k1 and --bm25-b set the parameters of --bm25, or of the lexical field that \
+             --dataset with --hybrid builds"
+        );
     }
     let mut rerank_costs = Vec::new();
     let systems = if let Some(dataset) = &args.dataset {
@@ -243,6 +252,8 @@ fn dataset_config(
     if args.bm25 {
         config.bm25 = Some(args.bm25_params.params()?);
     }
+    config.hybrid = args.hybrid.specs()?;
+    config.hybrid_bm25 = args.bm25_params.params()?;
     config.dense = args.dense.then_some(args.pooling);
     if args.rerank == Some(RerankKind::Multivector) {
         config.rerank = Some(
@@ -280,10 +291,12 @@ fn read_qrels(args: &EvalArgs) -> anyhow::Result<Qrels> {
     Ok(qrels)
 }
 
-/// Hybrid queries over an index with a learned and a lexical field: one system per lexical
-/// weight of `--hybrid` and algorithm.
+/// Hybrid queries over an index with a learned and a lexical field: one system per spec and
+/// algorithm.
+#[allow(clippy::too_many_arguments)]
 fn hybrid_rows(
     args: &EvalArgs,
+    specs: &[HybridSpec],
     index_path: &Path,
     queries: &Path,
     qrels: &Qrels,
@@ -294,26 +307,26 @@ fn hybrid_rows(
         .model
         .as_deref()
         .context("--hybrid needs --model (the queries are text)")?;
-    let index = bmp_index::Index::open(index_path)?;
-    let mut systems = Vec::new();
-    let all = hybrid_records(&index, queries, model, &args.encoder, &args.hybrid)?;
-    for (lambda, records) in args.hybrid.iter().zip(all) {
-        let judged: Vec<SparseRecord> = records
-            .into_iter()
-            .filter(|r| qrels.contains_query(&r.id))
-            .collect();
-        systems.extend(evaluate_systems(
-            SearchTarget::Index(&index),
-            &judged,
-            &format!("hybrid {lambda}"),
-            &args.algorithm,
-            args.k as usize,
-            qrels,
-            measures,
-            options,
-        )?);
+    if index_path.is_dir() {
+        anyhow::bail!(
+            "--hybrid takes an index file built with --lexical, not a collection directory"
+        );
     }
-    Ok(systems)
+    let index = bmp_index::Index::open(index_path)?;
+    let records: Vec<HybridRecord> = hybrid_query_records(queries, model, &args.encoder)?
+        .into_iter()
+        .filter(|r| qrels.contains_query(&r.id))
+        .collect();
+    Ok(evaluate_hybrid(
+        &index,
+        &records,
+        specs,
+        &args.algorithm,
+        args.k as usize,
+        qrels,
+        measures,
+        options,
+    )?)
 }
 
 /// Queries over an existing index, or over the segments of a collection.
@@ -327,8 +340,9 @@ fn eval_index(
     // An index file, or a collection directory (its segments as of now).
     let snapshot = Snapshot::open(index_path)?;
     let queries = args.queries.as_ref().context("--queries is required")?;
-    if !args.hybrid.is_empty() {
-        return hybrid_rows(args, index_path, queries, &qrels, measures, options);
+    let specs = args.hybrid.specs()?;
+    if !specs.is_empty() {
+        return hybrid_rows(args, &specs, index_path, queries, &qrels, measures, options);
     }
     let (records, label) = query_records(
         queries,

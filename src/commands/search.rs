@@ -13,11 +13,14 @@ use bmp_index::{Index, LexicalField};
 use bmp_query::SearchSpec;
 use clap::Args;
 
-use bmp_eval::encode::encode_query_file;
+use bmp_eval::encode::{encode_queries, encode_query_file};
+use bmp_eval::hybrid::{hybrid_records, timed_hybrid_search, HybridRecord};
 use bmp_eval::pipeline::timed_search;
 use bmp_eval::Latency;
+use bmp_lexical::{HybridQuery, HybridSpec, LexicalAnalyzer};
 
 use super::encoding::{load_encoder, EncoderArgs};
+use super::lexical::HybridArgs;
 use super::multivec::{open_rerank_stage, TokenModelArgs};
 use bmp_encoder::{ClusterSpec, TokenVectors};
 use bmp_eval::QueryReader;
@@ -53,12 +56,9 @@ pub struct SearchArgs {
     /// Encoder options (with --model).
     #[command(flatten)]
     pub encoder: EncoderArgs,
-    /// Hybrid queries over an index built with `--model M --lexical`: the lexical weight λ in
-    /// `(1 − λ) · learned + λ · bm25`, each part divided by the query's largest possible score in
-    /// it (so both range over [0, 1]); `--hybrid` alone takes 0.5. Needs --model.
-    #[arg(long, requires = "model", num_args = 0..=1,
-          default_missing_value = super::lexical::DEFAULT_HYBRID.as_str())]
-    pub hybrid: Option<f32>,
+    /// Hybrid queries (one lexical weight and one fusion).
+    #[command(flatten)]
+    pub hybrid: HybridArgs,
     /// Number of results per query.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub k: u32,
@@ -127,36 +127,16 @@ pub fn query_records(
     }
 }
 
-/// The text queries of `path` over `index`, which has a learned and a lexical field, for each
-/// lexical weight of `lambdas`: the `model`'s vectors and the BM25 words fused as
-/// `bmp_eval::lexical::hybrid_entries` says.
-pub fn hybrid_records(
-    index: &Index,
+/// The text queries of `path` with their encodings by `model`, for hybrid queries.
+pub fn hybrid_query_records(
     path: &Path,
     model: &Path,
     encoder: &EncoderArgs,
-    lambdas: &[f32],
-) -> anyhow::Result<Vec<Vec<SparseRecord>>> {
+) -> anyhow::Result<Vec<HybridRecord>> {
     let encoder = load_encoder(model, encoder)?;
-    let learned = encode_query_file(&encoder, path)?;
-    let lexical = bmp_eval::lexical::lexical_query_file(path, None)?;
-    lambdas
-        .iter()
-        .map(|&lambda| {
-            learned
-                .iter()
-                .zip(&lexical)
-                .map(|(l, b)| {
-                    Ok(SparseRecord {
-                        id: l.id.clone(),
-                        entries: bmp_eval::lexical::hybrid_entries(
-                            index, &l.entries, &b.entries, lambda,
-                        )?,
-                    })
-                })
-                .collect()
-        })
-        .collect()
+    let queries = QueryReader::open(path)?.collect::<Result<Vec<_>, _>>()?;
+    let learned = encode_queries(&encoder, &queries)?;
+    Ok(hybrid_records(&queries, learned)?)
 }
 
 /// The lexical field of the index file at `path`, if any (none for a collection directory).
@@ -169,26 +149,20 @@ pub fn lexical_field(path: &Path) -> anyhow::Result<Option<LexicalField>> {
 
 /// Runs `search`.
 pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
-    let records = match (args.hybrid, &args.model) {
-        (Some(lambda), Some(model)) => {
-            if args.index.is_dir() {
-                anyhow::bail!("--hybrid takes an index file built with --lexical");
-            }
-            let index = Index::open(&args.index)?;
-            hybrid_records(&index, &args.queries, model, &args.encoder, &[lambda])?
-                .pop()
-                .unwrap_or_default()
+    let specs = args.hybrid.specs()?;
+    if let Some(spec) = specs.first() {
+        if specs.len() > 1 {
+            anyhow::bail!("search takes one --hybrid weight and one --fusion (eval takes lists)");
         }
-        _ => {
-            query_records(
-                &args.queries,
-                args.model.as_deref(),
-                &args.encoder,
-                lexical_field(&args.index)?,
-            )?
-            .0
-        }
-    };
+        return run_hybrid(args, spec);
+    }
+    let records = query_records(
+        &args.queries,
+        args.model.as_deref(),
+        &args.encoder,
+        lexical_field(&args.index)?,
+    )?
+    .0;
     if args.index.is_dir() {
         return run_collection(args, &records);
     }
@@ -277,6 +251,63 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
             st.spec, args.rerank_depth, lat.mean, lat.p50, lat.p99
         );
     }
+    Ok(())
+}
+
+/// `search --hybrid`: text queries, each encoded by --model and analyzed into BM25 words, fused
+/// as `spec` says over an index file with a lexical field.
+fn run_hybrid(args: &SearchArgs, spec: &HybridSpec) -> anyhow::Result<()> {
+    let model = args
+        .model
+        .as_deref()
+        .context("--hybrid needs --model (the queries are text)")?;
+    if args.index.is_dir() {
+        anyhow::bail!(
+            "--hybrid takes an index file built with --lexical, not a collection directory"
+        );
+    }
+    if args.multivec.is_some() {
+        anyhow::bail!("--multivec reranks plain queries, not --hybrid ones");
+    }
+    let index = Index::open(&args.index)?;
+    let records = hybrid_query_records(&args.queries, model, &args.encoder)?;
+    let mut analyzer = LexicalAnalyzer::default();
+    let tag = run_tag(args)?;
+    let mut out = RunOutput::open(args.output.as_deref())?;
+    let mut searcher = args.algorithm.searcher(&index);
+    let mut micros = Vec::with_capacity(records.len());
+    let mut unknown = 0usize;
+    for record in &records {
+        let in_query = || format!("query {:?}", record.id);
+        let query = HybridQuery::new(&index, spec, &record.learned, &record.text, &mut analyzer)
+            .with_context(in_query)?;
+        let (fused, took) = timed_hybrid_search(&index, searcher.as_mut(), &query, args.k as usize)
+            .with_context(in_query)?;
+        micros.push(took);
+        unknown += fused.unknown_terms;
+        for (rank, hit) in fused.hits.iter().enumerate() {
+            out.line(
+                &record.id,
+                index.doc_id(hit.doc)?,
+                rank + 1,
+                hit.score,
+                &tag,
+            )?;
+        }
+    }
+    out.finish()?;
+    let lat = Latency::of(micros);
+    eprintln!(
+        "{} queries, k={}, {spec}, algorithm={}: mean {:.1} us, p50 {:.1} us, p99 {:.1} us; {} \
+         unknown query terms ignored",
+        records.len(),
+        args.k,
+        args.algorithm,
+        lat.mean,
+        lat.p50,
+        lat.p99,
+        unknown
+    );
     Ok(())
 }
 

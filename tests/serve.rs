@@ -384,6 +384,128 @@ fn text_queries_answer_like_search_with_the_model() {
     server.stop();
 }
 
+#[test]
+fn hybrid_text_queries_answer_like_search_hybrid() {
+    let (Some(model), Some(cranfield)) = (common::model(), common::dataset("cranfield")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let lines = |name: &str, n: usize| -> Vec<String> {
+        std::fs::read_to_string(cranfield.join(name))
+            .unwrap()
+            .lines()
+            .take(n)
+            .map(str::to_owned)
+            .collect()
+    };
+    std::fs::write(
+        dir.join("corpus.jsonl"),
+        lines("corpus.jsonl", 150).join("\n"),
+    )
+    .unwrap();
+    let queries = lines("queries.jsonl", 6);
+    std::fs::write(dir.join("queries.jsonl"), queries.join("\n")).unwrap();
+    let m = model.to_str().unwrap();
+    let build = |extra: &[&str], out: &str| {
+        let mut args = vec![
+            "build",
+            "--input",
+            "corpus.jsonl",
+            "--model",
+            m,
+            "--output",
+            out,
+        ];
+        args.extend(extra);
+        ok(dir, &args);
+    };
+    build(&["--lexical"], "h.bmp");
+    build(&[], "plain.bmp");
+    let mut runs = Vec::new();
+    for fusion in ["linear", "rrf"] {
+        let out = format!("run-{fusion}");
+        ok(
+            dir,
+            &[
+                "search",
+                "--index",
+                "h.bmp",
+                "--model",
+                m,
+                "--queries",
+                "queries.jsonl",
+                "--k",
+                "10",
+                "--hybrid",
+                "0.3",
+                "--fusion",
+                fusion,
+                "--output",
+                &out,
+            ],
+        );
+        runs.push((fusion, read_run(&dir.join(out))));
+    }
+    let server = Served::start(dir, &["--index", "h.bmp", "--model", m, "--threads", "2"]);
+    for q in &queries {
+        let v: serde_json::Value = serde_json::from_str(q).unwrap();
+        let (qid, text) = (v["_id"].as_str().unwrap(), v["text"].as_str().unwrap());
+        for (fusion, run) in &runs {
+            let want: Vec<(String, f64, usize)> = run
+                .iter()
+                .filter(|(q, ..)| q == qid)
+                .map(|(_, id, score, rank)| (id.clone(), *score, *rank))
+                .collect();
+            assert!(!want.is_empty(), "{qid}");
+            let body = serde_json::json!({
+                "query": text, "k": 10,
+                "hybrid": {"lexical_weight": 0.3, "fusion": fusion},
+            });
+            let (status, r) = http(&server.addr, "POST", "/v1/search", &body.to_string());
+            assert_eq!(status, 200, "{r}");
+            let v: serde_json::Value = serde_json::from_str(&r).unwrap();
+            assert_same_hits(&hits(&v), &want, qid);
+            // Linear fusion ranks by an integer score; reciprocal rank fusion has none.
+            let raw = v["hits"][0].get("raw_score");
+            assert_eq!(raw.is_some(), *fusion == "linear", "{r}");
+        }
+    }
+    for (body, needle) in [
+        (
+            serde_json::json!({"vector": {"flow": 1.0}, "hybrid": {}}),
+            "needs a text query",
+        ),
+        (
+            serde_json::json!({"query": "flow", "hybrid": {"fusion": "sum"}}),
+            "unknown fusion",
+        ),
+        (
+            serde_json::json!({"query": "flow", "hybrid": {"lexical_weight": 2}}),
+            "[0, 1]",
+        ),
+        (
+            serde_json::json!({"query": "flow", "hybrid": {"weight": 0.3}}),
+            "hybrid.weight",
+        ),
+        (
+            serde_json::json!({"query": "flow", "hybrid": 0.3}),
+            "must be an object",
+        ),
+    ] {
+        let (status, r) = http(&server.addr, "POST", "/v1/search", &body.to_string());
+        assert_eq!(status, 400, "{body}: {r}");
+        assert!(r.contains(needle), "{body}: {r}");
+    }
+    server.stop();
+    let plain = Served::start(dir, &["--index", "plain.bmp", "--model", m]);
+    let body = serde_json::json!({"query": "flow", "hybrid": {}}).to_string();
+    let (status, r) = http(&plain.addr, "POST", "/v1/search", &body);
+    assert_eq!(status, 400, "{r}");
+    assert!(r.contains("no lexical field"), "{r}");
+    plain.stop();
+}
+
 /// The resident memory of process `pid` in KiB.
 fn rss_kib(pid: u32) -> u64 {
     common::memory_kib(pid).expect("the server is running").1

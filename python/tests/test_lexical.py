@@ -66,13 +66,17 @@ def test_hybrid_index_answers_as_the_cli(cranfield):
                    check=True, capture_output=True)
     encoder = bmp.TextEncoder(MODEL)
     index = bmp.Index.build_lexical(d / "hyb.bmp", d / "corpus.jsonl", encoder=encoder)
-    for lam, flag in [(0.3, ["--hybrid", "0.3"]), (True, ["--hybrid"])]:
+    for lam, fusion, flag in [(0.3, "linear", ["--hybrid", "0.3"]), (True, "linear", ["--hybrid"]),
+                              (0.3, "rrf", ["--hybrid", "0.3", "--fusion", "rrf"])]:
         want = cli_run("--index", d / "hyb-cli.bmp", "--queries", d / "queries.jsonl", "--model",
                        MODEL, "--k", "10", *flag)
         for i, text in enumerate(TEXTS):
-            got = index.search_text(text, k=10, encoder=encoder, hybrid=lam)
+            got = index.search_text(text, k=10, encoder=encoder, hybrid=lam, fusion=fusion)
             assert [doc for doc, _ in got] == [doc for doc, _ in want[f"q{i}"]], (text, lam)
+            assert [s for _, s in got] == pytest.approx([s for _, s in want[f"q{i}"]], rel=1e-4)
             assert all(0.0 < s <= 1.0 + 1e-6 for _, s in got), got
+    with pytest.raises(ValueError, match="unknown fusion"):
+        index.search_text("flow", encoder=encoder, hybrid=0.3, fusion="sum")
     # SPLADE alone over the same index: the encoder's query vector.
     alone = index.search_text(TEXTS[0], k=5, encoder=encoder)
     assert alone == index.search(encoder.encode_queries([TEXTS[0]])[0], k=5)
@@ -81,3 +85,33 @@ def test_hybrid_index_answers_as_the_cli(cranfield):
         plain.search_text("flow")
     with pytest.raises(ValueError, match="no lexical field"):
         plain.search_text("flow", encoder=encoder, hybrid=0.5)
+
+
+def test_hybrid_evaluation_equals_the_cli(cranfield, tmp_path):
+    if not MODEL.exists():
+        missing("models/splade-tiny is not here (scripts/setup-models.sh fetches it)")
+    dataset = tmp_path / "mini"
+    (dataset / "qrels").mkdir(parents=True)
+    for name in ["corpus.jsonl"]:
+        (dataset / name).write_text((cranfield / name).read_text())
+    for name in ["queries.jsonl", "qrels/test.tsv"]:
+        (dataset / name).write_text((SHARED / "cranfield" / name).read_text())
+    runs = tmp_path / "runs"
+    subprocess.run([cli(), "eval", "--dataset", dataset, "--model", MODEL, "--k", "100",
+                    "--hybrid", "0.3", "--fusion", "linear,rrf", "--output", runs,
+                    "--work-dir", tmp_path / "w"], check=True, capture_output=True)
+    systems = bmp.evaluate_dataset(dataset, MODEL, k=100, hybrid=0.3, fusion=["linear", "rrf"],
+                                   work_dir=tmp_path / "w", runs=True)
+    assert [s["system"] for s in systems] == ["splade bmp", "hybrid 0.3 bmp",
+                                              "hybrid rrf 0.3 bmp"]
+    for system in systems:
+        cli_run = {}
+        with open(runs / f"{system['tag']}.trec") as f:
+            for line in f:
+                qid, _, doc, _, score, _ = line.split()
+                cli_run.setdefault(qid, []).append(doc)
+        assert {q: [d for d, _ in hits] for q, hits in system["run"].items()} == cli_run
+    with pytest.raises(ValueError, match="lexical weight"):
+        bmp.evaluate_dataset(dataset, MODEL, hybrid=1.5, work_dir=tmp_path / "w")
+    with pytest.raises(ValueError, match="give hybrid"):
+        bmp.evaluate_dataset(dataset, MODEL, fusion="rrf", work_dir=tmp_path / "w")

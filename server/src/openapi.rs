@@ -127,7 +127,15 @@ fn query_properties() -> Value {
         "filter": {"type": "array", "items": {"type": "string"}, "description": "External ids of the only documents that may be returned; ids not in the index are ignored and counted."},
         "rerank": {"type": "integer", "minimum": 1, "description": "Text queries on a server started with --multivec: reorder the top this-many hits (at most k) by Chamfer similarity of token embeddings."},
         "timeout_ms": {"type": "integer", "minimum": 1, "description": "The query's own time budget in milliseconds, from the request's arrival; the server's --time-budget-ms when larger or absent. The search stops there."},
-        "partial": {"type": "boolean", "default": false, "description": "Stopped at its time budget, answer with the best hits found so far (flagged partial) rather than 503."}
+        "partial": {"type": "boolean", "default": false, "description": "Stopped at its time budget, answer with the best hits found so far (flagged partial) rather than 503."},
+        "hybrid": {
+            "type": "object", "additionalProperties": false,
+            "description": "Text queries over an index built with --lexical: fuse the text's learned vector with BM25 over its words. linear: (1 - lexical_weight) * learned / L + lexical_weight * bm25 / B, each part divided by the query's largest possible score in it, exact top k in one pass. rrf: the top k of each part fused by weighted reciprocal rank, (1 - lexical_weight) / (60 + rank) + lexical_weight / (60 + rank).",
+            "properties": {
+                "lexical_weight": {"type": "number", "minimum": 0, "maximum": 1, "default": bmp_lexical::DEFAULT_LEXICAL_WEIGHT},
+                "fusion": {"type": "string", "enum": bmp_lexical::Fusion::ALL.map(bmp_lexical::Fusion::name), "default": "linear"}
+            }
+        }
     });
     for name in spec::param_names() {
         properties[name] = param_property(name);
@@ -367,11 +375,11 @@ fn unnamed_routes() -> Value {
                 "properties": {"queries": {"type": "array", "minItems": 1, "items": batch_query}}
             },
             "Hit": {
-                "type": "object", "required": ["id", "score", "raw_score", "rank"],
+                "type": "object", "required": ["id", "score", "rank"],
                 "properties": {
                     "id": {"type": "string", "description": "External document id"},
-                    "score": {"type": "number", "description": "The dot product of the query's and the document's weights, as quantized: raw_score times the query's and the index's scales"},
-                    "raw_score": {"type": "integer", "description": "The integer score the index ranks by: the sum of quantized query weight times impact"},
+                    "score": {"type": "number", "description": "The dot product of the query's and the document's weights, as quantized: raw_score times the query's and the index's scales; for a hybrid query, its fused score"},
+                    "raw_score": {"type": "integer", "description": "The integer score the index ranks by: the sum of quantized query weight times impact (absent for a hybrid query fused by reciprocal rank)"},
                     "rank": {"type": "integer", "minimum": 1},
                     "rerank_score": {"type": "number", "description": "With rerank: the Chamfer score of a reranked hit"}
                 }

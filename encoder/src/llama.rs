@@ -28,6 +28,9 @@ pub struct LlamaConfig {
     pub num_heads: usize,
     /// Key / value heads (grouped-query attention).
     pub num_kv_heads: usize,
+    /// The width of one attention head (`hidden_size / num_heads` unless the checkpoint says
+    /// otherwise, as Qwen3's do).
+    pub head_dim: usize,
     /// RMSNorm epsilon.
     pub rms_norm_eps: f64,
     /// Rotary embedding base.
@@ -45,6 +48,9 @@ struct Block {
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
+    /// Per-head RMSNorm weights of queries and keys, before the rotary embeddings (Qwen3).
+    q_norm: Option<Tensor>,
+    k_norm: Option<Tensor>,
     wo: Tensor,
     ffn_norm: Tensor,
     gate: Tensor,
@@ -54,13 +60,13 @@ struct Block {
 
 impl Block {
     /// The weights under their Hugging Face names (after `model.layers.{l}.`), and the optional
-    /// biases.
+    /// ones (biases, query / key norms).
     #[allow(clippy::type_complexity)]
     fn named_mut(
         &mut self,
     ) -> (
         [(&'static str, &mut Tensor); 9],
-        [(&'static str, &mut Option<Tensor>); 3],
+        [(&'static str, &mut Option<Tensor>); 5],
     ) {
         (
             [
@@ -78,6 +84,8 @@ impl Block {
                 ("self_attn.q_proj.bias", &mut self.bq),
                 ("self_attn.k_proj.bias", &mut self.bk),
                 ("self_attn.v_proj.bias", &mut self.bv),
+                ("self_attn.q_norm.weight", &mut self.q_norm),
+                ("self_attn.k_norm.weight", &mut self.k_norm),
             ],
         )
     }
@@ -103,9 +111,11 @@ pub struct LlamaModel {
     path: PathBuf,
 }
 
-/// The `model_type`s of Hugging Face checkpoints this forward pass runs: Llama, and Qwen2 (the
-/// same blocks with query / key / value biases).
-pub const HF_MODEL_TYPES: [&str; 2] = ["llama", "qwen2"];
+/// The `model_type`s of Hugging Face checkpoints this forward pass runs: Llama and Mistral (the
+/// same blocks; Mistral's sliding window is wider than any input encoded here), Qwen2 (with
+/// query / key / value biases) and Qwen3 (with per-head query / key RMS norms and its own head
+/// width).
+pub const HF_MODEL_TYPES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];
 
 impl std::fmt::Debug for LlamaModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,6 +219,8 @@ impl LlamaModel {
                 bq: None,
                 bk: None,
                 bv: None,
+                q_norm: None,
+                k_norm: None,
                 wo: tensor(&format!("{p}.attn_output.weight"))?,
                 ffn_norm: tensor(&format!("{p}.ffn_norm.weight"))?,
                 gate: tensor(&format!("{p}.ffn_gate.weight"))?,
@@ -229,6 +241,7 @@ impl LlamaModel {
                 num_layers,
                 num_heads,
                 num_kv_heads,
+                head_dim: hidden_size / num_heads,
                 rms_norm_eps,
                 rope_theta,
             },
@@ -292,6 +305,17 @@ impl LlamaModel {
             .map_or(num_heads, |n| n as usize);
         let file_layers = int("num_hidden_layers")?;
         let num_layers = check_shape(&config_path, num_heads, num_kv_heads, file_layers, keep)?;
+        let head_dim = match v.get("head_dim").filter(|d| !d.is_null()) {
+            Some(_) => int("head_dim")?,
+            None => hidden_size / num_heads,
+        };
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(EncoderError::ConfigField {
+                path: config_path.clone(),
+                field: "head_dim",
+                message: format!("{head_dim}: the head width must be even and positive"),
+            });
+        }
         let rms_norm_eps = v
             .get("rms_norm_eps")
             .and_then(serde_json::Value::as_f64)
@@ -333,6 +357,8 @@ impl LlamaModel {
                 bq: bias(format!("{p}.self_attn.q_proj.bias"))?,
                 bk: bias(format!("{p}.self_attn.k_proj.bias"))?,
                 bv: bias(format!("{p}.self_attn.v_proj.bias"))?,
+                q_norm: bias(format!("{p}.self_attn.q_norm.weight"))?,
+                k_norm: bias(format!("{p}.self_attn.k_norm.weight"))?,
                 wo: tensor(&format!("{p}.self_attn.o_proj.weight"))?,
                 ffn_norm: tensor(&format!("{p}.post_attention_layernorm.weight"))?,
                 gate: tensor(&format!("{p}.mlp.gate_proj.weight"))?,
@@ -352,6 +378,7 @@ impl LlamaModel {
                 num_layers,
                 num_heads,
                 num_kv_heads,
+                head_dim,
                 rms_norm_eps,
                 rope_theta,
             },
@@ -378,7 +405,7 @@ impl LlamaModel {
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let c = &self.config;
-        let dh = c.hidden_size / c.num_heads;
+        let dh = c.head_dim;
         // GGUF's interleaved rows [head, pair, 2] back to [head, 2, pair].
         let halves = |w: &Tensor, heads: usize| -> candle_core::Result<Tensor> {
             if !self.interleaved_rope {
@@ -527,7 +554,7 @@ impl LlamaModel {
         let (b, len) = ids.dims2()?;
         let c = &self.config;
         let (h, heads, kv) = (c.hidden_size, c.num_heads, c.num_kv_heads);
-        let dh = h / heads;
+        let dh = c.head_dim;
         let (cos, sin) = self.rope_tables(len, dh)?;
         // Causal and padding masks as an additive bias [b, 1, len, len].
         let causal: Vec<f32> = (0..len)
@@ -565,8 +592,18 @@ impl LlamaModel {
                     (false, true) => rope_slow(&t, &cos, &sin),
                 }
             };
-            let q = rotate(heads_of(&block.wq, &block.bq, heads)?)?;
-            let k = rotate(heads_of(&block.wk, &block.bk, kv)?)?;
+            let head_norm = |t: Tensor, w: &Option<Tensor>| match w {
+                Some(w) => self.rms_norm(&t, w),
+                None => Ok(t),
+            };
+            let q = rotate(head_norm(
+                heads_of(&block.wq, &block.bq, heads)?,
+                &block.q_norm,
+            )?)?;
+            let k = rotate(head_norm(
+                heads_of(&block.wk, &block.bk, kv)?,
+                &block.k_norm,
+            )?)?;
             let v = heads_of(&block.wv, &block.bv, kv)?;
             let group = heads / kv;
             let repeat = |t: Tensor| -> candle_core::Result<Tensor> {
@@ -585,7 +622,7 @@ impl LlamaModel {
                 .matmul(&v.contiguous()?)?
                 .transpose(1, 2)?
                 .contiguous()?
-                .reshape((b, len, h))?;
+                .reshape((b, len, heads * dh))?;
             x = (x + ctx.broadcast_matmul(&block.wo.t()?)?)?;
             let y = self.rms_norm(&x, &block.ffn_norm)?;
             let gate = y.broadcast_matmul(&block.gate.t()?)?.silu()?;

@@ -90,7 +90,7 @@ impl LlmEncoder {
         })
     }
 
-    /// Loads a model given as a GGUF file or as a Hugging Face Llama / Qwen2 directory
+    /// Loads a model given as a GGUF file or as a Hugging Face Llama / Mistral / Qwen2 / Qwen3 directory
     /// (config.json, model.safetensors, tokenizer.json), e.g. one `bmp-index prune` wrote.
     pub fn load_any(model: &Path, max_length: usize) -> Result<Self> {
         if !model.is_dir() {

@@ -67,7 +67,7 @@ fn no_dense(label: &str) -> EncoderError {
     EncoderError::InvalidOption {
         option: "dense",
         message: format!(
-            "dense embeddings need a decoder LLM (a .gguf file or a Llama / Qwen2 directory); \
+            "dense embeddings need a decoder LLM (a .gguf file or a Llama / Mistral / Qwen2 / Qwen3 directory); \
              a {label} model gives sparse vectors only"
         ),
     }
@@ -273,7 +273,7 @@ impl TextEncoder {
         })
     }
 
-    /// Loads the model at `path`: a decoder LLM (a `.gguf` file, or a Llama / Qwen2 directory)
+    /// Loads the model at `path`: a decoder LLM (a `.gguf` file, or a Llama / Mistral / Qwen2 / Qwen3 directory)
     /// when [`LlmEncoder::recognizes`] it, otherwise a SPLADE directory (Hugging Face layout).
     pub fn load(path: &Path, options: &TextEncoderOptions) -> Result<TextEncoder> {
         let mut document_pruning = Pruning {

@@ -24,7 +24,7 @@ use super::progress::StageBars;
 #[derive(Debug, Args)]
 pub struct EncodeArgs {
     /// SPLADE model directory in Hugging Face layout (config.json, model.safetensors,
-    /// tokenizer.json), or a decoder LLM: a .gguf file, or a Llama / Qwen2 directory such as
+    /// tokenizer.json), or a decoder LLM: a .gguf file, or a Llama / Mistral / Qwen2 / Qwen3 directory such as
     /// `prune` writes (sparse vectors through its LM head).
     #[arg(long, default_value = super::encoding::DEFAULT_MODEL_DIR)]
     pub model: PathBuf,

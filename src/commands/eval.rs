@@ -76,7 +76,7 @@ pub struct EvalArgs {
     /// Qrels file (BEIR TSV with header, or TREC `qid 0 docid rel`).
     #[arg(long)]
     pub qrels: Option<PathBuf>,
-    /// SPLADE model directory, or a decoder LLM (a .gguf file, or a Llama / Qwen2 directory such
+    /// SPLADE model directory, or a decoder LLM (a .gguf file, or a Llama / Mistral / Qwen2 / Qwen3 directory such
     /// as `prune` writes). Default for --dataset: models/splade-tiny, fetched by
     /// scripts/setup-models.sh; with --index, only when the queries are text.
     #[arg(long)]

@@ -1189,7 +1189,31 @@ fn eval_scores_a_decoder_llm_sparse_and_dense_from_one_encoding() {
     } = run(d, &args);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("using cached document vectors"), "{stderr}");
+    // Each query is encoded once, for both outputs.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("queries:") && l.contains("(sparse and dense)")),
+        "{stderr}"
+    );
     assert_eq!(table(&again), rows);
+    // Matryoshka truncation: the first 64 dimensions, cached apart, a row of their own.
+    let mut cut = args.to_vec();
+    cut.extend(["--dense-dim", "64"]);
+    let stdout = ok(d, &cut);
+    let cut_rows = table(&stdout);
+    assert_eq!(
+        cut_rows["llm-sparse bmp"], rows["llm-sparse bmp"],
+        "{stdout}"
+    );
+    assert!(fs::read_dir(d.join("work")).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".dense-mean-dim64.bin")));
+    let mut too_wide = args.to_vec();
+    too_wide.extend(["--dense-dim", "100000"]);
+    fail(d, &too_wide, "the model's embeddings have 576 dimensions");
     // Last-token pooling is another embedding, cached apart.
     let mut last = args.to_vec();
     last.extend(["--pooling", "last"]);

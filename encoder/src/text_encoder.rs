@@ -61,6 +61,17 @@ pub trait SparseModel: Send + Sync {
         let _ = (texts, pooling);
         Err(no_dense(self.label()))
     }
+
+    /// The sparse vectors and the dense embeddings of query texts from one pass, for a model
+    /// that has dense embeddings.
+    fn encode_queries_with_dense(
+        &self,
+        texts: &[String],
+        pooling: Pooling,
+    ) -> Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
+        let _ = (texts, pooling);
+        Err(no_dense(self.label()))
+    }
 }
 
 fn no_dense(label: &str) -> EncoderError {
@@ -200,10 +211,18 @@ impl SparseModel for LlmSparse {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         self.llm.encode_dense(&refs, pooling, self.batch_size)
     }
+
+    fn encode_queries_with_dense(
+        &self,
+        texts: &[String],
+        pooling: Pooling,
+    ) -> Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
+        self.vectors(texts, Some(pooling), &mut |_| {})
+    }
 }
 
 /// How [`TextEncoder::load`] loads and runs a model.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TextEncoderOptions {
     /// Texts per forward pass.
     pub batch_size: usize,
@@ -219,6 +238,12 @@ pub struct TextEncoderOptions {
     pub device: DeviceKind,
     /// Precision of weights and activations.
     pub dtype: Precision,
+    /// Text put before every query (not documents) before it is encoded, as instruction-tuned
+    /// embedders expect (Qwen3-Embedding: `Instruct: <task>\nQuery:`).
+    pub query_instruction: Option<String>,
+    /// Keep only the first N dimensions of the dense embeddings, L2-normalized again
+    /// (Matryoshka truncation, for models trained for it).
+    pub dense_dim: Option<usize>,
 }
 
 impl Default for TextEncoderOptions {
@@ -230,6 +255,8 @@ impl Default for TextEncoderOptions {
             doc_min_weight: None,
             device: DeviceKind::Cpu,
             dtype: Precision::F32,
+            query_instruction: None,
+            dense_dim: None,
         }
     }
 }
@@ -252,6 +279,38 @@ impl TextEncoderOptions {
         }
         key
     }
+
+    /// What, besides [`Self::document_key`], changes the dense document embeddings: `""`, or
+    /// `-dimN` with a Matryoshka truncation.
+    pub fn dense_key(&self) -> String {
+        self.dense_dim
+            .map(|d| format!("-dim{d}"))
+            .unwrap_or_default()
+    }
+}
+
+/// The first `dim` values of `embedding`, L2-normalized again (all of it when `dim` is `None`).
+fn truncate_embedding(embedding: &mut Vec<f32>, dim: Option<usize>) -> Result<()> {
+    let Some(dim) = dim else {
+        return Ok(());
+    };
+    if dim == 0 || dim > embedding.len() {
+        return Err(EncoderError::InvalidOption {
+            option: "dense_dim",
+            message: format!(
+                "{dim}: the model's embeddings have {} dimensions",
+                embedding.len()
+            ),
+        });
+    }
+    embedding.truncate(dim);
+    let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in embedding.iter_mut() {
+            *x /= norm;
+        }
+    }
+    Ok(())
 }
 
 /// A loaded sparse text encoder: a model, the pruning of its document vectors, and whether
@@ -260,6 +319,8 @@ pub struct TextEncoder {
     model: Box<dyn SparseModel>,
     document_pruning: Pruning,
     dense: Option<Pooling>,
+    query_instruction: Option<String>,
+    dense_dim: Option<usize>,
 }
 
 impl TextEncoder {
@@ -270,7 +331,44 @@ impl TextEncoder {
             model,
             document_pruning,
             dense: None,
+            query_instruction: None,
+            dense_dim: None,
         })
+    }
+
+    /// Puts `instruction` before every query text before encoding it (see
+    /// [`TextEncoderOptions::query_instruction`]).
+    pub fn with_query_instruction(mut self, instruction: Option<String>) -> Self {
+        self.query_instruction = instruction.filter(|i| !i.is_empty());
+        self
+    }
+
+    /// Truncates the dense embeddings to their first `dim` dimensions (see
+    /// [`TextEncoderOptions::dense_dim`]).
+    pub fn with_dense_dim(mut self, dim: Option<usize>) -> Result<Self> {
+        if dim == Some(0) {
+            return Err(EncoderError::InvalidOption {
+                option: "dense_dim",
+                message: "0: keep at least one dimension".into(),
+            });
+        }
+        self.dense_dim = dim;
+        Ok(self)
+    }
+
+    /// The query texts as the model reads them: after the query instruction, if any.
+    fn instructed<'a>(&self, texts: &'a [String]) -> std::borrow::Cow<'a, [String]> {
+        match &self.query_instruction {
+            None => std::borrow::Cow::Borrowed(texts),
+            Some(i) => std::borrow::Cow::Owned(texts.iter().map(|t| format!("{i}{t}")).collect()),
+        }
+    }
+
+    fn truncated(&self, mut embeddings: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        for e in &mut embeddings {
+            truncate_embedding(e, self.dense_dim)?;
+        }
+        Ok(embeddings)
     }
 
     /// Loads the model at `path`: a decoder LLM (a `.gguf` file, or a Llama / Mistral / Qwen2 / Qwen3 directory)
@@ -298,7 +396,9 @@ impl TextEncoder {
         if document_pruning.top_k.is_none() {
             document_pruning.top_k = model.default_document_top_k();
         }
-        TextEncoder::new(model, document_pruning)
+        TextEncoder::new(model, document_pruning)?
+            .with_query_instruction(options.query_instruction.clone())
+            .with_dense_dim(options.dense_dim)
     }
 
     /// What the sparse vectors come from, as result tables name it.
@@ -322,7 +422,26 @@ impl TextEncoder {
             option: "dense",
             message: "dense embeddings are not enabled for this model".into(),
         })?;
-        self.model.encode_dense_queries(texts, pooling)
+        self.truncated(
+            self.model
+                .encode_dense_queries(&self.instructed(texts), pooling)?,
+        )
+    }
+
+    /// The sparse vectors and, when dense embeddings are enabled, the dense embeddings of query
+    /// texts, from one pass of the model (otherwise no embeddings), in input order.
+    pub fn encode_queries_with_dense(
+        &self,
+        texts: &[String],
+    ) -> Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
+        let texts = self.instructed(texts);
+        match self.dense {
+            None => Ok((self.model.encode_queries(&texts)?, Vec::new())),
+            Some(pooling) => {
+                let (sparse, dense) = self.model.encode_queries_with_dense(&texts, pooling)?;
+                Ok((sparse, self.truncated(dense)?))
+            }
+        }
     }
 
     /// The token string of vocabulary id `id` (`[UNK]` past the vocabulary).
@@ -351,12 +470,12 @@ impl TextEncoder {
         for vector in &mut vectors {
             prune(vector, &self.document_pruning);
         }
-        Ok((vectors, dense))
+        Ok((vectors, self.truncated(dense)?))
     }
 
-    /// Encodes query texts (never pruned), in input order.
+    /// Encodes query texts (never pruned; after the query instruction, if any), in input order.
     pub fn encode_queries(&self, texts: &[String]) -> Result<Vec<SparseVector>> {
-        self.model.encode_queries(texts)
+        self.model.encode_queries(&self.instructed(texts))
     }
 
     /// The `(term, weight)` entries of a vector, as the index and the query parser take them.
@@ -457,6 +576,129 @@ mod tests {
             min_weight: None,
         };
         assert!(TextEncoder::new(Box::new(Words), bad).is_err());
+    }
+
+    /// [`Words`] with dense embeddings: `[number of words, 3, 4]` per text.
+    struct DenseWords;
+
+    impl SparseModel for DenseWords {
+        fn label(&self) -> &'static str {
+            "dense-words"
+        }
+
+        fn token(&self, id: u32) -> Option<&str> {
+            Words.token(id)
+        }
+
+        fn vocab_size(&self) -> usize {
+            3
+        }
+
+        fn encode_documents(
+            &self,
+            texts: &[String],
+            progress: &mut dyn FnMut(usize),
+        ) -> Result<Vec<SparseVector>> {
+            Words.encode_documents(texts, progress)
+        }
+
+        fn encode_queries(&self, texts: &[String]) -> Result<Vec<SparseVector>> {
+            Words.encode_queries(texts)
+        }
+
+        fn has_dense(&self) -> bool {
+            true
+        }
+
+        fn encode_documents_with_dense(
+            &self,
+            texts: &[String],
+            _pooling: Pooling,
+            progress: &mut dyn FnMut(usize),
+        ) -> Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
+            let sparse = Words.encode_documents(texts, progress)?;
+            Ok((sparse, self.encode_dense_queries(texts, Pooling::Mean)?))
+        }
+
+        fn encode_dense_queries(&self, texts: &[String], _: Pooling) -> Result<Vec<Vec<f32>>> {
+            Ok(texts
+                .iter()
+                .map(|t| vec![t.split_whitespace().count() as f32, 3.0, 4.0])
+                .collect())
+        }
+
+        fn encode_queries_with_dense(
+            &self,
+            texts: &[String],
+            pooling: Pooling,
+        ) -> Result<(Vec<SparseVector>, Vec<Vec<f32>>)> {
+            Ok((
+                Words.encode_queries(texts)?,
+                self.encode_dense_queries(texts, pooling)?,
+            ))
+        }
+    }
+
+    #[test]
+    fn the_query_instruction_goes_before_queries_only() {
+        let encoder = TextEncoder::new(Box::new(DenseWords), Pruning::NONE)
+            .unwrap()
+            .with_query_instruction(Some("ccc a ".into()));
+        let texts = vec!["bb".to_string()];
+        // The instruction's words are read with the query's, not with the document's.
+        assert_eq!(
+            encoder.encode_queries(&texts).unwrap(),
+            vec![vec![(0, 1.0), (1, 2.0), (2, 3.0)]]
+        );
+        let (docs, _) = encoder.encode_documents(&texts, &mut |_| {}).unwrap();
+        assert_eq!(docs, vec![vec![(1, 2.0)]]);
+        // One pass gives the same sparse vectors as the sparse pass alone, and no embedding
+        // while dense is not enabled.
+        let (sparse, dense) = encoder.encode_queries_with_dense(&texts).unwrap();
+        assert_eq!(sparse, encoder.encode_queries(&texts).unwrap());
+        assert!(dense.is_empty());
+    }
+
+    #[test]
+    fn dense_embeddings_are_cut_to_their_first_dimensions_and_renormalized() {
+        let mut encoder = TextEncoder::new(Box::new(DenseWords), Pruning::NONE)
+            .unwrap()
+            .with_query_instruction(Some("a ".into()))
+            .with_dense_dim(Some(2))
+            .unwrap();
+        encoder.enable_dense(Pooling::Mean).unwrap();
+        let texts = vec!["a bb".to_string()];
+        // Three words with the instruction: [3, 3, 4] cut to [3, 3], normalized.
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let (sparse, dense) = encoder.encode_queries_with_dense(&texts).unwrap();
+        assert_eq!(sparse, vec![vec![(0, 1.0), (1, 2.0)]]);
+        assert_eq!(dense.len(), 1);
+        assert!(
+            (dense[0][0] - h).abs() < 1e-6 && (dense[0][1] - h).abs() < 1e-6,
+            "{dense:?}"
+        );
+        assert_eq!(encoder.encode_dense_queries(&texts).unwrap(), dense);
+        // Documents: two words, [2, 3, 4] cut to [2, 3].
+        let (_, docs) = encoder.encode_documents(&texts, &mut |_| {}).unwrap();
+        let n = (4.0f32 + 9.0).sqrt();
+        assert!((docs[0][0] - 2.0 / n).abs() < 1e-6 && (docs[0][1] - 3.0 / n).abs() < 1e-6);
+        // More dimensions than the model has, or none, are refused.
+        let mut wide = TextEncoder::new(Box::new(DenseWords), Pruning::NONE)
+            .unwrap()
+            .with_dense_dim(Some(4))
+            .unwrap();
+        wide.enable_dense(Pooling::Mean).unwrap();
+        let e = wide.encode_dense_queries(&texts).unwrap_err();
+        assert!(e.to_string().contains("3 dimensions"), "{e}");
+        assert!(TextEncoder::new(Box::new(DenseWords), Pruning::NONE)
+            .unwrap()
+            .with_dense_dim(Some(0))
+            .is_err());
+        let options = TextEncoderOptions {
+            dense_dim: Some(256),
+            ..TextEncoderOptions::default()
+        };
+        assert_eq!(options.dense_key(), "-dim256");
     }
 
     #[test]

@@ -168,6 +168,25 @@ pub fn encode_queries(encoder: &TextEncoder, queries: &[Query]) -> Result<Vec<Sp
         .collect())
 }
 
+/// Encodes text queries into records the query parser takes, and, when the encoder has dense
+/// embeddings enabled, their embeddings, from one pass of the model (otherwise none).
+pub fn encode_queries_with_dense(
+    encoder: &TextEncoder,
+    queries: &[Query],
+) -> Result<(Vec<SparseRecord>, Vec<Vec<f32>>)> {
+    let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
+    let (vectors, embeddings) = encoder.encode_queries_with_dense(&texts)?;
+    let records = queries
+        .iter()
+        .zip(&vectors)
+        .map(|(q, v)| SparseRecord {
+            id: q.id.clone(),
+            entries: encoder.entries(v),
+        })
+        .collect();
+    Ok((records, embeddings))
+}
+
 /// Writes one JSONL line `{"id": ..., "vector": {"term": weight, ...}}` of an encoded document.
 pub fn write_vector_line(
     out: &mut impl Write,

@@ -39,7 +39,7 @@ use bmp_query::{Hit, Query, SearchSpec, Searcher};
 
 use crate::bm25::{Bm25Index, Bm25Params, Bm25Storage};
 use crate::dataset::BeirDataset;
-use crate::encode::{encode_corpus, encode_queries, write_vector_line};
+use crate::encode::{encode_corpus, encode_queries_with_dense, write_vector_line};
 use crate::error::{Error, Result};
 use crate::evaluate::{evaluate, EvalOptions, Evaluation, Measure};
 use crate::hybrid::{evaluate_hybrid, hybrid_records};
@@ -404,9 +404,10 @@ pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result
         .unwrap_or_else(|| "model".into());
     let key = format!("{model_name}.{}", config.encoder.document_key());
     let vectors = work.join(format!("corpus.{key}.jsonl"));
-    let dense_path = config
-        .dense
-        .map(|pooling| work.join(format!("corpus.{key}.dense-{pooling}.bin")));
+    let dense_path = config.dense.map(|pooling| {
+        let dim = config.encoder.dense_key();
+        work.join(format!("corpus.{key}.dense-{pooling}{dim}.bin"))
+    });
     if vectors.exists() && dense_path.as_ref().is_none_or(|p| p.exists()) {
         progress.note(&format!(
             "using cached document vectors {}",
@@ -440,12 +441,19 @@ pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result
         )?;
     }
     let index = Index::open(&index_path)?;
+    // One pass of the model gives each query its sparse vector and, with --dense, its
+    // embedding.
     let start = Instant::now();
-    let records = encode_queries(&encoder, &queries)?;
+    let (records, query_embeddings) = encode_queries_with_dense(&encoder, &queries)?;
     progress.note(&format!(
-        "encoded {} queries: {:.2} ms per query",
+        "encoded {} queries: {:.2} ms per query{}",
         records.len(),
-        start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64
+        start.elapsed().as_secs_f64() * 1e3 / records.len().max(1) as f64,
+        if config.dense.is_some() {
+            " (sparse and dense)"
+        } else {
+            ""
+        }
     ));
     let (measures, options) = (&config.measures, &config.options);
     let mut report = DatasetReport {
@@ -475,7 +483,7 @@ pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result
     }
     if let (Some(pooling), Some(path)) = (config.dense, &dense_path) {
         let dense = DenseIndex::open(path)?;
-        let (run, micros) = dense_run(&encoder, &dense, &queries, config.k, progress)?;
+        let (run, micros) = dense_run(&dense, &queries, &query_embeddings, config.k)?;
         report.systems.push(SystemResult::new(
             format!("llm-dense {pooling} (flat)"),
             run,
@@ -618,25 +626,23 @@ fn build_cached(
     Ok(())
 }
 
-/// Dense retrieval: the queries embedded by `encoder`, answered exactly over `index`.
+/// Dense retrieval: the queries' embeddings `embedded` answered exactly over `index`.
 fn dense_run(
-    encoder: &TextEncoder,
     index: &DenseIndex,
     queries: &[TextQuery],
+    embedded: &[Vec<f32>],
     k: usize,
-    progress: &dyn Progress,
 ) -> Result<(Run, Vec<f64>)> {
-    let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
-    let start = Instant::now();
-    let embedded = encoder.encode_dense_queries(&texts)?;
-    progress.note(&format!(
-        "embedded {} queries: {:.2} ms per query",
-        embedded.len(),
-        start.elapsed().as_secs_f64() * 1e3 / embedded.len().max(1) as f64
-    ));
+    if embedded.len() != queries.len() {
+        return Err(Error::Invalid(format!(
+            "{} query embeddings for {} queries",
+            embedded.len(),
+            queries.len()
+        )));
+    }
     let mut run = Run::new();
     let mut micros = Vec::with_capacity(queries.len());
-    for (q, v) in queries.iter().zip(&embedded) {
+    for (q, v) in queries.iter().zip(embedded) {
         if v.len() != index.dim() {
             return Err(Error::Invalid(format!(
                 "query embeddings of dimension {}, cached document embeddings of {}: delete the \

@@ -25,6 +25,7 @@ pub fn encoder_options(
     max_length: Option<usize>,
     doc_top_k: Option<usize>,
     doc_min_weight: Option<f32>,
+    query_instruction: Option<String>,
 ) -> PyResult<TextEncoderOptions> {
     if batch_size == 0 {
         return Err(invalid("batch_size must be at least 1"));
@@ -36,6 +37,8 @@ pub fn encoder_options(
         doc_min_weight,
         device: device.parse::<DeviceKind>().map_err(encoder_to_py)?,
         dtype: dtype.parse::<Precision>().map_err(encoder_to_py)?,
+        query_instruction,
+        dense_dim: None,
     })
 }
 
@@ -76,10 +79,11 @@ impl TextEncoder {
     /// directory). `device` is "cpu", "cuda" or "cuda:N" (cuda needs a build with the cuda
     /// feature); `dtype` "f32", or "f16" / "bf16" on cuda. Document vectors keep their
     /// `doc_top_k` heaviest terms and those of at least `doc_min_weight` (a decoder LLM's
-    /// documents default to 256 terms); queries are never pruned.
+    /// documents default to 256 terms); queries are never pruned. `query_instruction` is put
+    /// before every query text (e.g. Qwen3-Embedding's `"Instruct: ...\nQuery:"`).
     #[new]
     #[pyo3(signature = (model, *, device="cpu", dtype="f32", batch_size=32, max_length=None,
-                        doc_top_k=None, doc_min_weight=None))]
+                        doc_top_k=None, doc_min_weight=None, query_instruction=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -90,6 +94,7 @@ impl TextEncoder {
         max_length: Option<usize>,
         doc_top_k: Option<usize>,
         doc_min_weight: Option<f32>,
+        query_instruction: Option<String>,
     ) -> PyResult<TextEncoder> {
         let options = encoder_options(
             device,
@@ -98,6 +103,7 @@ impl TextEncoder {
             max_length,
             doc_top_k,
             doc_min_weight,
+            query_instruction,
         )?;
         let inner = py
             .detach(|| bmp_encoder::TextEncoder::load(&model, &options))

@@ -212,7 +212,7 @@ fn hybrid_specs(
                     reorder=None, work_dir=None,
                     metrics=None, relevance_level=1, missing_as_zero=false, runs=false,
                     device="cpu", dtype="f32", batch_size=32, max_length=None, doc_top_k=None,
-                    doc_min_weight=None))]
+                    doc_min_weight=None, query_instruction=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_dataset<'py>(
     py: Python<'py>,
@@ -238,6 +238,7 @@ pub fn evaluate_dataset<'py>(
     max_length: Option<usize>,
     doc_top_k: Option<usize>,
     doc_min_weight: Option<f32>,
+    query_instruction: Option<String>,
 ) -> PyResult<Bound<'py, PyList>> {
     if relevance_level < 1 {
         return Err(invalid("relevance_level must be at least 1"));
@@ -255,6 +256,7 @@ pub fn evaluate_dataset<'py>(
         max_length,
         doc_top_k,
         doc_min_weight,
+        query_instruction,
     )?;
     config.work_dir = work_dir;
     config.k = k;

@@ -33,6 +33,15 @@ pub struct EncoderArgs {
     /// Precision of weights and activations: f32, or f16 / bf16 on cuda.
     #[arg(long, default_value = "f32", value_parser = parse_precision)]
     pub dtype: Precision,
+    /// Text put before every query (not documents) before encoding, as instruction-tuned
+    /// embedders expect: e.g. Qwen3-Embedding's `"Instruct: Given a web search query, retrieve
+    /// relevant passages that answer the query\nQuery:"`.
+    #[arg(long)]
+    pub query_instruction: Option<String>,
+    /// Keep only the first N dimensions of dense embeddings (`eval --dense`), L2-normalized
+    /// again: Matryoshka truncation, for models trained for it (Qwen3-Embedding).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub dense_dim: Option<u32>,
 }
 
 impl Default for EncoderArgs {
@@ -46,6 +55,8 @@ impl Default for EncoderArgs {
             doc_min_weight: o.doc_min_weight,
             device: o.device,
             dtype: o.dtype,
+            query_instruction: o.query_instruction,
+            dense_dim: o.dense_dim.map(|d| u32::try_from(d).unwrap_or(u32::MAX)),
         }
     }
 }
@@ -72,6 +83,8 @@ impl EncoderArgs {
             doc_min_weight: self.doc_min_weight,
             device: self.device,
             dtype: self.dtype,
+            query_instruction: self.query_instruction.clone(),
+            dense_dim: self.dense_dim.map(|d| d as usize),
         }
     }
 }

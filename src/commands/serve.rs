@@ -113,6 +113,10 @@ pub struct ServeArgs {
     /// is below this floor.
     #[arg(long)]
     pub doc_min_weight: Option<f32>,
+    /// With --model: text put before every text query before encoding (instruction-tuned
+    /// embedders such as Qwen3-Embedding expect one); documents are encoded as they are.
+    #[arg(long)]
+    pub query_instruction: Option<String>,
     /// Where the model runs: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceKind,
@@ -265,6 +269,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 doc_min_weight: args.doc_min_weight,
                 device: args.device,
                 dtype: args.dtype,
+                query_instruction: args.query_instruction.clone(),
+                dense_dim: None,
             };
             let encoder = load_encoder(dir, &options)?;
             Some(Arc::new(SpladeQueries {

@@ -108,6 +108,7 @@ class TextEncoder:
         max_length: Optional[int] = None,
         doc_top_k: Optional[int] = None,
         doc_min_weight: Optional[float] = None,
+        query_instruction: Optional[str] = None,
     ) -> None:
         """Loads the model (OSError if missing, ValueError for a bad option)."""
     @property
@@ -218,6 +219,7 @@ def evaluate_dataset(
     max_length: Optional[int] = None,
     doc_top_k: Optional[int] = None,
     doc_min_weight: Optional[float] = None,
+    query_instruction: Optional[str] = None,
 ) -> list[dict[str, Any]]:
     """bmp-index eval --dataset's pipeline: [{"system", "tag", "metrics", "latency_us", "run"?}]."""
 

@@ -119,3 +119,11 @@ def test_csr_output_builds_and_searches_as_the_dicts(encoder, cranfield, tmp_pat
         assert from_csr.search(queries[row], k=10, vocabulary=vocabulary) == want
     with pytest.raises(ValueError, match="output"):
         encoder.encode_queries(texts, output="coo")
+
+
+def test_the_query_instruction_goes_before_queries_only(encoder):
+    instructed = bmp.TextEncoder(MODEL, query_instruction="aircraft wing: ")
+    text = ["boundary layer flow"]
+    assert instructed.encode_queries(text) == encoder.encode_queries(["aircraft wing: " + text[0]])
+    assert instructed.encode_queries(text) != encoder.encode_queries(text)
+    assert instructed.encode_documents(text) == encoder.encode_documents(text)

@@ -107,6 +107,9 @@ pub struct LlamaModel {
     /// The Hugging Face config.json the model was read from (`None` for GGUF); `save` keeps its
     /// other fields.
     hf_config: Option<serde_json::Value>,
+    /// The precision `save` writes: the source's floats (a Hugging Face checkpoint's own dtype),
+    /// or f16 for a quantized GGUF source (the weights run in f32 either way).
+    storage_dtype: DType,
     device: Device,
     path: PathBuf,
 }
@@ -156,6 +159,15 @@ fn check_shape(
             option: "keep",
             message: format!("{n} layers: the model has 1..={file_layers}"),
         }),
+    }
+}
+
+/// The `torch_dtype` of a Hugging Face config for weights stored as `dtype`.
+fn torch_dtype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F16 => "float16",
+        DType::BF16 => "bfloat16",
+        _ => "float32",
     }
 }
 
@@ -253,6 +265,7 @@ impl LlamaModel {
             interleaved_rope: true,
             differentiable: false,
             hf_config: None,
+            storage_dtype: DType::F16,
             device: device.clone(),
             path: path.to_path_buf(),
         })
@@ -344,7 +357,14 @@ impl LlamaModel {
                 Err(_) => Ok(None),
             }
         };
-        let embeddings = tensor("model.embed_tokens.weight")?;
+        let raw_embeddings = file
+            .load("model.embed_tokens.weight", device)
+            .map_err(&err)?;
+        let storage_dtype = match raw_embeddings.dtype() {
+            d @ (DType::F16 | DType::BF16 | DType::F32) => d,
+            _ => DType::F32,
+        };
+        let embeddings = raw_embeddings.to_dtype(DType::F32).map_err(&err)?;
         let (vocab_size, _) = embeddings.dims2().map_err(&err)?;
         let mut blocks = Vec::with_capacity(num_layers);
         for l in 0..num_layers {
@@ -390,6 +410,7 @@ impl LlamaModel {
             interleaved_rope: false,
             differentiable: false,
             hf_config: Some(v),
+            storage_dtype,
             device: device.clone(),
             path: dir.to_path_buf(),
         })
@@ -446,9 +467,14 @@ impl LlamaModel {
         if !self.tied {
             tensors.insert("lm_head.weight".to_string(), self.lm_head.clone());
         }
+        // Written at the source's precision, not the f32 the forward pass runs in.
+        for t in tensors.values_mut() {
+            *t = t.to_dtype(self.storage_dtype).map_err(gguf_error(dir))?;
+        }
         let weights = dir.join("model.safetensors");
         let tmp = dir.join(".model.safetensors.tmp");
         candle_core::safetensors::save(&tensors, &tmp).map_err(gguf_error(&tmp))?;
+        crate::model_dir::readable(&tmp).map_err(io(&tmp))?;
         std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
         let intermediate = self.blocks.first().map_or(0, |b| b.gate.dims()[0]);
         let mut config = self.hf_config.clone().unwrap_or_else(|| {
@@ -469,6 +495,10 @@ impl LlamaModel {
                 ("num_key_value_heads", serde_json::json!(c.num_kv_heads)),
                 ("rms_norm_eps", serde_json::json!(c.rms_norm_eps)),
                 ("tie_word_embeddings", serde_json::json!(self.tied)),
+                (
+                    "torch_dtype",
+                    serde_json::json!(torch_dtype(self.storage_dtype)),
+                ),
             ] {
                 fields.insert(key.into(), value);
             }

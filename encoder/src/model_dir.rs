@@ -57,6 +57,21 @@ fn required_file(dir: &Path, file: &'static str) -> Result<PathBuf> {
     }
 }
 
+/// Makes a written file readable by everyone, as a model directory's files are (the safetensors
+/// writer creates its file for its owner alone).
+pub(crate) fn readable(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(path)?.permissions();
+        permissions.set_mode(permissions.mode() | 0o444);
+        std::fs::set_permissions(path, permissions)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -495,6 +495,7 @@ impl ChamferTrainer {
         // Written beside, then renamed: a failed save leaves no half-written weights.
         let tmp = out.join(".model.safetensors.tmp");
         self.model.save(&tmp)?;
+        crate::model_dir::readable(&tmp).map_err(io(&tmp))?;
         let target = out.join(ModelDir::WEIGHTS_FILE);
         std::fs::rename(&tmp, &target).map_err(io(&target))
     }

@@ -211,3 +211,53 @@ fn mistral_logits_match_candle_transformers() {
     assert!(mean_abs(&expected) > 0.1);
     assert!(LlmEncoder::recognizes(dir.path()));
 }
+
+#[test]
+fn a_bf16_checkpoint_is_saved_in_bf16_and_readable() {
+    let dh = HIDDEN / HEADS;
+    let config = serde_json::json!({
+        "architectures": ["Qwen3ForCausalLM"],
+        "model_type": "qwen3",
+        "vocab_size": VOCAB,
+        "hidden_size": HIDDEN,
+        "intermediate_size": INTERMEDIATE,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "head_dim": dh,
+        "tie_word_embeddings": true,
+        "rope_theta": 10000.0,
+        "rms_norm_eps": 1e-6,
+        "torch_dtype": "bfloat16",
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(dir.path(), &config, dh, true, false);
+    // The same weights in bf16, as Qwen3 checkpoints ship.
+    let source = dir.path().join("model.safetensors");
+    let tensors = candle_core::safetensors::load(&source, &Device::Cpu).unwrap();
+    let bf16: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(n, t)| (n, t.to_dtype(DType::BF16).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&bf16, &source).unwrap();
+    let device = Device::Cpu;
+    let model = LlamaModel::from_safetensors(dir.path(), None, &device).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    model.save(out.path()).unwrap();
+    let saved = out.path().join("model.safetensors");
+    let meta = std::fs::metadata(&saved).unwrap();
+    assert!(meta.len() <= std::fs::metadata(&source).unwrap().len());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o444, 0o444);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["torch_dtype"], "bfloat16");
+    // bf16 -> f32 -> bf16 is exact: the saved model answers as the loaded one.
+    let back = LlamaModel::from_safetensors(out.path(), None, &device).unwrap();
+    let ids = Tensor::new(&ROWS, &device).unwrap();
+    let mask = Tensor::ones((2, 7), DType::U8, &device).unwrap();
+    let a = model.hidden_states(&ids, &mask).unwrap();
+    let b = back.hidden_states(&ids, &mask).unwrap();
+    assert_eq!(max_diff(&a, &b), 0.0);
+}

@@ -10,7 +10,8 @@
 use std::io::Write;
 use std::time::Instant;
 
-use bmp_eval::{Bm25Index, Bm25Storage, CorpusReader, Latency, LexicalAnalyzer, QueryReader};
+use bmp_eval::{Bm25Index, Bm25Storage, CorpusReader, Latency, QueryReader};
+use bmp_lexical::LexicalAnalyzer;
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::IndexRecordOption;

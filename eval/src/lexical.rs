@@ -18,8 +18,7 @@ use crate::encode::count_documents;
 use crate::error::{Error, Result};
 use crate::jsonl::{CorpusReader, Document};
 use crate::progress::Progress;
-pub use bmp_lexical::hybrid::{linear_entries, DEFAULT_LEXICAL_WEIGHT};
-pub use bmp_lexical::LexicalAnalyzer;
+use bmp_lexical::LexicalAnalyzer;
 
 /// What a first pass over a corpus learns: each word's document frequency, each document's
 /// length, and the number of words in all.
@@ -277,21 +276,17 @@ fn share_quantizer(collection: &mut Collection) -> f32 {
     scale
 }
 
-/// The text queries of a BEIR queries.jsonl (`{"_id", "text"}`) as entries over a lexical field:
-/// in BM25 units over `field` ([`LexicalAnalyzer::bm25_query`]), or, without it, weighted by
-/// their counts alone ([`LexicalAnalyzer::query`]).
+/// The text queries of a BEIR queries.jsonl (`{"_id", "text"}`) as entries over a lexical field,
+/// in BM25 units over `field` ([`LexicalAnalyzer::bm25_query`]).
 pub fn lexical_query_file(
     path: &Path,
-    field: Option<&LexicalField>,
+    field: &LexicalField,
 ) -> Result<Vec<bmp_index::readers::SparseRecord>> {
     let mut analyzer = LexicalAnalyzer::default();
     crate::jsonl::QueryReader::open(path)?
         .map(|q| {
             let q = q?;
-            let entries = match field {
-                Some(field) => analyzer.bm25_query(&q.text, field),
-                None => analyzer.query(&q.text),
-            };
+            let entries = analyzer.bm25_query(&q.text, field);
             Ok(bmp_index::readers::SparseRecord { entries, id: q.id })
         })
         .collect()

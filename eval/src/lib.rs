@@ -52,7 +52,7 @@ pub use evaluate::{evaluate, evaluate_query, EvalOptions, Evaluation, Measure, M
 pub use io::open_text;
 pub use jsonl::{CorpusReader, Document, Query, QueryReader};
 pub use latency::Latency;
-pub use lexical::{lexical_collection, LexicalAnalyzer};
+pub use lexical::lexical_collection;
 pub use metrics::ScorePrecision;
 pub use pipeline::{evaluate_dataset, DatasetEval, DatasetReport, SystemResult};
 pub use progress::{Progress, Silent};

@@ -23,7 +23,9 @@ use super::lexical::Bm25Args;
 use super::lexical::HybridArgs;
 use super::multivec::{parse_clusters, TokenModelArgs};
 use super::progress::StageBars;
-use super::search::{hybrid_query_records, lexical_field, parse_algorithm, query_records};
+use super::search::{
+    hybrid_inputs, hybrid_query_records, lexical_field, parse_algorithm, query_records,
+};
 use bmp_eval::hybrid::{evaluate_hybrid, HybridRecord};
 use bmp_lexical::HybridSpec;
 
@@ -303,16 +305,7 @@ fn hybrid_rows(
     measures: &[Measure],
     options: &EvalOptions,
 ) -> anyhow::Result<Vec<SystemResult>> {
-    let model = args
-        .model
-        .as_deref()
-        .context("--hybrid needs --model (the queries are text)")?;
-    if index_path.is_dir() {
-        anyhow::bail!(
-            "--hybrid takes an index file built with --lexical, not a collection directory"
-        );
-    }
-    let index = bmp_index::Index::open(index_path)?;
+    let (index, model) = hybrid_inputs(index_path, args.model.as_deref())?;
     let records: Vec<HybridRecord> = hybrid_query_records(queries, model, &args.encoder)?
         .into_iter()
         .filter(|r| qrels.contains_query(&r.id))

@@ -118,10 +118,7 @@ pub fn query_records(
             Ok((records, encoder.label()))
         }
         None => match lexical {
-            Some(field) => Ok((
-                bmp_eval::lexical::lexical_query_file(path, Some(&field))?,
-                "bm25",
-            )),
+            Some(field) => Ok((bmp_eval::lexical::lexical_query_file(path, &field)?, "bm25")),
             None => Ok((read_queries(path)?, "splade")),
         },
     }
@@ -137,6 +134,21 @@ pub fn hybrid_query_records(
     let queries = QueryReader::open(path)?.collect::<Result<Vec<_>, _>>()?;
     let learned = encode_queries(&encoder, &queries)?;
     Ok(hybrid_records(&queries, learned)?)
+}
+
+/// What hybrid queries need: the index file at `index` (not a collection directory) and a model
+/// for the text.
+pub fn hybrid_inputs<'a>(
+    index: &Path,
+    model: Option<&'a Path>,
+) -> anyhow::Result<(Index, &'a Path)> {
+    let model = model.context("--hybrid needs --model (the queries are text)")?;
+    if index.is_dir() {
+        anyhow::bail!(
+            "--hybrid takes an index file built with --lexical, not a collection directory"
+        );
+    }
+    Ok((Index::open(index)?, model))
 }
 
 /// The lexical field of the index file at `path`, if any (none for a collection directory).
@@ -257,19 +269,10 @@ pub fn run(args: &SearchArgs) -> anyhow::Result<()> {
 /// `search --hybrid`: text queries, each encoded by --model and analyzed into BM25 words, fused
 /// as `spec` says over an index file with a lexical field.
 fn run_hybrid(args: &SearchArgs, spec: &HybridSpec) -> anyhow::Result<()> {
-    let model = args
-        .model
-        .as_deref()
-        .context("--hybrid needs --model (the queries are text)")?;
-    if args.index.is_dir() {
-        anyhow::bail!(
-            "--hybrid takes an index file built with --lexical, not a collection directory"
-        );
-    }
     if args.multivec.is_some() {
         anyhow::bail!("--multivec reranks plain queries, not --hybrid ones");
     }
-    let index = Index::open(&args.index)?;
+    let (index, model) = hybrid_inputs(&args.index, args.model.as_deref())?;
     let records = hybrid_query_records(&args.queries, model, &args.encoder)?;
     let mut analyzer = LexicalAnalyzer::default();
     let tag = run_tag(args)?;

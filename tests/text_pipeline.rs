@@ -1539,3 +1539,79 @@ fn hybrid_queries_fuse_splade_and_bm25_exactly() {
         "must lie in [0, 1]",
     );
 }
+
+#[test]
+fn train_fine_tunes_a_decoder_llm_into_a_model_every_command_takes() {
+    let (Some(gguf), Some(scifact)) = (smollm2(), dataset("scifact")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    head(&scifact.join("corpus.jsonl"), &d.join("corpus.jsonl"), 16);
+    let gguf = gguf.to_str().unwrap();
+    let out = ok(
+        d,
+        &[
+            "train",
+            "--model",
+            gguf,
+            "--corpus",
+            "corpus.jsonl",
+            "--output",
+            "trained",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--held-out",
+            "4",
+            "--query-max-length",
+            "8",
+            "--doc-max-length",
+            "12",
+            "--learning-rate",
+            "1e-4",
+        ],
+    );
+    let loss = |tag: &str| -> f64 {
+        let line = out.lines().find(|l| l.starts_with(tag)).unwrap_or_default();
+        line.split_whitespace()
+            .nth(3)
+            .unwrap_or_default()
+            .trim_end_matches(',')
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        loss("held-out before").is_finite() && loss("held-out after").is_finite(),
+        "{out}"
+    );
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(d.join("trained").join(file).exists(), "{file}");
+    }
+    // The trained directory is a model: it encodes, and its vectors are no longer the source's.
+    fs::write(
+        d.join("q.jsonl"),
+        "{\"_id\": \"q\", \"text\": \"cell biology of aging\"}\n",
+    )
+    .unwrap();
+    for (model, output) in [(gguf, "before.jsonl"), ("trained", "after.jsonl")] {
+        ok(
+            d,
+            &[
+                "encode",
+                "--model",
+                model,
+                "--input",
+                "q.jsonl",
+                "--output",
+                output,
+                "--max-length",
+                "16",
+            ],
+        );
+    }
+    let before = fs::read_to_string(d.join("before.jsonl")).unwrap();
+    let after = fs::read_to_string(d.join("after.jsonl")).unwrap();
+    assert_ne!(before, after);
+}

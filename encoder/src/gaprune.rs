@@ -45,7 +45,9 @@ pub struct GradientStats {
     pub batches: usize,
 }
 
-fn pooled(model: &LlamaModel, ids: &[Vec<u32>], device: &Device) -> Result<Tensor> {
+/// The mean of each text's final states over its tokens, L2-normalized (`[b, hidden]`), as
+/// mean-pooled dense embeddings are.
+pub(crate) fn pooled(model: &LlamaModel, ids: &[Vec<u32>], device: &Device) -> Result<Tensor> {
     let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
     let (t, m, _) = pad_batch(ids, 0, device)?;
     let h = model.hidden_states(&t, &m)?;

@@ -31,6 +31,7 @@ pub mod gguf_tokenizer;
 pub mod layer_cut;
 pub mod llama;
 pub mod llm_embed;
+pub mod llm_train;
 pub mod model_dir;
 mod projection;
 pub mod sparse;

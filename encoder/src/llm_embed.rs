@@ -135,6 +135,11 @@ impl LlmEncoder {
             .is_some_and(|m| HF_MODEL_TYPES.contains(&m.as_str()))
     }
 
+    /// The model and its tokenizer, for training.
+    pub fn into_parts(self) -> (LlamaModel, Tokenizer) {
+        (self.model, self.tokenizer)
+    }
+
     /// The vocabulary size (sparse vectors' dimension).
     pub fn vocab_size(&self) -> usize {
         self.model.config().vocab_size

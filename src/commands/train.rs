@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bmp_encoder::device::open_device;
-use bmp_encoder::train::{ChamferTrainer, TrainOptions};
+use bmp_encoder::llm_embed::LlmEncoder;
+use bmp_encoder::llm_train::{LlmTrainOptions, LlmTrainer};
+use bmp_encoder::train::{ChamferTrainer, StepReport, TrainOptions};
 use bmp_encoder::{ClusterSpec, DeviceKind, Precision};
 use bmp_eval::CorpusReader;
 use clap::Args;
@@ -25,9 +27,16 @@ use super::progress::count_bar;
 /// document's title as the query, its text as the positive). A held-out set of pairs is scored
 /// before and after. The output directory is a model directory: `multivec`, `eval
 /// --token-model` and `serve --token-model` take it.
+///
+/// With a decoder LLM as --model (a .gguf file, or a Llama / Mistral / Qwen2 / Qwen3 directory),
+/// every weight is fine-tuned as a dense embedder instead (on the CPU): each text is embedded by
+/// the mean of its final states, L2-normalized, and the same in-batch loss is minimized over
+/// their cosine similarities (--clusters does not apply). The output is a Hugging Face
+/// directory that `eval --dense --pooling mean`, `encode`, `prune` and every other --model take.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// The model to start from (BERT family: config.json, model.safetensors, tokenizer.json).
+    /// The model to start from: a BERT-family directory (config.json, model.safetensors,
+    /// tokenizer.json), or a decoder LLM (a .gguf file or a Hugging Face directory).
     #[arg(long, default_value = DEFAULT_TOKEN_MODEL)]
     pub model: PathBuf,
     /// Training pairs: TSV lines `query<TAB>positive document`.
@@ -120,9 +129,35 @@ fn shuffle<T>(items: &mut [T], seed: u64) {
     }
 }
 
+/// What the training loop drives: the token model (CRISP) or a decoder LLM.
+trait PairTrainer {
+    /// The loss of a batch, model unchanged.
+    fn evaluate(&self, pairs: &[(&str, &str)]) -> bmp_encoder::Result<StepReport>;
+    /// One optimizer step on a batch.
+    fn step(&mut self, pairs: &[(&str, &str)]) -> bmp_encoder::Result<StepReport>;
+}
+
+impl PairTrainer for ChamferTrainer {
+    fn evaluate(&self, pairs: &[(&str, &str)]) -> bmp_encoder::Result<StepReport> {
+        ChamferTrainer::evaluate(self, pairs)
+    }
+    fn step(&mut self, pairs: &[(&str, &str)]) -> bmp_encoder::Result<StepReport> {
+        ChamferTrainer::step(self, pairs)
+    }
+}
+
+impl PairTrainer for LlmTrainer {
+    fn evaluate(&self, pairs: &[(&str, &str)]) -> bmp_encoder::Result<StepReport> {
+        LlmTrainer::evaluate(self, pairs)
+    }
+    fn step(&mut self, pairs: &[(&str, &str)]) -> bmp_encoder::Result<StepReport> {
+        LlmTrainer::step(self, pairs)
+    }
+}
+
 /// The mean loss and in-batch accuracy over `pairs`, in batches.
 fn held_out_loss(
-    trainer: &ChamferTrainer,
+    trainer: &dyn PairTrainer,
     pairs: &[(String, String)],
     batch: usize,
 ) -> anyhow::Result<(f64, f64)> {
@@ -157,6 +192,33 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     shuffle(&mut pairs, args.seed);
     let held = args.held_out.min(pairs.len() / 5);
     let (held, train) = pairs.split_at(held);
+    if LlmEncoder::recognizes(&args.model) {
+        if args.device != DeviceKind::Cpu {
+            anyhow::bail!("a decoder LLM trains on the CPU only for now");
+        }
+        let mut trainer = LlmTrainer::load(
+            &args.model,
+            LlmTrainOptions {
+                learning_rate: args.learning_rate,
+                temperature: args.temperature,
+                query_max_length: args.query_max_length,
+                doc_max_length: args.doc_max_length,
+            },
+        )
+        .with_context(|| format!("cannot load {}", args.model.display()))?;
+        eprintln!(
+            "{} training pairs, {} held out; {} steps of {batch}; decoder LLM, mean-pooled dense \
+             embeddings, every weight trained",
+            train.len(),
+            held.len(),
+            args.steps,
+        );
+        train_loop(args, &mut trainer, train, held)?;
+        return trainer
+            .save(&args.output)
+            .with_context(|| format!("cannot write {}", args.output.display()))
+            .map(|()| eprintln!("model written to {}", args.output.display()));
+    }
     let (device, _) = open_device(args.device, Precision::F32)?;
     let mut trainer = ChamferTrainer::load(
         &args.model,
@@ -177,7 +239,24 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         args.steps,
         args.clusters
     );
-    let (loss0, acc0) = held_out_loss(&trainer, held, batch)?;
+    train_loop(args, &mut trainer, train, held)?;
+    trainer
+        .save(&args.model, &args.output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!("model written to {}", args.output.display());
+    Ok(())
+}
+
+/// Trains for `--steps` over shuffled batches of `train`, logging the loss, and scores `held`
+/// before and after.
+fn train_loop(
+    args: &TrainArgs,
+    trainer: &mut dyn PairTrainer,
+    train: &[(String, String)],
+    held: &[(String, String)],
+) -> anyhow::Result<()> {
+    let batch = args.batch_size as usize;
+    let (loss0, acc0) = held_out_loss(trainer, held, batch)?;
     println!("held-out before: loss {loss0:.4}, in-batch accuracy {acc0:.3}");
     let bar = count_bar(args.steps, "training");
     let start = Instant::now();
@@ -213,11 +292,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
-    let (loss1, acc1) = held_out_loss(&trainer, held, batch)?;
+    let (loss1, acc1) = held_out_loss(trainer, held, batch)?;
     println!("held-out after:  loss {loss1:.4}, in-batch accuracy {acc1:.3}");
-    trainer
-        .save(&args.model, &args.output)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
-    eprintln!("model written to {}", args.output.display());
     Ok(())
 }

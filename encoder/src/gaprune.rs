@@ -75,10 +75,7 @@ pub fn pair_loss(model: &LlamaModel, pairs: &[(Vec<u32>, Vec<u32>)]) -> Result<T
     let q = pooled(model, &qs, &device)?;
     let d = pooled(model, &ds, &device)?;
     let scores = (q.matmul(&d.t()?)? / TEMPERATURE)?;
-    let logp = candle_nn::ops::log_softmax(&scores, 1)?;
-    let b = pairs.len();
-    let targets = Tensor::arange(0u32, b as u32, &device)?.reshape((b, 1))?;
-    Ok((logp.gather(&targets, 1)?.mean_all()? * -1.0)?)
+    Ok(crate::train::in_batch_loss(&scores)?.0)
 }
 
 /// Gradient statistics of the MLP weights over `pairs`, in batches of `batch`.

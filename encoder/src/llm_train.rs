@@ -15,7 +15,7 @@ use crate::error::{EncoderError, Result};
 use crate::gaprune::pooled;
 use crate::llama::LlamaModel;
 use crate::llm_embed::LlmEncoder;
-use crate::train::StepReport;
+use crate::train::{in_batch_loss, optimizer_step, report, StepReport};
 
 /// How [`LlmTrainer`] trains.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,44 +148,19 @@ impl LlmTrainer {
             &device,
         )?;
         let scores = (q.matmul(&d.t()?)? / self.options.temperature)?;
-        let b = pairs.len();
-        let targets = Tensor::arange(0u32, b as u32, &device)?.reshape((b, 1))?;
-        let logp = candle_nn::ops::log_softmax(&scores, 1)?;
-        let loss = (logp.gather(&targets, 1)?.mean_all()? * -1.0)?;
-        let best = scores.argmax(1)?.to_vec1::<u32>()?;
-        let correct = best
-            .iter()
-            .enumerate()
-            .filter(|&(i, &j)| i as u32 == j)
-            .count();
-        Ok((loss, correct))
+        in_batch_loss(&scores)
     }
 
     /// The loss of a batch without updating the model.
     pub fn evaluate(&self, pairs: &[(&str, &str)]) -> Result<StepReport> {
         let (loss, in_batch_correct) = self.loss(pairs)?;
-        Ok(StepReport {
-            loss: loss.to_scalar::<f32>()?,
-            in_batch_correct,
-        })
+        report(&loss, in_batch_correct)
     }
 
     /// One AdamW step on a batch of (query, positive document) pairs.
     pub fn step(&mut self, pairs: &[(&str, &str)]) -> Result<StepReport> {
         let (loss, in_batch_correct) = self.loss(pairs)?;
-        let value = loss.to_scalar::<f32>()?;
-        if !value.is_finite() {
-            return Err(EncoderError::InvalidInput(format!(
-                "the loss is {value} at step {}: lower the learning rate",
-                self.step
-            )));
-        }
-        self.optimizer.backward_step(&loss)?;
-        self.step += 1;
-        Ok(StepReport {
-            loss: value,
-            in_batch_correct,
-        })
+        optimizer_step(&mut self.optimizer, &mut self.step, &loss, in_batch_correct)
     }
 
     /// Weights trained, by Hugging Face name.

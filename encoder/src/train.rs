@@ -283,6 +283,53 @@ pub struct StepReport {
     pub in_batch_correct: usize,
 }
 
+/// The in-batch contrastive loss of a `[b, b]` matrix of query × document scores (already
+/// divided by the temperature; each query's own document on the diagonal): the mean
+/// cross-entropy of each query's own document against the batch, and how many queries rank
+/// their own document first.
+pub(crate) fn in_batch_loss(scores: &Tensor) -> Result<(Tensor, usize)> {
+    let b = scores.dim(0)?;
+    let log_probs = candle_nn::ops::log_softmax(scores, 1)?;
+    let targets = Tensor::arange(0u32, b as u32, scores.device())?.reshape((b, 1))?;
+    let loss = (log_probs.gather(&targets, 1)?.mean_all()? * -1.0)?;
+    let best = scores.argmax(1)?.to_vec1::<u32>()?;
+    let correct = best
+        .iter()
+        .enumerate()
+        .filter(|&(i, &j)| i as u32 == j)
+        .count();
+    Ok((loss, correct))
+}
+
+/// One optimizer step on a batch loss (refused when the loss is not finite), counted in `step`.
+pub(crate) fn optimizer_step(
+    optimizer: &mut AdamW,
+    step: &mut u64,
+    loss: &Tensor,
+    in_batch_correct: usize,
+) -> Result<StepReport> {
+    let value = loss.to_scalar::<f32>()?;
+    if !value.is_finite() {
+        return Err(EncoderError::InvalidInput(format!(
+            "the loss is {value} at step {step}: lower the learning rate"
+        )));
+    }
+    optimizer.backward_step(loss)?;
+    *step += 1;
+    Ok(StepReport {
+        loss: value,
+        in_batch_correct,
+    })
+}
+
+/// The report of a batch loss, without a step.
+pub(crate) fn report(loss: &Tensor, in_batch_correct: usize) -> Result<StepReport> {
+    Ok(StepReport {
+        loss: loss.to_scalar::<f32>()?,
+        in_batch_correct,
+    })
+}
+
 impl ChamferTrainer {
     /// Loads a model directory (config.json, model.safetensors, tokenizer.json) for training on
     /// `device`.
@@ -408,18 +455,7 @@ impl ChamferTrainer {
             rows.push(Tensor::stack(&row, 0)?);
         }
         let scores = (Tensor::stack(&rows, 0)? / self.options.temperature)?;
-        let log_probs = candle_nn::ops::log_softmax(&scores, 1)?;
-        let b = pairs.len();
-        let targets = Tensor::arange(0u32, b as u32, &self.model.device)?.reshape((b, 1))?;
-        let picked = log_probs.gather(&targets, 1)?;
-        let loss = (picked.mean_all()? * -1.0)?;
-        let best = scores.argmax(1)?.to_vec1::<u32>()?;
-        let correct = best
-            .iter()
-            .enumerate()
-            .filter(|&(i, &j)| i as u32 == j)
-            .count();
-        Ok((loss, correct))
+        in_batch_loss(&scores)
     }
 
     /// The normalised token vectors of `texts` (documents' truncation, no reduction), as the
@@ -439,28 +475,13 @@ impl ChamferTrainer {
     /// The loss of a batch without updating the model.
     pub fn evaluate(&self, pairs: &[(&str, &str)]) -> Result<StepReport> {
         let (loss, in_batch_correct) = self.loss(pairs)?;
-        Ok(StepReport {
-            loss: loss.to_scalar::<f32>()?,
-            in_batch_correct,
-        })
+        report(&loss, in_batch_correct)
     }
 
     /// One AdamW step on a batch of (query, positive document) pairs.
     pub fn step(&mut self, pairs: &[(&str, &str)]) -> Result<StepReport> {
         let (loss, in_batch_correct) = self.loss(pairs)?;
-        let value = loss.to_scalar::<f32>()?;
-        if !value.is_finite() {
-            return Err(EncoderError::InvalidInput(format!(
-                "the loss is {value} at step {}: lower the learning rate",
-                self.step
-            )));
-        }
-        self.optimizer.backward_step(&loss)?;
-        self.step += 1;
-        Ok(StepReport {
-            loss: value,
-            in_batch_correct,
-        })
+        optimizer_step(&mut self.optimizer, &mut self.step, &loss, in_batch_correct)
     }
 
     /// The gradient of the batch loss for every weight (for checking that each one gets one).

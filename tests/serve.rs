@@ -267,13 +267,9 @@ fn serve_answers_like_search_and_stops_on_sigterm() {
     server.stop();
 }
 
-#[test]
-fn text_queries_answer_like_search_with_the_model() {
-    let (Some(model), Some(cranfield)) = (common::model(), common::dataset("cranfield")) else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
+/// Writes the first `docs` documents and `queries` queries of Cranfield to `dir`/corpus.jsonl
+/// and `dir`/queries.jsonl; returns the query lines.
+fn cranfield_head(cranfield: &Path, dir: &Path, docs: usize, queries: usize) -> Vec<String> {
     let lines = |name: &str, n: usize| -> Vec<String> {
         std::fs::read_to_string(cranfield.join(name))
             .unwrap()
@@ -284,11 +280,22 @@ fn text_queries_answer_like_search_with_the_model() {
     };
     std::fs::write(
         dir.join("corpus.jsonl"),
-        lines("corpus.jsonl", 150).join("\n"),
+        lines("corpus.jsonl", docs).join("\n"),
     )
     .unwrap();
-    let queries = lines("queries.jsonl", 8);
+    let queries = lines("queries.jsonl", queries);
     std::fs::write(dir.join("queries.jsonl"), queries.join("\n")).unwrap();
+    queries
+}
+
+#[test]
+fn text_queries_answer_like_search_with_the_model() {
+    let (Some(model), Some(cranfield)) = (common::model(), common::dataset("cranfield")) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let queries = cranfield_head(&cranfield, dir, 150, 8);
     let m = model.to_str().unwrap();
     ok(
         dir,
@@ -391,21 +398,7 @@ fn hybrid_text_queries_answer_like_search_hybrid() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let lines = |name: &str, n: usize| -> Vec<String> {
-        std::fs::read_to_string(cranfield.join(name))
-            .unwrap()
-            .lines()
-            .take(n)
-            .map(str::to_owned)
-            .collect()
-    };
-    std::fs::write(
-        dir.join("corpus.jsonl"),
-        lines("corpus.jsonl", 150).join("\n"),
-    )
-    .unwrap();
-    let queries = lines("queries.jsonl", 6);
-    std::fs::write(dir.join("queries.jsonl"), queries.join("\n")).unwrap();
+    let queries = cranfield_head(&cranfield, dir, 150, 6);
     let m = model.to_str().unwrap();
     let build = |extra: &[&str], out: &str| {
         let mut args = vec![

@@ -126,12 +126,7 @@ pub fn run_query(
     let search_elapsed = start.elapsed();
     check_stopped(query, stopped, metrics)?;
     let scale = parsed.score_scale(index);
-    let doc_id = |doc: u32| {
-        index
-            .doc_id(doc)
-            .map(str::to_string)
-            .map_err(|e| ApiError::internal(format!("bad document {doc}: {}", index_message(&e))))
-    };
+    let doc_id = |doc: u32| external_id(index, doc);
     let mut rerank_us = None;
     let hits = match (&query.rerank, reranker) {
         (Some((depth, vectors)), Some(reranker)) => {
@@ -231,11 +226,8 @@ fn run_hybrid_query(
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let id = index.doc_id(h.doc).map_err(|e| {
-                ApiError::internal(format!("bad document {}: {}", h.doc, index_message(&e)))
-            })?;
             Ok(HitOut {
-                id: id.to_string(),
+                id: external_id(index, h.doc)?,
                 score: h.score,
                 raw_score: h.raw_score,
                 rank: i + 1,
@@ -291,14 +283,8 @@ fn run_collection_query(
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let id = snapshot.segments[h.segment]
-                .index
-                .doc_id(h.doc)
-                .map_err(|e| {
-                    ApiError::internal(format!("bad document {}: {}", h.doc, index_message(&e)))
-                })?;
             Ok(HitOut {
-                id: id.to_string(),
+                id: external_id(&snapshot.segments[h.segment].index, h.doc)?,
                 score: f64::from(h.score) * results.score_scale,
                 raw_score: Some(h.score),
                 rank: i + 1,
@@ -318,6 +304,14 @@ fn run_collection_query(
         rerank_us: None,
         partial: results.stopped,
     })
+}
+
+/// The external id of document `doc` of `index` (a 500 when the index cannot say).
+fn external_id(index: &bmp_index::Index, doc: u32) -> Result<String, ApiError> {
+    index
+        .doc_id(doc)
+        .map(str::to_string)
+        .map_err(|e| ApiError::internal(format!("bad document {doc}: {}", index_message(&e))))
 }
 
 /// Past its deadline, a query that did not ask for partial results is answered 503.

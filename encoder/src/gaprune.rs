@@ -48,19 +48,37 @@ pub struct GradientStats {
 /// The mean of each text's final states over its tokens, L2-normalized (`[b, hidden]`), as
 /// mean-pooled dense embeddings are.
 pub(crate) fn pooled(model: &LlamaModel, ids: &[Vec<u32>], device: &Device) -> Result<Tensor> {
+    Ok(pooled_and_sparse(model, ids, false, device)?.0)
+}
+
+/// [`pooled`], and when `sparse` each text's vector over the vocabulary as the LM head gives it
+/// (`max over tokens of log(1 + relu(logit))`, `[b, vocab]`), as sparse vectors are encoded.
+pub(crate) fn pooled_and_sparse(
+    model: &LlamaModel,
+    ids: &[Vec<u32>],
+    sparse: bool,
+    device: &Device,
+) -> Result<(Tensor, Option<Tensor>)> {
     let lens: Vec<usize> = ids.iter().map(Vec::len).collect();
     let (t, m, _) = pad_batch(ids, 0, device)?;
     let h = model.hidden_states(&t, &m)?;
-    let rows = lens
-        .iter()
-        .enumerate()
-        .map(|(row, &n)| {
-            let v = h.get(row)?.narrow(0, 0, n)?.mean(0)?;
-            let norm = (v.sqr()?.sum_all()? + 1e-12)?.sqrt()?;
-            v.broadcast_div(&norm)
-        })
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    Ok(Tensor::stack(&rows, 0)?)
+    let mut dense = Vec::with_capacity(lens.len());
+    let mut vocab = Vec::new();
+    for (row, &n) in lens.iter().enumerate() {
+        let states = h.get(row)?.narrow(0, 0, n)?;
+        let v = states.mean(0)?;
+        let norm = (v.sqr()?.sum_all()? + 1e-12)?.sqrt()?;
+        dense.push(v.broadcast_div(&norm)?);
+        if sparse {
+            let top = model.logits(&states)?.max(0)?;
+            vocab.push(top.relu()?.affine(1.0, 1.0)?.log()?);
+        }
+    }
+    let sparse = match sparse {
+        true => Some(Tensor::stack(&vocab, 0)?),
+        false => None,
+    };
+    Ok((Tensor::stack(&dense, 0)?, sparse))
 }
 
 /// The InfoNCE loss of a batch of (query ids, positive ids) pairs.

@@ -1,18 +1,27 @@
-//! Contrastive fine-tuning of a decoder LLM as a dense embedder: each step embeds a batch of
-//! (query, positive document) pairs by the mean of their final states (L2-normalized, as
+//! Contrastive fine-tuning of a decoder LLM as a dense and a sparse embedder: each step embeds a
+//! batch of (query, positive document) pairs by the mean of their final states (L2-normalized, as
 //! `--pooling mean` embeds them), scores every query against every document of the batch, and
 //! minimizes the cross-entropy of each query's own document against the others (in-batch
 //! negatives, temperature 0.05 unless set) with AdamW over every weight (full fine-tuning).
+//!
+//! With a sparse weight above 0 the same texts also go through the LM head as they are encoded
+//! for sparse retrieval (`max over tokens of log(1 + relu(logit))` over the vocabulary), and the
+//! same in-batch loss is taken over their dot products, divided by the batch's mean positive dot
+//! product (held constant: a temperature, so that the ranking each query sees is the dot
+//! product's), plus a FLOPS regularizer (the sum over the vocabulary of each term's squared mean
+//! weight in the batch) that drives the vectors sparse. The total loss is
+//! `dense + sparse_weight * sparse + flops_weight * flops`.
+//!
 //! The trained model is saved as a Hugging Face directory that every `--model` takes.
 
 use std::path::Path;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use tokenizers::Tokenizer;
 
 use crate::error::{EncoderError, Result};
-use crate::gaprune::pooled;
+use crate::gaprune::pooled_and_sparse;
 use crate::llama::LlamaModel;
 use crate::llm_embed::LlmEncoder;
 use crate::train::{in_batch_loss, optimizer_step, report, StepReport};
@@ -28,6 +37,10 @@ pub struct LlmTrainOptions {
     pub query_max_length: usize,
     /// Truncation of documents, in tokens.
     pub doc_max_length: usize,
+    /// Weight of the sparse (LM-head) loss; 0 trains the dense embedding only.
+    pub sparse_weight: f64,
+    /// Weight of the FLOPS regularizer of the sparse vectors.
+    pub flops_weight: f64,
 }
 
 impl Default for LlmTrainOptions {
@@ -37,6 +50,8 @@ impl Default for LlmTrainOptions {
             temperature: 0.05,
             query_max_length: 32,
             doc_max_length: 128,
+            sparse_weight: 1.0,
+            flops_weight: 1e-5,
         }
     }
 }
@@ -68,6 +83,12 @@ impl LlmTrainer {
             return Err(EncoderError::InvalidOption {
                 option: "learning_rate",
                 message: "the learning rate and the temperature must be positive".into(),
+            });
+        }
+        if !(options.sparse_weight >= 0.0 && options.flops_weight >= 0.0) {
+            return Err(EncoderError::InvalidOption {
+                option: "sparse_weight",
+                message: "the sparse and FLOPS weights must not be negative".into(),
             });
         }
         if options.query_max_length == 0 || options.doc_max_length == 0 {
@@ -137,18 +158,33 @@ impl LlmTrainer {
         }
         let (qs, ds): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
         let device = Device::Cpu;
-        let q = pooled(
+        let sparse = self.options.sparse_weight > 0.0;
+        let (q, q_vocab) = pooled_and_sparse(
             &self.model,
             &self.ids(&qs, self.options.query_max_length)?,
+            sparse,
             &device,
         )?;
-        let d = pooled(
+        let (d, d_vocab) = pooled_and_sparse(
             &self.model,
             &self.ids(&ds, self.options.doc_max_length)?,
+            sparse,
             &device,
         )?;
         let scores = (q.matmul(&d.t()?)? / self.options.temperature)?;
-        in_batch_loss(&scores)
+        let (mut loss, correct) = in_batch_loss(&scores)?;
+        if let (Some(qv), Some(dv)) = (q_vocab, d_vocab) {
+            let dots = qv.matmul(&dv.t()?)?;
+            let b = dots.dim(0)?;
+            let eye = Tensor::eye(b, DType::F32, &device)?;
+            let positive = (dots.detach() * eye)?.sum_all()?.to_scalar::<f32>()? / b as f32;
+            let scale = f64::from(positive.max(1e-6)) * self.options.temperature;
+            let (sparse_loss, _) = in_batch_loss(&(dots / scale)?)?;
+            let flops = Tensor::cat(&[&qv, &dv], 0)?.mean(0)?.sqr()?.sum_all()?;
+            loss = ((loss + (sparse_loss * self.options.sparse_weight)?)?
+                + (flops * self.options.flops_weight)?)?;
+        }
+        Ok((loss, correct))
     }
 
     /// The loss of a batch without updating the model.

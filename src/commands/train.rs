@@ -29,9 +29,11 @@ use super::progress::count_bar;
 /// --token-model` and `serve --token-model` take it.
 ///
 /// With a decoder LLM as --model (a .gguf file, or a Llama / Mistral / Qwen2 / Qwen3 directory),
-/// every weight is fine-tuned as a dense embedder instead (on the CPU): each text is embedded by
-/// the mean of its final states, L2-normalized, and the same in-batch loss is minimized over
-/// their cosine similarities (--clusters does not apply). The output is a Hugging Face
+/// every weight is fine-tuned as a dense and a sparse embedder instead (on the CPU): each text is
+/// embedded by the mean of its final states, L2-normalized, and the same in-batch loss is
+/// minimized over their cosine similarities; with --sparse-weight above 0 (the default) the
+/// in-batch loss over the dot products of the LM head's sparse vectors is added, with a FLOPS
+/// regularizer (--flops-weight). --clusters does not apply. The output is a Hugging Face
 /// directory that `eval --dense --pooling mean`, `encode`, `prune` and every other --model take.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -78,6 +80,15 @@ pub struct TrainArgs {
     /// Shuffling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Decoder LLM only: weight of the sparse loss, the same in-batch loss over the dot products
+    /// of the LM head's vectors (as `encode` makes them for sparse retrieval), each batch's
+    /// scores divided by its mean positive score. 0 trains the dense embedding only.
+    #[arg(long, default_value_t = 1.0)]
+    pub sparse_weight: f64,
+    /// Decoder LLM only: weight of the FLOPS regularizer (the sum over the vocabulary of each
+    /// term's squared mean weight in the batch), which makes the sparse vectors sparser.
+    #[arg(long, default_value_t = 1e-5)]
+    pub flops_weight: f64,
     /// Where training runs: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     pub device: DeviceKind,
@@ -203,12 +214,18 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 temperature: args.temperature,
                 query_max_length: args.query_max_length,
                 doc_max_length: args.doc_max_length,
+                sparse_weight: args.sparse_weight,
+                flops_weight: args.flops_weight,
             },
         )
         .with_context(|| format!("cannot load {}", args.model.display()))?;
+        let outputs = match args.sparse_weight > 0.0 {
+            true => "mean-pooled dense embeddings and LM-head sparse vectors",
+            false => "mean-pooled dense embeddings",
+        };
         eprintln!(
-            "{} training pairs, {} held out; {} steps of {batch}; decoder LLM, mean-pooled dense \
-             embeddings, every weight trained",
+            "{} training pairs, {} held out; {} steps of {batch}; decoder LLM, {outputs}, every \
+             weight trained",
             train.len(),
             held.len(),
             args.steps,

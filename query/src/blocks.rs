@@ -344,6 +344,52 @@ impl Buckets {
     }
 }
 
+impl Buckets {
+    /// The bucket that holds bound `bound` (0 below the floor, [`NUM_BUCKETS`] above the top).
+    fn bucket_of(&self, bound: u32) -> usize {
+        let shift = self.width.trailing_zeros();
+        let above = u64::from(bound.saturating_sub(self.floor)) >> shift;
+        above.min(NUM_BUCKETS as u64) as usize
+    }
+
+    /// How many items `walk` has not reached whose bucket may hold a bound of at least `theta`:
+    /// the rest of the current bucket and every lower bucket down to `theta`'s (an upper
+    /// estimate of the items with a bound `>= theta`, in constant time).
+    pub fn remaining_at_least(&self, walk: &Walk, theta: u32) -> usize {
+        let lowest = self.bucket_of(theta).min(walk.bucket);
+        let below = self.starts[walk.bucket] - self.starts[lowest];
+        (walk.end - walk.pos) + below as usize
+    }
+
+    /// Takes every item `walk` has not reached whose bound `keep` accepts into `out` (in no
+    /// particular order), looking no lower than the bucket of `lowest`, and ends the walk.
+    /// `keep` must reject every bound below `lowest`.
+    pub fn take_remaining(
+        &mut self,
+        walk: &mut Walk,
+        bounds: &[u32],
+        lowest: u32,
+        keep: impl Fn(u32) -> bool,
+        out: &mut Vec<u32>,
+    ) {
+        let mut add = |items: &[u32]| {
+            out.extend(items.iter().copied().filter(|&i| keep(bounds[i as usize])));
+        };
+        add(&self.items[walk.pos..walk.end]);
+        let last = self.bucket_of(lowest).min(walk.bucket);
+        let (a, b) = (
+            self.starts[last] as usize,
+            self.starts[walk.bucket] as usize,
+        );
+        add(&self.items[a..b]);
+        *walk = Walk {
+            bucket: 0,
+            pos: 0,
+            end: 0,
+        };
+    }
+}
+
 /// Where [`BlockScorer::finish`] offers the documents it scored.
 pub(crate) trait HitSink {
     /// Offers one document and its score.

@@ -43,6 +43,10 @@ use crate::simd::add_sparse_page;
 use crate::{DocFilter, Query, QueryTerm, SearchStats, Searcher, TopK};
 
 pub(crate) mod parts;
+mod tail;
+
+use tail::TermPass;
+pub use tail::BLOCK_COST_IN_POSTINGS;
 
 /// Approximation parameters of BMP.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,6 +175,8 @@ pub struct Bmp<'a> {
     block_mask: Vec<u64>,
     workers: Vec<Worker<'a>>,
     stats: BmpStats,
+    /// What scoring one block from the forward index costs, in postings streamed.
+    block_cost: usize,
 }
 
 /// The fewest blocks worth a worker of its own, by default: below it, a worker costs more to
@@ -186,6 +192,8 @@ pub const MIN_BLOCKS_PER_WORKER: usize = 1024;
 struct Worker<'a> {
     buckets: Buckets,
     scorer: BlockScorer<'a>,
+    /// Scores the blocks left term at a time, when they are many (one worker only).
+    tail: TermPass,
     topk: TopK,
     scored: u32,
     /// With several workers, the bounds of this worker's stripes of blocks, one after the other.
@@ -197,6 +205,7 @@ impl<'a> Worker<'a> {
         Worker {
             buckets: Buckets::new(),
             scorer: BlockScorer::new(index),
+            tail: TermPass::default(),
             topk: TopK::new(0),
             scored: 0,
             stripes: Vec::new(),
@@ -321,6 +330,7 @@ impl<'a> Bmp<'a> {
             block_mask: Vec::new(),
             workers: vec![Worker::new(index)],
             stats: BmpStats::default(),
+            block_cost: BLOCK_COST_IN_POSTINGS,
         }
     }
 
@@ -345,6 +355,15 @@ impl<'a> Bmp<'a> {
     /// a query on fewer blocks per worker uses fewer workers.
     pub fn with_min_blocks_per_worker(mut self, blocks: usize) -> Self {
         self.min_blocks_per_worker = blocks.max(1);
+        self
+    }
+
+    /// Sets what scoring one block from the forward index costs, in postings streamed from a
+    /// posting list (default [`BLOCK_COST_IN_POSTINGS`]). One worker scores the blocks whose bound
+    /// still reaches the k-th score term at a time, from the posting lists, once they outweigh
+    /// the postings of the query's terms at this cost (0: never). The results are the same.
+    pub fn with_block_cost(mut self, postings: usize) -> Self {
+        self.block_cost = postings;
         self
     }
 
@@ -451,6 +470,8 @@ impl Searcher for Bmp<'_> {
                     filter,
                     alpha,
                     shared: None,
+                    floor,
+                    block_cost: self.block_cost,
                 };
                 w.visit(self.index, bounds, AllBlocks, &visit)?;
             }
@@ -553,6 +574,8 @@ impl Bmp<'_> {
                         filter,
                         alpha,
                         shared: Some(shared),
+                        floor,
+                        block_cost: 0,
                     };
                     out = w.visit(index, &mine, layout, &visit);
                 }
@@ -606,6 +629,24 @@ fn add_assign(a: &mut [u32], b: &[u32]) {
     }
 }
 
+/// A worker decides whether to finish term at a time every this many blocks scored.
+const TAIL_CHECK: u32 = 16;
+
+/// A worker finishes term at a time only once it has scored at least one block for every this
+/// many left: before, its k-th score is still far below the final one, and the blocks left
+/// would shrink as it rises (on real text at k = 1000, 8 to 32 were equally fast, 1 and 2
+/// slower; docs/BENCHMARKS.md).
+const TAIL_MATURITY: usize = 16;
+
+/// The postings of `query`'s terms: what scoring term at a time would stream at most.
+fn tail_postings(index: &Index, query: &Query) -> Result<usize> {
+    let mut n = 0usize;
+    for qt in &query.terms {
+        n = n.saturating_add(index.term_stats(qt.term)?.df as usize);
+    }
+    Ok(n)
+}
+
 /// What every worker of one search shares.
 #[derive(Clone, Copy)]
 struct Visit<'q> {
@@ -615,6 +656,10 @@ struct Visit<'q> {
     alpha: f32,
     /// The top-k of all the workers, with several.
     shared: Option<&'q SharedTopK>,
+    /// The lowest bound of a candidate block.
+    floor: u32,
+    /// [`Bmp::with_block_cost`].
+    block_cost: usize,
 }
 
 /// The top-k of several workers: every hit that enters a worker's own top-k is offered to it, so
@@ -692,6 +737,8 @@ impl Worker<'_> {
             filter,
             alpha,
             shared,
+            floor,
+            block_cost,
         } = *v;
         let bs = index.block_size();
         // With several workers, the shared top-k prunes too: the better of the two worst hits
@@ -704,12 +751,18 @@ impl Worker<'_> {
             }),
             (a, b) => a.or(b),
         };
+        // One worker may finish term at a time once the blocks left outweigh the postings.
+        let postings = match shared {
+            None if block_cost > 0 => tail_postings(index, query)?,
+            _ => usize::MAX,
+        };
         let mut entered = Vec::new();
         let mut walk = Walk::default();
         let mut walked = false;
+        let mut tail = false;
         self.scorer.clear();
         loop {
-            let next = if walked {
+            let next = if walked || tail {
                 None
             } else {
                 // Everything from the next bucket on is bounded by its top.
@@ -754,6 +807,31 @@ impl Worker<'_> {
             if self.topk.tick() {
                 break;
             }
+            if !walked && !tail && self.scored.is_multiple_of(TAIL_CHECK) {
+                if let Some((theta, _)) = worst(&self.topk) {
+                    let left = self.buckets.remaining_at_least(&walk, theta);
+                    tail = left.saturating_mul(block_cost) > postings
+                        && (self.scored as usize).saturating_mul(TAIL_MATURITY) >= left;
+                }
+            }
+        }
+        if tail && !self.topk.stopped() {
+            // The blocks in flight are scored; the rest whose bound reaches the k-th score go
+            // term at a time.
+            let theta = worst(&self.topk).map_or(floor, |(s, _)| s.max(floor));
+            self.tail.blocks.clear();
+            self.buckets.take_remaining(
+                &mut walk,
+                bounds,
+                theta,
+                |ub| scaled(ub, alpha) >= theta,
+                &mut self.tail.blocks,
+            );
+            for b in &mut self.tail.blocks {
+                *b = layout.block(*b);
+            }
+            self.scored += self.tail.blocks.len() as u32;
+            self.tail.score(index, query, filter, &mut self.topk)?;
         }
         if let Some(s) = shared {
             s.offer(&entered);

@@ -174,6 +174,10 @@ proptest! {
         let index = build(&docs, bs, dir.path());
         let mut exhaustive = Exhaustive::new(&index);
         let mut bmp = Bmp::new(&index, BmpParams::default());
+        // Every block from the forward index, and the blocks left term at a time as soon as
+        // the search first checks (after 16 blocks).
+        let mut forward_only = Bmp::new(&index, BmpParams::default()).with_block_cost(0);
+        let mut term_tail = Bmp::new(&index, BmpParams::default()).with_block_cost(usize::MAX);
         // Two and three workers, each on a range of as few as 1 block.
         let mut parallel: Vec<Bmp> = (2..=3)
             .map(|t| Bmp::new(&index, BmpParams::default()).with_threads(t).with_min_blocks_per_worker(1))
@@ -185,6 +189,10 @@ proptest! {
             let got = bmp.search(&query, k).unwrap();
             prop_assert_eq!(got, want.clone(), "k={} bs={} query={:?}", k, bs, q);
             let want_filtered = exhaustive.search_filtered(&query, k, Some(&filter)).unwrap();
+            for one in [&mut forward_only, &mut term_tail] {
+                prop_assert_eq!(one.search(&query, k).unwrap(), want.clone(), "one worker k={} bs={} query={:?}", k, bs, q);
+                prop_assert_eq!(one.search_filtered(&query, k, Some(&filter)).unwrap(), want_filtered.clone(), "one worker, filtered");
+            }
             for p in &mut parallel {
                 prop_assert_eq!(p.search(&query, k).unwrap(), want.clone(), "parallel k={} bs={} query={:?}", k, bs, q);
                 prop_assert_eq!(p.search_filtered(&query, k, Some(&filter)).unwrap(), want_filtered.clone(), "parallel, filtered");
@@ -225,6 +233,8 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let index = build(&docs, 16, dir.path());
         check_true_scores(&index, &mut Bmp::new(&index, BmpParams { alpha, beta }), k, qseed)?;
+        let term_tail = Bmp::new(&index, BmpParams { alpha, beta }).with_block_cost(usize::MAX);
+        check_true_scores(&index, &mut { term_tail }, k, qseed)?;
     }
 }
 

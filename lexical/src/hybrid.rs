@@ -259,12 +259,23 @@ impl HybridQuery {
         match self {
             HybridQuery::Linear(entries) => {
                 let query = Query::from_entries(index, entries)?;
-                let scale = query.score_scale(index);
+                // The fused score is the raw score over the query's largest possible one (each
+                // quantized weight times its term's largest impact): in exact arithmetic that
+                // largest score is 1, and dividing by it keeps every score within [0, 1] once
+                // the weights are rounded to the query's 255 levels.
+                let mut top = 0u64;
+                for qt in &query.terms {
+                    let max = index.term_stats(qt.term)?.max_impact;
+                    top = top.saturating_add(u64::from(qt.weight) * u64::from(max));
+                }
                 let hits = search(&query, k)?
                     .into_iter()
                     .map(|h| FusedHit {
                         doc: h.doc,
-                        score: f64::from(h.score) * scale,
+                        score: match top {
+                            0 => 0.0,
+                            top => f64::from(h.score) / top as f64,
+                        },
                         raw_score: Some(h.score),
                     })
                     .collect();

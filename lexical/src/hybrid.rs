@@ -189,8 +189,8 @@ pub struct FusedHit {
     /// Its fused score: the weighted sum of the normalized scores (linear), or its reciprocal
     /// rank score (rrf).
     pub score: f64,
-    /// Linear fusion: the quantized score the processor ranked by (`score` is it times the
-    /// query's and the index's scales). None with rrf.
+    /// Linear fusion: the quantized score the processor ranked by (`score` is it over the
+    /// quantized query's largest possible one). None with rrf.
     pub raw_score: Option<u32>,
 }
 

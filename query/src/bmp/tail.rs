@@ -22,7 +22,6 @@ pub const BLOCK_COST_IN_POSTINGS: usize = 300;
 
 /// Scores a set of blocks term at a time from the posting lists; keeps its buffers between
 /// searches.
-#[derive(Default)]
 pub(crate) struct TermPass {
     /// The blocks to score.
     pub blocks: Vec<u32>,
@@ -30,7 +29,19 @@ pub(crate) struct TermPass {
     marked: Vec<u64>,
     /// One score per document (all zero between passes).
     scores: Vec<u32>,
-    buf: Vec<u32>,
+    /// One decoded chunk of doc ids.
+    buf: Box<[u32; CHUNK_LEN]>,
+}
+
+impl Default for TermPass {
+    fn default() -> Self {
+        TermPass {
+            blocks: Vec::new(),
+            marked: Vec::new(),
+            scores: Vec::new(),
+            buf: Box::new([0; CHUNK_LEN]),
+        }
+    }
 }
 
 /// Whether any block of `lo..=hi` is marked in `marked`.
@@ -71,7 +82,6 @@ impl TermPass {
         if self.scores.len() != num_docs {
             self.scores = vec![0; num_docs];
         }
-        self.buf.resize(CHUNK_LEN, 0);
         for &b in &self.blocks {
             if let Some(w) = self.marked.get_mut((b / 64) as usize) {
                 *w |= 1 << (b % 64);
@@ -112,9 +122,7 @@ impl TermPass {
         let shift = bs.is_power_of_two().then(|| bs.trailing_zeros());
         let marked = &self.marked[..];
         let scores = &mut self.scores[..];
-        let buf: &mut [u32; CHUNK_LEN] = (&mut self.buf[..])
-            .try_into()
-            .map_err(|_| Error::corrupt(index.path(), "term pass buffer"))?;
+        let buf = &mut *self.buf;
         for (i, qt) in query.terms.iter().enumerate() {
             // The deadline is checked between two lists (after the first).
             if i > 0 && topk.out_of_time() {

@@ -24,12 +24,26 @@ impl Hit {
     }
 }
 
+/// A hit's rank as one integer, larger for a better hit: the score in the high half, the doc id
+/// reversed in the low half (a lower doc id wins a tie).
+#[inline(always)]
+fn goodness(doc: u32, score: u32) -> u64 {
+    u64::from(score) << 32 | u64::from(!doc)
+}
+
+/// The `(score, doc)` of a [`goodness`].
+#[inline(always)]
+fn hit_of(g: u64) -> (u32, u32) {
+    ((g >> 32) as u32, !(g as u32))
+}
+
 /// Keeps the best `k` hits seen so far, and watches the search's [`Deadline`].
 #[derive(Debug, Clone)]
 pub struct TopK {
     k: usize,
-    // Min-heap by "goodness" (score, then lower doc id is better): the top is the worst hit kept.
-    heap: BinaryHeap<Reverse<(u32, Reverse<u32>)>>,
+    // Min-heap by "goodness" (score, then lower doc id is better), packed in one `u64` by
+    // [`goodness`] so that a comparison is one instruction: the top is the worst hit kept.
+    heap: BinaryHeap<Reverse<u64>>,
     deadline: Deadline,
     /// Loop steps counted by [`TopK::tick`] since the reset.
     steps: u32,
@@ -109,14 +123,14 @@ impl TopK {
         if score == 0 || self.k == 0 {
             return false;
         }
-        let item = Reverse((score, Reverse(doc)));
+        let g = goodness(doc, score);
         if self.heap.len() < self.k {
-            self.heap.push(item);
+            self.heap.push(Reverse(g));
             return true;
         }
         let mut worst = self.heap.peek_mut().expect("heap is full");
-        if item < *worst {
-            *worst = item;
+        if g > worst.0 {
+            *worst = Reverse(g);
             true
         } else {
             false
@@ -129,7 +143,7 @@ impl TopK {
         if self.heap.len() < self.k {
             None
         } else {
-            self.heap.peek().map(|Reverse((s, _))| *s)
+            self.heap.peek().map(|&Reverse(g)| hit_of(g).0)
         }
     }
 
@@ -139,7 +153,7 @@ impl TopK {
         if self.heap.len() < self.k {
             None
         } else {
-            self.heap.peek().map(|Reverse((s, Reverse(d)))| (*s, *d))
+            self.heap.peek().map(|&Reverse(g)| hit_of(g))
         }
     }
 
@@ -158,7 +172,10 @@ impl TopK {
         let mut hits: Vec<Hit> = self
             .heap
             .drain()
-            .map(|Reverse((score, Reverse(doc)))| Hit { doc, score })
+            .map(|Reverse(g)| {
+                let (score, doc) = hit_of(g);
+                Hit { doc, score }
+            })
             .collect();
         hits.sort_unstable_by(Hit::rank_cmp);
         hits

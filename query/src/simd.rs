@@ -9,6 +9,11 @@
 //! block-max row: a `u16` block id always indexes the 65,536-entry page, so the loop needs no
 //! bounds check. An AVX-512 variant that gathers, adds and scatters 16 entries at a time is kept
 //! for measurement; it is slower than the scalar loop on the processors measured.
+//!
+//! [`keep_marked`] keeps the postings of a decoded chunk whose block is marked in a bit set (the
+//! blocks BMP's term pass scores), 16 at a time with AVX-512: their mark words are permuted out of
+//! one 512-bit window (or gathered, where the chunk spans more blocks) and the kept lanes
+//! compressed.
 
 /// `bounds[i] += w * row[i]` over `min(bounds.len(), row.len())` entries, wrapping on overflow.
 #[inline]
@@ -230,6 +235,164 @@ pub unsafe fn gather_at_least_avx512(bounds: &[u32], floor: u32, out: &mut [u32]
     (n, max_bound)
 }
 
+/// Writes to the front of `out_docs` and `out_impacts` the postings (`docs[i]`, `impacts[i]`) whose
+/// block `block(docs[i])` is marked in `marked` (bit `b % 64` of word `b / 64`), in order, and
+/// returns how many there are. A block beyond `marked` is not marked.
+///
+/// Branch-free: every posting is written, and only a kept one advances the write position (whether
+/// a block is marked is no more predictable than a coin toss where the marks are dense). Both
+/// outputs must hold at least `min(docs.len(), impacts.len())` entries.
+#[inline]
+pub fn keep_marked_by(
+    docs: &[u32],
+    impacts: &[u8],
+    marked: &[u64],
+    block: impl Fn(u32) -> u32,
+    out_docs: &mut [u32],
+    out_impacts: &mut [u32],
+) -> usize {
+    let mut n = 0usize;
+    for (&d, &imp) in docs.iter().zip(impacts) {
+        let b = block(d);
+        let bit = marked
+            .get((b / 64) as usize)
+            .map_or(0, |m| m >> (b % 64) & 1);
+        if let (Some(od), Some(oi)) = (out_docs.get_mut(n), out_impacts.get_mut(n)) {
+            *od = d;
+            *oi = u32::from(imp);
+        }
+        n += bit as usize;
+    }
+    n
+}
+
+/// [`keep_marked_by`] for blocks of `1 << shift` documents (`block(d) = d >> shift`), with AVX-512
+/// when the CPU has it: 16 postings per step, their mark words gathered, the kept lanes
+/// compressed into a register and stored whole.
+///
+/// Both outputs must hold at least `min(docs.len(), impacts.len()) + 16` entries.
+///
+/// # Panics
+/// If an output is shorter than that, or `shift` is 32 or more.
+#[inline]
+pub fn keep_marked(
+    docs: &[u32],
+    impacts: &[u8],
+    marked: &[u64],
+    shift: u32,
+    out_docs: &mut [u32],
+    out_impacts: &mut [u32],
+) -> usize {
+    let n = docs.len().min(impacts.len());
+    assert!(
+        out_docs.len() >= n + 16 && out_impacts.len() >= n + 16 && shift < 32,
+        "keep_marked: output too short or shift too large"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512 F; the outputs have the room asserted above.
+            return unsafe {
+                keep_marked_avx512(
+                    &docs[..n],
+                    &impacts[..n],
+                    marked,
+                    shift,
+                    out_docs,
+                    out_impacts,
+                )
+            };
+        }
+    }
+    keep_marked_by(docs, impacts, marked, |d| d >> shift, out_docs, out_impacts)
+}
+
+/// [`keep_marked`] with AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512 F; `docs` and `impacts` must be of one length `n`, both outputs
+/// must hold at least `n + 16` entries, and `shift` must be below 32.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn keep_marked_avx512(
+    docs: &[u32],
+    impacts: &[u8],
+    marked: &[u64],
+    shift: u32,
+    out_docs: &mut [u32],
+    out_impacts: &mut [u32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let n = docs.len().min(impacts.len());
+    let whole = n - n % 16;
+    // The marks read as 32-bit words (x86-64 is little-endian): block b is bit b % 32 of word
+    // b / 32. A lane whose word lies beyond them gathers nothing and reads as unmarked.
+    let words = u32::try_from(marked.len().saturating_mul(2)).unwrap_or(u32::MAX);
+    let limit = _mm512_set1_epi32(words as i32);
+    let shift_v = _mm512_set1_epi32(shift as i32);
+    let low5 = _mm512_set1_epi32(31);
+    let one = _mm512_set1_epi32(1);
+    let base = marked.as_ptr().cast::<i32>();
+    // Where the chunk's blocks all lie within 16 mark words (its doc ids are sorted, and a
+    // posting list of a common term spans few blocks per chunk), those words are loaded once
+    // and each lane picks its word with a permute instead of a gather.
+    let first_block = docs.first().map_or(0, |&d| d >> shift);
+    let last_block = docs.last().map_or(0, |&d| d >> shift);
+    let first_word = first_block / 32;
+    let windowed = last_block / 32 - first_word < 16 && first_word + 16 <= words;
+    let window = if windowed {
+        // SAFETY: words `first_word..first_word + 16` lie within the marks (checked above).
+        unsafe { _mm512_loadu_si512(base.add(first_word as usize).cast()) }
+    } else {
+        _mm512_setzero_si512()
+    };
+    let first_word_v = _mm512_set1_epi32(first_word as i32);
+    let sixteen = _mm512_set1_epi32(16);
+    let mut kept = 0usize;
+    let mut i = 0;
+    while i < whole {
+        // SAFETY: `i + 16 <= n` entries of both inputs are read; `kept <= i`, so
+        // `kept + 16 <= n + 16` entries of the outputs are written; only lanes whose word index
+        // is below `2 * marked.len()` are gathered.
+        unsafe {
+            let d = _mm512_loadu_si512(docs.as_ptr().add(i).cast());
+            let b = _mm512_srlv_epi32(d, shift_v);
+            let w = _mm512_srli_epi32::<5>(b);
+            let (m, inside) = if windowed {
+                // A lane outside the window (only if the ids were not sorted) is not kept.
+                let rel = _mm512_sub_epi32(w, first_word_v);
+                let inside = _mm512_cmplt_epu32_mask(rel, sixteen);
+                (_mm512_permutexvar_epi32(rel, window), inside)
+            } else {
+                let inside = _mm512_cmplt_epu32_mask(w, limit);
+                let m = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), inside, w, base);
+                (m, inside)
+            };
+            let bit = _mm512_and_si512(_mm512_srlv_epi32(m, _mm512_and_si512(b, low5)), one);
+            let keep = _mm512_mask_test_epi32_mask(inside, bit, bit);
+            _mm512_storeu_si512(
+                out_docs.as_mut_ptr().add(kept).cast(),
+                _mm512_maskz_compress_epi32(keep, d),
+            );
+            let imp = _mm512_cvtepu8_epi32(_mm_loadu_si128(impacts.as_ptr().add(i).cast()));
+            _mm512_storeu_si512(
+                out_impacts.as_mut_ptr().add(kept).cast(),
+                _mm512_maskz_compress_epi32(keep, imp),
+            );
+            kept += keep.count_ones() as usize;
+        }
+        i += 16;
+    }
+    kept + keep_marked_by(
+        &docs[whole..n],
+        &impacts[whole..n],
+        marked,
+        |d| d >> shift,
+        &mut out_docs[kept..],
+        &mut out_impacts[kept..],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +473,37 @@ mod tests {
             let (n, max) = gather_at_least_portable(&bounds, floor, &mut out);
             prop_assert_eq!(&out[..n], &want[..]);
             prop_assert_eq!(max, want_max);
+        }
+    }
+    proptest! {
+        #[test]
+        fn keep_marked_variants_agree(docs in proptest::collection::btree_set(0u32..5000, 0..200),
+                                      marked in proptest::collection::vec(any::<u64>(), 0..12),
+                                      shift in 0u32..6, swap in any::<Option<(usize, usize)>>()) {
+            let mut docs: Vec<u32> = docs.into_iter().collect();
+            // Sorted ids as decoded chunks have them, or two of them swapped.
+            if let Some((a, b)) = swap.filter(|_| !docs.is_empty()) {
+                let n = docs.len();
+                docs.swap(a % n, b % n);
+            }
+            let impacts: Vec<u8> = docs.iter().map(|&d| (d % 251) as u8).collect();
+            let want: Vec<(u32, u32)> = docs
+                .iter()
+                .zip(&impacts)
+                .filter(|&(&d, _)| {
+                    let b = (d >> shift) as usize;
+                    marked.get(b / 64).is_some_and(|m| m >> (b % 64) & 1 == 1)
+                })
+                .map(|(&d, &i)| (d, u32::from(i)))
+                .collect();
+            let mut od = vec![0u32; docs.len() + 16];
+            let mut oi = vec![0u32; docs.len() + 16];
+            let n = keep_marked(&docs, &impacts, &marked, shift, &mut od, &mut oi);
+            let got: Vec<(u32, u32)> = od[..n].iter().copied().zip(oi[..n].iter().copied()).collect();
+            prop_assert_eq!(&got, &want);
+            let n = keep_marked_by(&docs, &impacts, &marked, |d| d >> shift, &mut od, &mut oi);
+            let got: Vec<(u32, u32)> = od[..n].iter().copied().zip(oi[..n].iter().copied()).collect();
+            prop_assert_eq!(&got, &want);
         }
     }
 }

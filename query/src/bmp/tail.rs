@@ -13,6 +13,7 @@ use bmp_index::format::CHUNK_LEN;
 use bmp_index::{Error, Index, Result};
 
 use crate::filter::allows;
+use crate::simd;
 use crate::{DocFilter, Query, TopK};
 
 /// What scoring one block from the forward index costs, in units of one posting streamed from a
@@ -31,6 +32,10 @@ pub(crate) struct TermPass {
     scores: Vec<u32>,
     /// One decoded chunk of doc ids.
     buf: Box<[u32; CHUNK_LEN]>,
+    /// The doc ids of one chunk's postings in marked blocks (16 more for whole-vector stores).
+    kept_docs: Vec<u32>,
+    /// Their impacts.
+    kept_impacts: Vec<u32>,
 }
 
 impl Default for TermPass {
@@ -40,6 +45,8 @@ impl Default for TermPass {
             marked: Vec::new(),
             scores: Vec::new(),
             buf: Box::new([0; CHUNK_LEN]),
+            kept_docs: vec![0; CHUNK_LEN + 16],
+            kept_impacts: vec![0; CHUNK_LEN + 16],
         }
     }
 }
@@ -123,6 +130,7 @@ impl TermPass {
         let marked = &self.marked[..];
         let scores = &mut self.scores[..];
         let buf = &mut *self.buf;
+        let (kept_docs, kept_impacts) = (&mut self.kept_docs[..], &mut self.kept_impacts[..]);
         for (i, qt) in query.terms.iter().enumerate() {
             // The deadline is checked between two lists (after the first).
             if i > 0 && topk.out_of_time() {
@@ -143,26 +151,24 @@ impl TermPass {
                 let (docs, impacts) = list.decode_chunk(c, buf).map_err(|e| {
                     Error::corrupt(index.path(), format!("term {}: {}", qt.term, e.0))
                 })?;
-                // Branch-free: a posting outside the marked blocks adds 0 (whether a block is
-                // marked is no more predictable than a coin toss where the marks are dense).
-                let add = |d: u32, imp: u8, b: u32, scores: &mut [u32]| {
-                    let bit = marked
-                        .get((b / 64) as usize)
-                        .map_or(0, |m| m >> (b % 64) & 1);
-                    if let Some(s) = scores.get_mut(d as usize) {
-                        *s = s.wrapping_add(w.wrapping_mul(u32::from(imp)) * bit as u32);
-                    }
-                };
-                match shift {
+                // Only the postings of marked blocks are added, so the scattered writes into the
+                // accumulator are theirs alone (on real text at k = 1000 about 40% of them).
+                let n = match shift {
                     Some(sh) => {
-                        for (&d, &imp) in docs.iter().zip(impacts) {
-                            add(d, imp, d >> sh, scores);
-                        }
+                        simd::keep_marked(docs, impacts, marked, sh, kept_docs, kept_impacts)
                     }
-                    None => {
-                        for (&d, &imp) in docs.iter().zip(impacts) {
-                            add(d, imp, d / bs, scores);
-                        }
+                    None => simd::keep_marked_by(
+                        docs,
+                        impacts,
+                        marked,
+                        |d| d / bs,
+                        kept_docs,
+                        kept_impacts,
+                    ),
+                };
+                for (&d, &imp) in kept_docs.iter().zip(kept_impacts.iter()).take(n) {
+                    if let Some(s) = scores.get_mut(d as usize) {
+                        *s = s.wrapping_add(w.wrapping_mul(imp));
                     }
                 }
             }

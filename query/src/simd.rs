@@ -358,18 +358,22 @@ pub unsafe fn keep_marked_avx512(
             let d = _mm512_loadu_si512(docs.as_ptr().add(i).cast());
             let b = _mm512_srlv_epi32(d, shift_v);
             let w = _mm512_srli_epi32::<5>(b);
-            let (m, inside) = if windowed {
-                // A lane outside the window (only if the ids were not sorted) is not kept.
-                let rel = _mm512_sub_epi32(w, first_word_v);
-                let inside = _mm512_cmplt_epu32_mask(rel, sixteen);
-                (_mm512_permutexvar_epi32(rel, window), inside)
+            // Lanes inside the window take their word from it; the others (all of them when
+            // there is no window, and only out-of-order ids otherwise) gather theirs.
+            let rel = _mm512_sub_epi32(w, first_word_v);
+            let inside = if windowed {
+                _mm512_cmplt_epu32_mask(rel, sixteen)
             } else {
-                let inside = _mm512_cmplt_epu32_mask(w, limit);
-                let m = _mm512_mask_i32gather_epi32::<4>(_mm512_setzero_si512(), inside, w, base);
-                (m, inside)
+                0
             };
+            let mut m = _mm512_permutexvar_epi32(rel, window);
+            let outside = !inside & _mm512_cmplt_epu32_mask(w, limit);
+            if outside != 0 {
+                m = _mm512_mask_i32gather_epi32::<4>(m, outside, w, base);
+            }
+            let valid = inside | outside;
             let bit = _mm512_and_si512(_mm512_srlv_epi32(m, _mm512_and_si512(b, low5)), one);
-            let keep = _mm512_mask_test_epi32_mask(inside, bit, bit);
+            let keep = _mm512_mask_test_epi32_mask(valid, bit, bit);
             _mm512_storeu_si512(
                 out_docs.as_mut_ptr().add(kept).cast(),
                 _mm512_maskz_compress_epi32(keep, d),
@@ -391,6 +395,116 @@ pub unsafe fn keep_marked_avx512(
         &mut out_docs[kept..],
         &mut out_impacts[kept..],
     )
+}
+
+/// Writes the indexes `i` with `scores[i] >= floor` to the front of `out_docs` and their scores
+/// to the front of `out_scores`, in increasing order, sets every score to zero, and returns how
+/// many were kept. `floor` should be at least 1 (a zero score is never a hit).
+///
+/// Both outputs must hold at least `scores.len() + 16` entries. Uses AVX-512 (16 scores per
+/// step) when the CPU has it, else [`take_at_least_portable`].
+///
+/// # Panics
+/// If an output is shorter than `scores.len() + 16`.
+#[inline]
+pub fn take_at_least(
+    scores: &mut [u32],
+    floor: u32,
+    out_docs: &mut [u32],
+    out_scores: &mut [u32],
+) -> usize {
+    assert!(
+        out_docs.len() >= scores.len() + 16 && out_scores.len() >= scores.len() + 16,
+        "take_at_least: output too short"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512 F; the outputs have the room asserted above.
+            return unsafe { take_at_least_avx512(scores, floor, out_docs, out_scores) };
+        }
+    }
+    take_at_least_portable(scores, floor, out_docs, out_scores)
+}
+
+/// The scalar loop of [`take_at_least`]: branch-free, it writes every entry and advances only
+/// past a kept one. Both outputs must hold at least `scores.len()` entries.
+#[inline]
+pub fn take_at_least_portable(
+    scores: &mut [u32],
+    floor: u32,
+    out_docs: &mut [u32],
+    out_scores: &mut [u32],
+) -> usize {
+    let (out_docs, out_scores) = (
+        &mut out_docs[..scores.len()],
+        &mut out_scores[..scores.len()],
+    );
+    let mut n = 0usize;
+    for (i, s) in scores.iter_mut().enumerate() {
+        out_docs[n] = i as u32;
+        out_scores[n] = *s;
+        n += usize::from(*s >= floor);
+        *s = 0;
+    }
+    n
+}
+
+/// [`take_at_least`] with AVX-512: compares 16 scores with the floor, compresses the kept lanes'
+/// indexes and scores into registers, stores them whole at the write position, and stores zeros
+/// over the scores.
+///
+/// # Safety
+/// The CPU must support AVX-512 F, and both outputs must hold at least `scores.len() + 16`
+/// entries.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn take_at_least_avx512(
+    scores: &mut [u32],
+    floor: u32,
+    out_docs: &mut [u32],
+    out_scores: &mut [u32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let len = scores.len();
+    let whole = len - len % 16;
+    let floor_v = _mm512_set1_epi32(floor as i32);
+    let step = _mm512_set1_epi32(16);
+    let zero = _mm512_setzero_si512();
+    let mut idx = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let mut n = 0usize;
+    let mut i = 0;
+    while i < whole {
+        // SAFETY: `i + 16 <= len`; `n <= i`, so `n + 16 <= len + 16`, within both outputs.
+        unsafe {
+            let p = scores.as_mut_ptr().add(i);
+            let s = _mm512_loadu_si512(p.cast_const().cast());
+            let keep = _mm512_cmpge_epu32_mask(s, floor_v);
+            if keep != 0 {
+                _mm512_storeu_si512(
+                    out_docs.as_mut_ptr().add(n).cast(),
+                    _mm512_maskz_compress_epi32(keep, idx),
+                );
+                _mm512_storeu_si512(
+                    out_scores.as_mut_ptr().add(n).cast(),
+                    _mm512_maskz_compress_epi32(keep, s),
+                );
+                n += keep.count_ones() as usize;
+            }
+            _mm512_storeu_si512(p.cast(), zero);
+        }
+        idx = _mm512_add_epi32(idx, step);
+        i += 16;
+    }
+    for (j, s) in scores.iter_mut().enumerate().skip(whole) {
+        if *s >= floor {
+            out_docs[n] = j as u32;
+            out_scores[n] = *s;
+            n += 1;
+        }
+        *s = 0;
+    }
+    n
 }
 
 #[cfg(test)]
@@ -504,6 +618,30 @@ mod tests {
             let n = keep_marked_by(&docs, &impacts, &marked, |d| d >> shift, &mut od, &mut oi);
             let got: Vec<(u32, u32)> = od[..n].iter().copied().zip(oi[..n].iter().copied()).collect();
             prop_assert_eq!(&got, &want);
+        }
+    }
+    proptest! {
+        #[test]
+        fn take_variants_agree(scores in proptest::collection::vec(0u32..64, 0..300), floor in 1u32..70) {
+            let want: Vec<(u32, u32)> = scores
+                .iter()
+                .enumerate()
+                .filter(|&(_, &s)| s >= floor)
+                .map(|(i, &s)| (i as u32, s))
+                .collect();
+            let mut od = vec![0u32; scores.len() + 16];
+            let mut os = vec![0u32; scores.len() + 16];
+            for portable in [false, true] {
+                let mut s = scores.clone();
+                let n = if portable {
+                    take_at_least_portable(&mut s, floor, &mut od, &mut os)
+                } else {
+                    take_at_least(&mut s, floor, &mut od, &mut os)
+                };
+                let got: Vec<(u32, u32)> = od[..n].iter().copied().zip(os[..n].iter().copied()).collect();
+                prop_assert_eq!(&got, &want);
+                prop_assert!(s.iter().all(|&x| x == 0));
+            }
         }
     }
 }

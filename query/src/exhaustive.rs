@@ -3,14 +3,21 @@
 use bmp_index::{Error, Index, Result};
 
 use crate::filter::allows;
+use crate::simd;
 use crate::{DocFilter, Query, Searcher, TopK};
 
 /// Scores every posting of every query term into a dense accumulator.
 pub struct Exhaustive<'a> {
     index: &'a Index,
     scores: Vec<u32>,
+    /// The documents of one run of the accumulator that may enter, and their scores.
+    out_docs: Vec<u32>,
+    out_scores: Vec<u32>,
     topk: TopK,
 }
+
+/// Documents per run of the final scan: the k-th score is read again before each.
+const SCAN_RUN: usize = 4096;
 
 impl<'a> Exhaustive<'a> {
     /// An exhaustive searcher over `index`.
@@ -18,6 +25,8 @@ impl<'a> Exhaustive<'a> {
         Exhaustive {
             index,
             scores: Vec::new(),
+            out_docs: Vec::new(),
+            out_scores: Vec::new(),
             topk: TopK::new(0),
         }
     }
@@ -70,13 +79,20 @@ impl Searcher for Exhaustive<'_> {
             self.scores.fill(0);
             return Err(e);
         }
-        let scores = &mut self.scores;
-        for (doc, s) in scores.iter_mut().enumerate() {
-            if *s > 0 {
-                if *s >= floor && allows(filter, doc as u32) {
-                    self.topk.push(doc as u32, *s);
+        // The documents that may enter are picked a run at a time, from the k-th score so far:
+        // most of the accumulator is below it once the collector is full.
+        let (out_docs, out_scores) = (&mut self.out_docs, &mut self.out_scores);
+        out_docs.resize(SCAN_RUN + 16, 0);
+        out_scores.resize(SCAN_RUN + 16, 0);
+        for (r, run) in self.scores.chunks_mut(SCAN_RUN).enumerate() {
+            let at_least = floor.max(1).max(self.topk.threshold().unwrap_or(0));
+            let n = simd::take_at_least(run, at_least, out_docs, out_scores);
+            let first = (r * SCAN_RUN) as u32;
+            for (&i, &s) in out_docs.iter().zip(out_scores.iter()).take(n) {
+                let doc = first + i;
+                if allows(filter, doc) {
+                    self.topk.push(doc, s);
                 }
-                *s = 0;
             }
         }
         if out_of_range {

@@ -234,3 +234,57 @@ proptest! {
         }
     }
 }
+
+/// Collections larger than one run of the final scan (4,096 documents): the k-th score read
+/// again between runs never drops a document that should enter, with or without a filter.
+#[test]
+fn many_runs_of_the_scan_match_brute_force() {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let docs: Docs = (0..20_000)
+        .map(|_| {
+            let mut terms: BTreeMap<String, f32> = BTreeMap::new();
+            for _ in 0..1 + next(6) {
+                terms.insert(format!("t{}", next(40)), 1.0 + next(30) as f32);
+            }
+            terms.into_iter().collect()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("docs.jsonl");
+    write_jsonl(&input, &docs);
+    let index = build_from(&input, &dir.path().join("a.bmp"), false, 8);
+    let filter = bmp_query::DocFilter::new((0..index.num_docs()).filter(|d| d % 3 != 1).collect());
+    let mut searcher = SearchSpec::Exhaustive.searcher(&index);
+    for q in 0..6 {
+        let entries: Vec<(String, f32)> = (0..1 + q * 3)
+            .map(|i| {
+                (
+                    format!("t{}", (q * 7 + i * 3) % 40),
+                    1.0 + ((q + i) % 5) as f32,
+                )
+            })
+            .collect();
+        let query = Query::from_entries(&index, &entries).unwrap();
+        for k in [1, 10, 1000] {
+            let hits = searcher.search(&query, k).unwrap();
+            assert_eq!(
+                named(&index, &hits),
+                brute_force(&docs, &index, &query, k),
+                "k={k} query={entries:?}"
+            );
+            let want: Vec<(String, u32)> = brute_force(&docs, &index, &query, docs.len())
+                .into_iter()
+                .filter(|(id, _)| id[3..].parse::<u32>().unwrap() % 3 != 1)
+                .take(k)
+                .collect();
+            let hits = searcher.search_filtered(&query, k, Some(&filter)).unwrap();
+            assert_eq!(named(&index, &hits), want, "filtered, k={k}");
+        }
+    }
+}

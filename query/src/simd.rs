@@ -339,7 +339,7 @@ pub unsafe fn keep_marked_avx512(
     let first_block = docs.first().map_or(0, |&d| d >> shift);
     let last_block = docs.last().map_or(0, |&d| d >> shift);
     let first_word = first_block / 32;
-    let windowed = last_block / 32 - first_word < 16 && first_word + 16 <= words;
+    let windowed = (last_block / 32).wrapping_sub(first_word) < 16 && first_word + 16 <= words;
     let window = if windowed {
         // SAFETY: words `first_word..first_word + 16` lie within the marks (checked above).
         unsafe { _mm512_loadu_si512(base.add(first_word as usize).cast()) }

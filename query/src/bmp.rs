@@ -46,7 +46,7 @@ pub(crate) mod parts;
 mod tail;
 
 use tail::TermPass;
-pub use tail::BLOCK_COST_IN_POSTINGS;
+pub use tail::{BLOCKS_PER_HIT, BLOCK_COST_IN_POSTINGS};
 
 /// Approximation parameters of BMP.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -177,6 +177,8 @@ pub struct Bmp<'a> {
     stats: BmpStats,
     /// What scoring one block from the forward index costs, in postings streamed.
     block_cost: usize,
+    /// See [`Bmp::with_blocks_per_hit`].
+    blocks_per_hit: usize,
 }
 
 /// The fewest blocks worth a worker of its own, by default: below it, a worker costs more to
@@ -331,6 +333,7 @@ impl<'a> Bmp<'a> {
             workers: vec![Worker::new(index)],
             stats: BmpStats::default(),
             block_cost: BLOCK_COST_IN_POSTINGS,
+            blocks_per_hit: BLOCKS_PER_HIT,
         }
     }
 
@@ -365,6 +368,16 @@ impl<'a> Bmp<'a> {
     /// are the same.
     pub fn with_block_cost(mut self, postings: usize) -> Self {
         self.block_cost = postings;
+        self
+    }
+
+    /// Sets how many blocks a safe search is expected to score per hit wanted at large k
+    /// (default [`BLOCKS_PER_HIT`]): a search scores every posting of the query into a dense
+    /// accumulator instead of visiting blocks when `k` times this many blocks, at the block cost
+    /// of [`Bmp::with_block_cost`], outweigh the query's postings and a scan of every document
+    /// (0: never). The results are the same.
+    pub fn with_blocks_per_hit(mut self, blocks: usize) -> Self {
+        self.blocks_per_hit = blocks;
         self
     }
 
@@ -449,6 +462,27 @@ impl Searcher for Bmp<'_> {
         let alpha = self.params.alpha;
         let mask = filter.map(|_| &self.block_mask[..]);
         self.stats.initial_threshold = theta0;
+        // A top k so deep that scoring every posting costs less than the blocks it would need:
+        // exact search scores every posting (safe search only; approximate search is asked to
+        // skip blocks).
+        if alpha >= 1.0
+            && self.params.beta >= 1.0
+            && every_posting_is_cheaper(
+                k,
+                self.blocks_per_hit,
+                self.block_cost,
+                tail_postings(self.index, query)?,
+                self.index.num_docs(),
+            )
+        {
+            let w = &mut self.workers[0];
+            w.tail
+                .score_all(self.index, query, filter, floor, &mut w.topk)?;
+            self.stats.candidates = 0;
+            self.stats.scored = 0;
+            self.stats.final_threshold = w.topk.threshold().unwrap_or(0);
+            return Ok(());
+        }
         // Many workers only when each gets a fair share of blocks.
         let threads = self
             .threads
@@ -648,6 +682,21 @@ const TAIL_CHECK: u32 = 16;
 const TAIL_MATURITY: usize = 16;
 
 /// The postings of `query`'s terms: what scoring term at a time would stream at most.
+/// Whether scoring every posting (`postings` of them) into a dense accumulator and scanning its
+/// `num_docs` scores costs less than the `k × blocks_per_hit` blocks a top k that deep is
+/// expected to need, at `block_cost` postings a block. A scanned score costs about a 32nd of a
+/// posting (16 per vector step).
+fn every_posting_is_cheaper(
+    k: usize,
+    blocks_per_hit: usize,
+    block_cost: usize,
+    postings: usize,
+    num_docs: u32,
+) -> bool {
+    k.saturating_mul(blocks_per_hit).saturating_mul(block_cost)
+        > postings.saturating_add(num_docs as usize / 32)
+}
+
 fn tail_postings(index: &Index, query: &Query) -> Result<usize> {
     let mut n = 0usize;
     for qt in &query.terms {

@@ -5,6 +5,7 @@
 //! zero. [`exhaustive`] is the ground truth the others are tested against. Scores are integer sums
 //! of quantized query weight times `u8` impact (see [`bmp_index::quantize`]), computed in `u32`.
 
+mod accumulator;
 pub mod blocks;
 pub mod bmp;
 pub mod bmw;

@@ -87,6 +87,7 @@ fn parallel_bmp_equals_exhaustive_over_many_stripes() {
                 Bmp::new(&index, BmpParams::default())
                     .with_threads(t)
                     .with_min_blocks_per_worker(64)
+                    .with_blocks_per_hit(0)
             })
             .collect();
         let filter = DocFilter::new((0..index.num_docs()).filter(|d| d % 5 != 2).collect());
@@ -177,10 +178,14 @@ proptest! {
         // Every block from the forward index, and the blocks left term at a time as soon as
         // the search first checks (after 16 blocks).
         let mut forward_only = Bmp::new(&index, BmpParams::default()).with_block_cost(0);
-        let mut term_tail = Bmp::new(&index, BmpParams::default()).with_block_cost(usize::MAX);
+        let mut term_tail = Bmp::new(&index, BmpParams::default())
+            .with_block_cost(usize::MAX)
+            .with_blocks_per_hit(0);
+        // Every posting into a dense accumulator, from the start.
+        let mut every_posting = Bmp::new(&index, BmpParams::default()).with_blocks_per_hit(usize::MAX);
         // Two and three workers, each on a range of as few as 1 block.
         let mut parallel: Vec<Bmp> = (2..=3)
-            .map(|t| Bmp::new(&index, BmpParams::default()).with_threads(t).with_min_blocks_per_worker(1))
+            .map(|t| Bmp::new(&index, BmpParams::default()).with_threads(t).with_min_blocks_per_worker(1).with_blocks_per_hit(0))
             .collect();
         let filter = DocFilter::new((0..index.num_docs()).filter(|d| d % 3 != 1).collect());
         for q in queries_for(60, qseed) {
@@ -189,7 +194,7 @@ proptest! {
             let got = bmp.search(&query, k).unwrap();
             prop_assert_eq!(got, want.clone(), "k={} bs={} query={:?}", k, bs, q);
             let want_filtered = exhaustive.search_filtered(&query, k, Some(&filter)).unwrap();
-            for one in [&mut forward_only, &mut term_tail] {
+            for one in [&mut forward_only, &mut term_tail, &mut every_posting] {
                 prop_assert_eq!(one.search(&query, k).unwrap(), want.clone(), "one worker k={} bs={} query={:?}", k, bs, q);
                 prop_assert_eq!(one.search_filtered(&query, k, Some(&filter)).unwrap(), want_filtered.clone(), "one worker, filtered");
             }
@@ -302,7 +307,8 @@ fn block_max_rows_across_pages() {
     assert!(matches!(row("t1"), BlockMaxRow::Sparse { page_ends, .. } if page_ends.len() == 2));
     assert!(matches!(row("t2"), BlockMaxRow::Ranges { .. }));
     let mut exhaustive = Exhaustive::new(&index);
-    let mut bmp = Bmp::new(&index, BmpParams::default());
+    // Blocks only: scoring every posting would not read the rows.
+    let mut bmp = Bmp::new(&index, BmpParams::default()).with_blocks_per_hit(0);
     let mut sp = Sp::new(&index, SpParams::default());
     let queries: [&[(&str, f32)]; 4] = [
         &[("t1", 3.0)],
@@ -417,7 +423,9 @@ fn statistics_show_pruning() {
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let index = build(&docs, 32, dir.path());
-    let mut bmp = Bmp::new(&index, BmpParams::default());
+    // Blocks only: with two rare terms, scoring every posting is cheaper at any k here.
+    let mut bmp = Bmp::new(&index, BmpParams::default()).with_blocks_per_hit(0);
+    let mut every_posting = Bmp::new(&index, BmpParams::default());
     let mut exhaustive = Exhaustive::new(&index);
     let query =
         Query::from_entries(&index, &[("t5".to_owned(), 1.0), ("t17".to_owned(), 2.0)]).unwrap();
@@ -437,6 +445,13 @@ fn statistics_show_pruning() {
     let s = bmp.stats();
     assert!(s.scored > 0 && s.scored * 4 < s.blocks, "{s:?}");
     assert!(s.candidates < s.blocks, "{s:?}");
+    // The default scores every posting of these two rare terms instead: no block is visited.
+    assert_eq!(
+        every_posting.search(&query, 1).unwrap(),
+        exhaustive.search(&query, 1).unwrap()
+    );
+    let s = every_posting.stats();
+    assert_eq!((s.scored, s.candidates), (0, 0), "{s:?}");
 }
 
 /// A forward-index pair whose document offset lies past the end of its (last, partial) block is
@@ -463,6 +478,7 @@ fn forward_offsets_past_the_block_are_corruption() {
     let index = Index::open(&path).unwrap();
     let query = Query::from_entries(&index, &[("t1".to_owned(), 1.0)]).unwrap();
     let err = Bmp::new(&index, BmpParams::default())
+        .with_blocks_per_hit(0)
         .search(&query, 10)
         .unwrap_err();
     assert!(err.to_string().contains("beyond the index"), "{err}");

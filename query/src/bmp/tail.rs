@@ -12,6 +12,7 @@
 use bmp_index::format::CHUNK_LEN;
 use bmp_index::{Error, Index, Result};
 
+use crate::accumulator::DenseScores;
 use crate::filter::allows;
 use crate::simd;
 use crate::{DocFilter, Query, TopK};
@@ -21,6 +22,13 @@ use crate::{DocFilter, Query, TopK};
 /// outweigh the postings of its terms (see [`super::Bmp::with_block_cost`]).
 pub const BLOCK_COST_IN_POSTINGS: usize = 300;
 
+/// How many blocks a safe search is expected to score per hit wanted, at large k: a search
+/// whose `k` times this many blocks outweigh its postings scores every posting instead (see
+/// [`super::Bmp::with_blocks_per_hit`]). Chosen by measurement on the benchmark suite's four
+/// collections (docs/BENCHMARKS.md): BMP scores 0.8 to 2.7 blocks per hit at k = 1000 there, and
+/// 6 comes closest to the faster of the two ways per query at k = 30 to 1000.
+pub const BLOCKS_PER_HIT: usize = 6;
+
 /// Scores a set of blocks term at a time from the posting lists; keeps its buffers between
 /// searches.
 pub(crate) struct TermPass {
@@ -29,7 +37,7 @@ pub(crate) struct TermPass {
     /// One bit per block: the blocks of `blocks` (all clear between passes).
     marked: Vec<u64>,
     /// One score per document (all zero between passes).
-    scores: Vec<u32>,
+    dense: DenseScores,
     /// One decoded chunk of doc ids.
     buf: Box<[u32; CHUNK_LEN]>,
     /// The doc ids of one chunk's postings in marked blocks (16 more for whole-vector stores).
@@ -43,7 +51,7 @@ impl Default for TermPass {
         TermPass {
             blocks: Vec::new(),
             marked: Vec::new(),
-            scores: Vec::new(),
+            dense: DenseScores::default(),
             buf: Box::new([0; CHUNK_LEN]),
             kept_docs: vec![0; CHUNK_LEN + 16],
             kept_impacts: vec![0; CHUNK_LEN + 16],
@@ -86,9 +94,7 @@ impl TermPass {
         if self.marked.len() != words {
             self.marked = vec![0; words];
         }
-        if self.scores.len() != num_docs {
-            self.scores = vec![0; num_docs];
-        }
+        self.dense.prepare(index);
         for &b in &self.blocks {
             if let Some(w) = self.marked.get_mut((b / 64) as usize) {
                 *w |= 1 << (b % 64);
@@ -100,7 +106,7 @@ impl TermPass {
             for &b in &self.blocks {
                 let first = (b * bs) as usize;
                 let end = (first + bs as usize).min(num_docs);
-                for (doc, s) in (first..end).zip(&mut self.scores[first.min(end)..end]) {
+                for (doc, s) in (first..end).zip(&mut self.dense.scores[first.min(end)..end]) {
                     if *s > 0 {
                         if allows(filter, doc as u32) {
                             topk.push(doc as u32, *s);
@@ -116,11 +122,27 @@ impl TermPass {
             }
         } else {
             // A corrupt list stops the pass part way: leave nothing to the next one.
-            self.scores.fill(0);
+            self.dense.scores.fill(0);
             self.marked.fill(0);
         }
         self.blocks.clear();
         result
+    }
+
+    /// Scores every document with all the terms of `query` into the dense accumulator, and offers
+    /// those `filter` allows that score at least `floor` to `topk`, which holds no hit yet.
+    pub fn score_all(
+        &mut self,
+        index: &Index,
+        query: &Query,
+        filter: Option<&DocFilter>,
+        floor: u32,
+        topk: &mut TopK,
+    ) -> Result<()> {
+        debug_assert!(topk.is_empty(), "every posting is scored before any block");
+        self.dense.add_all(index, query, topk)?;
+        self.dense.offer(floor, filter, topk);
+        Ok(())
     }
 
     /// Adds the postings of the marked blocks of every query term into `scores`.
@@ -128,7 +150,7 @@ impl TermPass {
         let bs = index.block_size();
         let shift = bs.is_power_of_two().then(|| bs.trailing_zeros());
         let marked = &self.marked[..];
-        let scores = &mut self.scores[..];
+        let scores = &mut self.dense.scores[..];
         let buf = &mut *self.buf;
         let (kept_docs, kept_impacts) = (&mut self.kept_docs[..], &mut self.kept_impacts[..]);
         for (i, qt) in query.terms.iter().enumerate() {

@@ -125,7 +125,7 @@ pub const ALGORITHMS: &[AlgorithmInfo] = &[
     },
     AlgorithmInfo {
         name: "bmp",
-        summary: "Block-Max Pruning: visits blocks of documents in descending upper bound",
+        summary: "Block-Max Pruning: visits blocks of documents in descending upper bound, or scores every posting when k is so large that this costs less",
         rank_safe: true,
         params: &[
             scale(

@@ -473,9 +473,14 @@ impl Searcher for Bmp<'_> {
             tail_postings(self.index, query)?,
             self.index.num_docs(),
         ) {
+            // With several workers, each fills the accumulator of one range of blocks' documents.
+            let parts = self
+                .threads
+                .min(self.index.num_blocks() as usize / self.min_blocks_per_worker)
+                .max(1);
             let w = &mut self.workers[0];
             w.tail
-                .score_all(self.index, query, filter, floor, &mut w.topk)?;
+                .score_all(self.index, query, filter, floor, &mut w.topk, parts)?;
             self.stats.candidates = 0;
             self.stats.scored = 0;
             self.stats.final_threshold = w.topk.threshold().unwrap_or(0);

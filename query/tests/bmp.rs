@@ -90,6 +90,13 @@ fn parallel_bmp_equals_exhaustive_over_many_stripes() {
                     .with_blocks_per_hit(0)
             })
             .collect();
+        // Every posting, the documents split into 2 and 3 ranges filled in parallel.
+        parallel.extend((2..=3).map(|t| {
+            Bmp::new(&index, BmpParams::default())
+                .with_threads(t)
+                .with_min_blocks_per_worker(64)
+                .with_blocks_per_hit(usize::MAX)
+        }));
         let filter = DocFilter::new((0..index.num_docs()).filter(|d| d % 5 != 2).collect());
         for q in queries_for(50, seed) {
             let query = Query::from_entries(&index, &q).unwrap();
@@ -181,8 +188,12 @@ proptest! {
         let mut term_tail = Bmp::new(&index, BmpParams::default())
             .with_block_cost(usize::MAX)
             .with_blocks_per_hit(0);
-        // Every posting into a dense accumulator, from the start.
+        // Every posting into a dense accumulator, from the start; and split into 2 and 3 ranges
+        // of documents filled in parallel.
         let mut every_posting = Bmp::new(&index, BmpParams::default()).with_blocks_per_hit(usize::MAX);
+        let mut every_posting_split: Vec<Bmp> = (2..=3)
+            .map(|t| Bmp::new(&index, BmpParams::default()).with_threads(t).with_min_blocks_per_worker(1).with_blocks_per_hit(usize::MAX))
+            .collect();
         // Two and three workers, each on a range of as few as 1 block.
         let mut parallel: Vec<Bmp> = (2..=3)
             .map(|t| Bmp::new(&index, BmpParams::default()).with_threads(t).with_min_blocks_per_worker(1).with_blocks_per_hit(0))
@@ -198,7 +209,7 @@ proptest! {
                 prop_assert_eq!(one.search(&query, k).unwrap(), want.clone(), "one worker k={} bs={} query={:?}", k, bs, q);
                 prop_assert_eq!(one.search_filtered(&query, k, Some(&filter)).unwrap(), want_filtered.clone(), "one worker, filtered");
             }
-            for p in &mut parallel {
+            for p in parallel.iter_mut().chain(every_posting_split.iter_mut()) {
                 prop_assert_eq!(p.search(&query, k).unwrap(), want.clone(), "parallel k={} bs={} query={:?}", k, bs, q);
                 prop_assert_eq!(p.search_filtered(&query, k, Some(&filter)).unwrap(), want_filtered.clone(), "parallel, filtered");
             }

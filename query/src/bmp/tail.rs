@@ -129,8 +129,9 @@ impl TermPass {
         result
     }
 
-    /// Scores every document with all the terms of `query` into the dense accumulator, and offers
-    /// those `filter` allows that score at least `floor` to `topk`, which holds no hit yet.
+    /// Scores every document with all the terms of `query` into the dense accumulator (split
+    /// into `parts` ranges filled in parallel, with more than one), and offers those `filter`
+    /// allows that score at least `floor` to `topk`, which holds no hit yet.
     pub fn score_all(
         &mut self,
         index: &Index,
@@ -138,9 +139,14 @@ impl TermPass {
         filter: Option<&DocFilter>,
         floor: u32,
         topk: &mut TopK,
+        parts: usize,
     ) -> Result<()> {
         debug_assert!(topk.is_empty(), "every posting is scored before any block");
-        self.dense.add_all(index, query, topk)?;
+        if parts > 1 {
+            self.dense.add_all_split(index, query, topk, parts)?;
+        } else {
+            self.dense.add_all(index, query, topk)?;
+        }
         self.dense.offer(floor, filter, topk);
         Ok(())
     }

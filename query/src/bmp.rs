@@ -364,14 +364,15 @@ impl<'a> Bmp<'a> {
     /// Sets what scoring one block from the forward index costs, in postings streamed from a
     /// posting list (default [`BLOCK_COST_IN_POSTINGS`]). One worker scores the blocks whose bound
     /// still reaches the k-th score term at a time, from the posting lists, once they outweigh
-    /// the postings of the query's terms at this cost (0: never; nor for k below 100). The results
-    /// are the same.
+    /// the postings of the query's terms at this cost (0: never, and then no search scores every
+    /// posting either (see [`Bmp::with_blocks_per_hit`]); nor for k below 100). The results are
+    /// the same.
     pub fn with_block_cost(mut self, postings: usize) -> Self {
         self.block_cost = postings;
         self
     }
 
-    /// Sets how many blocks a safe search is expected to score per hit wanted at large k
+    /// Sets how many blocks a search is expected to score per hit wanted at large k
     /// (default [`BLOCKS_PER_HIT`]): a search scores every posting of the query into a dense
     /// accumulator instead of visiting blocks when `k` times this many blocks, at the block cost
     /// of [`Bmp::with_block_cost`], outweigh the query's postings and a scan of every document
@@ -684,7 +685,6 @@ const TAIL_CHECK: u32 = 16;
 /// slower; docs/BENCHMARKS.md).
 const TAIL_MATURITY: usize = 16;
 
-/// The postings of `query`'s terms: what scoring term at a time would stream at most.
 /// Whether scoring every posting (`postings` of them) into a dense accumulator and scanning its
 /// `num_docs` scores costs less than the `k × blocks_per_hit` blocks a top k that deep is
 /// expected to need, at `block_cost` postings a block. A scanned score costs about a 32nd of a
@@ -700,6 +700,7 @@ fn every_posting_is_cheaper(
         > postings.saturating_add(num_docs as usize / 32)
 }
 
+/// The postings of `query`'s terms: what scoring term at a time would stream at most.
 fn tail_postings(index: &Index, query: &Query) -> Result<usize> {
     let mut n = 0usize;
     for qt in &query.terms {

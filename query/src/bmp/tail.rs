@@ -22,7 +22,7 @@ use crate::{DocFilter, Query, TopK};
 /// outweigh the postings of its terms (see [`super::Bmp::with_block_cost`]).
 pub const BLOCK_COST_IN_POSTINGS: usize = 300;
 
-/// How many blocks a safe search is expected to score per hit wanted, at large k: a search
+/// How many blocks a search is expected to score per hit wanted, at large k: a search
 /// whose `k` times this many blocks outweigh its postings scores every posting instead (see
 /// [`super::Bmp::with_blocks_per_hit`]). Chosen by measurement on the benchmark suite's four
 /// collections (docs/BENCHMARKS.md): BMP scores 0.8 to 2.7 blocks per hit at k = 1000 there, and

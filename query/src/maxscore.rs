@@ -41,8 +41,10 @@ use crate::blocks::threshold_seed;
 use crate::cursor::{PostingCursor, END};
 use crate::{DocFilter, Query, Searcher, TopK};
 
-/// The most doc ids in an inner window, and the least in an outer one (a power of two).
-pub const WINDOW: usize = 4096;
+/// The most doc ids in an inner window, and the least in an outer one (a power of two). Chosen
+/// by measurement (docs/BENCHMARKS.md): against 4,096, fewer windows to set up on 1M-document
+/// collections of 45-term queries; 65,536 was slower on real text.
+pub const WINDOW: usize = 16_384;
 
 /// MaxScore over the posting lists of the query terms.
 pub struct MaxScore<'a> {

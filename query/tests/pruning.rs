@@ -11,6 +11,7 @@ use bmp_index::postings::{encode_postings, PostingList};
 use bmp_index::readers::queries::read_queries;
 use bmp_index::{Collection, Index};
 use bmp_query::cursor::{PostingCursor, END};
+use bmp_query::maxscore::WINDOW;
 use bmp_query::sp::SpParams;
 use bmp_query::{DocFilter, Hit, Query, QueryTerm, SearchSpec, Searcher};
 use proptest::prelude::*;
@@ -623,12 +624,12 @@ fn real_dl19_queries_on_a_synthetic_collection() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Collections of several MaxScore windows (4,096 documents each), so that window bounds,
+    /// Collections of several MaxScore windows (`WINDOW` documents each), so that window bounds,
     /// windows left out, lists that turn essential or non-essential from one window to the next
     /// and thresholds carried across windows are all exercised, with and without a filter.
     #[test]
     fn pruning_matches_exhaustive_across_windows(seed: u64,
-                                  num_docs in 4000usize..=20000,
+                                  num_docs in (WINDOW - 96)..=(3 * WINDOW + 5000),
                                   vocab in 1usize..=20,
                                   max_weight in prop_oneof![2 => Just(1u32), 1 => Just(3), 1 => Just(30)],
                                   clustered: bool) {

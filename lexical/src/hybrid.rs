@@ -263,11 +263,7 @@ impl HybridQuery {
                 // quantized weight times its term's largest impact): in exact arithmetic that
                 // largest score is 1, and dividing by it keeps every score within [0, 1] once
                 // the weights are rounded to the query's 255 levels.
-                let mut top = 0u64;
-                for qt in &query.terms {
-                    let max = index.term_stats(qt.term)?.max_impact;
-                    top = top.saturating_add(u64::from(qt.weight) * u64::from(max));
-                }
+                let top = query.max_score(index)?;
                 let hits = search(&query, k)?
                     .into_iter()
                     .map(|h| FusedHit {

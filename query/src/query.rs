@@ -44,6 +44,17 @@ impl Query {
         self.scale * f64::from(index.quantizer().scale())
     }
 
+    /// The largest integer score any document of `index` can reach for this query: the sum of
+    /// each quantized weight times its term's largest impact.
+    pub fn max_score(&self, index: &Index) -> Result<u64> {
+        let mut top = 0u64;
+        for qt in &self.terms {
+            let max = index.term_stats(qt.term)?.max_impact;
+            top = top.saturating_add(u64::from(qt.weight) * u64::from(max));
+        }
+        Ok(top)
+    }
+
     /// Resolves `(term, weight)` entries against `index`: unknown terms are ignored and counted,
     /// repeated terms add their weights, weights of 0 are dropped, and the rest are quantized.
     /// A negative or non-finite weight is an error.

@@ -216,12 +216,7 @@ impl<'a> SnapshotSearcher<'a> {
         };
         let mut best = Vec::with_capacity(queries.len());
         for (segment, (index, query)) in indexes.iter().zip(&queries).enumerate() {
-            let mut bound = 0u64;
-            for t in &query.terms {
-                let max = index.term_stats(t.term)?.max_impact;
-                bound += u64::from(t.weight) * u64::from(max);
-            }
-            best.push((bound, segment));
+            best.push((query.max_score(index)?, segment));
         }
         best.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut hits: Vec<SegmentHit> = Vec::new();

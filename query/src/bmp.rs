@@ -467,11 +467,12 @@ impl Searcher for Bmp<'_> {
         // every posting is scored, exactly, whatever alpha and beta ask (approximate search skips
         // some blocks, but at alpha = 0.9 and k = 1000 it still took 1.3 to 2.2 times as long on
         // the benchmark suite's collections).
+        let postings = tail_postings(self.index, query)?;
         if every_posting_is_cheaper(
             k,
             self.blocks_per_hit,
             self.block_cost,
-            tail_postings(self.index, query)?,
+            postings,
             self.index.num_docs(),
         ) {
             // With several workers, each fills the accumulator of one range of blocks' documents.
@@ -514,6 +515,7 @@ impl Searcher for Bmp<'_> {
                         true => self.block_cost,
                         false => 0,
                     },
+                    postings,
                 };
                 w.visit(self.index, bounds, AllBlocks, &visit)?;
             }
@@ -618,6 +620,7 @@ impl Bmp<'_> {
                         shared: Some(shared),
                         floor,
                         block_cost: 0,
+                        postings: usize::MAX,
                     };
                     out = w.visit(index, &mine, layout, &visit);
                 }
@@ -722,6 +725,8 @@ struct Visit<'q> {
     floor: u32,
     /// [`Bmp::with_block_cost`].
     block_cost: usize,
+    /// The postings of the query's terms ([`tail_postings`]), counted once per search.
+    postings: usize,
 }
 
 /// The top-k of several workers: every hit that enters a worker's own top-k is offered to it, so
@@ -801,6 +806,7 @@ impl Worker<'_> {
             shared,
             floor,
             block_cost,
+            postings,
         } = *v;
         let bs = index.block_size();
         // With several workers, the shared top-k prunes too: the better of the two worst hits
@@ -815,7 +821,7 @@ impl Worker<'_> {
         };
         // One worker may finish term at a time once the blocks left outweigh the postings.
         let postings = match shared {
-            None if block_cost > 0 => tail_postings(index, query)?,
+            None if block_cost > 0 => postings,
             _ => usize::MAX,
         };
         let mut entered = Vec::new();

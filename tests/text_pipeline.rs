@@ -980,7 +980,53 @@ fn prune_layer_cut_writes_a_loadable_smaller_model() {
         ],
     );
     assert!(out.contains(&format!("zeroed {half} MLP weights")), "{out}");
-    for pruned in ["gap", "mag"] {
+    // Written as GGUF, each tensor at its source quantization: smaller than the 30-layer
+    // source, and a model again.
+    let out = ok(
+        d,
+        &[
+            "prune",
+            "magnitude",
+            "--model",
+            gguf,
+            "--keep",
+            "2",
+            "--output",
+            "mag.gguf",
+        ],
+    );
+    assert!(out.contains(&format!("zeroed {half} MLP weights")), "{out}");
+    let size = |p: &Path| fs::metadata(p).unwrap().len();
+    assert!(size(&d.join("mag.gguf")) < size(Path::new(gguf)) / 4);
+    ok(
+        d,
+        &[
+            "prune",
+            "layer-cut",
+            "--model",
+            "mag.gguf",
+            "--keep",
+            "1",
+            "--output",
+            "one.gguf",
+        ],
+    );
+    assert!(size(&d.join("one.gguf")) < size(&d.join("mag.gguf")));
+    fail(
+        d,
+        &[
+            "prune",
+            "layer-cut",
+            "--model",
+            "two",
+            "--keep",
+            "1",
+            "--output",
+            "x.gguf",
+        ],
+        "a Hugging Face model is written as a directory",
+    );
+    for pruned in ["gap", "mag", "one.gguf"] {
         ok(
             d,
             &[

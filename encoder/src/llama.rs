@@ -15,6 +15,8 @@ use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::error::{EncoderError, Result};
 
+mod gguf_save;
+
 /// The shape of a Llama model, from the GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {

@@ -120,6 +120,116 @@ fn a_layer_cut_loads_only_the_first_blocks() {
     assert!(LlamaModel::from_gguf(&path, Some(31), &Device::Cpu).is_err());
 }
 
+/// The GGUF file's contents.
+fn read_gguf(path: &std::path::Path) -> gguf_file::Content {
+    gguf_file::Content::read(&mut std::fs::File::open(path).unwrap()).unwrap()
+}
+
+#[test]
+fn a_model_written_back_as_gguf_keeps_the_source_types_size_and_tokenizer() {
+    use bmp_encoder::gaprune::{magnitude_scores, prune_lowest};
+    let Some(path) = gguf() else { return };
+    let device = Device::Cpu;
+    let dir = tempfile::tempdir().unwrap();
+    let source = read_gguf(&path);
+
+    // Unpruned and whole: the same tensors at the same types, no larger than the source.
+    let whole = LlamaModel::from_gguf(&path, None, &device).unwrap();
+    let copy = dir.path().join("copy.gguf");
+    whole.save_gguf(&copy).unwrap();
+    drop(whole);
+    let written = read_gguf(&copy);
+    assert_eq!(written.tensor_infos.len(), source.tensor_infos.len());
+    for (name, info) in &source.tensor_infos {
+        let got = &written.tensor_infos[name];
+        assert_eq!(
+            (got.ggml_dtype, got.shape.dims()),
+            (info.ggml_dtype, info.shape.dims()),
+            "{name}"
+        );
+    }
+    assert_eq!(vocab_of(&written), vocab_of(&source));
+    let bytes = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        bytes(&copy) <= bytes(&path),
+        "{} > {}",
+        bytes(&copy),
+        bytes(&path)
+    );
+
+    // Cut to 3 layers and half the MLP weights zeroed: the blocks cut away are left out, and the
+    // model read back computes what the pruned model in memory computes, up to quantization.
+    let mut pruned = LlamaModel::from_gguf(&path, Some(3), &device).unwrap();
+    let vars = pruned.make_trainable().unwrap();
+    let scores = magnitude_scores(&vars).unwrap();
+    prune_lowest(&vars, &scores, 0.5).unwrap();
+    let out = dir.path().join("pruned.gguf");
+    pruned.save_gguf(&out).unwrap();
+    let written = read_gguf(&out);
+    assert_eq!(written.metadata["llama.block_count"].to_u32().unwrap(), 3);
+    assert!(written
+        .tensor_infos
+        .keys()
+        .all(|n| !n.starts_with("blk.3.")));
+    let again = LlamaModel::from_gguf(&out, None, &device).unwrap();
+    assert_eq!(again.config().num_layers, 3);
+    let ids = Tensor::new(&[[504u32, 3458, 282, 4649, 314, 253, 1345]], &device).unwrap();
+    let mask = Tensor::ones((1, 7), candle_core::DType::U8, &device).unwrap();
+    let a = pruned
+        .hidden_states(&ids, &mask)
+        .unwrap()
+        .flatten_all()
+        .unwrap();
+    let b = again
+        .hidden_states(&ids, &mask)
+        .unwrap()
+        .flatten_all()
+        .unwrap();
+    let dot = |x: &Tensor, y: &Tensor| {
+        (x * y)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    let cosine = dot(&a, &b) / (dot(&a, &a).sqrt() * dot(&b, &b).sqrt());
+    assert!(cosine > 0.99, "cosine {cosine}");
+
+    // The zeroed weights come back near zero: within the quantization step of their block.
+    for (name, var) in vars.iter().filter(|(n, _)| n.contains(".mlp.")) {
+        let l: usize = name.split('.').nth(2).unwrap().parse().unwrap();
+        let proj = name.split('.').nth(4).unwrap().trim_end_matches("_proj");
+        let gguf_name = format!("blk.{l}.ffn_{proj}.weight");
+        let back = written
+            .tensor(&mut std::fs::File::open(&out).unwrap(), &gguf_name, &device)
+            .unwrap()
+            .dequantize(&device)
+            .unwrap();
+        let zeroed = var
+            .as_tensor()
+            .eq(0f32)
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        let kept = (1.0 - &zeroed).unwrap();
+        let mean_abs = |m: &Tensor| {
+            (back.abs().unwrap() * m)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                / m.sum_all().unwrap().to_scalar::<f32>().unwrap()
+        };
+        let (at_zero, at_kept) = (mean_abs(&zeroed), mean_abs(&kept));
+        assert!(
+            at_zero < 0.25 * at_kept,
+            "{gguf_name}: {at_zero} vs {at_kept}"
+        );
+    }
+}
+
 #[test]
 fn the_gguf_tokenizer_splits_as_the_vocabulary_expects() {
     let Some(path) = gguf() else { return };

@@ -34,7 +34,7 @@ enum PruneMethod {
 /// final states are gathered on (title, text) pairs of --domain-corpus and of --general-corpus;
 /// DAI = softplus((F_dom - F_gen) |w| clip(1 + 0.2 a, 0.8, 1.2) + 0.5 sqrt(|w|)), with a the
 /// per-weight product of the two tensor-normalised mean gradients. Writes a Hugging Face
-/// directory.
+/// directory, or a GGUF file at the source's quantization (see --output).
 #[derive(Debug, Args)]
 struct GapruneArgs {
     #[command(flatten)]
@@ -57,7 +57,8 @@ struct GapruneArgs {
 }
 
 /// Magnitude pruning: zero the MLP weights of smallest |w|, ranked together over all layers (the
-/// baseline GAPrune is compared with). Writes a Hugging Face directory.
+/// baseline GAPrune is compared with). Writes a Hugging Face directory, or a GGUF file at the
+/// source's quantization (see --output).
 #[derive(Debug, Args)]
 struct MagnitudeArgs {
     #[command(flatten)]
@@ -76,13 +77,17 @@ struct MlpPruneArgs {
     /// Keep only the first N layers first (a layer cut).
     #[arg(long)]
     keep: Option<usize>,
-    /// Output directory.
+    /// Output: a path ending in .gguf writes one GGUF file, each tensor at the quantization it
+    /// has in the source (a GGUF source only; never larger than the source); any other path is
+    /// a Hugging Face directory (model.safetensors at the source's float type, f16 for a
+    /// quantized GGUF source, with config.json and tokenizer.json).
     #[arg(long)]
     output: PathBuf,
 }
 
 /// Keep the first N layers (plus the final norm) and write the model as a Hugging Face directory
-/// (model.safetensors, config.json, tokenizer.json).
+/// (model.safetensors, config.json, tokenizer.json), or as a GGUF file at the source's
+/// quantization (see --output).
 ///
 /// With --auto, N is chosen as L3Prune does: the untrained InfoNCE loss of each depth's
 /// mean-pooled states on (title, text) pairs of --corpus, the best depth in the lower half
@@ -115,7 +120,10 @@ struct LayerCutArgs {
     /// Layers per block in the angular distance table.
     #[arg(long, default_value_t = 4)]
     block: usize,
-    /// Output directory.
+    /// Output: a path ending in .gguf writes one GGUF file, each tensor at the quantization it
+    /// has in the source (a GGUF source only; never larger than the source); any other path is
+    /// a Hugging Face directory (model.safetensors at the source's float type, f16 for a
+    /// quantized GGUF source, with config.json and tokenizer.json).
     #[arg(long)]
     output: PathBuf,
 }
@@ -184,8 +192,21 @@ fn corpus_pairs(
     Ok(pairs)
 }
 
-/// Writes a pruned model and its tokenizer.
+/// Whether `output` names a GGUF file (it ends in `.gguf`).
+fn is_gguf(output: &Path) -> bool {
+    output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// Writes a pruned model: a GGUF file at the source's quantization when `output` ends in
+/// `.gguf` (the source must be GGUF; its tokenizer is in the metadata), else a Hugging Face
+/// directory with the tokenizer.
 fn write(model: &LlamaModel, tok: &tokenizers::Tokenizer, output: &Path) -> anyhow::Result<()> {
+    if is_gguf(output) {
+        model.save_gguf(output)?;
+        return Ok(());
+    }
     model.save(output)?;
     let path = output.join("tokenizer.json");
     tok.save(&path, false)

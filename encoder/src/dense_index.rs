@@ -92,14 +92,10 @@ impl DenseIndex {
     /// Writes the index to `path` (through a temporary file renamed into place, so a failed write
     /// leaves any former file intact).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |p: &Path| {
-            let path = p.to_path_buf();
-            move |error| EncoderError::Io { path, error }
-        };
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(".tmp");
         let tmp = path.with_file_name(name);
-        let file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        let file = std::fs::File::create(&tmp).map_err(EncoderError::io(&tmp))?;
         let mut out = BufWriter::new(file);
         let write = |out: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
             out.write_all(MAGIC)?;
@@ -125,7 +121,7 @@ impl DenseIndex {
             });
         }
         drop(out);
-        std::fs::rename(&tmp, path).map_err(io(path))
+        std::fs::rename(&tmp, path).map_err(EncoderError::io(path))
     }
 
     /// Reads an index [`DenseIndex::save`] wrote, checking its header and length.

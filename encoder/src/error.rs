@@ -1,6 +1,6 @@
 //! The error type of the crate.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong while loading or running an encoder.
 ///
@@ -107,3 +107,11 @@ impl From<candle_core::Error> for EncoderError {
 
 /// The crate's result type.
 pub type Result<T, E = EncoderError> = std::result::Result<T, E>;
+
+impl EncoderError {
+    /// For `map_err`: an I/O error on `path` as [`EncoderError::Io`], naming the file.
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EncoderError {
+        let path = path.to_path_buf();
+        move |error| EncoderError::Io { path, error }
+    }
+}

@@ -422,11 +422,7 @@ impl LlamaModel {
     /// rotate-halves layout) and `config.json` (a Llama one for a GGUF model; the loaded one with
     /// the shape updated for a Hugging Face model). The tokenizer is the caller's to write.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| EncoderError::Io { path, error }
-        };
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        std::fs::create_dir_all(dir).map_err(EncoderError::io(dir))?;
         let c = &self.config;
         let dh = c.head_dim;
         // GGUF's interleaved rows [head, pair, 2] back to [head, 2, pair].
@@ -476,8 +472,8 @@ impl LlamaModel {
         let weights = dir.join("model.safetensors");
         let tmp = dir.join(".model.safetensors.tmp");
         candle_core::safetensors::save(&tensors, &tmp).map_err(gguf_error(&tmp))?;
-        crate::model_dir::readable(&tmp).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
+        crate::model_dir::readable(&tmp).map_err(EncoderError::io(&tmp))?;
+        std::fs::rename(&tmp, &weights).map_err(EncoderError::io(&weights))?;
         let intermediate = self.blocks.first().map_or(0, |b| b.gate.dims()[0]);
         let mut config = self.hf_config.clone().unwrap_or_else(|| {
             serde_json::json!({
@@ -510,7 +506,7 @@ impl LlamaModel {
         }
         let path = dir.join("config.json");
         let text = serde_json::to_string_pretty(&config).unwrap_or_default();
-        std::fs::write(&path, text + "\n").map_err(io(&path))
+        std::fs::write(&path, text + "\n").map_err(EncoderError::io(&path))
     }
 
     /// Turns every weight into a trainable `Var` and switches the forward pass to ops that all

@@ -501,24 +501,20 @@ impl ChamferTrainer {
     pub fn save(&self, source: impl AsRef<Path>, output: impl AsRef<Path>) -> Result<()> {
         let files = ModelDir::open(source)?;
         let out = output.as_ref();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |error| EncoderError::Io { path, error }
-        };
-        std::fs::create_dir_all(out).map_err(io(out))?;
+        std::fs::create_dir_all(out).map_err(EncoderError::io(out))?;
         for (from, name) in [
             (&files.config, ModelDir::CONFIG_FILE),
             (&files.tokenizer, ModelDir::TOKENIZER_FILE),
         ] {
             let to = out.join(name);
-            std::fs::copy(from, &to).map_err(io(&to))?;
+            std::fs::copy(from, &to).map_err(EncoderError::io(&to))?;
         }
         // Written beside, then renamed: a failed save leaves no half-written weights.
         let tmp = out.join(".model.safetensors.tmp");
         self.model.save(&tmp)?;
-        crate::model_dir::readable(&tmp).map_err(io(&tmp))?;
+        crate::model_dir::readable(&tmp).map_err(EncoderError::io(&tmp))?;
         let target = out.join(ModelDir::WEIGHTS_FILE);
-        std::fs::rename(&tmp, &target).map_err(io(&target))
+        std::fs::rename(&tmp, &target).map_err(EncoderError::io(&target))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Writing a model read from GGUF back as GGUF, each tensor at the quantization it had there.
 
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use candle_core::quantized::{gguf_file, QTensor};
@@ -27,11 +27,7 @@ impl LlamaModel {
         }
         let source = &self.path;
         let read_err = gguf_error(source);
-        let io = |p: &Path| {
-            let p = p.to_path_buf();
-            move |error| EncoderError::Io { path: p, error }
-        };
-        let mut file = std::fs::File::open(source).map_err(io(source))?;
+        let mut file = std::fs::File::open(source).map_err(EncoderError::io(source))?;
         let content = gguf_file::Content::read(&mut file).map_err(&read_err)?;
 
         let layers = self.blocks.len();
@@ -71,20 +67,18 @@ impl LlamaModel {
             .map_or_else(|| "model.gguf".into(), |n| n.to_string_lossy().into_owned());
         let tmp = path.with_file_name(format!(".{name}.tmp"));
         let written = (|| -> Result<()> {
-            let out = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+            let out = std::fs::File::create(&tmp).map_err(EncoderError::io(&tmp))?;
             let mut out = BufWriter::new(out);
             let metadata: Vec<(&str, &gguf_file::Value)> =
                 metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
             let tensors: Vec<(&str, &QTensor)> =
                 tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
             gguf_file::write(&mut out, &metadata, &tensors).map_err(gguf_error(&tmp))?;
-            let out = out.into_inner().map_err(|e| EncoderError::Io {
-                path: tmp.clone(),
-                error: e.into_error(),
-            })?;
-            out.sync_all().map_err(io(&tmp))?;
-            crate::model_dir::readable(&tmp).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, path).map_err(io(path))
+            out.flush().map_err(EncoderError::io(&tmp))?;
+            out.get_ref().sync_all().map_err(EncoderError::io(&tmp))?;
+            drop(out);
+            crate::model_dir::readable(&tmp).map_err(EncoderError::io(&tmp))?;
+            std::fs::rename(&tmp, path).map_err(EncoderError::io(path))
         })();
         if written.is_err() {
             // Nothing half-written is left behind; an earlier file at `path` is untouched.

@@ -77,12 +77,8 @@ struct MlpPruneArgs {
     /// Keep only the first N layers first (a layer cut).
     #[arg(long)]
     keep: Option<usize>,
-    /// Output: a path ending in .gguf writes one GGUF file, each tensor at the quantization it
-    /// has in the source (a GGUF source only; never larger than the source); any other path is
-    /// a Hugging Face directory (model.safetensors at the source's float type, f16 for a
-    /// quantized GGUF source, with config.json and tokenizer.json).
-    #[arg(long)]
-    output: PathBuf,
+    #[command(flatten)]
+    out: PrunedOutput,
 }
 
 /// Keep the first N layers (plus the final norm) and write the model as a Hugging Face directory
@@ -120,12 +116,8 @@ struct LayerCutArgs {
     /// Layers per block in the angular distance table.
     #[arg(long, default_value_t = 4)]
     block: usize,
-    /// Output: a path ending in .gguf writes one GGUF file, each tensor at the quantization it
-    /// has in the source (a GGUF source only; never larger than the source); any other path is
-    /// a Hugging Face directory (model.safetensors at the source's float type, f16 for a
-    /// quantized GGUF source, with config.json and tokenizer.json).
-    #[arg(long)]
-    output: PathBuf,
+    #[command(flatten)]
+    out: PrunedOutput,
 }
 
 /// Runs `prune`.
@@ -192,26 +184,36 @@ fn corpus_pairs(
     Ok(pairs)
 }
 
-/// Whether `output` names a GGUF file (it ends in `.gguf`).
-fn is_gguf(output: &Path) -> bool {
-    output
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+/// Where a pruned model is written, and in which form.
+#[derive(Debug, Args)]
+struct PrunedOutput {
+    /// Output: a path ending in .gguf writes one GGUF file, each tensor at the quantization it
+    /// has in the source (a GGUF source only; never larger than the source); any other path is
+    /// a Hugging Face directory (model.safetensors at the source's float type, f16 for a
+    /// quantized GGUF source, with config.json and tokenizer.json).
+    #[arg(long)]
+    output: PathBuf,
 }
 
-/// Writes a pruned model: a GGUF file at the source's quantization when `output` ends in
-/// `.gguf` (the source must be GGUF; its tokenizer is in the metadata), else a Hugging Face
-/// directory with the tokenizer.
-fn write(model: &LlamaModel, tok: &tokenizers::Tokenizer, output: &Path) -> anyhow::Result<()> {
-    if is_gguf(output) {
-        model.save_gguf(output)?;
-        return Ok(());
+impl PrunedOutput {
+    /// Writes a pruned model: a GGUF file at the source's quantization when the output ends in
+    /// `.gguf` (the source must be GGUF; its tokenizer is in the metadata), else a Hugging Face
+    /// directory with the tokenizer.
+    fn write(&self, model: &LlamaModel, tok: &tokenizers::Tokenizer) -> anyhow::Result<()> {
+        let output = &self.output;
+        if output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
+            model.save_gguf(output)?;
+            return Ok(());
+        }
+        model.save(output)?;
+        let path = output.join("tokenizer.json");
+        tok.save(&path, false)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        Ok(())
     }
-    model.save(output)?;
-    let path = output.join("tokenizer.json");
-    tok.save(&path, false)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    Ok(())
 }
 
 fn gaprune(args: &GapruneArgs) -> anyhow::Result<()> {
@@ -252,8 +254,8 @@ fn prune_mlp(
     let scores = score(&model, &vars, &tok)?;
     let zeroed = prune_lowest(&vars, &scores, args.sparsity)?;
     println!("zeroed {zeroed} MLP weights (sparsity {})", args.sparsity);
-    write(&model, &tok, &args.output)?;
-    eprintln!("written to {}", args.output.display());
+    args.out.write(&model, &tok)?;
+    eprintln!("written to {}", args.out.output.display());
     Ok(())
 }
 
@@ -293,10 +295,10 @@ fn layer_cut(args: &LayerCutArgs) -> anyhow::Result<()> {
     };
     let keep = keep.context("give --keep N or --auto with --corpus")?;
     let model = load(&args.model, Some(keep))?;
-    write(&model, &tok, &args.output)?;
+    args.out.write(&model, &tok)?;
     eprintln!(
         "kept {keep} of the model's layers; written to {}",
-        args.output.display()
+        args.out.output.display()
     );
     Ok(())
 }

@@ -305,6 +305,49 @@ fn eval_on_cranfield_end_to_end() {
     assert_ne!(tuned, bm25, "k1 and b change BM25's scores");
     assert!((0.25..0.6).contains(&tuned[0]), "BM25 nDCG@10 {}", tuned[0]);
 
+    // Another dataset under the same work directory and model gets vectors of its own, not
+    // Cranfield's: its 5 queries are answered from its own documents only.
+    mini_dataset(&cranfield, &dir.join("mini"), 5, 40);
+    let mini_ids: std::collections::BTreeSet<String> =
+        fs::read_to_string(dir.join("mini/corpus.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"].to_string())
+            .map(|id| id.trim_matches('"').to_owned())
+            .collect();
+    let mini_docs = mini_ids.len();
+    let Run { stdout, stderr, .. } = run(
+        dir,
+        &[
+            "eval",
+            "--dataset",
+            "mini",
+            "--model",
+            model.to_str().unwrap(),
+            "--work-dir",
+            "work",
+            "--output",
+            "mini-runs",
+        ],
+    );
+    assert!(
+        !stderr.contains("using cached document vectors")
+            && stderr.contains(&format!("encoded {mini_docs} documents")),
+        "{stderr}"
+    );
+    let mini_run = fs::read_to_string(dir.join("mini-runs/splade-bmp.trec")).unwrap();
+    let answered: std::collections::BTreeSet<&str> = mini_run
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(answered.len(), 5, "{stdout}");
+    assert!(
+        mini_run
+            .lines()
+            .all(|l| mini_ids.contains(l.split(' ').nth(2).unwrap())),
+        "{stdout}: only documents of the mini corpus are ranked"
+    );
+
     // Every model is loaded before anything is encoded: a missing token model fails at once,
     // and no vector is written.
     fail(

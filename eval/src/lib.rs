@@ -34,6 +34,7 @@ pub mod encode;
 pub mod error;
 pub mod evaluate;
 pub mod hybrid;
+mod input_key;
 mod io;
 pub mod jsonl;
 pub mod latency;

@@ -43,6 +43,7 @@ use crate::encode::{encode_corpus, encode_queries_with_dense, write_vector_line}
 use crate::error::{Error, Result};
 use crate::evaluate::{evaluate, EvalOptions, Evaluation, Measure};
 use crate::hybrid::{evaluate_hybrid, hybrid_records};
+use crate::input_key::input_key;
 use crate::jsonl::Query as TextQuery;
 use crate::latency::Latency;
 use crate::lexical::hybrid_from_vectors;
@@ -66,7 +67,8 @@ pub struct DatasetEval {
     /// Its options.
     pub encoder: TextEncoderOptions,
     /// Where encoded vectors, indexes and stores are cached (`None`: eval-cache/<dataset name>).
-    /// The cache is keyed by the model directory's name and the encoder options.
+    /// The cache is keyed by the model directory's name, the encoder options, and the files of
+    /// the corpus and the model (their paths, lengths and modification times).
     pub work_dir: Option<PathBuf>,
     /// Results per query.
     pub k: usize,
@@ -350,8 +352,9 @@ fn run_snapshot(
 
 /// The whole pipeline on a BEIR dataset; see the module documentation. Every model is loaded
 /// (and a dense or token model checked) before anything is encoded; encoded vectors, the index
-/// and multi-vector stores are cached in [`DatasetEval::cache_dir`] and rebuilt when missing or
-/// older than what they are made from.
+/// and multi-vector stores are cached in [`DatasetEval::cache_dir`] under names keyed by the
+/// files they are made from (another corpus or a retrained model gets new ones), and rebuilt
+/// when missing or older than what they are made from.
 pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result<DatasetReport> {
     if config.algorithms.is_empty() {
         return Err(Error::InvalidOption(
@@ -402,7 +405,9 @@ pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    let key = format!("{model_name}.{}", config.encoder.document_key());
+    // Another corpus, or the same model retrained in place, gets a cache of its own.
+    let inputs = input_key(&[corpus, &config.model])?;
+    let key = format!("{model_name}.{}.{inputs}", config.encoder.document_key());
     let vectors = work.join(format!("corpus.{key}.jsonl"));
     let dense_path = config.dense.map(|pooling| {
         let dim = config.encoder.dense_key();
@@ -498,7 +503,8 @@ pub fn evaluate_dataset(config: &DatasetEval, progress: &dyn Progress) -> Result
             .file_stem()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let stores = work.join(format!("multivec.{}.{stem}", stage.key()));
+        let token_inputs = input_key(&[&stage.model])?;
+        let stores = work.join(format!("multivec.{}.{token_inputs}.{stem}", stage.key()));
         let first_spec = &config.algorithms[0];
         let mut searcher = first_spec.searcher(&index);
         let mut first_stage = Vec::with_capacity(records.len());

@@ -116,8 +116,9 @@ pub struct EvalArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Where --dataset caches encoded vectors and indexes (default eval-cache/<dataset name>).
-    /// The cache is keyed by the model directory's name and the encoder options: delete it after
-    /// changing the model files in place.
+    /// The cache is keyed by the model directory's name, the encoder options and the corpus and
+    /// model files (paths, lengths, modification times): another dataset, or a model retrained in
+    /// place, is encoded anew.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Print per-query values of the first system as TSV (query, measure values) to stdout.

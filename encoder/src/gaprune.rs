@@ -96,12 +96,20 @@ pub fn pair_loss(model: &LlamaModel, pairs: &[(Vec<u32>, Vec<u32>)]) -> Result<T
     Ok(crate::train::in_batch_loss(&scores)?.0)
 }
 
-/// Gradient statistics of the MLP weights over `pairs`, in batches of `batch`.
+/// How many batches [`gradient_stats`] takes from `pairs` pairs in batches of `batch`.
+pub fn gradient_batches(pairs: usize, batch: usize) -> usize {
+    let batch = batch.max(2);
+    pairs / batch + usize::from(pairs % batch >= 2)
+}
+
+/// Gradient statistics of the MLP weights over `pairs`, in batches of `batch` (a last batch of
+/// one pair is left out: it has no negative); `on_batch` is called after each batch.
 pub fn gradient_stats(
     model: &LlamaModel,
     vars: &[(String, Var)],
     pairs: &[(Vec<u32>, Vec<u32>)],
     batch: usize,
+    on_batch: &mut dyn FnMut(),
 ) -> Result<GradientStats> {
     let mut fisher: HashMap<String, Tensor> = HashMap::new();
     let mut mean: HashMap<String, Tensor> = HashMap::new();
@@ -128,6 +136,7 @@ pub fn gradient_stats(
             }
         }
         batches += 1;
+        on_batch();
     }
     if batches == 0 {
         return Err(EncoderError::InvalidInput(

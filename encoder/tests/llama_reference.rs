@@ -484,7 +484,7 @@ fn a_trainable_llama_gives_every_weight_a_gradient() {
 #[test]
 fn gaprune_and_magnitude_zero_half_of_the_mlp_weights() {
     use bmp_encoder::gaprune::{
-        gaprune_scores, gradient_stats, is_mlp, magnitude_scores, prune_lowest,
+        gaprune_scores, gradient_batches, gradient_stats, is_mlp, magnitude_scores, prune_lowest,
     };
     let Some(path) = gguf() else { return };
     let tokenizer = bmp_encoder::gguf_tokenizer::gguf_tokenizer(&path).unwrap();
@@ -518,9 +518,21 @@ fn gaprune_and_magnitude_zero_half_of_the_mlp_weights() {
     ]);
     let mut model = LlamaModel::from_gguf(&path, Some(2), &Device::Cpu).unwrap();
     let vars = model.make_trainable().unwrap();
-    let dom = gradient_stats(&model, &vars, &domain, 2).unwrap();
-    let gen = gradient_stats(&model, &vars, &general, 2).unwrap();
+    let mut reported = 0;
+    let dom = gradient_stats(&model, &vars, &domain, 2, &mut || reported += 1).unwrap();
+    let gen = gradient_stats(&model, &vars, &general, 2, &mut || {}).unwrap();
     assert_eq!((dom.batches, gen.batches), (2, 2));
+    assert_eq!(reported, 2, "each batch is reported");
+    assert_eq!(gradient_batches(domain.len(), 2), 2);
+    // A last batch of one pair has no negative and is not taken.
+    assert_eq!(
+        (
+            gradient_batches(5, 2),
+            gradient_batches(6, 4),
+            gradient_batches(7, 1)
+        ),
+        (2, 2, 3)
+    );
     let mlp: Vec<&String> = vars.iter().map(|(n, _)| n).filter(|n| is_mlp(n)).collect();
     assert_eq!(mlp.len(), 2 * 3);
     for name in &mlp {

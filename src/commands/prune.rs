@@ -4,13 +4,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bmp_encoder::gaprune::{gaprune_scores, gradient_stats, magnitude_scores, prune_lowest};
+use bmp_encoder::gaprune::{
+    gaprune_scores, gradient_batches, gradient_stats, magnitude_scores, prune_lowest,
+};
 use bmp_encoder::gguf_tokenizer::gguf_tokenizer;
 use bmp_encoder::layer_cut::{angular_distances, best_depths, layer_losses};
 use bmp_encoder::llama::LlamaModel;
 use bmp_eval::CorpusReader;
 use candle_core::{Device, Tensor, Var};
 use clap::{Args, Subcommand};
+
+use super::progress::count_bar;
 
 /// Prune a decoder LLM (Llama family, GGUF or a Hugging Face directory): cut layers, or zero MLP
 /// weights by GAPrune or by magnitude.
@@ -222,8 +226,12 @@ fn gaprune(args: &GapruneArgs) -> anyhow::Result<()> {
         let domain = corpus_pairs(&args.domain_corpus, tok, args.pairs, args.max_length)?;
         let general = corpus_pairs(&args.general_corpus, tok, args.pairs, args.max_length)?;
         let start = std::time::Instant::now();
-        let dom = gradient_stats(model, vars, &domain, batch)?;
-        let gen = gradient_stats(model, vars, &general, batch)?;
+        let batches =
+            gradient_batches(domain.len(), batch) + gradient_batches(general.len(), batch);
+        let bar = count_bar(batches as u64, "gradient batches");
+        let dom = gradient_stats(model, vars, &domain, batch, &mut || bar.inc(1))?;
+        let gen = gradient_stats(model, vars, &general, batch, &mut || bar.inc(1))?;
+        bar.finish_and_clear();
         eprintln!(
             "gradients of {} domain and {} general pairs in {:.1} s",
             domain.len(),

@@ -52,12 +52,15 @@ for keep in 25 20 10; do
     "$bin" prune layer-cut --model "$trained" --keep "$keep" --output "$work/cut-$keep"
 done
 "$bin" prune magnitude --model "$trained" --sparsity 0.5 --output "$work/mag50"
-for pairs in 64 256; do
+# GAPrune with CACM as the general corpus (64 and 256 pairs each), and with SciFact (64).
+for setting in cacm:64 cacm:256 scifact:64; do
+    general=${setting%:*}
+    pairs=${setting#*:}
     "$bin" prune gaprune --model "$trained" --sparsity 0.5 --pairs "$pairs" \
-        --domain-corpus "$data/cranfield/corpus.jsonl" --general-corpus "$data/cacm/corpus.jsonl" \
-        --output "$work/gap50-$pairs"
+        --domain-corpus "$data/cranfield/corpus.jsonl" --general-corpus "$data/$general/corpus.jsonl" \
+        --output "$work/gap50-$general-$pairs"
 done
-variants="cut-25 cut-20 cut-10 cut-auto mag50 gap50-64 gap50-256"
+variants="cut-25 cut-20 cut-10 cut-auto mag50 gap50-cacm-64 gap50-cacm-256 gap50-scifact-64"
 for variant in $variants; do
     evaluate cranfield "$work/$variant" "$variant"
 done

@@ -96,14 +96,15 @@ pub fn pair_loss(model: &LlamaModel, pairs: &[(Vec<u32>, Vec<u32>)]) -> Result<T
     Ok(crate::train::in_batch_loss(&scores)?.0)
 }
 
-/// How many batches [`gradient_stats`] takes from `pairs` pairs in batches of `batch`.
+/// How many batches [`gradient_stats`] takes from `pairs` pairs in batches of `batch` (at least
+/// 2): a last batch of one pair is left out, as it has no negative.
 pub fn gradient_batches(pairs: usize, batch: usize) -> usize {
     let batch = batch.max(2);
     pairs / batch + usize::from(pairs % batch >= 2)
 }
 
-/// Gradient statistics of the MLP weights over `pairs`, in batches of `batch` (a last batch of
-/// one pair is left out: it has no negative); `on_batch` is called after each batch.
+/// Gradient statistics of the MLP weights over `pairs`, in the [`gradient_batches`] batches of
+/// `batch`; `on_batch` is called after each batch.
 pub fn gradient_stats(
     model: &LlamaModel,
     vars: &[(String, Var)],
@@ -111,10 +112,15 @@ pub fn gradient_stats(
     batch: usize,
     on_batch: &mut dyn FnMut(),
 ) -> Result<GradientStats> {
+    let batches = gradient_batches(pairs.len(), batch);
+    if batches == 0 {
+        return Err(EncoderError::InvalidInput(
+            "no batch of at least 2 pairs".into(),
+        ));
+    }
     let mut fisher: HashMap<String, Tensor> = HashMap::new();
     let mut mean: HashMap<String, Tensor> = HashMap::new();
-    let mut batches = 0usize;
-    for chunk in pairs.chunks(batch.max(2)).filter(|c| c.len() >= 2) {
+    for chunk in pairs.chunks(batch.max(2)).take(batches) {
         let loss = pair_loss(model, chunk)?;
         let grads = loss.backward()?;
         for (name, v) in vars.iter().filter(|(n, _)| is_mlp(n)) {
@@ -135,13 +141,7 @@ pub fn gradient_stats(
                 }
             }
         }
-        batches += 1;
         on_batch();
-    }
-    if batches == 0 {
-        return Err(EncoderError::InvalidInput(
-            "no batch of at least 2 pairs".into(),
-        ));
     }
     let n = batches as f64;
     for t in fisher.values_mut().chain(mean.values_mut()) {

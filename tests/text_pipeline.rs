@@ -312,8 +312,7 @@ fn eval_on_cranfield_end_to_end() {
         fs::read_to_string(dir.join("mini/corpus.jsonl"))
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"].to_string())
-            .map(|id| id.trim_matches('"').to_owned())
+            .map(id_of)
             .collect();
     let mini_docs = mini_ids.len();
     let Run { stdout, stderr, .. } = run(
@@ -1156,6 +1155,14 @@ fn a_decoder_llm_encodes_builds_and_searches_like_splade() {
     assert_eq!(line["vector"].as_object().unwrap().len(), 256);
 }
 
+/// The `_id` of a BEIR corpus or queries line.
+fn id_of(line: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(line).unwrap()["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// A small BEIR dataset cut from `src`: its first `n_queries` judged test queries, their judged
 /// documents and the first `extra_docs` documents of the corpus.
 fn mini_dataset(src: &Path, dst: &Path, n_queries: usize, extra_docs: usize) {
@@ -1176,12 +1183,6 @@ fn mini_dataset(src: &Path, dst: &Path, n_queries: usize, extra_docs: usize) {
         kept_qrels.push(line.to_owned());
         docs.insert(cols[1].to_owned());
     }
-    let id_of = |line: &str| {
-        serde_json::from_str::<serde_json::Value>(line).unwrap()["_id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
     let corpus = fs::read_to_string(src.join("corpus.jsonl")).unwrap();
     let kept_corpus: Vec<&str> = corpus
         .lines()
